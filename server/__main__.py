@@ -1,0 +1,74 @@
+"""`python -m server` starts the service; `python -m server migrate` only applies migrations."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from server.settings import Settings, describe_validation_error
+
+
+def load_settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        print(f"roundtable: {describe_validation_error(exc)}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+async def _migrate_only(settings: Settings) -> None:
+    from server.db import EmbeddedPostgres, create_pool
+    from server.migrate import migrate
+
+    embedded = None
+    dsn = settings.database_url
+    if dsn is None:
+        embedded = EmbeddedPostgres(settings.resolved_data_dir())
+        dsn = await asyncio.to_thread(embedded.start)
+    try:
+        pool = await create_pool(dsn, min_size=1, max_size=1)
+        try:
+            async with pool.acquire() as conn:
+                applied = await migrate(conn)
+        finally:
+            await pool.close()
+        print(f"applied {len(applied)} migration(s): {applied}" if applied else "database is up to date")
+    finally:
+        if embedded is not None:
+            await asyncio.to_thread(embedded.stop)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m server", description="Roundtable server")
+    parser.add_argument("command", nargs="?", default="run", choices=["run", "migrate"])
+    args = parser.parse_args(argv)
+    settings = load_settings()
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    if args.command == "migrate":
+        asyncio.run(_migrate_only(settings))
+        return 0
+
+    from server.app import create_app
+
+    app = create_app(settings)
+    logging.getLogger("server").info("listening on http://%s:%s", settings.host, settings.port)
+    web.run_app(
+        app,
+        host=settings.host,
+        port=settings.port,
+        shutdown_timeout=5,
+        print=lambda text: logging.getLogger("server").info("%s", text.strip()),
+        access_log=None,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

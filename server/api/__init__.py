@@ -1,0 +1,12 @@
+"""The HTTP API under /api/v1. Importing the route modules fills `API`'s route table."""
+
+from server.api.routing import Api
+
+API = Api()
+PREFIX = "/api/v1"
+
+
+def load_routes() -> Api:
+    from server.api import meta, participants, workshops  # noqa: F401  (imported for their routes)
+
+    return API

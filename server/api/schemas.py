@@ -1,0 +1,214 @@
+"""HTTP request and response bodies. These models are the API's contract and its OpenAPI schema."""
+
+from __future__ import annotations
+
+import re
+import uuid
+import zoneinfo
+from datetime import datetime
+from functools import cache
+from typing import Annotated, Any, Generic, Literal, TypeVar
+
+import pycountry
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
+
+from server.auth import Role
+
+WorkshopStatus = Literal["scheduled", "live", "ended", "cancelled"]
+ConsentMode = Literal["explicit", "assumed"]
+RoomKind = Literal["plenary", "breakout"]
+MediaMode = Literal["mesh", "sfu"]
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+@cache
+def _country_codes() -> frozenset[str]:
+    return frozenset(c.alpha_2 for c in pycountry.countries)
+
+
+@cache
+def _time_zones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+def _country(value: str) -> str:
+    code = value.strip().upper()
+    if code not in _country_codes():
+        raise ValueError(f"unknown ISO 3166-1 alpha-2 country code: {value!r}")
+    return code
+
+
+def _time_zone(value: str) -> str:
+    if value not in _time_zones():
+        raise ValueError(f"unknown IANA time zone: {value!r}")
+    return value
+
+
+def _single_line(value: str) -> str:
+    if _CONTROL.search(value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+def _email(value: str | None) -> str | None:
+    if value is None or value == "":
+        return None
+    if not _EMAIL.match(value) or len(value) > 254:
+        raise ValueError("not an e-mail address")
+    return value
+
+
+Country = Annotated[str, StringConstraints(min_length=2, max_length=2), AfterValidator(_country)]
+TimeZone = Annotated[str, AfterValidator(_time_zone)]
+Title = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), AfterValidator(_single_line)
+]
+Description = Annotated[str, StringConstraints(max_length=5000)]
+DisplayName = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), AfterValidator(_single_line)
+]
+Organisation = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200), AfterValidator(_single_line)]
+Email = Annotated[str | None, AfterValidator(_email)]
+
+
+class Body(BaseModel):
+    """Every request body: unknown fields are errors, types are not coerced from strings."""
+
+    model_config = ConfigDict(extra="forbid", strict=False)
+
+
+def _check_times(starts_at: datetime | None, ends_at: datetime | None) -> None:
+    if starts_at is not None and ends_at is not None and ends_at <= starts_at:
+        raise ValueError("ends_at must be after starts_at")
+
+
+class WorkshopCreate(Body):
+    title: Title
+    description: Description = ""
+    timezone: TimeZone
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime
+    status: WorkshopStatus = "scheduled"
+    recording_consent: ConsentMode = Field(
+        "explicit",
+        description="explicit: a participant is recorded only after saying yes; assumed: unless no.",
+    )
+    plenary_capacity: int | None = Field(None, ge=1, le=10_000)
+
+    @model_validator(mode="after")
+    def _times(self) -> WorkshopCreate:
+        _check_times(self.starts_at, self.ends_at)
+        return self
+
+
+class WorkshopPatch(Body):
+    title: Title | None = None
+    description: Description | None = None
+    timezone: TimeZone | None = None
+    starts_at: AwareDatetime | None = None
+    ends_at: AwareDatetime | None = None
+    status: WorkshopStatus | None = None
+    recording_consent: ConsentMode | None = None
+
+    @model_validator(mode="after")
+    def _times(self) -> WorkshopPatch:
+        _check_times(self.starts_at, self.ends_at)
+        return self
+
+
+class Workshop(BaseModel):
+    id: uuid.UUID
+    title: str
+    description: str
+    timezone: str
+    starts_at: datetime
+    ends_at: datetime
+    status: WorkshopStatus
+    recording_consent: ConsentMode
+    plenary_room_id: uuid.UUID
+    created_at: datetime
+    updated_at: datetime
+
+
+class Room(BaseModel):
+    id: uuid.UUID
+    workshop_id: uuid.UUID
+    name: str
+    kind: RoomKind
+    capacity: int
+    media: MediaMode
+    created_at: datetime
+
+
+class ParticipantCreate(Body):
+    display_name: DisplayName
+    country: Country
+    organisation: Organisation = ""
+    email: Email = None
+    role: Role = "participant"
+
+
+class ParticipantPatch(Body):
+    display_name: DisplayName | None = None
+    country: Country | None = None
+    organisation: Organisation | None = None
+    email: Email = None
+    role: Role | None = None
+
+
+class Participant(BaseModel):
+    id: uuid.UUID = Field(description="Also this participant's peer id on the WebSocket.")
+    workshop_id: uuid.UUID
+    display_name: str
+    country: str
+    organisation: str
+    email: str | None
+    role: Role
+    created_at: datetime
+    updated_at: datetime
+    join_token: str | None = Field(None, description="Shown to the admin and the organiser only.")
+    join_url: str | None = None
+    token_expires_at: datetime | None = None
+
+
+class JoinToken(BaseModel):
+    join_token: str
+    join_url: str
+    expires_at: datetime
+
+
+class ImportResult(BaseModel):
+    imported: int
+    items: list[Participant]
+
+
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    next_cursor: str | None
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    details: Any = None
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+class Health(BaseModel):
+    status: Literal["ok", "unavailable"]

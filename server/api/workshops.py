@@ -1,0 +1,142 @@
+"""Workshops and their rooms."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from server import keys
+from server.api import API, PREFIX
+from server.api.paging import page_of, page_request
+from server.api.routing import json_model, path_uuid, read_body
+from server.api.schemas import Page, Room, Workshop, WorkshopCreate, WorkshopPatch
+from server.auth import Principal
+from signaling.errors import InvalidArgument, NotFound, PermissionDenied
+
+
+def workshop_out(row: Any) -> Workshop:
+    return Workshop.model_validate(dict(row))
+
+
+def room_out(row: Any) -> Room:
+    return Room.model_validate(dict(row))
+
+
+def require_member(who: Principal, workshop_id: Any) -> None:
+    """Another workshop's objects do not exist for this caller."""
+    if not who.member_of(workshop_id):
+        raise NotFound("workshop not found")
+
+
+@API.route(
+    "POST",
+    f"{PREFIX}/workshops",
+    summary="Create a workshop and its plenary room (admin).",
+    body=WorkshopCreate,
+    response=Workshop,
+    status=201,
+    tags=("workshops",),
+)
+async def create_workshop(request: web.Request, who: Principal) -> web.Response:
+    if not who.is_admin:
+        raise PermissionDenied("only the admin may create workshops")
+    body = await read_body(request, WorkshopCreate)
+    settings = request.app[keys.SETTINGS]
+    data = body.model_dump(exclude={"plenary_capacity"})
+    row = await request.app[keys.STORE].create_workshop(
+        data, plenary_capacity=body.plenary_capacity or settings.plenary_capacity
+    )
+    return json_model(workshop_out(row), status=201)
+
+
+@API.route(
+    "GET",
+    f"{PREFIX}/workshops",
+    summary="List the workshops the caller may see (all for the admin, its own for a participant).",
+    response=Page[Workshop],
+    paged=True,
+    tags=("workshops",),
+)
+async def list_workshops(request: web.Request, who: Principal) -> web.Response:
+    limit, after = page_request(request)
+    only = None if who.is_admin else who.workshop_id
+    rows = await request.app[keys.STORE].list_workshops(limit=limit + 1, after=after, only=only)
+    return json_model(page_of(rows, limit, lambda r: workshop_out(r).model_dump(mode="json")))
+
+
+@API.route(
+    "GET",
+    f"{PREFIX}/workshops/{{workshop_id}}",
+    summary="Read a workshop (any member).",
+    response=Workshop,
+    tags=("workshops",),
+)
+async def get_workshop(request: web.Request, who: Principal) -> web.Response:
+    workshop_id = path_uuid(request, "workshop_id")
+    require_member(who, workshop_id)
+    return json_model(workshop_out(await request.app[keys.STORE].get_workshop(workshop_id)))
+
+
+@API.route(
+    "PATCH",
+    f"{PREFIX}/workshops/{{workshop_id}}",
+    summary="Change a workshop (admin, organiser).",
+    body=WorkshopPatch,
+    response=Workshop,
+    tags=("workshops",),
+)
+async def patch_workshop(request: web.Request, who: Principal) -> web.Response:
+    workshop_id = path_uuid(request, "workshop_id")
+    require_member(who, workshop_id)
+    if not who.manages(workshop_id):
+        raise PermissionDenied("only the organiser may change the workshop")
+    body = await read_body(request, WorkshopPatch)
+    changes = body.model_dump(exclude_unset=True)
+    for name in ("title", "timezone", "starts_at", "ends_at", "status", "recording_consent", "description"):
+        if name in changes and changes[name] is None:
+            raise InvalidArgument(f"{name} cannot be null", details=[{"field": name, "message": "not nullable"}])
+    store = request.app[keys.STORE]
+    current = await store.get_workshop(workshop_id)
+    starts = changes.get("starts_at", current["starts_at"])
+    ends = changes.get("ends_at", current["ends_at"])
+    if ends <= starts:
+        raise InvalidArgument(
+            "ends_at must be after starts_at", details=[{"field": "ends_at", "message": "before starts_at"}]
+        )
+    return json_model(workshop_out(await store.update_workshop(workshop_id, changes)))
+
+
+@API.route(
+    "DELETE",
+    f"{PREFIX}/workshops/{{workshop_id}}",
+    summary="Delete a workshop with everything in it (admin).",
+    status=204,
+    tags=("workshops",),
+)
+async def delete_workshop(request: web.Request, who: Principal) -> web.Response:
+    workshop_id = path_uuid(request, "workshop_id")
+    require_member(who, workshop_id)
+    if not who.is_admin:
+        raise PermissionDenied("only the admin may delete a workshop")
+    await request.app[keys.STORE].delete_workshop(workshop_id)
+    request.app[keys.SIGNALING].close_workshop(str(workshop_id))
+    return web.Response(status=204)
+
+
+@API.route(
+    "GET",
+    f"{PREFIX}/workshops/{{workshop_id}}/rooms",
+    summary="List a workshop's rooms (any member).",
+    response=Page[Room],
+    paged=True,
+    tags=("rooms",),
+)
+async def list_rooms(request: web.Request, who: Principal) -> web.Response:
+    workshop_id = path_uuid(request, "workshop_id")
+    require_member(who, workshop_id)
+    store = request.app[keys.STORE]
+    await store.get_workshop(workshop_id)
+    limit, after = page_request(request)
+    rows = await store.list_rooms(workshop_id, limit=limit + 1, after=after)
+    return json_model(page_of(rows, limit, lambda r: room_out(r).model_dump(mode="json")))

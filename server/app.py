@@ -1,0 +1,170 @@
+"""The composition root: `create_app(settings)` wires database, auth, API and signalling."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from aiohttp import web
+
+from server import keys
+from server.api import load_routes
+from server.api.meta import OPENAPI
+from server.auth import (
+    AdminCredential,
+    Authenticator,
+    JoinTokenIssuer,
+    Principal,
+    TokenSigner,
+    bearer_token,
+    hash_token,
+    new_secret,
+    read_or_create_secret_file,
+)
+from server.db import EmbeddedPostgres, create_pool
+from server.directory import ServerDirectory, ice_servers_for
+from server.http_errors import error_middleware
+from server.migrate import migrate
+from server.settings import Settings
+from server.store import Store
+from signaling.service import SignalingConfig, SignalingService
+from signaling.session import SessionLimits, serve_websocket
+from signaling.store import PgSignalingStore
+
+log = logging.getLogger(__name__)
+
+VERSION = "0.1.0"
+ADMIN_SECRET_NAME = "admin_token_sha256"
+ADMIN_TOKEN_FILE = "admin-token"
+SECRET_KEY_FILE = "secret-key"
+
+EMBEDDED = web.AppKey("embedded", EmbeddedPostgres)
+SIGNALING_STORE = web.AppKey("signaling_store", PgSignalingStore)
+SESSION_LIMITS = web.AppKey("session_limits", SessionLimits)
+
+
+async def _database(app: web.Application) -> AsyncIterator[None]:
+    settings = app[keys.SETTINGS]
+    embedded: EmbeddedPostgres | None = None
+    dsn = settings.database_url
+    if dsn is None:
+        embedded = EmbeddedPostgres(settings.resolved_data_dir())
+        dsn = await asyncio.to_thread(embedded.start)
+        app[EMBEDDED] = embedded
+    try:
+        pool = await create_pool(dsn)
+        try:
+            async with pool.acquire() as conn:
+                await migrate(conn)
+            app[keys.POOL] = pool
+            app[keys.STORE] = Store(pool)
+            yield
+        finally:
+            await pool.close()
+    finally:
+        if embedded is not None:
+            await asyncio.to_thread(embedded.stop)
+
+
+async def _admin_credential(settings: Settings, store: Store) -> AdminCredential:
+    if settings.admin_token:
+        return AdminCredential(hash_token(settings.admin_token))
+    stored = await store.get_secret(ADMIN_SECRET_NAME)
+    if stored is not None:
+        return AdminCredential(stored)
+    token = "rt_admin_" + new_secret()
+    if not await store.put_secret_if_absent(ADMIN_SECRET_NAME, hash_token(token)):
+        stored = await store.get_secret(ADMIN_SECRET_NAME)
+        assert stored is not None
+        return AdminCredential(stored)
+    path = settings.resolved_data_dir() / ADMIN_TOKEN_FILE
+    _write_private(path, token)
+    # Shown once: only the hash is kept in the database.
+    print(f"\n  Admin token (shown once, also in {path}):\n\n    {token}\n", flush=True)
+    log.warning("created a new admin token; it is in %s", path)
+    return AdminCredential(hash_token(token))
+
+
+def _write_private(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600, exist_ok=True)
+    path.chmod(0o600)
+    path.write_text(text + "\n", encoding="utf-8")
+
+
+async def _auth(app: web.Application) -> AsyncIterator[None]:
+    settings = app[keys.SETTINGS]
+    store = app[keys.STORE]
+    secret = settings.secret_key
+    if secret is None:
+        secret, _ = read_or_create_secret_file(settings.resolved_data_dir() / SECRET_KEY_FILE)
+    signer = TokenSigner(secret)
+    app[keys.AUTH] = Authenticator(signer, await _admin_credential(settings, store), store)
+    app[keys.ISSUER] = JoinTokenIssuer(
+        signer,
+        base_url=settings.base_url,
+        grace_s=settings.join_token_grace_s,
+        min_ttl_s=settings.join_token_min_ttl_s,
+    )
+    yield
+
+
+async def _signaling(app: web.Application) -> AsyncIterator[None]:
+    settings = app[keys.SETTINGS]
+    store = PgSignalingStore(app[keys.POOL])
+    store.start()
+    config = SignalingConfig(
+        max_message_bytes=settings.ws_max_message_bytes,
+        rate_per_s=settings.ws_rate_per_s,
+        rate_burst=settings.ws_rate_burst,
+        resume_grace_s=settings.resume_grace_s,
+        chat_history=settings.chat_history,
+        ice_servers=lambda pid: ice_servers_for(settings, pid),
+    )
+    service = SignalingService(ServerDirectory(app[keys.AUTH], app[keys.STORE]), store, config)
+    app[keys.SIGNALING] = service
+    app[SIGNALING_STORE] = store
+    try:
+        yield
+    finally:
+        service.shutdown()
+        await store.close()
+
+
+async def _close_sessions(app: web.Application) -> None:
+    """on_shutdown: close every WebSocket with 1001 so their handlers end before cleanup."""
+    if keys.SIGNALING in app:
+        app[keys.SIGNALING].shutdown()
+
+
+async def authenticate(request: web.Request) -> Principal:
+    token = bearer_token(request.headers.get("Authorization"))
+    return await request.app[keys.AUTH].principal(token)
+
+
+async def websocket(request: web.Request) -> web.StreamResponse:
+    return await serve_websocket(request, request.app[keys.SIGNALING], request.app[SESSION_LIMITS])
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = web.Application(middlewares=[error_middleware], client_max_size=settings.max_body_bytes)
+    app[keys.SETTINGS] = settings
+    origins = {settings.base_url, *settings.allowed_origins}
+    app[SESSION_LIMITS] = SessionLimits(
+        max_message_bytes=settings.ws_max_message_bytes,
+        hard_cap_bytes=settings.ws_hard_cap_bytes,
+        heartbeat_s=settings.ws_heartbeat_s,
+        queue_size=settings.ws_send_queue,
+        rate_per_s=settings.ws_rate_per_s,
+        rate_burst=settings.ws_rate_burst,
+        allowed_origins=frozenset(o.rstrip("/") for o in origins),
+    )
+    api = load_routes()
+    api.install(app, authenticate)
+    app.router.add_get("/ws", websocket)
+    app[OPENAPI] = api.openapi(title="Roundtable", version=VERSION)
+    app.cleanup_ctx.extend([_database, _auth, _signaling])
+    app.on_shutdown.append(_close_sessions)
+    return app

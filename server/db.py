@@ -1,0 +1,59 @@
+"""The database: an external PostgreSQL from settings, or an embedded one (pgserver) under DATA_DIR."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+log = logging.getLogger(__name__)
+
+EMBEDDED_DB_NAME = "roundtable"
+
+
+class EmbeddedPostgres:
+    """A real PostgreSQL server shipped in the pgserver wheel, its data under `data_dir/pg`.
+
+    `start` and `stop` are blocking (they run initdb/pg_ctl); call them outside the event loop.
+    """
+
+    def __init__(self, data_dir: Path) -> None:
+        self.pgdata = data_dir / "pg"
+        self._server: Any = None
+
+    def start(self) -> str:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import pgserver
+
+        self.pgdata.parent.mkdir(parents=True, exist_ok=True)
+        # pgserver logs every command it runs at INFO; keep our log readable.
+        logging.getLogger("pgserver").setLevel(logging.WARNING)
+        self._server = pgserver.get_server(self.pgdata, cleanup_mode="stop")  # type: ignore[attr-defined]
+        exists = self._server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{EMBEDDED_DB_NAME}';")
+        if "1 row" not in exists:
+            self._server.psql(f"CREATE DATABASE {EMBEDDED_DB_NAME};")
+        log.info("started embedded PostgreSQL, data in %s", self.pgdata)
+        return self.dsn(EMBEDDED_DB_NAME)
+
+    def dsn(self, database: str) -> str:
+        return f"postgresql://postgres:@/{database}?host={self.pgdata}"
+
+    @property
+    def running(self) -> bool:
+        return (self.pgdata / "postmaster.pid").exists()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.cleanup()
+            self._server = None
+            log.info("stopped embedded PostgreSQL")
+
+
+async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
+    pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, command_timeout=30)
+    assert pool is not None
+    return pool

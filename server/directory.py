@@ -1,0 +1,66 @@
+"""What signalling asks of the server: who a token is, which room they belong in, ICE servers."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from server.auth import Authenticator
+from server.settings import Settings
+from server.store import Store
+from signaling.errors import Unauthenticated
+from signaling.protocol import IceServer, RoomInfo
+from signaling.rooms import Profile
+from signaling.service import Identity
+from signaling.turn import turn_credentials
+
+
+def profile_of(row: Mapping[str, Any]) -> Profile:
+    return Profile(
+        display_name=row["display_name"],
+        country=row["country"],
+        organisation=row["organisation"],
+        role=row["role"],
+    )
+
+
+def room_info(row: Mapping[str, Any]) -> RoomInfo:
+    return RoomInfo(
+        id=str(row["id"]),
+        workshop_id=str(row["workshop_id"]),
+        name=row["name"],
+        kind=row["kind"],
+        media=row["media"],
+        capacity=row["capacity"],
+    )
+
+
+class ServerDirectory:
+    """Implements `signaling.service.Directory` over the roster in PostgreSQL."""
+
+    def __init__(self, auth: Authenticator, store: Store) -> None:
+        self.auth = auth
+        self.store = store
+
+    async def authenticate(self, token: str) -> Identity:
+        if self.auth.admin.matches(token):
+            raise Unauthenticated("the admin token cannot join a room; use a participant's join token")
+        row = await self.auth.participant(token)
+        return Identity(participant_id=str(row["id"]), workshop_id=str(row["workshop_id"]), profile=profile_of(row))
+
+    async def assigned_room(self, identity: Identity) -> RoomInfo:
+        return room_info(await self.store.get_plenary(uuid.UUID(identity.workshop_id)))
+
+
+def ice_servers_for(settings: Settings, participant_id: str) -> list[IceServer]:
+    servers = []
+    if settings.stun_urls:
+        servers.append(IceServer(urls=list(settings.stun_urls)))
+    if settings.turn_urls and settings.turn_secret:
+        username, password = turn_credentials(
+            settings.turn_secret, participant_id, now_s=int(time.time()), ttl_s=settings.turn_ttl_s
+        )
+        servers.append(IceServer(urls=list(settings.turn_urls), username=username, credential=password))
+    return servers

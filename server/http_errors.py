@@ -1,0 +1,74 @@
+"""Mapping service errors to HTTP: the one place where a code becomes a status."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from signaling.errors import InvalidArgument, ServiceError
+
+log = logging.getLogger(__name__)
+
+STATUS_BY_CODE: dict[str, int] = {
+    "invalid_argument": 400,
+    "unauthenticated": 401,
+    "permission_denied": 403,
+    "not_found": 404,
+    "method_not_allowed": 405,
+    "conflict": 409,
+    "payload_too_large": 413,
+    "unsupported_media_type": 415,
+    "limit_exceeded": 422,
+    "rate_limited": 429,
+    "internal": 500,
+    "unavailable": 503,
+}
+CODE_BY_STATUS = {status: code for code, status in STATUS_BY_CODE.items()}
+
+
+def error_response(code: str, message: str, details: Any = None, *, status: int | None = None) -> web.Response:
+    body = {"error": {"code": code, "message": message, "details": details}}
+    response = web.json_response(body, status=status or STATUS_BY_CODE.get(code, 500))
+    if code == "unauthenticated":
+        response.headers["WWW-Authenticate"] = 'Bearer realm="roundtable"'
+    return response
+
+
+def validation_details(exc: ValidationError) -> list[dict[str, str]]:
+    """Field paths and messages only: never the input values or pydantic's internals."""
+    return [
+        {"field": ".".join(str(p) for p in err["loc"]) or "(body)", "message": err["msg"]}
+        for err in exc.errors(include_url=False, include_input=False)
+    ]
+
+
+def invalid(exc: ValidationError, message: str = "request body is invalid") -> InvalidArgument:
+    return InvalidArgument(message, details=validation_details(exc))
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ServiceError as exc:
+        return error_response(exc.code, exc.message, exc.details)
+    except web.HTTPRequestEntityTooLarge:
+        return error_response("payload_too_large", "request body is too large")
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = CODE_BY_STATUS.get(exc.status, "invalid_argument" if exc.status < 500 else "internal")
+        return error_response(code, exc.reason, status=exc.status)
+    except json.JSONDecodeError:
+        return error_response("invalid_argument", "body is not valid JSON")
+    except Exception:
+        log.exception("unhandled error in %s %s", request.method, request.path)
+        return error_response("internal", "internal error")

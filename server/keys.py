@@ -1,0 +1,18 @@
+"""Every aiohttp AppKey of the application, so a handler's dependencies are typed and discoverable."""
+
+from __future__ import annotations
+
+import asyncpg
+from aiohttp import web
+
+from server.auth import Authenticator, JoinTokenIssuer
+from server.settings import Settings
+from server.store import Store
+from signaling.service import SignalingService
+
+SETTINGS = web.AppKey("settings", Settings)
+POOL = web.AppKey("pool", asyncpg.Pool)
+STORE = web.AppKey("store", Store)
+AUTH = web.AppKey("auth", Authenticator)
+ISSUER = web.AppKey("issuer", JoinTokenIssuer)
+SIGNALING = web.AppKey("signaling", SignalingService)

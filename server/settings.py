@@ -1,0 +1,89 @@
+"""Settings from the environment (prefix ROUNDTABLE_), validated once at start."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import AliasChoices, Field, HttpUrl, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ROUNDTABLE_", extra="ignore", frozen=True)
+
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    database_url: str | None = Field(
+        None,
+        validation_alias=AliasChoices("ROUNDTABLE_DATABASE_URL", "DATABASE_URL"),
+        description="PostgreSQL DSN; unset starts an embedded PostgreSQL under DATA_DIR.",
+    )
+    data_dir: Path = Path("./var")
+    public_url: HttpUrl | None = Field(None, description="Base of every join_url; defaults to http://HOST:PORT.")
+    admin_token: str | None = Field(None, min_length=16)
+    secret_key: str | None = Field(None, min_length=32)
+    log_level: str = Field("INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
+
+    # Join tokens stay valid this long after the workshop ends (and at least join_token_min_ttl_s).
+    join_token_grace_s: int = Field(24 * 3600, ge=60)
+    join_token_min_ttl_s: int = Field(3600, ge=60)
+    plenary_capacity: int = Field(300, ge=1, le=10_000)
+    breakout_capacity: int = Field(50, ge=1, le=10_000)
+    max_body_bytes: int = Field(1024 * 1024, ge=1024)
+
+    # Signalling
+    ws_heartbeat_s: float = Field(10.0, gt=0)
+    ws_max_message_bytes: int = Field(64 * 1024, ge=1024)
+    ws_hard_cap_bytes: int = Field(1024 * 1024, ge=1024)
+    ws_send_queue: int = Field(256, ge=8, description="Outbound messages buffered per connection.")
+    ws_rate_per_s: float = Field(50.0, gt=0)
+    ws_rate_burst: int = Field(200, ge=1)
+    resume_grace_s: float = Field(30.0, ge=0)
+    chat_history: int = Field(50, ge=0, le=1000)
+    allowed_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Comma-separated; empty allows same-origin and non-browser clients."
+    )
+
+    # ICE servers handed to clients in `welcome`.
+    stun_urls: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    turn_urls: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    turn_secret: str | None = None
+    turn_ttl_s: int = Field(6 * 3600, ge=60)
+
+    @field_validator("allowed_origins", "stun_urls", "turn_urls", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_dsn(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("postgres://", "postgresql://")):
+            raise ValueError("must start with postgresql://")
+        return value or None
+
+    @property
+    def base_url(self) -> str:
+        if self.public_url is not None:
+            return str(self.public_url).rstrip("/")
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    def resolved_data_dir(self) -> Path:
+        return (Path(os.getcwd()) / self.data_dir).resolve()
+
+
+def describe_validation_error(exc: Exception) -> str:
+    """One line naming each bad setting, for the start-up failure message."""
+    errors = getattr(exc, "errors", None)
+    if not callable(errors):
+        return str(exc)
+    parts = []
+    for err in errors():
+        name = "ROUNDTABLE_" + "_".join(str(p) for p in err.get("loc", ())).upper()
+        parts.append(f"{name}: {err.get('msg')}")
+    return "invalid setting: " + "; ".join(parts)

@@ -1,0 +1,268 @@
+"""SQL for workshops, rooms, participants and server secrets: all of it, in one place."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from signaling.errors import Conflict, InvalidArgument, NotFound
+
+WORKSHOP_COLUMNS = """w.id, w.title, w.description, w.timezone, w.starts_at, w.ends_at, w.status,
+    w.recording_consent, w.created_at, w.updated_at,
+    (SELECT r.id FROM rooms r WHERE r.workshop_id = w.id AND r.kind = 'plenary') AS plenary_room_id"""
+INSERT_WORKSHOP = """
+INSERT INTO workshops (title, description, timezone, starts_at, ends_at, status, recording_consent)
+VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id
+"""
+INSERT_ROOM = """
+INSERT INTO rooms (workshop_id, name, kind, capacity, media) VALUES ($1, $2, $3, $4, $5)
+RETURNING id, workshop_id, name, kind, capacity, media, created_at
+"""
+SELECT_WORKSHOP = f"SELECT {WORKSHOP_COLUMNS} FROM workshops w WHERE w.id = $1"
+LIST_WORKSHOPS = f"""
+SELECT {WORKSHOP_COLUMNS} FROM workshops w
+WHERE ($1::timestamptz IS NULL OR (w.created_at, w.id) > ($1, $2::uuid))
+  AND ($3::uuid IS NULL OR w.id = $3)
+ORDER BY w.created_at, w.id LIMIT $4
+"""
+UPDATE_WORKSHOP = """
+UPDATE workshops SET
+    title = COALESCE($2, title), description = COALESCE($3, description), timezone = COALESCE($4, timezone),
+    starts_at = COALESCE($5, starts_at), ends_at = COALESCE($6, ends_at), status = COALESCE($7, status),
+    recording_consent = COALESCE($8, recording_consent), updated_at = now()
+WHERE id = $1 RETURNING id
+"""
+DELETE_WORKSHOP = "DELETE FROM workshops WHERE id = $1 RETURNING id"
+
+ROOM_COLUMNS = "id, workshop_id, name, kind, capacity, media, created_at"
+LIST_ROOMS = f"""
+SELECT {ROOM_COLUMNS} FROM rooms
+WHERE workshop_id = $1 AND ($2::timestamptz IS NULL OR (created_at, id) > ($2, $3::uuid))
+ORDER BY created_at, id LIMIT $4
+"""
+SELECT_ROOM = f"SELECT {ROOM_COLUMNS} FROM rooms WHERE id = $1"
+SELECT_PLENARY = f"SELECT {ROOM_COLUMNS} FROM rooms WHERE workshop_id = $1 AND kind = 'plenary'"
+
+PARTICIPANT_COLUMNS = """id, workshop_id, display_name, country, organisation, email, role, token_generation,
+    created_at, updated_at"""
+INSERT_PARTICIPANT = f"""
+INSERT INTO participants (workshop_id, display_name, country, organisation, email, role)
+VALUES ($1, $2, $3, $4, $5, $6) RETURNING {PARTICIPANT_COLUMNS}
+"""
+LIST_PARTICIPANTS = f"""
+SELECT {PARTICIPANT_COLUMNS} FROM participants
+WHERE workshop_id = $1 AND deleted_at IS NULL AND ($2::timestamptz IS NULL OR (created_at, id) > ($2, $3::uuid))
+ORDER BY created_at, id LIMIT $4
+"""
+SELECT_PARTICIPANT = f"""
+SELECT {PARTICIPANT_COLUMNS} FROM participants WHERE id = $1 AND workshop_id = $2 AND deleted_at IS NULL
+"""
+SELECT_PARTICIPANT_ANY_WORKSHOP = f"""
+SELECT {PARTICIPANT_COLUMNS} FROM participants WHERE id = $1 AND deleted_at IS NULL
+"""
+UPDATE_PARTICIPANT = f"""
+UPDATE participants SET
+    display_name = COALESCE($3, display_name), country = COALESCE($4, country),
+    organisation = COALESCE($5, organisation), email = CASE WHEN $6 THEN $7 ELSE email END,
+    role = COALESCE($8, role), updated_at = now()
+WHERE id = $1 AND workshop_id = $2 AND deleted_at IS NULL RETURNING {PARTICIPANT_COLUMNS}
+"""
+DELETE_PARTICIPANT = """
+UPDATE participants SET deleted_at = now(), token_generation = token_generation + 1
+WHERE id = $1 AND workshop_id = $2 AND deleted_at IS NULL RETURNING id
+"""
+REVOKE_PARTICIPANT = f"""
+UPDATE participants SET token_generation = token_generation + 1, updated_at = now()
+WHERE id = $1 AND workshop_id = $2 AND deleted_at IS NULL RETURNING {PARTICIPANT_COLUMNS}
+"""
+
+SELECT_SECRET = "SELECT value FROM server_secrets WHERE name = $1"
+INSERT_SECRET = "INSERT INTO server_secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING"
+
+
+@dataclass(frozen=True)
+class PageKey:
+    """Keyset position: the (created_at, id) of the last row of the previous page."""
+
+    created_at: datetime
+    id: uuid.UUID
+
+
+def _translate(exc: Exception) -> Exception:
+    if isinstance(exc, asyncpg.UniqueViolationError):
+        return Conflict("already exists", details={"constraint": exc.constraint_name})
+    if isinstance(exc, asyncpg.CheckViolationError):
+        return InvalidArgument("value out of range", details={"constraint": exc.constraint_name})
+    if isinstance(exc, asyncpg.ForeignKeyViolationError):
+        return NotFound("referenced object not found")
+    return exc
+
+
+@asynccontextmanager
+async def translated() -> AsyncIterator[None]:
+    """Turn driver errors into service errors; nothing of asyncpg's text reaches a client."""
+    try:
+        yield
+    except (
+        asyncpg.UniqueViolationError,
+        asyncpg.CheckViolationError,
+        asyncpg.ForeignKeyViolationError,
+    ) as exc:
+        raise _translate(exc) from exc
+
+
+def _page_args(after: PageKey | None) -> tuple[datetime | None, uuid.UUID | None]:
+    return (after.created_at, after.id) if after else (None, None)
+
+
+class Store:
+    """Workshops, rooms and participants in PostgreSQL."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    # Workshops -----------------------------------------------------------------------------------
+    async def create_workshop(self, data: dict[str, Any], *, plenary_capacity: int) -> asyncpg.Record:
+        """Insert a workshop and its plenary room in one transaction."""
+        async with translated(), self.pool.acquire() as conn, conn.transaction():
+            workshop_id = await conn.fetchval(
+                INSERT_WORKSHOP,
+                data["title"],
+                data["description"],
+                data["timezone"],
+                data["starts_at"],
+                data["ends_at"],
+                data["status"],
+                data["recording_consent"],
+            )
+            await conn.fetchrow(INSERT_ROOM, workshop_id, "Plenary", "plenary", plenary_capacity, "mesh")
+            row = await conn.fetchrow(SELECT_WORKSHOP, workshop_id)
+        assert row is not None
+        return row
+
+    async def get_workshop(self, workshop_id: uuid.UUID) -> asyncpg.Record:
+        row = await self.pool.fetchrow(SELECT_WORKSHOP, workshop_id)
+        if row is None:
+            raise NotFound("workshop not found")
+        return row
+
+    async def list_workshops(
+        self, *, limit: int, after: PageKey | None, only: uuid.UUID | None = None
+    ) -> list[asyncpg.Record]:
+        return list(await self.pool.fetch(LIST_WORKSHOPS, *_page_args(after), only, limit))
+
+    async def update_workshop(self, workshop_id: uuid.UUID, changes: dict[str, Any]) -> asyncpg.Record:
+        async with translated(), self.pool.acquire() as conn, conn.transaction():
+            found = await conn.fetchval(
+                UPDATE_WORKSHOP,
+                workshop_id,
+                changes.get("title"),
+                changes.get("description"),
+                changes.get("timezone"),
+                changes.get("starts_at"),
+                changes.get("ends_at"),
+                changes.get("status"),
+                changes.get("recording_consent"),
+            )
+            if found is None:
+                raise NotFound("workshop not found")
+            row = await conn.fetchrow(SELECT_WORKSHOP, workshop_id)
+        assert row is not None
+        return row
+
+    async def delete_workshop(self, workshop_id: uuid.UUID) -> None:
+        if await self.pool.fetchval(DELETE_WORKSHOP, workshop_id) is None:
+            raise NotFound("workshop not found")
+
+    # Rooms ---------------------------------------------------------------------------------------
+    async def list_rooms(self, workshop_id: uuid.UUID, *, limit: int, after: PageKey | None) -> list[asyncpg.Record]:
+        return list(await self.pool.fetch(LIST_ROOMS, workshop_id, *_page_args(after), limit))
+
+    async def get_room(self, room_id: uuid.UUID) -> asyncpg.Record | None:
+        return await self.pool.fetchrow(SELECT_ROOM, room_id)
+
+    async def get_plenary(self, workshop_id: uuid.UUID) -> asyncpg.Record:
+        row = await self.pool.fetchrow(SELECT_PLENARY, workshop_id)
+        if row is None:
+            raise NotFound("workshop not found")
+        return row
+
+    # Participants --------------------------------------------------------------------------------
+    async def create_participants(
+        self, workshop_id: uuid.UUID, people: Sequence[dict[str, Any]]
+    ) -> list[asyncpg.Record]:
+        """Insert all or none."""
+        rows = []
+        async with translated(), self.pool.acquire() as conn, conn.transaction():
+            for p in people:
+                row = await conn.fetchrow(
+                    INSERT_PARTICIPANT,
+                    workshop_id,
+                    p["display_name"],
+                    p["country"],
+                    p["organisation"],
+                    p["email"],
+                    p["role"],
+                )
+                rows.append(row)
+        return rows
+
+    async def list_participants(
+        self, workshop_id: uuid.UUID, *, limit: int, after: PageKey | None
+    ) -> list[asyncpg.Record]:
+        return list(await self.pool.fetch(LIST_PARTICIPANTS, workshop_id, *_page_args(after), limit))
+
+    async def get_participant(self, workshop_id: uuid.UUID, participant_id: uuid.UUID) -> asyncpg.Record:
+        row = await self.pool.fetchrow(SELECT_PARTICIPANT, participant_id, workshop_id)
+        if row is None:
+            raise NotFound("participant not found")
+        return row
+
+    async def find_participant(self, participant_id: uuid.UUID) -> asyncpg.Record | None:
+        """A live participant by id alone (for authentication)."""
+        return await self.pool.fetchrow(SELECT_PARTICIPANT_ANY_WORKSHOP, participant_id)
+
+    async def update_participant(
+        self, workshop_id: uuid.UUID, participant_id: uuid.UUID, changes: dict[str, Any]
+    ) -> asyncpg.Record:
+        async with translated():
+            row = await self.pool.fetchrow(
+                UPDATE_PARTICIPANT,
+                participant_id,
+                workshop_id,
+                changes.get("display_name"),
+                changes.get("country"),
+                changes.get("organisation"),
+                "email" in changes,
+                changes.get("email"),
+                changes.get("role"),
+            )
+        if row is None:
+            raise NotFound("participant not found")
+        return row
+
+    async def delete_participant(self, workshop_id: uuid.UUID, participant_id: uuid.UUID) -> None:
+        if await self.pool.fetchval(DELETE_PARTICIPANT, participant_id, workshop_id) is None:
+            raise NotFound("participant not found")
+
+    async def revoke_participant(self, workshop_id: uuid.UUID, participant_id: uuid.UUID) -> asyncpg.Record:
+        row = await self.pool.fetchrow(REVOKE_PARTICIPANT, participant_id, workshop_id)
+        if row is None:
+            raise NotFound("participant not found")
+        return row
+
+    # Secrets -------------------------------------------------------------------------------------
+    async def get_secret(self, name: str) -> str | None:
+        value: str | None = await self.pool.fetchval(SELECT_SECRET, name)
+        return value
+
+    async def put_secret_if_absent(self, name: str, value: str) -> bool:
+        """Store `value` unless another process stored one first; True when ours won."""
+        result: str = await self.pool.execute(INSERT_SECRET, name, value)
+        return result.endswith(" 1")

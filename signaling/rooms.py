@@ -1,0 +1,105 @@
+"""Rooms and who is in them: pure rules, no I/O (the service does the talking)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from signaling.protocol import PeerInfo, PeerState, RoomInfo, SelfInfo
+
+
+class Outbox(Protocol):
+    """Where a member's messages go: one live connection (see signaling.connection)."""
+
+    def send(self, text: str) -> bool:
+        """Queue `text`; False when the connection is gone or too slow to keep up."""
+        ...
+
+    def close(self, code: int, reason: str) -> None:
+        """Close the connection after what is queued (or at once when it is stuck)."""
+        ...
+
+
+@dataclass
+class Profile:
+    display_name: str
+    country: str
+    organisation: str
+    role: str
+
+
+@dataclass(eq=False)
+class Member:
+    """A participant's presence in signalling. It outlives a dropped socket for the resume grace period."""
+
+    id: str
+    workshop_id: str
+    profile: Profile
+    room_id: str
+    resume_secret: str
+    state: PeerState = field(default_factory=PeerState)
+    outbox: Outbox | None = None
+    # Hidden members (the recorder) receive relayed messages but are in no roster.
+    hidden: bool = False
+
+    @property
+    def connected(self) -> bool:
+        return self.outbox is not None
+
+    def self_info(self) -> SelfInfo:
+        p = self.profile
+        return SelfInfo(
+            id=self.id,
+            display_name=p.display_name,
+            country=p.country,
+            organisation=p.organisation,
+            role=p.role,
+            state=self.state,
+        )
+
+    def as_peer(self, polite: bool) -> PeerInfo:
+        """This member as a roster entry for a receiver who is `polite` towards it."""
+        p = self.profile
+        return PeerInfo(
+            id=self.id,
+            display_name=p.display_name,
+            country=p.country,
+            organisation=p.organisation,
+            role=p.role,
+            polite=polite,
+            state=self.state,
+            reconnecting=not self.connected,
+        )
+
+    def seen_by(self, receiver_id: str) -> PeerInfo:
+        return self.as_peer(is_polite(receiver_id, self.id))
+
+
+def is_polite(receiver_id: str, other_id: str) -> bool:
+    """Perfect negotiation needs exactly one polite side per pair; the smaller id is polite.
+
+    Stable across resumes and room moves, and both sides compute it the same way.
+    """
+    return receiver_id < other_id
+
+
+@dataclass(eq=False)
+class Room:
+    info: RoomInfo
+    members: dict[str, Member] = field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        return self.info.id
+
+    def roster(self) -> list[Member]:
+        return [m for m in self.members.values() if not m.hidden]
+
+    def others(self, member_id: str) -> list[Member]:
+        return [m for m in self.members.values() if m.id != member_id and not m.hidden]
+
+    def is_full(self) -> bool:
+        return len(self.roster()) >= self.info.capacity
+
+    def peers_for(self, receiver_id: str) -> list[PeerInfo]:
+        return [m.seen_by(receiver_id) for m in self.others(receiver_id)]

@@ -1,0 +1,412 @@
+"""Room operations: join, resume, leave, relay, chat, state. The single owner of who is where.
+
+All roster changes happen in synchronous blocks (no `await` between the check and the change), so
+the roster stays exact under concurrent joins and leaves; slow work (authentication, reading the
+room assignment and chat history) is done before such a block and re-checked after it.
+Relaying never touches PostgreSQL; attendance is handed to a background writer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Literal, Protocol
+
+from signaling.errors import InvalidArgument, LimitExceeded, NotFound, PermissionDenied
+from signaling.protocol import (
+    Ack,
+    Answer,
+    Candidate,
+    ChatMessage,
+    ChatSend,
+    Hello,
+    IceServer,
+    Limits,
+    LowerHand,
+    Offer,
+    PeerJoined,
+    PeerLeft,
+    PeerReconnecting,
+    PeerResumed,
+    PeerUpdated,
+    RelayedAnswer,
+    RelayedCandidate,
+    RelayedOffer,
+    RoomInfo,
+    ServerMessage,
+    Update,
+    Welcome,
+)
+from signaling.rooms import Member, Outbox, Profile, Room, is_polite
+
+log = logging.getLogger(__name__)
+
+# WebSocket close codes (docs/protocol.md); kept here because the service decides them.
+CLOSE_GOING_AWAY = 1001
+CLOSE_TOO_BIG = 1009
+CLOSE_TOO_SLOW = 1013
+CLOSE_PROTOCOL = 4400
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_REMOVED = 4403
+CLOSE_REPLACED = 4409
+CLOSE_ROOM_FULL = 4429
+
+MODERATOR_ROLES = frozenset({"organiser", "moderator"})
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who a join token says is connecting, with their current profile from the roster."""
+
+    participant_id: str
+    workshop_id: str
+    profile: Profile
+
+
+AttendanceEvent = Literal["join", "leave"]
+
+
+@dataclass(frozen=True)
+class Attendance:
+    workshop_id: str
+    room_id: str
+    participant_id: str
+    event: AttendanceEvent
+    at: datetime
+    reason: str
+
+
+class Directory(Protocol):
+    """What signalling needs from the rest of the server (implemented in server.directory)."""
+
+    async def authenticate(self, token: str) -> Identity:
+        """The identity behind a join token; raises Unauthenticated."""
+        ...
+
+    async def assigned_room(self, identity: Identity) -> RoomInfo:
+        """The room this participant belongs in right now (the plenary unless a breakout says otherwise)."""
+        ...
+
+
+class SignalingStore(Protocol):
+    """Records that signalling keeps: attendance (fire and forget) and chat (persist, then publish)."""
+
+    def record_attendance(self, event: Attendance) -> None: ...
+
+    async def save_chat(
+        self, *, workshop_id: str, room_id: str, participant_id: str, display_name: str, text: str
+    ) -> ChatMessage: ...
+
+    async def recent_chat(self, room_id: str, limit: int) -> list[ChatMessage]: ...
+
+
+@dataclass(frozen=True)
+class SignalingConfig:
+    max_message_bytes: int = 64 * 1024
+    rate_per_s: float = 50.0
+    rate_burst: int = 200
+    resume_grace_s: float = 30.0
+    chat_history: int = 50
+    ice_servers: Callable[[str], list[IceServer]] = field(default=lambda _pid: [])
+
+    def limits(self) -> Limits:
+        return Limits(
+            max_message_bytes=self.max_message_bytes,
+            rate_per_s=self.rate_per_s,
+            rate_burst=self.rate_burst,
+            resume_grace_s=self.resume_grace_s,
+        )
+
+
+def encode(message: ServerMessage) -> str:
+    return message.model_dump_json(exclude_none=False)
+
+
+class SignalingService:
+    """Every room and member of this process. One instance per application, owned by its cleanup context."""
+
+    def __init__(self, directory: Directory, store: SignalingStore, config: SignalingConfig) -> None:
+        self.directory = directory
+        self.store = store
+        self.config = config
+        self.rooms: dict[str, Room] = {}
+        self.members: dict[str, Member] = {}
+        self._grace: dict[str, asyncio.TimerHandle] = {}
+        self._detached_at: dict[str, datetime] = {}
+        self._closed = False
+
+    # Joining --------------------------------------------------------------------------------------
+
+    async def join(self, hello: Hello, version: int, outbox: Outbox) -> Member:
+        """Admit a connection that said hello: resume its member, or add a new one to its room."""
+        identity = await self.directory.authenticate(hello.token)
+        pid = identity.participant_id
+        existing = self.members.get(pid)
+        if existing is not None and hello.resume and self._resume_matches(existing, hello.resume):
+            self._resume(existing, identity, outbox, version, hello)
+            return existing
+
+        room_info = await self.directory.assigned_room(identity)
+        history = await self.store.recent_chat(room_info.id, self.config.chat_history)
+
+        # Nothing below awaits: the roster check and change are one step.
+        if self._closed:
+            raise NotFound("server is shutting down")
+        replaced = self.members.get(pid)
+        if replaced is not None:
+            self._remove(replaced, reason="replaced", close=(CLOSE_REPLACED, "replaced by a newer connection"))
+        room = self.rooms.get(room_info.id)
+        if room is None:
+            room = self.rooms[room_info.id] = Room(info=room_info)
+        if room.is_full():
+            raise LimitExceeded(f"room {room_info.name!r} is full ({room_info.capacity} people)")
+        member = Member(
+            id=pid,
+            workshop_id=identity.workshop_id,
+            profile=identity.profile,
+            room_id=room.id,
+            resume_secret=secrets.token_urlsafe(24),
+            outbox=outbox,
+        )
+        # Tell the others before the newcomer hears welcome: the newcomer's first offers must find
+        # their targets already knowing it (per-connection queues keep this order).
+        room.members[pid] = member
+        self.members[pid] = member
+        self._to_others(room, member, lambda polite: PeerJoined(peer=member.as_peer(polite)))
+        outbox.send(encode(self._welcome(member, room, version, hello, history=history, resumed=False)))
+        self._attend(member, "join", "joined")
+        return member
+
+    def _resume_matches(self, member: Member, token: str) -> bool:
+        return secrets.compare_digest(token, self._resume_token(member))
+
+    @staticmethod
+    def _resume_token(member: Member) -> str:
+        return f"{member.id}.{member.resume_secret}"
+
+    def _resume(self, member: Member, identity: Identity, outbox: Outbox, version: int, hello: Hello) -> None:
+        room = self.rooms[member.room_id]
+        old = member.outbox
+        if old is not None:
+            old.close(CLOSE_REPLACED, "replaced by a newer connection")
+        handle = self._grace.pop(member.id, None)
+        if handle is not None:
+            handle.cancel()
+        self._detached_at.pop(member.id, None)
+        member.profile = identity.profile
+        member.outbox = outbox
+        member.resume_secret = secrets.token_urlsafe(24)
+        self._to_others(room, member, lambda _p: PeerResumed(peer_id=member.id))
+        outbox.send(encode(self._welcome(member, room, version, hello, history=[], resumed=True)))
+
+    def _welcome(
+        self,
+        member: Member,
+        room: Room,
+        version: int,
+        hello: Hello,
+        *,
+        history: list[ChatMessage],
+        resumed: bool,
+    ) -> Welcome:
+        return Welcome(
+            protocol=version,
+            self_=member.self_info(),
+            room=room.info,
+            peers=room.peers_for(member.id),
+            ice_servers=self.config.ice_servers(member.id),
+            resume=self._resume_token(member),
+            resumed=resumed,
+            limits=self.config.limits(),
+            chat=history,
+            request_id=hello.request_id,
+        )
+
+    # Leaving --------------------------------------------------------------------------------------
+
+    def leave(self, member: Member) -> None:
+        """The member said `leave`: gone at once, no grace period."""
+        if self.members.get(member.id) is member:
+            self._remove(member, reason="left", close=None)
+
+    def detach(self, member: Member, outbox: Outbox) -> None:
+        """The member's socket ended without `leave`: keep its place for the grace period."""
+        if self.members.get(member.id) is not member or member.outbox is not outbox:
+            return  # already replaced, resumed elsewhere, or removed
+        member.outbox = None
+        if self._closed or self.config.resume_grace_s <= 0:
+            self._remove(member, reason="disconnected", close=None)
+            return
+        self._detached_at[member.id] = datetime.now(UTC)
+        room = self.rooms[member.room_id]
+        self._to_others(room, member, lambda _p: PeerReconnecting(peer_id=member.id))
+        loop = asyncio.get_running_loop()
+        self._grace[member.id] = loop.call_later(self.config.resume_grace_s, self._expire, member)
+
+    def _expire(self, member: Member) -> None:
+        self._grace.pop(member.id, None)
+        if self.members.get(member.id) is member and member.outbox is None:
+            self._remove(member, reason="timeout", close=None)
+
+    def _remove(self, member: Member, *, reason: str, close: tuple[int, str] | None) -> None:
+        handle = self._grace.pop(member.id, None)
+        if handle is not None:
+            handle.cancel()
+        left_at = self._detached_at.pop(member.id, None)
+        if close is not None and member.outbox is not None:
+            member.outbox.close(*close)
+        member.outbox = None
+        if self.members.get(member.id) is member:
+            del self.members[member.id]
+        room = self.rooms.get(member.room_id)
+        if room is not None and room.members.get(member.id) is member:
+            del room.members[member.id]
+            if not member.hidden:
+                self._to_others(room, member, lambda _p: PeerLeft(peer_id=member.id, reason=reason))
+            if not room.members:
+                del self.rooms[room.id]
+        self._attend(member, "leave", reason, at=left_at)
+
+    def remove_participant(self, participant_id: str, *, close_code: int, reason: str) -> bool:
+        """Close a participant's session on purpose (revoked, removed). True when one was open."""
+        member = self.members.get(participant_id)
+        if member is None:
+            return False
+        self._remove(member, reason="removed", close=(close_code, reason))
+        return True
+
+    def close_workshop(self, workshop_id: str) -> int:
+        gone = [m for m in self.members.values() if m.workshop_id == workshop_id]
+        for member in gone:
+            self._remove(member, reason="removed", close=(CLOSE_REMOVED, "workshop deleted"))
+        return len(gone)
+
+    def shutdown(self) -> None:
+        """Close every session with 1001 and record everyone's leave."""
+        self._closed = True
+        for member in list(self.members.values()):
+            self._remove(member, reason="server_shutdown", close=(CLOSE_GOING_AWAY, "server shutting down"))
+
+    # Profile changes from the API -----------------------------------------------------------------
+
+    def participant_changed(self, participant_id: str, profile: Profile) -> None:
+        member = self.members.get(participant_id)
+        if member is None:
+            return
+        member.profile = profile
+        self._publish_state(member)
+
+    # Messages from a member -----------------------------------------------------------------------
+
+    def relay(self, sender: Member, message: Offer | Answer | Candidate) -> None:
+        """Forward signalling to a peer in the sender's room, stamped with `from`. Never awaits."""
+        if message.to == sender.id:
+            raise InvalidArgument("cannot send to yourself")
+        room = self.rooms.get(sender.room_id)
+        target = room.members.get(message.to) if room is not None else None
+        if target is None:
+            raise NotFound(f"peer {message.to} is not in your room")
+        if target.outbox is None:
+            raise NotFound(f"peer {message.to} is reconnecting")
+        out: RelayedOffer | RelayedAnswer | RelayedCandidate
+        if isinstance(message, Offer):
+            out = RelayedOffer(from_=sender.id, sdp=message.sdp)
+        elif isinstance(message, Answer):
+            out = RelayedAnswer(from_=sender.id, sdp=message.sdp)
+        else:
+            out = RelayedCandidate(from_=sender.id, candidate=message.candidate)
+        target.outbox.send(encode(out))
+        self._ack(sender, message.request_id)
+
+    def update(self, member: Member, message: Update) -> None:
+        changes = message.model_dump(include={"audio", "video", "screen", "hand"}, exclude_none=True)
+        if changes:
+            member.state = member.state.model_copy(update=changes)
+            self._publish_state(member)
+        self._ack(member, message.request_id)
+
+    def lower_hand(self, member: Member, message: LowerHand) -> None:
+        target = self.members.get(message.peer_id)
+        if target is None or target.workshop_id != member.workshop_id or target.hidden:
+            raise NotFound(f"peer {message.peer_id} is not in this workshop")
+        if target is not member and member.profile.role not in MODERATOR_ROLES:
+            raise PermissionDenied("only moderators may lower someone else's hand")
+        if target.state.hand:
+            target.state = target.state.model_copy(update={"hand": False})
+            self._publish_state(target)
+        self._ack(member, message.request_id)
+
+    async def chat(self, member: Member, message: ChatSend) -> None:
+        """Persist, then publish to the room (the sender included: its copy carries the stored id)."""
+        saved = await self.store.save_chat(
+            workshop_id=member.workshop_id,
+            room_id=member.room_id,
+            participant_id=member.id,
+            display_name=member.profile.display_name,
+            text=message.text,
+        )
+        room = self.rooms.get(saved.room_id)
+        if room is not None:
+            text = encode(saved)
+            for receiver in room.roster():
+                if receiver.outbox is not None:
+                    receiver.outbox.send(text)
+        self._ack(member, message.request_id)
+
+    # Fan-out --------------------------------------------------------------------------------------
+
+    def _publish_state(self, member: Member) -> None:
+        """peer_updated to the room, the member included (a moderator may have changed its state)."""
+        room = self.rooms.get(member.room_id)
+        if room is not None:
+            self._fan_out(room, member, lambda polite: PeerUpdated(peer=member.as_peer(polite)), include_self=True)
+
+    def _to_others(self, room: Room, subject: Member, build: Callable[[bool], ServerMessage]) -> None:
+        self._fan_out(room, subject, build, include_self=False)
+
+    @staticmethod
+    def _fan_out(room: Room, subject: Member, build: Callable[[bool], ServerMessage], *, include_self: bool) -> None:
+        """Send news about `subject` to the room. A message differs between receivers only in
+        `polite`, so it is encoded at most twice, whatever the room's size."""
+        cache: dict[bool, str] = {}
+        for receiver in room.members.values():
+            if receiver.hidden or receiver.outbox is None or (receiver is subject and not include_self):
+                continue
+            polite = is_polite(receiver.id, subject.id)
+            text = cache.get(polite)
+            if text is None:
+                text = cache[polite] = encode(build(polite))
+            receiver.outbox.send(text)
+
+    def _ack(self, member: Member, request_id: str | int | None) -> None:
+        if request_id is not None and member.outbox is not None:
+            member.outbox.send(encode(Ack(request_id=request_id)))
+
+    def _attend(self, member: Member, event: AttendanceEvent, reason: str, at: datetime | None = None) -> None:
+        if member.hidden:
+            return
+        self.store.record_attendance(
+            Attendance(
+                workshop_id=member.workshop_id,
+                room_id=member.room_id,
+                participant_id=member.id,
+                event=event,
+                at=at or datetime.now(UTC),
+                reason=reason,
+            )
+        )
+
+    # Introspection (tests, metrics) ---------------------------------------------------------------
+
+    def roster(self, room_id: str) -> list[str]:
+        room = self.rooms.get(room_id)
+        return sorted(m.id for m in room.roster()) if room else []
+
+
+def monotonic() -> float:
+    return time.monotonic()

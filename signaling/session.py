@@ -1,0 +1,274 @@
+"""One WebSocket session: the hello handshake, then one reader dispatching to the service.
+
+Every error a client can cause becomes an `error` message here (the session goes on) or a close
+code (fatal) — this is the one place where service errors meet the WebSocket.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from aiohttp import WSMsgType, web
+from pydantic import ValidationError
+
+from signaling.connection import Connection
+from signaling.errors import InvalidArgument, LimitExceeded, ServiceError, Unauthenticated
+from signaling.protocol import (
+    CLIENT_MESSAGES,
+    SUPPORTED_VERSIONS,
+    Answer,
+    Bye,
+    Candidate,
+    ChatSend,
+    Error,
+    Hello,
+    Leave,
+    LowerHand,
+    Offer,
+    Update,
+    negotiate,
+)
+from signaling.ratelimit import TokenBucket
+from signaling.rooms import Member
+from signaling.service import (
+    CLOSE_PROTOCOL,
+    CLOSE_REMOVED,
+    CLOSE_ROOM_FULL,
+    CLOSE_UNAUTHENTICATED,
+    SignalingService,
+    encode,
+)
+
+log = logging.getLogger(__name__)
+
+__all__ = ["CLOSE_REMOVED", "CLOSE_UNAUTHENTICATED", "SessionLimits", "serve_websocket"]
+
+
+@dataclass(frozen=True)
+class SessionLimits:
+    max_message_bytes: int = 64 * 1024
+    hard_cap_bytes: int = 1024 * 1024
+    heartbeat_s: float = 10.0
+    hello_timeout_s: float = 10.0
+    queue_size: int = 256
+    rate_per_s: float = 50.0
+    rate_burst: int = 200
+    allowed_origins: frozenset[str] = field(default_factory=frozenset)
+
+
+def origin_allowed(request: web.Request, allowed: frozenset[str]) -> bool:
+    """Non-browser clients send no Origin; browsers must come from our own origin or a listed one."""
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return True
+    if origin in allowed:
+        return True
+    parts = urlsplit(origin)
+    return parts.netloc == request.host
+
+
+async def serve_websocket(request: web.Request, service: SignalingService, limits: SessionLimits) -> web.StreamResponse:
+    if not origin_allowed(request, limits.allowed_origins):
+        raise web.HTTPForbidden(reason="origin not allowed")
+    ws = web.WebSocketResponse(
+        heartbeat=limits.heartbeat_s,
+        max_msg_size=limits.hard_cap_bytes,
+        compress=False,
+        timeout=2.0,
+    )
+    await ws.prepare(request)
+    connection = Connection(ws, queue_size=limits.queue_size)
+    try:
+        await Session(service, connection, limits).run()
+    finally:
+        await connection.finish()
+    return ws
+
+
+def _describe(exc: ValidationError) -> str:
+    """A short, safe summary: field paths and reasons, never the input."""
+    parts = []
+    for err in exc.errors(include_url=False, include_input=False)[:3]:
+        if err["type"] == "union_tag_invalid":
+            return f"unknown message type {err.get('ctx', {}).get('tag')!r}"
+        if err["type"] == "union_tag_not_found":
+            return "message has no 'type'"
+        loc = ".".join(str(p) for p in err["loc"][1:]) or "(message)"
+        parts.append(f"{loc}: {err['msg']}")
+    return "; ".join(parts) or "invalid message"
+
+
+def _loose_request_id(text: str) -> Any:
+    """The request_id of a message that failed validation, when it can be read at all."""
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    rid = data.get("request_id") if isinstance(data, dict) else None
+    return rid if isinstance(rid, str | int) and not isinstance(rid, bool) and len(str(rid)) <= 64 else None
+
+
+class Session:
+    def __init__(self, service: SignalingService, connection: Connection, limits: SessionLimits) -> None:
+        self.service = service
+        self.connection = connection
+        self.ws = connection.ws
+        self.limits = limits
+        self.bucket = TokenBucket(rate=limits.rate_per_s, burst=limits.rate_burst)
+        self._last_rate_error = 0.0
+        self._dropped = 0
+        self._stop = False  # a fatal error or `leave`: read no further
+        self._left = False
+
+    def error(self, code: str, message: str, request_id: Any = None) -> None:
+        self.connection.send(encode(Error(code=code, message=message, request_id=request_id)))
+
+    def fatal(self, code: str, message: str, close_code: int, request_id: Any = None) -> None:
+        self.error(code, message, request_id)
+        self.connection.close(close_code, message)
+        self._stop = True
+
+    async def run(self) -> None:
+        member = await self._handshake()
+        if member is None:
+            return
+        try:
+            async for msg in self.ws:
+                if msg.type == WSMsgType.TEXT:
+                    await self._on_text(member, msg.data)
+                elif msg.type == WSMsgType.BINARY:
+                    self.error("invalid_argument", "binary frames are not part of the protocol")
+                elif msg.type == WSMsgType.ERROR:
+                    break
+                if self._stop:
+                    break
+        finally:
+            if not self._left:
+                self.service.detach(member, self.connection)
+
+    async def _handshake(self) -> Member | None:
+        try:
+            msg = await self.ws.receive(timeout=self.limits.hello_timeout_s)
+        except TimeoutError:
+            self.fatal("protocol_violation", "no hello in time", CLOSE_PROTOCOL)
+            return None
+        if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
+            return None
+        if msg.type != WSMsgType.TEXT:
+            self.fatal("protocol_violation", "the first message must be a hello (text)", CLOSE_PROTOCOL)
+            return None
+        text: str = msg.data
+        request_id = _loose_request_id(text)
+        if len(text) > self.limits.max_message_bytes:
+            self.fatal("payload_too_large", "hello is too large", CLOSE_PROTOCOL, request_id)
+            return None
+        try:
+            raw = json.loads(text)
+        except (ValueError, RecursionError):
+            self.fatal("invalid_argument", "not JSON; the first message must be a hello", CLOSE_PROTOCOL)
+            return None
+        if not isinstance(raw, dict) or raw.get("type") != "hello":
+            self.fatal("protocol_violation", "the first message must be a hello", CLOSE_PROTOCOL, request_id)
+            return None
+        if not isinstance(raw.get("token"), str) or not raw["token"]:
+            self.fatal("unauthenticated", "hello carries no token", CLOSE_UNAUTHENTICATED, request_id)
+            return None
+        try:
+            hello = Hello.model_validate(raw)
+        except ValidationError as exc:
+            self.fatal("invalid_argument", _describe(exc), CLOSE_PROTOCOL, request_id)
+            return None
+        version = negotiate(hello.protocol)
+        if version is None:
+            self.fatal(
+                "protocol_violation",
+                f"no common protocol version; this server speaks {list(SUPPORTED_VERSIONS)}",
+                CLOSE_PROTOCOL,
+                request_id,
+            )
+            return None
+        try:
+            return await self.service.join(hello, version, self.connection)
+        except Unauthenticated as exc:
+            self.fatal(exc.code, exc.message, CLOSE_UNAUTHENTICATED, request_id)
+        except LimitExceeded as exc:
+            self.fatal(exc.code, exc.message, CLOSE_ROOM_FULL, request_id)
+        except ServiceError as exc:
+            self.fatal(exc.code, exc.message, CLOSE_PROTOCOL, request_id)
+        return None
+
+    def _rate_ok(self) -> bool:
+        now = time.monotonic()
+        if self.bucket.take(now):
+            return True
+        self._dropped += 1
+        # One error a second at most: a flood must not turn into a flood of replies.
+        if now - self._last_rate_error >= 1.0:
+            self._last_rate_error = now
+            self.error("rate_limited", f"too many messages; {self._dropped} dropped so far")
+        return False
+
+    async def _on_text(self, member: Member, text: str) -> None:
+        if not self._rate_ok():
+            return
+        if len(text) > self.limits.max_message_bytes or (
+            len(text) * 4 > self.limits.max_message_bytes and len(text.encode()) > self.limits.max_message_bytes
+        ):
+            self.error(
+                "payload_too_large",
+                f"message over {self.limits.max_message_bytes} bytes",
+                _loose_request_id(text),
+            )
+            return
+        try:
+            message = CLIENT_MESSAGES.validate_json(text)
+        except ValidationError as exc:
+            self._on_invalid(text, exc)
+            return
+        try:
+            await self._dispatch(member, message)
+        except ServiceError as exc:
+            self.error(exc.code, exc.message, message.request_id)
+        except Exception:
+            log.exception("error handling %s from %s", type(message).__name__, member.id)
+            self.error("internal", "internal error", message.request_id)
+
+    def _on_invalid(self, text: str, exc: ValidationError) -> None:
+        request_id = _loose_request_id(text)
+        try:
+            raw = json.loads(text)
+        except (ValueError, RecursionError):
+            self.error("invalid_argument", "not JSON")
+            return
+        if isinstance(raw, dict) and raw.get("type") == "hello":
+            self.fatal("protocol_violation", "hello was already said", CLOSE_PROTOCOL, request_id)
+            return
+        if not isinstance(raw, dict):
+            self.error("invalid_argument", "a message must be a JSON object", request_id)
+            return
+        self.error("invalid_argument", _describe(exc), request_id)
+
+    async def _dispatch(self, member: Member, message: Any) -> None:
+        service = self.service
+        if isinstance(message, Offer | Answer | Candidate):
+            service.relay(member, message)
+        elif isinstance(message, Update):
+            service.update(member, message)
+        elif isinstance(message, ChatSend):
+            await service.chat(member, message)
+        elif isinstance(message, LowerHand):
+            service.lower_hand(member, message)
+        elif isinstance(message, Leave):
+            service.leave(member)
+            self._left = self._stop = True
+            self.connection.send(encode(Bye(reason="left")))
+            self.connection.close(1000, "left")
+        elif isinstance(message, Hello):
+            self.fatal("protocol_violation", "hello was already said", CLOSE_PROTOCOL, message.request_id)
+        else:  # pragma: no cover - the union is exhaustive
+            raise InvalidArgument("unsupported message")
