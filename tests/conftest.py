@@ -115,7 +115,9 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-async def client(aiohttp_client: Any, settings: Settings) -> TestClient[Any, Any]:
-    """The real application on 127.0.0.1 (a random port), with a fresh database."""
+async def client(settings: Settings, aiohttp_client: Any) -> TestClient[Any, Any]:
+    """The real application on 127.0.0.1 (a random port), with a fresh database.
+
+    `settings` comes first so that the database outlives the app's cleanup (teardown runs in reverse)."""
     result: TestClient[Any, Any] = await aiohttp_client(create_app(settings))
     return result
