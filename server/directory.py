@@ -51,7 +51,8 @@ class ServerDirectory:
         return Identity(participant_id=str(row["id"]), workshop_id=str(row["workshop_id"]), profile=profile_of(row))
 
     async def assigned_room(self, identity: Identity) -> RoomInfo:
-        return room_info(await self.store.get_plenary(uuid.UUID(identity.workshop_id)))
+        row = await self.store.assigned_room(uuid.UUID(identity.workshop_id), uuid.UUID(identity.participant_id))
+        return room_info(row)
 
 
 def ice_servers_for(settings: Settings, participant_id: str) -> list[IceServer]:

@@ -48,12 +48,24 @@ ORDER BY created_at, id LIMIT $4
 """
 SELECT_ROOM = f"SELECT {ROOM_COLUMNS} FROM rooms WHERE id = $1"
 SELECT_PLENARY = f"SELECT {ROOM_COLUMNS} FROM rooms WHERE workshop_id = $1 AND kind = 'plenary'"
+SELECT_ASSIGNED_ROOM = f"""
+SELECT {ROOM_COLUMNS} FROM rooms
+WHERE workshop_id = $1
+  AND (kind = 'plenary' OR id = (SELECT room_id FROM participants WHERE id = $2 AND workshop_id = $1))
+ORDER BY kind = 'plenary' LIMIT 1
+"""
+SELECT_WORKSHOP_ROOM = f"SELECT {ROOM_COLUMNS} FROM rooms WHERE id = $1 AND workshop_id = $2"
+UPDATE_ROOM = f"""
+UPDATE rooms SET name = COALESCE($3, name), capacity = COALESCE($4, capacity), media = COALESCE($5, media)
+WHERE id = $1 AND workshop_id = $2 RETURNING {ROOM_COLUMNS}
+"""
+DELETE_ROOM = "DELETE FROM rooms WHERE id = $1 AND workshop_id = $2 AND kind = 'breakout' RETURNING id"
 
-PARTICIPANT_COLUMNS = """id, workshop_id, display_name, country, organisation, email, role, token_generation,
-    created_at, updated_at"""
+PARTICIPANT_COLUMNS = """id, workshop_id, display_name, country, organisation, email, role, room_id,
+    token_generation, created_at, updated_at"""
 INSERT_PARTICIPANT = f"""
-INSERT INTO participants (workshop_id, display_name, country, organisation, email, role)
-VALUES ($1, $2, $3, $4, $5, $6) RETURNING {PARTICIPANT_COLUMNS}
+INSERT INTO participants (workshop_id, display_name, country, organisation, email, role, room_id)
+VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {PARTICIPANT_COLUMNS}
 """
 LIST_PARTICIPANTS = f"""
 SELECT {PARTICIPANT_COLUMNS} FROM participants
@@ -70,7 +82,7 @@ UPDATE_PARTICIPANT = f"""
 UPDATE participants SET
     display_name = COALESCE($3, display_name), country = COALESCE($4, country),
     organisation = COALESCE($5, organisation), email = CASE WHEN $6 THEN $7 ELSE email END,
-    role = COALESCE($8, role), updated_at = now()
+    role = COALESCE($8, role), room_id = CASE WHEN $9 THEN $10 ELSE room_id END, updated_at = now()
 WHERE id = $1 AND workshop_id = $2 AND deleted_at IS NULL RETURNING {PARTICIPANT_COLUMNS}
 """
 DELETE_PARTICIPANT = """
@@ -181,11 +193,50 @@ class Store:
             raise NotFound("workshop not found")
 
     # Rooms ---------------------------------------------------------------------------------------
+    async def room_ids(self, workshop_id: uuid.UUID) -> set[uuid.UUID]:
+        return {r["id"] for r in await self.pool.fetch("SELECT id FROM rooms WHERE workshop_id = $1", workshop_id)}
+
     async def list_rooms(self, workshop_id: uuid.UUID, *, limit: int, after: PageKey | None) -> list[asyncpg.Record]:
         return list(await self.pool.fetch(LIST_ROOMS, workshop_id, *_page_args(after), limit))
 
     async def get_room(self, room_id: uuid.UUID) -> asyncpg.Record | None:
         return await self.pool.fetchrow(SELECT_ROOM, room_id)
+
+    async def create_room(
+        self, workshop_id: uuid.UUID, *, name: str, kind: str, capacity: int, media: str
+    ) -> asyncpg.Record:
+        async with translated():
+            row = await self.pool.fetchrow(INSERT_ROOM, workshop_id, name, kind, capacity, media)
+        assert row is not None
+        return row
+
+    async def get_workshop_room(self, workshop_id: uuid.UUID, room_id: uuid.UUID) -> asyncpg.Record:
+        row = await self.pool.fetchrow(SELECT_WORKSHOP_ROOM, room_id, workshop_id)
+        if row is None:
+            raise NotFound("room not found")
+        return row
+
+    async def update_room(self, workshop_id: uuid.UUID, room_id: uuid.UUID, changes: dict[str, Any]) -> asyncpg.Record:
+        async with translated():
+            row = await self.pool.fetchrow(
+                UPDATE_ROOM, room_id, workshop_id, changes.get("name"), changes.get("capacity"), changes.get("media")
+            )
+        if row is None:
+            raise NotFound("room not found")
+        return row
+
+    async def delete_room(self, workshop_id: uuid.UUID, room_id: uuid.UUID) -> None:
+        """Delete a breakout room; its assignees fall back to the plenary. The plenary cannot be deleted."""
+        if await self.pool.fetchval(DELETE_ROOM, room_id, workshop_id) is None:
+            room = await self.get_workshop_room(workshop_id, room_id)
+            raise Conflict(f"the {room['kind']} room cannot be deleted")
+
+    async def assigned_room(self, workshop_id: uuid.UUID, participant_id: uuid.UUID) -> asyncpg.Record:
+        """The participant's assigned room, or the plenary."""
+        row = await self.pool.fetchrow(SELECT_ASSIGNED_ROOM, workshop_id, participant_id)
+        if row is None:
+            raise NotFound("workshop not found")
+        return row
 
     async def get_plenary(self, workshop_id: uuid.UUID) -> asyncpg.Record:
         row = await self.pool.fetchrow(SELECT_PLENARY, workshop_id)
@@ -209,6 +260,7 @@ class Store:
                     p["organisation"],
                     p["email"],
                     p["role"],
+                    p.get("room_id"),
                 )
                 rows.append(row)
         return rows
@@ -242,6 +294,8 @@ class Store:
                 "email" in changes,
                 changes.get("email"),
                 changes.get("role"),
+                "room_id" in changes,
+                changes.get("room_id"),
             )
         if row is None:
             raise NotFound("participant not found")

@@ -41,6 +41,13 @@ def _present(request: web.Request, row: Any, workshop: Any, *, with_token: bool)
     return out
 
 
+async def _check_room(store: Any, workshop_id: uuid.UUID, room_id: uuid.UUID | None) -> None:
+    if room_id is not None and room_id not in await store.room_ids(workshop_id):
+        raise InvalidArgument(
+            "room_id is not a room of this workshop", details=[{"field": "room_id", "message": "unknown room"}]
+        )
+
+
 def _require_manager(who: Principal, workshop_id: uuid.UUID) -> None:
     require_member(who, workshop_id)
     if not who.manages(workshop_id):
@@ -63,6 +70,7 @@ async def create_participant(request: web.Request, who: Principal) -> web.Respon
     body = await read_body(request, ParticipantCreate)
     store = request.app[keys.STORE]
     workshop = await store.get_workshop(workshop_id)
+    await _check_room(store, workshop_id, body.room_id)
     (row,) = await store.create_participants(workshop_id, [body.model_dump()])
     return json_model(_present(request, row, workshop, with_token=True), status=201)
 
@@ -129,10 +137,11 @@ async def patch_participant(request: web.Request, who: Principal) -> web.Respons
     body = await read_body(request, ParticipantPatch)
     changes = body.model_dump(exclude_unset=True)
     for name, value in changes.items():
-        if value is None and name != "email":
+        if value is None and name not in ("email", "room_id"):
             raise InvalidArgument(f"{name} cannot be null", details=[{"field": name, "message": "not nullable"}])
     store = request.app[keys.STORE]
     workshop = await store.get_workshop(workshop_id)
+    await _check_room(store, workshop_id, changes.get("room_id"))
     row = await store.update_participant(workshop_id, participant_id, changes)
     request.app[keys.SIGNALING].participant_changed(str(row["id"]), profile_of(row))
     return json_model(_present(request, row, workshop, with_token=True))
@@ -263,6 +272,7 @@ async def import_participants(request: web.Request, who: Principal) -> web.Respo
         raise InvalidArgument("nothing to import")
     valid: list[dict[str, Any]] = []
     emails: dict[str, int] = {}
+    rooms = await store.room_ids(workshop_id)
     for position, record in rows:
         try:
             person = ParticipantCreate.model_validate(record)
@@ -274,6 +284,8 @@ async def import_participants(request: web.Request, who: Principal) -> web.Respo
             if key in emails:
                 errors.append({where: position, "field": "email", "message": f"same e-mail as {where} {emails[key]}"})
             emails.setdefault(key, position)
+        if person.room_id is not None and person.room_id not in rooms:
+            errors.append({where: position, "field": "room_id", "message": "not a room of this workshop"})
         valid.append(person.model_dump())
     if errors:
         errors.sort(key=lambda e: e.get(where, 0))

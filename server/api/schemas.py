@@ -150,12 +150,30 @@ class Room(BaseModel):
     created_at: datetime
 
 
+RoomName = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), AfterValidator(_single_line)
+]
+
+
+class RoomCreate(Body):
+    name: RoomName
+    capacity: int | None = Field(None, ge=1, le=10_000, description="Defaults to the breakout capacity setting.")
+    media: MediaMode = "mesh"
+
+
+class RoomPatch(Body):
+    name: RoomName | None = None
+    capacity: int | None = Field(None, ge=1, le=10_000)
+    media: MediaMode | None = None
+
+
 class ParticipantCreate(Body):
     display_name: DisplayName
     country: Country
     organisation: Organisation = ""
     email: Email = None
     role: Role = "participant"
+    room_id: uuid.UUID | None = Field(None, description="Assigned room; null means the plenary.")
 
 
 class ParticipantPatch(Body):
@@ -164,6 +182,7 @@ class ParticipantPatch(Body):
     organisation: Organisation | None = None
     email: Email = None
     role: Role | None = None
+    room_id: uuid.UUID | None = Field(None, description="Assigned room; null means the plenary.")
 
 
 class Participant(BaseModel):
@@ -174,6 +193,7 @@ class Participant(BaseModel):
     organisation: str
     email: str | None
     role: Role
+    room_id: uuid.UUID | None = Field(description="Assigned room; null means the plenary.")
     created_at: datetime
     updated_at: datetime
     join_token: str | None = Field(None, description="Shown to the admin and the organiser only.")

@@ -10,7 +10,7 @@ from server import keys
 from server.api import API, PREFIX
 from server.api.paging import page_of, page_request
 from server.api.routing import json_model, path_uuid, read_body
-from server.api.schemas import Page, Room, Workshop, WorkshopCreate, WorkshopPatch
+from server.api.schemas import Page, Room, RoomCreate, RoomPatch, Workshop, WorkshopCreate, WorkshopPatch
 from server.auth import Principal
 from signaling.errors import InvalidArgument, NotFound, PermissionDenied
 
@@ -140,3 +140,84 @@ async def list_rooms(request: web.Request, who: Principal) -> web.Response:
     limit, after = page_request(request)
     rows = await store.list_rooms(workshop_id, limit=limit + 1, after=after)
     return json_model(page_of(rows, limit, lambda r: room_out(r).model_dump(mode="json")))
+
+
+def require_moderator(who: Principal, workshop_id: Any) -> None:
+    require_member(who, workshop_id)
+    if not who.moderates(workshop_id):
+        raise PermissionDenied("only moderators and the organiser may manage rooms")
+
+
+@API.route(
+    "POST",
+    f"{PREFIX}/workshops/{{workshop_id}}/rooms",
+    summary="Create a breakout room (admin, organiser, moderator).",
+    body=RoomCreate,
+    response=Room,
+    status=201,
+    tags=("rooms",),
+)
+async def create_room(request: web.Request, who: Principal) -> web.Response:
+    workshop_id = path_uuid(request, "workshop_id")
+    require_moderator(who, workshop_id)
+    body = await read_body(request, RoomCreate)
+    store = request.app[keys.STORE]
+    await store.get_workshop(workshop_id)
+    row = await store.create_room(
+        workshop_id,
+        name=body.name,
+        kind="breakout",
+        capacity=body.capacity or request.app[keys.SETTINGS].breakout_capacity,
+        media=body.media,
+    )
+    return json_model(room_out(row), status=201)
+
+
+@API.route(
+    "GET",
+    f"{PREFIX}/workshops/{{workshop_id}}/rooms/{{room_id}}",
+    summary="Read a room (any member).",
+    response=Room,
+    tags=("rooms",),
+)
+async def get_room(request: web.Request, who: Principal) -> web.Response:
+    workshop_id = path_uuid(request, "workshop_id")
+    room_id = path_uuid(request, "room_id")
+    require_member(who, workshop_id)
+    return json_model(room_out(await request.app[keys.STORE].get_workshop_room(workshop_id, room_id)))
+
+
+@API.route(
+    "PATCH",
+    f"{PREFIX}/workshops/{{workshop_id}}/rooms/{{room_id}}",
+    summary="Rename a room or change its capacity (admin, organiser, moderator).",
+    body=RoomPatch,
+    response=Room,
+    tags=("rooms",),
+)
+async def patch_room(request: web.Request, who: Principal) -> web.Response:
+    workshop_id = path_uuid(request, "workshop_id")
+    room_id = path_uuid(request, "room_id")
+    require_moderator(who, workshop_id)
+    body = await read_body(request, RoomPatch)
+    changes = body.model_dump(exclude_unset=True)
+    for name, value in changes.items():
+        if value is None:
+            raise InvalidArgument(f"{name} cannot be null", details=[{"field": name, "message": "not nullable"}])
+    return json_model(room_out(await request.app[keys.STORE].update_room(workshop_id, room_id, changes)))
+
+
+@API.route(
+    "DELETE",
+    f"{PREFIX}/workshops/{{workshop_id}}/rooms/{{room_id}}",
+    summary="Delete a breakout room; its assignees fall back to the plenary (admin, organiser, moderator).",
+    status=204,
+    errors=(409,),
+    tags=("rooms",),
+)
+async def delete_room(request: web.Request, who: Principal) -> web.Response:
+    workshop_id = path_uuid(request, "workshop_id")
+    room_id = path_uuid(request, "room_id")
+    require_moderator(who, workshop_id)
+    await request.app[keys.STORE].delete_room(workshop_id, room_id)
+    return web.Response(status=204)
