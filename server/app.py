@@ -29,6 +29,8 @@ from server.http_errors import error_middleware
 from server.migrate import migrate
 from server.settings import Settings
 from server.store import Store
+from signaling.breakout_store import BreakoutStore
+from signaling.breakouts import BreakoutCoordinator
 from signaling.service import SignalingConfig, SignalingService
 from signaling.session import SessionLimits, serve_websocket
 from signaling.store import PgSignalingStore
@@ -123,12 +125,19 @@ async def _signaling(app: web.Application) -> AsyncIterator[None]:
         chat_history=settings.chat_history,
         ice_servers=lambda pid: ice_servers_for(settings, pid),
     )
-    service = SignalingService(ServerDirectory(app[keys.AUTH], app[keys.STORE]), store, config)
+    directory = ServerDirectory(app[keys.AUTH], app[keys.STORE])
+    service = SignalingService(directory, store, config)
     app[keys.SIGNALING] = service
     app[SIGNALING_STORE] = store
+    breakout_store = BreakoutStore(app[keys.POOL])
+    coordinator = BreakoutCoordinator(breakout_store, service, directory)
+    app[keys.BREAKOUT_STORE] = breakout_store
+    app[keys.BREAKOUTS] = coordinator
+    await coordinator.start()
     try:
         yield
     finally:
+        await coordinator.shutdown()
         service.shutdown()
         await store.close()
 

@@ -54,6 +54,9 @@ class ServerDirectory:
         row = await self.store.assigned_room(uuid.UUID(identity.workshop_id), uuid.UUID(identity.participant_id))
         return room_info(row)
 
+    async def home_room(self, workshop_id: str, participant_id: str) -> RoomInfo:
+        return room_info(await self.store.home_room(uuid.UUID(workshop_id), uuid.UUID(participant_id)))
+
 
 def ice_servers_for(settings: Settings, participant_id: str) -> list[IceServer]:
     servers = []

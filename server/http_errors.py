@@ -66,7 +66,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if exc.status < 400:
             raise
         code = CODE_BY_STATUS.get(exc.status, "invalid_argument" if exc.status < 500 else "internal")
-        return error_response(code, exc.reason, status=exc.status)
+        response = error_response(code, exc.reason, status=exc.status)
+        if "Allow" in exc.headers:  # a 405 must say which methods the resource has (RFC 9110 15.5.6)
+            response.headers["Allow"] = exc.headers["Allow"]
+        return response
     except json.JSONDecodeError:
         return error_response("invalid_argument", "body is not valid JSON")
     except Exception:

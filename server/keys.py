@@ -8,6 +8,8 @@ from aiohttp import web
 from server.auth import Authenticator, JoinTokenIssuer
 from server.settings import Settings
 from server.store import Store
+from signaling.breakout_store import BreakoutStore
+from signaling.breakouts import BreakoutCoordinator
 from signaling.service import SignalingService
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -16,3 +18,5 @@ STORE = web.AppKey("store", Store)
 AUTH = web.AppKey("auth", Authenticator)
 ISSUER = web.AppKey("issuer", JoinTokenIssuer)
 SIGNALING = web.AppKey("signaling", SignalingService)
+BREAKOUTS = web.AppKey("breakouts", BreakoutCoordinator)
+BREAKOUT_STORE = web.AppKey("breakout_store", BreakoutStore)

@@ -48,11 +48,25 @@ ORDER BY created_at, id LIMIT $4
 """
 SELECT_ROOM = f"SELECT {ROOM_COLUMNS} FROM rooms WHERE id = $1"
 SELECT_PLENARY = f"SELECT {ROOM_COLUMNS} FROM rooms WHERE workshop_id = $1 AND kind = 'plenary'"
+# Where a participant belongs now: its room in the running breakout plan, else its home room, else the plenary.
 SELECT_ASSIGNED_ROOM = f"""
-SELECT {ROOM_COLUMNS} FROM rooms
-WHERE workshop_id = $1
-  AND (kind = 'plenary' OR id = (SELECT room_id FROM participants WHERE id = $2 AND workshop_id = $1))
-ORDER BY kind = 'plenary' LIMIT 1
+SELECT {ROOM_COLUMNS}, 0 AS rank FROM rooms WHERE id = (
+    SELECT a.room_id FROM breakout_assignments a JOIN breakout_plans p ON p.id = a.plan_id
+    WHERE p.workshop_id = $1 AND p.state IN ('open', 'closing') AND a.participant_id = $2)
+UNION ALL
+SELECT {ROOM_COLUMNS}, 1 FROM rooms
+WHERE workshop_id = $1 AND id = (SELECT room_id FROM participants WHERE id = $2 AND workshop_id = $1)
+UNION ALL
+SELECT {ROOM_COLUMNS}, 2 FROM rooms WHERE workshop_id = $1 AND kind = 'plenary'
+ORDER BY rank LIMIT 1
+"""
+# Where a participant goes when breakouts close: its home room, else the plenary.
+SELECT_HOME_ROOM = f"""
+SELECT {ROOM_COLUMNS}, 1 AS rank FROM rooms
+WHERE workshop_id = $1 AND id = (SELECT room_id FROM participants WHERE id = $2 AND workshop_id = $1)
+UNION ALL
+SELECT {ROOM_COLUMNS}, 2 FROM rooms WHERE workshop_id = $1 AND kind = 'plenary'
+ORDER BY rank LIMIT 1
 """
 SELECT_WORKSHOP_ROOM = f"SELECT {ROOM_COLUMNS} FROM rooms WHERE id = $1 AND workshop_id = $2"
 UPDATE_ROOM = f"""
@@ -74,6 +88,10 @@ ORDER BY created_at, id LIMIT $4
 """
 SELECT_PARTICIPANT = f"""
 SELECT {PARTICIPANT_COLUMNS} FROM participants WHERE id = $1 AND workshop_id = $2 AND deleted_at IS NULL
+"""
+SELECT_TAKEN_EMAILS = """
+SELECT DISTINCT lower(email) FROM participants
+WHERE workshop_id = $1 AND deleted_at IS NULL AND lower(email) = ANY($2::text[])
 """
 SELECT_PARTICIPANT_ANY_WORKSHOP = f"""
 SELECT {PARTICIPANT_COLUMNS} FROM participants WHERE id = $1 AND deleted_at IS NULL
@@ -238,6 +256,13 @@ class Store:
             raise NotFound("workshop not found")
         return row
 
+    async def home_room(self, workshop_id: uuid.UUID, participant_id: uuid.UUID) -> asyncpg.Record:
+        """Where the participant goes when breakouts close."""
+        row = await self.pool.fetchrow(SELECT_HOME_ROOM, workshop_id, participant_id)
+        if row is None:
+            raise NotFound("workshop not found")
+        return row
+
     async def get_plenary(self, workshop_id: uuid.UUID) -> asyncpg.Record:
         row = await self.pool.fetchrow(SELECT_PLENARY, workshop_id)
         if row is None:
@@ -275,6 +300,11 @@ class Store:
         if row is None:
             raise NotFound("participant not found")
         return row
+
+    async def taken_emails(self, workshop_id: uuid.UUID, emails: Sequence[str]) -> set[str]:
+        """Which of these lower-cased e-mails already belong to a live participant of the workshop."""
+        rows = await self.pool.fetch(SELECT_TAKEN_EMAILS, workshop_id, list(emails))
+        return {r[0] for r in rows}
 
     async def find_participant(self, participant_id: uuid.UUID) -> asyncpg.Record | None:
         """A live participant by id alone (for authentication)."""

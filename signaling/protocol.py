@@ -98,14 +98,6 @@ class LowerHand(ClientMessage):
     peer_id: PeerId
 
 
-AnyClientMessage = Annotated[
-    Hello | Offer | Answer | Candidate | Leave | ChatSend | Update | LowerHand,
-    Field(discriminator="type"),
-]
-CLIENT_MESSAGES: TypeAdapter[Any] = TypeAdapter(AnyClientMessage)
-CLIENT_TYPES = frozenset({"hello", "offer", "answer", "candidate", "leave", "chat", "update", "lower_hand"})
-
-
 # Server to client ---------------------------------------------------------------------------------
 
 
@@ -174,6 +166,25 @@ class ChatMessage(ServerMessage):
     sent_at: datetime
 
 
+class BreakoutRoomInfo(BaseModel):
+    id: str
+    name: str
+
+
+class BreakoutStatus(BaseModel):
+    """The running breakout plan of the workshop, as every client sees it."""
+
+    plan_id: str
+    name: str
+    strategy: str
+    state: Literal["open", "closing"]
+    ends_at: datetime | None = Field(description="Deadline; null when the breakouts run until closed.")
+    remaining_s: float | None
+    closes_at: datetime | None = Field(None, description="End of the closing countdown.")
+    rooms: list[BreakoutRoomInfo]
+    self_select_cap: int | None = None
+
+
 class Welcome(ServerMessage):
     type: Literal["welcome"] = "welcome"
     protocol: int
@@ -185,6 +196,7 @@ class Welcome(ServerMessage):
     resumed: bool = False
     limits: Limits
     chat: list[ChatMessage] = Field(default_factory=list, description="Recent chat history of the room.")
+    breakout: BreakoutStatus | None = Field(None, description="The running breakout plan, if any.")
     request_id: RequestId = None
 
 
@@ -253,6 +265,97 @@ class Bye(ServerMessage):
     reason: str
 
 
+# Breakouts (protocol v1 additions) ----------------------------------------------------------------
+
+
+class AskHelp(ClientMessage):
+    """Ask the moderators for help in one's current room. Repeated asks coalesce."""
+
+    type: Literal["ask_help"]
+    text: str | None = Field(None, max_length=500)
+
+
+class ChooseRoom(ClientMessage):
+    """Self-select breakouts: pick a room. Moderators may use it any time to visit a room."""
+
+    type: Literal["choose_room"]
+    room_id: str = Field(min_length=1, max_length=64)
+
+
+class Moved(ServerMessage):
+    type: Literal["moved"] = "moved"
+    room: RoomInfo
+    peers: list[PeerInfo]
+    breakout: BreakoutStatus | None = None
+    reason: str
+
+
+class BreakoutsOpened(ServerMessage):
+    type: Literal["breakouts_opened"] = "breakouts_opened"
+    plan_id: str
+    ends_at: datetime | None
+    remaining_s: float | None
+    breakout: BreakoutStatus
+
+
+class BreakoutsUpdated(ServerMessage):
+    """The deadline moved (extend)."""
+
+    type: Literal["breakouts_updated"] = "breakouts_updated"
+    plan_id: str
+    ends_at: datetime | None
+    remaining_s: float | None
+    breakout: BreakoutStatus
+
+
+class BreakoutsClosing(ServerMessage):
+    type: Literal["breakouts_closing"] = "breakouts_closing"
+    plan_id: str
+    seconds: float
+    closes_at: datetime
+
+
+class BreakoutsClosed(ServerMessage):
+    type: Literal["breakouts_closed"] = "breakouts_closed"
+    plan_id: str
+
+
+class Sender(BaseModel):
+    id: str | None
+    display_name: str
+
+
+class Broadcast(ServerMessage):
+    type: Literal["broadcast"] = "broadcast"
+    text: str
+    from_: Sender = Field(alias="from")
+    sent_at: datetime
+
+
+class HelpRequested(ServerMessage):
+    type: Literal["help_requested"] = "help_requested"
+    room_id: str
+    room_name: str
+    participant_id: str
+    display_name: str
+    text: str | None = None
+    at: datetime
+
+
+class MuteRequested(ServerMessage):
+    """A moderator asks this client to mute; the server already shows it muted to the room."""
+
+    type: Literal["mute_requested"] = "mute_requested"
+    kind: Literal["audio", "video"]
+    by: Sender
+
+
+AnyClientMessage = Annotated[
+    Hello | Offer | Answer | Candidate | Leave | ChatSend | Update | LowerHand | AskHelp | ChooseRoom,
+    Field(discriminator="type"),
+]
+CLIENT_MESSAGES: TypeAdapter[Any] = TypeAdapter(AnyClientMessage)
+
 AnyServerMessage = Annotated[
     Welcome
     | PeerJoined
@@ -266,7 +369,15 @@ AnyServerMessage = Annotated[
     | ChatMessage
     | Ack
     | Error
-    | Bye,
+    | Bye
+    | Moved
+    | BreakoutsOpened
+    | BreakoutsUpdated
+    | BreakoutsClosing
+    | BreakoutsClosed
+    | Broadcast
+    | HelpRequested
+    | MuteRequested,
     Field(discriminator="type"),
 ]
 SERVER_MESSAGES: TypeAdapter[Any] = TypeAdapter(AnyServerMessage)

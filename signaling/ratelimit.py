@@ -10,13 +10,13 @@ class TokenBucket:
     rate: float
     burst: int
     tokens: float = field(init=False)
-    stamp: float = field(default=0.0, init=False)
+    stamp: float | None = field(default=None, init=False)  # None until the first take: 0.0 is a valid time
 
     def __post_init__(self) -> None:
         self.tokens = float(self.burst)
 
     def take(self, now: float, cost: float = 1.0) -> bool:
-        if self.stamp:
+        if self.stamp is not None:
             self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
         self.stamp = now
         if self.tokens >= cost:

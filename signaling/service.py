@@ -21,13 +21,19 @@ from signaling.errors import InvalidArgument, LimitExceeded, NotFound, Permissio
 from signaling.protocol import (
     Ack,
     Answer,
+    AskHelp,
+    BreakoutStatus,
     Candidate,
     ChatMessage,
     ChatSend,
+    ChooseRoom,
     Hello,
+    HelpRequested,
     IceServer,
     Limits,
     LowerHand,
+    Moved,
+    MuteRequested,
     Offer,
     PeerJoined,
     PeerLeft,
@@ -38,6 +44,7 @@ from signaling.protocol import (
     RelayedCandidate,
     RelayedOffer,
     RoomInfo,
+    Sender,
     ServerMessage,
     Update,
     Welcome,
@@ -57,6 +64,7 @@ CLOSE_REPLACED = 4409
 CLOSE_ROOM_FULL = 4429
 
 MODERATOR_ROLES = frozenset({"organiser", "moderator"})
+HELP_COALESCE_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -91,6 +99,12 @@ class Directory(Protocol):
     async def assigned_room(self, identity: Identity) -> RoomInfo:
         """The room this participant belongs in right now (the plenary unless a breakout says otherwise)."""
         ...
+
+
+class BreakoutHooks(Protocol):
+    """What the breakout coordinator does for messages that arrive over a member's socket."""
+
+    async def choose_room(self, member: Member, room_id: str) -> None: ...
 
 
 class SignalingStore(Protocol):
@@ -139,6 +153,9 @@ class SignalingService:
         self._grace: dict[str, asyncio.TimerHandle] = {}
         self._detached_at: dict[str, datetime] = {}
         self._closed = False
+        self.breakouts: BreakoutHooks | None = None
+        self._breakout: dict[str, BreakoutStatus] = {}
+        self._help_asked: dict[str, float] = {}
 
     # Joining --------------------------------------------------------------------------------------
 
@@ -224,6 +241,7 @@ class SignalingService:
             resumed=resumed,
             limits=self.config.limits(),
             chat=history,
+            breakout=self.breakout_status(member.workshop_id),
             request_id=hello.request_id,
         )
 
@@ -291,6 +309,104 @@ class SignalingService:
         self._closed = True
         for member in list(self.members.values()):
             self._remove(member, reason="server_shutdown", close=(CLOSE_GOING_AWAY, "server shutting down"))
+
+    # Breakouts ------------------------------------------------------------------------------------
+
+    def set_breakout(self, workshop_id: str, status: BreakoutStatus | None) -> None:
+        if status is None:
+            self._breakout.pop(workshop_id, None)
+        else:
+            self._breakout[workshop_id] = status
+
+    def breakout_status(self, workshop_id: str) -> BreakoutStatus | None:
+        """The running breakouts of a workshop, with the remaining time as of now."""
+        status = self._breakout.get(workshop_id)
+        if status is None or status.ends_at is None:
+            return status
+        remaining = max(0.0, (status.ends_at - datetime.now(UTC)).total_seconds())
+        return status.model_copy(update={"remaining_s": remaining})
+
+    def members_of(self, workshop_id: str) -> list[Member]:
+        """Everyone of a workshop in signalling, connected or within their resume grace period."""
+        return [m for m in self.members.values() if m.workshop_id == workshop_id and not m.hidden]
+
+    def move(self, member: Member, target: RoomInfo, *, reason: str) -> None:
+        """Move a member to another room of its workshop; the socket stays open.
+
+        The old room sees peer_left, the new one peer_joined, and the member gets `moved` with the new
+        room's roster, to which it offers as a newcomer does."""
+        if self.members.get(member.id) is not member or member.room_id == target.id:
+            return
+        old = self.rooms.get(member.room_id)
+        if old is not None and old.members.get(member.id) is member:
+            del old.members[member.id]
+            self._to_others(old, member, lambda _p: PeerLeft(peer_id=member.id, reason="moved"))
+            if not old.members:
+                del self.rooms[old.id]
+        self._attend(member, "leave", "moved")
+        room = self.rooms.get(target.id)
+        if room is None:
+            room = self.rooms[target.id] = Room(info=target)
+        member.room_id = room.id
+        room.members[member.id] = member
+        self._to_others(room, member, lambda polite: PeerJoined(peer=member.as_peer(polite)))
+        self._attend(member, "join", reason)
+        if member.outbox is not None:
+            moved = Moved(
+                room=room.info,
+                peers=room.peers_for(member.id),
+                breakout=self.breakout_status(member.workshop_id),
+                reason=reason,
+            )
+            member.outbox.send(encode(moved))
+
+    def send_to_workshop(self, workshop_id: str, message: ServerMessage, *, roles: frozenset[str] | None = None) -> int:
+        """One message, encoded once, to every connected member of a workshop (optionally by role)."""
+        text = encode(message)
+        sent = 0
+        for member in self.members_of(workshop_id):
+            if member.outbox is not None and (roles is None or member.profile.role in roles):
+                member.outbox.send(text)
+                sent += 1
+        return sent
+
+    def ask_help(self, member: Member, message: AskHelp) -> None:
+        """Notify the workshop's moderators; asks repeated within a minute coalesce into the first."""
+        now = time.monotonic()
+        last = self._help_asked.get(member.id)
+        if last is None or now - last >= HELP_COALESCE_S:
+            self._help_asked[member.id] = now
+            room = self.rooms.get(member.room_id)
+            self.send_to_workshop(
+                member.workshop_id,
+                HelpRequested(
+                    room_id=member.room_id,
+                    room_name=room.info.name if room else "",
+                    participant_id=member.id,
+                    display_name=member.profile.display_name,
+                    text=message.text,
+                    at=datetime.now(UTC),
+                ),
+                roles=MODERATOR_ROLES,
+            )
+        self._ack(member, message.request_id)
+
+    async def choose_room(self, member: Member, message: ChooseRoom) -> None:
+        if self.breakouts is None:
+            raise NotFound("no breakouts are running")
+        await self.breakouts.choose_room(member, message.room_id)
+        self._ack(member, message.request_id)
+
+    def request_mute(self, participant_id: str, kind: Literal["audio", "video"], by: Sender) -> bool:
+        """A moderator mutes someone: the client is asked to mute and the room sees the state at once."""
+        member = self.members.get(participant_id)
+        if member is None or member.hidden:
+            return False
+        member.state = member.state.model_copy(update={kind: False})
+        if member.outbox is not None:
+            member.outbox.send(encode(MuteRequested(kind=kind, by=by)))
+        self._publish_state(member)
+        return True
 
     # Profile changes from the API -----------------------------------------------------------------
 

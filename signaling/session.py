@@ -22,9 +22,11 @@ from signaling.protocol import (
     CLIENT_MESSAGES,
     SUPPORTED_VERSIONS,
     Answer,
+    AskHelp,
     Bye,
     Candidate,
     ChatSend,
+    ChooseRoom,
     Error,
     Hello,
     Leave,
@@ -263,6 +265,10 @@ class Session:
             await service.chat(member, message)
         elif isinstance(message, LowerHand):
             service.lower_hand(member, message)
+        elif isinstance(message, AskHelp):
+            service.ask_help(member, message)
+        elif isinstance(message, ChooseRoom):
+            await service.choose_room(member, message)
         elif isinstance(message, Leave):
             service.leave(member)
             self._left = self._stop = True

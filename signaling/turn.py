@@ -17,7 +17,12 @@ def turn_credentials(secret: str, user_id: str, *, now_s: int, ttl_s: int) -> tu
 
 def verify_turn_credentials(secret: str, username: str, password: str, *, now_s: int) -> bool:
     expiry, _, _ = username.partition(":")
-    if not expiry.isdigit() or int(expiry) < now_s:
+    # ASCII digits only: str.isdigit() also accepts '¹' and other scripts' digits, which int() refuses.
+    if not (expiry.isascii() and expiry.isdigit()) or int(expiry) < now_s:
         return False
-    digest = hmac.new(secret.encode(), username.encode(), hashlib.sha1).digest()
-    return hmac.compare_digest(base64.b64encode(digest).decode(), password)
+    try:  # compare bytes: compare_digest raises on non-ASCII str, and a client may send anything
+        digest = hmac.new(secret.encode(), username.encode(), hashlib.sha1).digest()
+        given = password.encode("ascii")
+    except UnicodeEncodeError:
+        return False
+    return hmac.compare_digest(base64.b64encode(digest), given)

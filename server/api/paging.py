@@ -29,7 +29,9 @@ def decode_cursor(cursor: str) -> PageKey:
         created_at, row_id = json.loads(base64.urlsafe_b64decode(padded))
         return PageKey(created_at=datetime.fromisoformat(created_at), id=uuid.UUID(row_id))
     except (ValueError, TypeError, json.JSONDecodeError) as exc:
-        raise InvalidArgument("cursor is not valid", details=[{"field": "cursor"}]) from exc
+        raise InvalidArgument(
+            "cursor is not valid", details=[{"field": "cursor", "message": "not a cursor from this API"}]
+        ) from exc
 
 
 def page_request(request: web.Request) -> tuple[int, PageKey | None]:

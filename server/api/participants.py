@@ -48,6 +48,14 @@ async def _check_room(store: Any, workshop_id: uuid.UUID, room_id: uuid.UUID | N
         )
 
 
+def _email_taken() -> Conflict:
+    """The roster's only unique key is the e-mail: name the field, not the database index."""
+    return Conflict(
+        "a participant with this e-mail address already exists in this workshop",
+        details=[{"field": "email", "message": "already on this workshop's roster"}],
+    )
+
+
 def _require_manager(who: Principal, workshop_id: uuid.UUID) -> None:
     require_member(who, workshop_id)
     if not who.manages(workshop_id):
@@ -71,7 +79,10 @@ async def create_participant(request: web.Request, who: Principal) -> web.Respon
     store = request.app[keys.STORE]
     workshop = await store.get_workshop(workshop_id)
     await _check_room(store, workshop_id, body.room_id)
-    (row,) = await store.create_participants(workshop_id, [body.model_dump()])
+    try:
+        (row,) = await store.create_participants(workshop_id, [body.model_dump()])
+    except Conflict as exc:
+        raise _email_taken() from exc
     return json_model(_present(request, row, workshop, with_token=True), status=201)
 
 
@@ -142,7 +153,10 @@ async def patch_participant(request: web.Request, who: Principal) -> web.Respons
     store = request.app[keys.STORE]
     workshop = await store.get_workshop(workshop_id)
     await _check_room(store, workshop_id, changes.get("room_id"))
-    row = await store.update_participant(workshop_id, participant_id, changes)
+    try:
+        row = await store.update_participant(workshop_id, participant_id, changes)
+    except Conflict as exc:
+        raise _email_taken() from exc
     request.app[keys.SIGNALING].participant_changed(str(row["id"]), profile_of(row))
     return json_model(_present(request, row, workshop, with_token=True))
 
@@ -265,7 +279,8 @@ async def import_participants(request: web.Request, who: Principal) -> web.Respo
             items = _ROWS.validate_python(data)
         except ValidationError as exc:
             raise InvalidArgument("body must be a JSON list of participant objects") from exc
-        rows, errors, where = [(i + 1, item) for i, item in enumerate(items)], [], "index"
+        # A JSON list is addressed by its zero-based index, as in a JSON pointer.
+        rows, errors, where = list(enumerate(items)), [], "index"
     if len(rows) > MAX_IMPORT_ROWS:
         raise InvalidArgument(f"at most {MAX_IMPORT_ROWS} rows per import")
     if not rows and not errors:
@@ -287,6 +302,9 @@ async def import_participants(request: web.Request, who: Principal) -> web.Respo
         if person.room_id is not None and person.room_id not in rooms:
             errors.append({where: position, "field": "room_id", "message": "not a room of this workshop"})
         valid.append(person.model_dump())
+    # Report clashes with the roster by line like any other bad row; the unique index still guards the race.
+    for key in await store.taken_emails(workshop_id, list(emails)):
+        errors.append({where: emails[key], "field": "email", "message": "already on this workshop's roster"})
     if errors:
         errors.sort(key=lambda e: e.get(where, 0))
         raise InvalidArgument(f"{len(errors)} problem(s) in the roster; nothing was imported", details=errors)

@@ -127,7 +127,9 @@ async def read_body(request: web.Request, model: type[M]) -> M:
     if not isinstance(data, dict):
         raise InvalidArgument("body must be a JSON object")
     try:
-        return model.model_validate(data)
+        # Strict JSON validation keeps Body's promise: "12" is not an integer and true is not 1, while dates and
+        # UUIDs still arrive as JSON strings. The body was read above; aiohttp returns the cached bytes.
+        return model.model_validate_json(await request.read(), strict=True)
     except ValidationError as exc:
         raise invalid(exc) from exc
 
@@ -147,9 +149,14 @@ def page_limit(request: web.Request) -> int:
     try:
         limit = int(raw)
     except ValueError as exc:
-        raise InvalidArgument("limit must be an integer", details=[{"field": "limit"}]) from exc
+        raise InvalidArgument(
+            "limit must be an integer", details=[{"field": "limit", "message": "not an integer"}]
+        ) from exc
     if not 1 <= limit <= MAX_PAGE:
-        raise InvalidArgument(f"limit must be between 1 and {MAX_PAGE}", details=[{"field": "limit"}])
+        raise InvalidArgument(
+            f"limit must be between 1 and {MAX_PAGE}",
+            details=[{"field": "limit", "message": f"must be between 1 and {MAX_PAGE}"}],
+        )
     return limit
 
 

@@ -17,7 +17,8 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
-    model_validator,
+    ValidationInfo,
+    field_validator,
 )
 
 from server.auth import Role
@@ -105,10 +106,12 @@ class WorkshopCreate(Body):
     )
     plenary_capacity: int | None = Field(None, ge=1, le=10_000)
 
-    @model_validator(mode="after")
-    def _times(self) -> WorkshopCreate:
-        _check_times(self.starts_at, self.ends_at)
-        return self
+    # A field validator (not a model validator) so that the error names `ends_at`, as PATCH does.
+    @field_validator("ends_at")
+    @classmethod
+    def _times(cls, ends_at: datetime, info: ValidationInfo) -> datetime:
+        _check_times(info.data.get("starts_at"), ends_at)
+        return ends_at
 
 
 class WorkshopPatch(Body):
@@ -120,10 +123,11 @@ class WorkshopPatch(Body):
     status: WorkshopStatus | None = None
     recording_consent: ConsentMode | None = None
 
-    @model_validator(mode="after")
-    def _times(self) -> WorkshopPatch:
-        _check_times(self.starts_at, self.ends_at)
-        return self
+    @field_validator("ends_at")
+    @classmethod
+    def _times(cls, ends_at: datetime | None, info: ValidationInfo) -> datetime | None:
+        _check_times(info.data.get("starts_at"), ends_at)
+        return ends_at
 
 
 class Workshop(BaseModel):

@@ -101,9 +101,9 @@ async def patch_workshop(request: web.Request, who: Principal) -> web.Response:
     starts = changes.get("starts_at", current["starts_at"])
     ends = changes.get("ends_at", current["ends_at"])
     if ends <= starts:
-        raise InvalidArgument(
-            "ends_at must be after starts_at", details=[{"field": "ends_at", "message": "before starts_at"}]
-        )
+        # Name the field the caller sent: moving only starts_at past the end is a starts_at error.
+        field, message = ("ends_at", "before starts_at") if "ends_at" in changes else ("starts_at", "after ends_at")
+        raise InvalidArgument("ends_at must be after starts_at", details=[{"field": field, "message": message}])
     return json_model(workshop_out(await store.update_workshop(workshop_id, changes)))
 
 

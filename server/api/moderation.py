@@ -1,0 +1,137 @@
+"""Moderating live sessions: mute and remove participants, and the moderators' action log."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+from aiohttp import web
+from pydantic import BaseModel
+
+from server import keys
+from server.api import API, PREFIX
+from server.api.breakouts import actor_of
+from server.api.routing import json_model, page_limit, path_uuid, read_body
+from server.api.schemas import Body
+from server.auth import Principal
+from signaling.errors import InvalidArgument
+from signaling.protocol import Sender
+from signaling.service import CLOSE_REMOVED
+
+ACTIONS = """
+SELECT id, actor_id, actor_role, action, details, at FROM moderator_actions
+WHERE workshop_id = $1 AND ($2::bigint IS NULL OR id > $2) ORDER BY id LIMIT $3
+"""
+
+
+class MuteBody(Body):
+    kind: Literal["audio", "video"] = "audio"
+
+
+class Moderated(BaseModel):
+    participant_id: uuid.UUID
+    live: bool
+
+
+class ModeratorAction(BaseModel):
+    id: int
+    actor_id: uuid.UUID | None
+    actor_role: str
+    action: str
+    details: dict[str, Any]
+    at: datetime
+
+
+class ModeratorActionPage(BaseModel):
+    items: list[ModeratorAction]
+    next_cursor: str | None
+
+
+def _participant_path(suffix: str) -> str:
+    return f"{PREFIX}/workshops/{{workshop_id}}/participants/{{participant_id}}{suffix}"
+
+
+@API.route(
+    "POST",
+    _participant_path("/mute"),
+    summary="Mute a participant: the client is asked to mute and the room sees it muted (moderators).",
+    body=MuteBody,
+    response=Moderated,
+    tags=("moderation",),
+)
+async def mute(request: web.Request, who: Principal) -> web.Response:
+    workshop_id = path_uuid(request, "workshop_id")
+    participant_id = path_uuid(request, "participant_id")
+    actor = await actor_of(request, who, workshop_id)
+    body = await read_body(request, MuteBody)
+    await request.app[keys.STORE].get_participant(workshop_id, participant_id)
+    sender = Sender(id=str(actor.id) if actor.id else None, display_name=actor.display_name)
+    live = request.app[keys.SIGNALING].request_mute(str(participant_id), body.kind, sender)
+    await request.app[keys.BREAKOUT_STORE].record_action(
+        workshop_id,
+        actor_id=actor.id,
+        actor_role=actor.role,
+        action="participant.mute",
+        details={"participant_id": str(participant_id), "kind": body.kind},
+    )
+    return json_model(Moderated(participant_id=participant_id, live=live))
+
+
+@API.route(
+    "POST",
+    _participant_path("/remove"),
+    summary="Remove a participant from the workshop: tokens revoked, live session closed with 4403 (moderators).",
+    response=Moderated,
+    tags=("moderation",),
+)
+async def remove(request: web.Request, who: Principal) -> web.Response:
+    workshop_id = path_uuid(request, "workshop_id")
+    participant_id = path_uuid(request, "participant_id")
+    actor = await actor_of(request, who, workshop_id)
+    await request.app[keys.STORE].revoke_participant(workshop_id, participant_id)
+    live = request.app[keys.SIGNALING].remove_participant(
+        str(participant_id), close_code=CLOSE_REMOVED, reason="removed by a moderator"
+    )
+    await request.app[keys.BREAKOUT_STORE].record_action(
+        workshop_id,
+        actor_id=actor.id,
+        actor_role=actor.role,
+        action="participant.remove",
+        details={"participant_id": str(participant_id)},
+    )
+    return json_model(Moderated(participant_id=participant_id, live=live))
+
+
+@API.route(
+    "GET",
+    f"{PREFIX}/workshops/{{workshop_id}}/moderator-actions",
+    summary="The moderators' action log of a workshop, oldest first (moderators).",
+    response=ModeratorActionPage,
+    paged=True,
+    tags=("moderation",),
+)
+async def moderator_actions(request: web.Request, who: Principal) -> web.Response:
+    workshop_id = path_uuid(request, "workshop_id")
+    await actor_of(request, who, workshop_id)
+    limit = page_limit(request)
+    cursor = request.query.get("cursor")
+    try:
+        after = int(cursor) if cursor else None
+    except ValueError as exc:
+        raise InvalidArgument("cursor is not valid", details=[{"field": "cursor"}]) from exc
+    rows = await request.app[keys.POOL].fetch(ACTIONS, workshop_id, after, limit + 1)
+    items = [
+        ModeratorAction(
+            id=r["id"],
+            actor_id=r["actor_id"],
+            actor_role=r["actor_role"],
+            action=r["action"],
+            details=json.loads(r["details"]),
+            at=r["at"],
+        )
+        for r in rows[:limit]
+    ]
+    next_cursor = str(items[-1].id) if len(rows) > limit and items else None
+    return json_model(ModeratorActionPage(items=items, next_cursor=next_cursor))
