@@ -29,6 +29,7 @@ from server.http_errors import error_middleware
 from server.migrate import migrate
 from server.settings import Settings
 from server.store import Store
+from server.web import add_web_routes
 from signaling.breakout_store import BreakoutStore
 from signaling.breakouts import BreakoutCoordinator
 from signaling.service import SignalingConfig, SignalingService
@@ -173,6 +174,7 @@ def create_app(settings: Settings) -> web.Application:
     api = load_routes()
     api.install(app, authenticate)
     app.router.add_get("/ws", websocket)
+    add_web_routes(app)
     app[OPENAPI] = api.openapi(title="Roundtable", version=VERSION)
     app.cleanup_ctx.extend([_database, _auth, _signaling])
     app.on_shutdown.append(_close_sessions)
