@@ -9,6 +9,9 @@ from pathlib import Path
 
 from aiohttp import web
 
+from recordings.service import RecordingCoordinator
+from recordings.storage import Storage
+from recordings.store import RecordingStore
 from server import keys
 from server.api import load_routes
 from server.api.meta import OPENAPI
@@ -104,6 +107,7 @@ async def _auth(app: web.Application) -> AsyncIterator[None]:
     if secret is None:
         secret, _ = read_or_create_secret_file(settings.resolved_data_dir() / SECRET_KEY_FILE)
     signer = TokenSigner(secret)
+    app[keys.SIGNING_SECRET] = secret
     app[keys.AUTH] = Authenticator(signer, await _admin_credential(settings, store), store)
     app[keys.ISSUER] = JoinTokenIssuer(
         signer,
@@ -135,9 +139,23 @@ async def _signaling(app: web.Application) -> AsyncIterator[None]:
     app[keys.BREAKOUT_STORE] = breakout_store
     app[keys.BREAKOUTS] = coordinator
     await coordinator.start()
+    storage = Storage(settings.resolved_recordings_dir())
+    recording_store = RecordingStore(app[keys.POOL])
+    recordings = RecordingCoordinator(
+        recording_store,
+        storage,
+        service,
+        ice_servers=lambda pid: ice_servers_for(settings, pid),
+        retention_days=settings.recording_retention_days,
+    )
+    app[keys.STORAGE] = storage
+    app[keys.RECORDING_STORE] = recording_store
+    app[keys.RECORDINGS] = recordings
+    await recordings.open()
     try:
         yield
     finally:
+        await recordings.close()
         await coordinator.shutdown()
         service.shutdown()
         await store.close()

@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncpg
 from aiohttp import web
 
+from recordings.service import RecordingCoordinator
+from recordings.storage import Storage
+from recordings.store import RecordingStore
 from server.auth import Authenticator, JoinTokenIssuer
 from server.settings import Settings
 from server.store import Store
@@ -20,3 +23,7 @@ ISSUER = web.AppKey("issuer", JoinTokenIssuer)
 SIGNALING = web.AppKey("signaling", SignalingService)
 BREAKOUTS = web.AppKey("breakouts", BreakoutCoordinator)
 BREAKOUT_STORE = web.AppKey("breakout_store", BreakoutStore)
+RECORDINGS = web.AppKey("recordings", RecordingCoordinator)
+RECORDING_STORE = web.AppKey("recording_store", RecordingStore)
+STORAGE = web.AppKey("storage", Storage)
+SIGNING_SECRET = web.AppKey("signing_secret", str)

@@ -46,6 +46,10 @@ class Settings(BaseSettings):
         default_factory=list, description="Comma-separated; empty allows same-origin and non-browser clients."
     )
 
+    # Recordings
+    recordings_dir: Path | None = Field(None, description="Where recording files live; default DATA_DIR/recordings.")
+    recording_retention_days: int = Field(0, ge=0, description="Delete recordings older than this; 0 keeps them.")
+
     # ICE servers handed to clients in `welcome`.
     stun_urls: Annotated[list[str], NoDecode] = Field(default_factory=list)
     turn_urls: Annotated[list[str], NoDecode] = Field(default_factory=list)
@@ -75,6 +79,11 @@ class Settings(BaseSettings):
 
     def resolved_data_dir(self) -> Path:
         return (Path(os.getcwd()) / self.data_dir).resolve()
+
+    def resolved_recordings_dir(self) -> Path:
+        if self.recordings_dir is not None:
+            return (Path(os.getcwd()) / self.recordings_dir).resolve()
+        return self.resolved_data_dir() / "recordings"
 
 
 def describe_validation_error(exc: Exception) -> str:

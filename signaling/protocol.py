@@ -8,12 +8,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, TypeAdapter, field_validator
 
 SUPPORTED_VERSIONS: tuple[int, ...] = (1,)
 
 PeerId = Annotated[str, Field(min_length=1, max_length=64)]
-RequestId = Annotated[str | int, Field(union_mode="left_to_right")] | None
+# Strict: the echo must be what was sent (lax mode would turn `true` into 1 and 1.0 into 1).
+RequestId = Annotated[StrictStr | StrictInt, Field(union_mode="left_to_right")] | None
 Sdp = Annotated[str, Field(min_length=1)]
 
 
@@ -78,6 +79,8 @@ class ChatSend(ClientMessage):
     def _not_blank(cls, value: str) -> str:
         if not value.strip():
             raise ValueError("text must not be blank")
+        if "\x00" in value:  # PostgreSQL text cannot hold NUL
+            raise ValueError("text must not contain NUL characters")
         return value
 
 
@@ -185,6 +188,15 @@ class BreakoutStatus(BaseModel):
     self_select_cap: int | None = None
 
 
+class RecordingStatus(BaseModel):
+    """A recording running in the room: consenting members send their media to `recorder_peer_id`."""
+
+    recording_id: str
+    recorder_peer_id: str
+    consent_mode: Literal["explicit", "assumed"]
+    started_at: datetime
+
+
 class Welcome(ServerMessage):
     type: Literal["welcome"] = "welcome"
     protocol: int
@@ -197,6 +209,7 @@ class Welcome(ServerMessage):
     limits: Limits
     chat: list[ChatMessage] = Field(default_factory=list, description="Recent chat history of the room.")
     breakout: BreakoutStatus | None = Field(None, description="The running breakout plan, if any.")
+    recording: RecordingStatus | None = Field(None, description="The recording running in this room, if any.")
     request_id: RequestId = None
 
 
@@ -282,11 +295,33 @@ class ChooseRoom(ClientMessage):
     room_id: str = Field(min_length=1, max_length=64)
 
 
+class Consent(ClientMessage):
+    """A participant's answer to a recording; sending it again changes it (withdrawing stops its tracks)."""
+
+    type: Literal["consent"]
+    recording_id: str = Field(min_length=1, max_length=64)
+    granted: bool
+
+
+class RecordingStarted(ServerMessage):
+    type: Literal["recording_started"] = "recording_started"
+    recording_id: str
+    recorder_peer_id: str
+    consent_mode: Literal["explicit", "assumed"]
+    started_at: datetime
+
+
+class RecordingStopped(ServerMessage):
+    type: Literal["recording_stopped"] = "recording_stopped"
+    recording_id: str
+
+
 class Moved(ServerMessage):
     type: Literal["moved"] = "moved"
     room: RoomInfo
     peers: list[PeerInfo]
     breakout: BreakoutStatus | None = None
+    recording: RecordingStatus | None = None
     reason: str
 
 
@@ -351,7 +386,7 @@ class MuteRequested(ServerMessage):
 
 
 AnyClientMessage = Annotated[
-    Hello | Offer | Answer | Candidate | Leave | ChatSend | Update | LowerHand | AskHelp | ChooseRoom,
+    Hello | Offer | Answer | Candidate | Leave | ChatSend | Update | LowerHand | AskHelp | ChooseRoom | Consent,
     Field(discriminator="type"),
 ]
 CLIENT_MESSAGES: TypeAdapter[Any] = TypeAdapter(AnyClientMessage)
@@ -377,7 +412,9 @@ AnyServerMessage = Annotated[
     | BreakoutsClosed
     | Broadcast
     | HelpRequested
-    | MuteRequested,
+    | MuteRequested
+    | RecordingStarted
+    | RecordingStopped,
     Field(discriminator="type"),
 ]
 SERVER_MESSAGES: TypeAdapter[Any] = TypeAdapter(AnyServerMessage)

@@ -27,6 +27,7 @@ from signaling.protocol import (
     ChatMessage,
     ChatSend,
     ChooseRoom,
+    Consent,
     Hello,
     HelpRequested,
     IceServer,
@@ -40,6 +41,7 @@ from signaling.protocol import (
     PeerReconnecting,
     PeerResumed,
     PeerUpdated,
+    RecordingStatus,
     RelayedAnswer,
     RelayedCandidate,
     RelayedOffer,
@@ -107,6 +109,16 @@ class BreakoutHooks(Protocol):
     async def choose_room(self, member: Member, room_id: str) -> None: ...
 
 
+class RecordingHooks(Protocol):
+    """What the recordings coordinator decides for signalling: consent, and who may send to a recorder."""
+
+    async def consent(self, member: Member, message: Consent) -> None: ...
+
+    def check_send(self, sender: Member, recorder: Member) -> None:
+        """Raise PermissionDenied unless the sender's consent holds. Must not block: it is on the relay path."""
+        ...
+
+
 class SignalingStore(Protocol):
     """Records that signalling keeps: attendance (fire and forget) and chat (persist, then publish)."""
 
@@ -154,6 +166,8 @@ class SignalingService:
         self._detached_at: dict[str, datetime] = {}
         self._closed = False
         self.breakouts: BreakoutHooks | None = None
+        self.recordings: RecordingHooks | None = None
+        self._recording: dict[str, RecordingStatus] = {}
         self._breakout: dict[str, BreakoutStatus] = {}
         self._help_asked: dict[str, float] = {}
 
@@ -242,6 +256,7 @@ class SignalingService:
             limits=self.config.limits(),
             chat=history,
             breakout=self.breakout_status(member.workshop_id),
+            recording=self._recording.get(room.id),
             request_id=hello.request_id,
         )
 
@@ -286,6 +301,7 @@ class SignalingService:
             del room.members[member.id]
             if not member.hidden:
                 self._to_others(room, member, lambda _p: PeerLeft(peer_id=member.id, reason=reason))
+                self._tell_hidden(room, PeerLeft(peer_id=member.id, reason=reason))
             if not room.members:
                 del self.rooms[room.id]
         self._attend(member, "leave", reason, at=left_at)
@@ -341,6 +357,7 @@ class SignalingService:
         if old is not None and old.members.get(member.id) is member:
             del old.members[member.id]
             self._to_others(old, member, lambda _p: PeerLeft(peer_id=member.id, reason="moved"))
+            self._tell_hidden(old, PeerLeft(peer_id=member.id, reason="moved"))
             if not old.members:
                 del self.rooms[old.id]
         self._attend(member, "leave", "moved")
@@ -356,9 +373,56 @@ class SignalingService:
                 room=room.info,
                 peers=room.peers_for(member.id),
                 breakout=self.breakout_status(member.workshop_id),
+                recording=self._recording.get(room.id),
                 reason=reason,
             )
             member.outbox.send(encode(moved))
+
+    # Recordings -----------------------------------------------------------------------------------
+
+    def set_recording(self, room_id: str, status: RecordingStatus | None) -> None:
+        if status is None:
+            self._recording.pop(room_id, None)
+        else:
+            self._recording[room_id] = status
+
+    def add_hidden(self, member: Member, room_info: RoomInfo) -> None:
+        """Put a hidden member (the recorder) into a room: it is in no roster and sees no presence."""
+        member.hidden = True
+        room = self.rooms.get(room_info.id)
+        if room is None:
+            room = self.rooms[room_info.id] = Room(info=room_info)
+        member.room_id = room.id
+        room.members[member.id] = member
+        self.members[member.id] = member
+
+    def remove_hidden(self, member: Member) -> None:
+        if self.members.get(member.id) is member:
+            self._remove(member, reason="recording_stopped", close=None)
+
+    def send_to_room(self, room_id: str, message: ServerMessage) -> int:
+        room = self.rooms.get(room_id)
+        if room is None:
+            return 0
+        text = encode(message)
+        receivers = [m for m in room.roster() if m.outbox is not None]
+        for member in receivers:
+            assert member.outbox is not None
+            member.outbox.send(text)
+        return len(receivers)
+
+    async def consent(self, member: Member, message: Consent) -> None:
+        if self.recordings is None:
+            raise NotFound("no recording is running")
+        await self.recordings.consent(member, message)
+        self._ack(member, message.request_id)
+
+    @staticmethod
+    def _tell_hidden(room: Room, message: ServerMessage) -> None:
+        """The recorder learns that someone left its room, so it can end their tracks at once."""
+        for m in room.members.values():
+            if m.hidden and m.outbox is not None:
+                m.outbox.send(encode(message))
 
     def send_to_workshop(self, workshop_id: str, message: ServerMessage, *, roles: frozenset[str] | None = None) -> int:
         """One message, encoded once, to every connected member of a workshop (optionally by role)."""
@@ -429,6 +493,8 @@ class SignalingService:
             raise NotFound(f"peer {message.to} is not in your room")
         if target.outbox is None:
             raise NotFound(f"peer {message.to} is reconnecting")
+        if target.hidden and self.recordings is not None:
+            self.recordings.check_send(sender, target)
         out: RelayedOffer | RelayedAnswer | RelayedCandidate
         if isinstance(message, Offer):
             out = RelayedOffer(from_=sender.id, sdp=message.sdp)
@@ -447,11 +513,12 @@ class SignalingService:
         self._ack(member, message.request_id)
 
     def lower_hand(self, member: Member, message: LowerHand) -> None:
+        # Permission first: otherwise not_found vs permission_denied tells anyone who is online elsewhere.
+        if message.peer_id != member.id and member.profile.role not in MODERATOR_ROLES:
+            raise PermissionDenied("only moderators may lower someone else's hand")
         target = self.members.get(message.peer_id)
         if target is None or target.workshop_id != member.workshop_id or target.hidden:
             raise NotFound(f"peer {message.peer_id} is not in this workshop")
-        if target is not member and member.profile.role not in MODERATOR_ROLES:
-            raise PermissionDenied("only moderators may lower someone else's hand")
         if target.state.hand:
             target.state = target.state.model_copy(update={"hand": False})
             self._publish_state(target)

@@ -27,6 +27,7 @@ from signaling.protocol import (
     Candidate,
     ChatSend,
     ChooseRoom,
+    Consent,
     Error,
     Hello,
     Leave,
@@ -144,7 +145,8 @@ class Session:
                 if msg.type == WSMsgType.TEXT:
                     await self._on_text(member, msg.data)
                 elif msg.type == WSMsgType.BINARY:
-                    self.error("invalid_argument", "binary frames are not part of the protocol")
+                    if self._rate_ok():  # a flood of binary frames must not become a flood of errors
+                        self.error("invalid_argument", "binary frames are not part of the protocol")
                 elif msg.type == WSMsgType.ERROR:
                     break
                 if self._stop:
@@ -269,6 +271,8 @@ class Session:
             service.ask_help(member, message)
         elif isinstance(message, ChooseRoom):
             await service.choose_room(member, message)
+        elif isinstance(message, Consent):
+            await service.consent(member, message)
         elif isinstance(message, Leave):
             service.leave(member)
             self._left = self._stop = True

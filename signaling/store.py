@@ -14,9 +14,12 @@ from signaling.service import Attendance
 
 log = logging.getLogger(__name__)
 
+# Conditional: a workshop deleted while people were in it takes their attendance with it (ON DELETE CASCADE), and
+# its leaves, recorded after the delete, must be skipped, not retried forever in front of everyone else's.
 INSERT_ATTENDANCE = """
 INSERT INTO attendance_events (workshop_id, room_id, participant_id, event, at, reason)
-VALUES ($1, $2, $3, $4, $5, $6)
+SELECT $1::uuid, $2::uuid, $3::uuid, $4::text, $5::timestamptz, $6::text
+WHERE EXISTS (SELECT 1 FROM participants WHERE id = $3::uuid AND workshop_id = $1::uuid)
 """
 INSERT_CHAT = """
 INSERT INTO chat_messages (workshop_id, room_id, participant_id, display_name, text)

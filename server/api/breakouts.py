@@ -415,4 +415,3 @@ async def move(request: web.Request, who: Principal) -> web.Response:
     body = await read_body(request, MoveBody)
     view = await request.app[keys.BREAKOUTS].move(workshop_id, plan_id, body.participant_id, body.room_id, actor)
     return json_model(plan_out(view))
-

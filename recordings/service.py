@@ -1,0 +1,275 @@
+"""Recordings: start and stop, the consent ledger, the relay gate, recovery after a crash, retention.
+
+A recording is persisted first (`starting`), then its recorder joins the room as a hidden member and
+the room hears `recording_started`. Consent answers are written to the ledger, then applied in
+memory, so that the relay gate (on the hot path) never waits on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from recordings.model import consent_holds
+from recordings.recorder import Recorder
+from recordings.storage import Storage, file_facts
+from recordings.store import RecordingStore
+from signaling.errors import NotFound, PermissionDenied
+from signaling.protocol import Answer, Consent, IceServer, RecordingStarted, RecordingStatus, RecordingStopped, RoomInfo
+from signaling.rooms import Member, Profile
+from signaling.service import SignalingService
+
+log = logging.getLogger(__name__)
+
+RECORDER_ROLE = "recorder"
+CRASH_REASON = "the server stopped during the recording; what was written is kept"
+
+
+@dataclass
+class LiveRecording:
+    id: uuid.UUID
+    workshop_id: str
+    room_id: str
+    consent_mode: str
+    recorder: Recorder
+    member: Member
+    consent: dict[str, bool] = field(default_factory=dict)
+
+    def holds(self, participant_id: str) -> bool:
+        return consent_holds(self.consent_mode, self.consent.get(participant_id))
+
+
+@dataclass(frozen=True)
+class Starter:
+    id: uuid.UUID | None
+    role: str
+
+
+class RecordingCoordinator:
+    def __init__(
+        self,
+        store: RecordingStore,
+        storage: Storage,
+        service: SignalingService,
+        *,
+        ice_servers: Callable[[str], list[IceServer]],
+        retention_days: int = 0,
+    ) -> None:
+        self.store = store
+        self.storage = storage
+        self.service = service
+        self.ice_servers = ice_servers
+        self.retention_days = retention_days
+        self.live: dict[uuid.UUID, LiveRecording] = {}
+        self._by_peer: dict[str, LiveRecording] = {}
+        self._lock = asyncio.Lock()
+        self._retention: asyncio.Task[None] | None = None
+        service.recordings = self
+
+    # Lifecycle ------------------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """At start: finalise recordings a previous process left running, check files against metadata,
+        and start the retention task."""
+        await self.recover()
+        await self.consistency_report()
+        if self.retention_days > 0:
+            self._retention = asyncio.create_task(self._retention_loop(), name="recording-retention")
+
+    async def close(self) -> None:
+        if self._retention is not None:
+            self._retention.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._retention
+        for recording_id in list(self.live):
+            with contextlib.suppress(Exception):
+                await self.stop(recording_id, reason="server shutting down")
+
+    async def recover(self) -> list[uuid.UUID]:
+        recovered = []
+        for row in await self.store.live():
+            if row["id"] in self.live:
+                continue
+            for track in await self.store.tracks(row["id"]):
+                if track["state"] != "writing":
+                    continue
+                path = self.storage.path(track["file_key"]) if track["file_key"] else None
+                if path is not None and path.exists():
+                    facts = await asyncio.to_thread(file_facts, path)
+                    await self.store.finish_track(
+                        track["id"], state="partial", size=facts.size, duration_s=facts.duration_s, sha256=facts.sha256
+                    )
+                else:
+                    await self.store.finish_track(track["id"], state="partial", size=0, duration_s=0.0, sha256=None)
+            state = row["state"]
+            if state == "starting":
+                await self.store.transition(row["id"], "starting", "failed", reason=CRASH_REASON, partial=True)
+            else:
+                if state == "recording":
+                    await self.store.transition(row["id"], "recording", "stopping", reason=CRASH_REASON, partial=True)
+                await self.store.transition(row["id"], "stopping", "ready", reason=CRASH_REASON, partial=True)
+            log.warning("finalised recording %s left %s by a previous process", row["id"], state)
+            recovered.append(row["id"])
+        return recovered
+
+    async def consistency_report(self) -> dict[str, list[str]]:
+        """Files without metadata and metadata without files, logged at start."""
+        on_disk = await asyncio.to_thread(self.storage.keys_on_disk)
+        known = await self.store.file_keys()
+        report = {"files_without_metadata": sorted(on_disk - known), "metadata_without_files": sorted(known - on_disk)}
+        for kind, keys in report.items():
+            if keys:
+                log.warning("recordings consistency: %d %s: %s", len(keys), kind.replace("_", " "), keys[:10])
+        return report
+
+    async def _retention_loop(self) -> None:
+        while True:
+            try:
+                await self.apply_retention()
+            except Exception:
+                log.exception("recording retention failed")
+            await asyncio.sleep(3600)
+
+    async def apply_retention(self) -> int:
+        before = datetime.now(UTC) - timedelta(days=self.retention_days)
+        expired = await self.store.expired(before)
+        for recording_id in expired:
+            await self.delete(recording_id, by="retention")
+        return len(expired)
+
+    # Start and stop -------------------------------------------------------------------------------
+
+    async def start(self, room: RoomInfo, consent_mode: str, starter: Starter) -> Any:
+        async with self._lock:
+            row = await self.store.create(
+                workshop_id=uuid.UUID(room.workshop_id),
+                room_id=uuid.UUID(room.id),
+                room_name=room.name,
+                consent_mode=consent_mode,
+                started_by=starter.id,
+                started_by_role=starter.role,
+            )
+            recording_id = row["id"]
+            peer_id = f"recorder-{recording_id.hex[:12]}"
+            try:
+                recorder = Recorder(
+                    recording_id=recording_id,
+                    peer_id=peer_id,
+                    started_at=row["started_at"],
+                    ice_servers=self.ice_servers(peer_id),
+                    storage=self.storage,
+                    store=self.store,
+                    relay=lambda to, msg: self._answer(peer_id, to, msg),
+                )
+                recorder.start()
+            except Exception as exc:
+                await self.store.transition(recording_id, "starting", "failed", reason=f"recorder failed: {exc}")
+                raise
+            member = Member(
+                id=peer_id,
+                workshop_id=room.workshop_id,
+                profile=Profile(display_name="Recorder", country="", organisation="", role=RECORDER_ROLE),
+                room_id=room.id,
+                resume_secret="",
+                outbox=recorder,
+                hidden=True,
+            )
+            live = LiveRecording(
+                id=recording_id,
+                workshop_id=room.workshop_id,
+                room_id=room.id,
+                consent_mode=consent_mode,
+                recorder=recorder,
+                member=member,
+            )
+            self.live[recording_id] = live
+            self._by_peer[peer_id] = live
+            self.service.add_hidden(member, room)
+            row = await self.store.transition(recording_id, "starting", "recording")
+            status = RecordingStatus(
+                recording_id=str(recording_id),
+                recorder_peer_id=peer_id,
+                consent_mode=consent_mode,
+                started_at=row["started_at"],
+            )
+            self.service.set_recording(room.id, status)
+            self.service.send_to_room(
+                room.id,
+                RecordingStarted(
+                    recording_id=status.recording_id,
+                    recorder_peer_id=peer_id,
+                    consent_mode=status.consent_mode,
+                    started_at=status.started_at,
+                ),
+            )
+            return row
+
+    def _answer(self, peer_id: str, to: str, message: dict[str, Any]) -> None:
+        live = self._by_peer.get(peer_id)
+        if live is None or self.service.members.get(peer_id) is not live.member:
+            return
+        with contextlib.suppress(NotFound):  # the participant left meanwhile
+            self.service.relay(live.member, Answer(type="answer", to=to, sdp=message["sdp"]))
+
+    async def stop(self, recording_id: uuid.UUID, *, reason: str | None = None) -> Any:
+        live = self.live.get(recording_id)
+        if live is None:
+            row = await self.store.get(recording_id)
+            if row["state"] in ("starting", "recording", "stopping"):
+                # Left behind by another process: finalise what is on disk.
+                await self.recover()
+                return await self.store.get(recording_id)
+            return await self.store.transition(recording_id, "recording", "stopping")  # raises Conflict
+        row = await self.store.transition(recording_id, "recording", "stopping")
+        self.live.pop(recording_id, None)
+        self._by_peer.pop(live.member.id, None)
+        self.service.set_recording(live.room_id, None)
+        self.service.send_to_room(live.room_id, RecordingStopped(recording_id=str(recording_id)))
+        self.service.remove_hidden(live.member)
+        await live.recorder.stop()
+        failures = live.recorder.failures
+        return await self.store.transition(
+            recording_id,
+            "stopping",
+            "ready",
+            reason="; ".join(failures) if failures else reason,
+            partial=bool(failures),
+        )
+
+    def live_in_room(self, room_id: str) -> LiveRecording | None:
+        return next((r for r in self.live.values() if r.room_id == room_id), None)
+
+    # Consent and the relay gate --------------------------------------------------------------------
+
+    async def consent(self, member: Member, message: Consent) -> None:
+        try:
+            recording_id = uuid.UUID(message.recording_id)
+        except ValueError as exc:
+            raise NotFound("no such recording") from exc
+        live = self.live.get(recording_id)
+        if live is None or live.workshop_id != member.workshop_id:
+            raise NotFound("no such recording is running")
+        await self.store.record_consent(recording_id, uuid.UUID(member.id), message.granted)
+        live.consent[member.id] = message.granted
+        if not live.holds(member.id):
+            await live.recorder.stop_participant(member.id)
+
+    def check_send(self, sender: Member, recorder: Member) -> None:
+        live = self._by_peer.get(recorder.id)
+        if live is None:
+            raise NotFound("the recording has ended")
+        if not live.holds(sender.id):
+            raise PermissionDenied("you have not consented to this recording")
+
+    # Deletion -------------------------------------------------------------------------------------
+
+    async def delete(self, recording_id: uuid.UUID, *, by: str) -> None:
+        """Delete the files; the row stays as a tombstone (who, when)."""
+        await self.store.mark_deleted(recording_id, by)
+        await asyncio.to_thread(self.storage.delete_recording, recording_id)

@@ -1,0 +1,244 @@
+"""PostgreSQL for recordings: metadata, tracks, the consent ledger, grants and downloads."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from signaling.errors import Conflict, NotFound
+
+REC_COLUMNS = """id, workshop_id, room_id, room_name, state, partial, failure_reason, consent_mode, started_by,
+    started_by_role, started_at, stopped_at, ready_at, deleted_at, deleted_by, created_at"""
+TRACK_COLUMNS = """id, recording_id, participant_id, kind, codec, file_key, state, bytes, duration_s, sha256, offset_s,
+    started_at, ended_at"""
+
+INSERT_RECORDING = f"""
+INSERT INTO recordings (workshop_id, room_id, room_name, consent_mode, started_by, started_by_role)
+VALUES ($1, $2, $3, $4, $5, $6) RETURNING {REC_COLUMNS}
+"""
+SELECT_RECORDING = f"SELECT {REC_COLUMNS} FROM recordings WHERE id = $1"
+# Transitions are guarded in SQL: only one writer can move a recording out of a given state.
+TRANSITION = f"""
+UPDATE recordings SET state = $3,
+    stopped_at = CASE WHEN $3 = 'stopping' THEN now() ELSE stopped_at END,
+    ready_at = CASE WHEN $3 = 'ready' THEN now() ELSE ready_at END,
+    failure_reason = COALESCE($4, failure_reason),
+    partial = partial OR $5
+WHERE id = $1 AND state = $2 RETURNING {REC_COLUMNS}
+"""
+LIVE_RECORDINGS = f"SELECT {REC_COLUMNS} FROM recordings WHERE state IN ('starting', 'recording', 'stopping')"
+LIST_RECORDINGS = f"""
+SELECT {REC_COLUMNS} FROM recordings r
+WHERE workshop_id = $1
+  AND ($2::uuid IS NULL OR room_id = $2)
+  AND ($3::text IS NULL OR state = $3)
+  AND ($4::uuid IS NULL OR EXISTS (SELECT 1 FROM recording_tracks t WHERE t.recording_id = r.id
+                                   AND t.participant_id = $4))
+  AND ($5::timestamptz IS NULL OR started_at >= $5)
+  AND ($6::timestamptz IS NULL OR started_at < $6)
+  AND ($7::timestamptz IS NULL OR (created_at, id) > ($7, $8::uuid))
+  AND ($9::uuid IS NULL OR EXISTS (SELECT 1 FROM recording_grants g WHERE g.recording_id = r.id
+                                   AND g.participant_id = $9))
+ORDER BY created_at, id LIMIT $10
+"""
+DELETE_RECORDING = f"""
+UPDATE recordings SET state = 'deleted', deleted_at = now(), deleted_by = $2
+WHERE id = $1 AND state IN ('ready', 'failed') RETURNING {REC_COLUMNS}
+"""
+EXPIRED = "SELECT id FROM recordings WHERE state IN ('ready', 'failed') AND started_at < $1"
+
+INSERT_TRACK = f"""
+INSERT INTO recording_tracks (id, recording_id, participant_id, kind, codec, file_key, offset_s)
+VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {TRACK_COLUMNS}
+"""
+FINISH_TRACK = f"""
+UPDATE recording_tracks SET state = $2, bytes = $3, duration_s = $4, sha256 = $5, ended_at = COALESCE(ended_at, now())
+WHERE id = $1 RETURNING {TRACK_COLUMNS}
+"""
+TRACKS_OF = f"SELECT {TRACK_COLUMNS} FROM recording_tracks WHERE recording_id = $1 ORDER BY started_at, id"
+TRACK = f"SELECT {TRACK_COLUMNS} FROM recording_tracks WHERE id = $1 AND recording_id = $2"
+ALL_FILE_KEYS = "SELECT file_key FROM recording_tracks WHERE file_key IS NOT NULL"
+DELETE_TRACK_FILES = "UPDATE recording_tracks SET file_key = NULL, state = 'deleted' WHERE recording_id = $1"
+
+INSERT_CONSENT = (
+    "INSERT INTO recording_consents (recording_id, participant_id, granted) VALUES ($1, $2, $3) RETURNING at"
+)
+LATEST_CONSENTS = """
+SELECT DISTINCT ON (c.participant_id) c.participant_id, c.granted, c.at, p.display_name
+FROM recording_consents c JOIN participants p ON p.id = c.participant_id
+WHERE c.recording_id = $1 ORDER BY c.participant_id, c.id DESC
+"""
+CONSENT_LEDGER = """
+SELECT participant_id, granted, at FROM recording_consents WHERE recording_id = $1 ORDER BY id
+"""
+UPSERT_GRANT = """
+INSERT INTO recording_grants (recording_id, participant_id, granted_by) VALUES ($1, $2, $3)
+ON CONFLICT (recording_id, participant_id) DO NOTHING
+"""
+DELETE_GRANT = "DELETE FROM recording_grants WHERE recording_id = $1 AND participant_id = $2"
+HAS_GRANT = "SELECT EXISTS (SELECT 1 FROM recording_grants WHERE recording_id = $1 AND participant_id = $2)"
+INSERT_DOWNLOAD = """
+INSERT INTO recording_downloads (recording_id, track_id, principal, via, range_header, status)
+VALUES ($1, $2, $3, $4, $5, $6)
+"""
+DOWNLOADS = """
+SELECT track_id, principal, via, range_header, status, at FROM recording_downloads
+WHERE recording_id = $1 ORDER BY id
+"""
+
+
+class RecordingStore:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    async def create(
+        self,
+        *,
+        workshop_id: uuid.UUID,
+        room_id: uuid.UUID,
+        room_name: str,
+        consent_mode: str,
+        started_by: uuid.UUID | None,
+        started_by_role: str,
+    ) -> asyncpg.Record:
+        try:
+            row = await self.pool.fetchrow(
+                INSERT_RECORDING, workshop_id, room_id, room_name, consent_mode, started_by, started_by_role
+            )
+        except asyncpg.UniqueViolationError as exc:
+            raise Conflict("this room is already being recorded") from exc
+        assert row is not None
+        return row
+
+    async def get(self, recording_id: uuid.UUID) -> asyncpg.Record:
+        row = await self.pool.fetchrow(SELECT_RECORDING, recording_id)
+        if row is None:
+            raise NotFound("recording not found")
+        return row
+
+    async def transition(
+        self, recording_id: uuid.UUID, expected: str, target: str, *, reason: str | None = None, partial: bool = False
+    ) -> asyncpg.Record:
+        row = await self.pool.fetchrow(TRANSITION, recording_id, expected, target, reason, partial)
+        if row is None:
+            current = await self.get(recording_id)
+            raise Conflict(f"the recording is {current['state']}, not {expected}")
+        return row
+
+    async def live(self) -> list[asyncpg.Record]:
+        return list(await self.pool.fetch(LIVE_RECORDINGS))
+
+    async def search(
+        self,
+        workshop_id: uuid.UUID,
+        *,
+        room_id: uuid.UUID | None,
+        state: str | None,
+        participant_id: uuid.UUID | None,
+        since: datetime | None,
+        until: datetime | None,
+        after: tuple[datetime, uuid.UUID] | None,
+        granted_to: uuid.UUID | None,
+        limit: int,
+    ) -> list[asyncpg.Record]:
+        return list(
+            await self.pool.fetch(
+                LIST_RECORDINGS,
+                workshop_id,
+                room_id,
+                state,
+                participant_id,
+                since,
+                until,
+                *(after or (None, None)),
+                granted_to,
+                limit,
+            )
+        )
+
+    async def mark_deleted(self, recording_id: uuid.UUID, by: str) -> asyncpg.Record:
+        row = await self.pool.fetchrow(DELETE_RECORDING, recording_id, by)
+        if row is None:
+            current = await self.get(recording_id)
+            raise Conflict(f"the recording is {current['state']}; stop it first")
+        await self.pool.execute(DELETE_TRACK_FILES, recording_id)
+        return row
+
+    async def expired(self, before: datetime) -> list[uuid.UUID]:
+        return [r["id"] for r in await self.pool.fetch(EXPIRED, before)]
+
+    # Tracks
+    async def add_track(
+        self,
+        recording_id: uuid.UUID,
+        participant_id: uuid.UUID,
+        *,
+        track_id: uuid.UUID,
+        kind: str,
+        codec: str,
+        file_key: str,
+        offset_s: float,
+    ) -> asyncpg.Record:
+        row = await self.pool.fetchrow(
+            INSERT_TRACK, track_id, recording_id, participant_id, kind, codec, file_key, offset_s
+        )
+        assert row is not None
+        return row
+
+    async def finish_track(
+        self, track_id: uuid.UUID, *, state: str, size: int | None, duration_s: float | None, sha256: str | None
+    ) -> None:
+        await self.pool.execute(FINISH_TRACK, track_id, state, size, duration_s, sha256)
+
+    async def tracks(self, recording_id: uuid.UUID) -> list[asyncpg.Record]:
+        return list(await self.pool.fetch(TRACKS_OF, recording_id))
+
+    async def track(self, recording_id: uuid.UUID, track_id: uuid.UUID) -> asyncpg.Record:
+        row = await self.pool.fetchrow(TRACK, track_id, recording_id)
+        if row is None:
+            raise NotFound("track not found")
+        return row
+
+    async def file_keys(self) -> set[str]:
+        return {r["file_key"] for r in await self.pool.fetch(ALL_FILE_KEYS)}
+
+    # Consent
+    async def record_consent(self, recording_id: uuid.UUID, participant_id: uuid.UUID, granted: bool) -> datetime:
+        at: datetime = await self.pool.fetchval(INSERT_CONSENT, recording_id, participant_id, granted)
+        return at
+
+    async def latest_consents(self, recording_id: uuid.UUID) -> list[asyncpg.Record]:
+        return list(await self.pool.fetch(LATEST_CONSENTS, recording_id))
+
+    async def consent_ledger(self, recording_id: uuid.UUID) -> list[asyncpg.Record]:
+        return list(await self.pool.fetch(CONSENT_LEDGER, recording_id))
+
+    # Grants and downloads
+    async def grant(self, recording_id: uuid.UUID, participant_id: uuid.UUID, by: str) -> None:
+        await self.pool.execute(UPSERT_GRANT, recording_id, participant_id, by)
+
+    async def revoke_grant(self, recording_id: uuid.UUID, participant_id: uuid.UUID) -> None:
+        await self.pool.execute(DELETE_GRANT, recording_id, participant_id)
+
+    async def has_grant(self, recording_id: uuid.UUID, participant_id: uuid.UUID) -> bool:
+        granted: bool = await self.pool.fetchval(HAS_GRANT, recording_id, participant_id)
+        return granted
+
+    async def log_download(
+        self,
+        recording_id: uuid.UUID,
+        track_id: uuid.UUID,
+        *,
+        principal: str,
+        via: str,
+        range_header: str | None,
+        status: int,
+    ) -> None:
+        await self.pool.execute(INSERT_DOWNLOAD, recording_id, track_id, principal, via, range_header, status)
+
+    async def downloads(self, recording_id: uuid.UUID) -> list[Mapping[str, Any]]:
+        return [dict(r) for r in await self.pool.fetch(DOWNLOADS, recording_id)]

@@ -1,0 +1,421 @@
+"""Recordings: start/stop per room, listing, metadata with the consent summary, downloads, deletion."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import time
+import uuid
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from aiohttp import web
+from pydantic import AwareDatetime, BaseModel, Field, TypeAdapter, ValidationError
+
+from server import keys
+from server.api import API, PREFIX
+from server.api.paging import decode_cursor, encode_cursor
+from server.api.routing import json_model, page_limit, path_uuid, read_body
+from server.api.schemas import Body
+from server.api.workshops import require_member
+from server.auth import Principal, bearer_token
+from server.directory import room_info
+from server.store import PageKey
+from signaling.errors import InvalidArgument, NotFound, PermissionDenied, Unauthenticated
+
+RecordingState = Literal["starting", "recording", "stopping", "ready", "failed", "deleted"]
+SIGNED_URL_TTL_S = 600
+
+
+class Track(BaseModel):
+    id: uuid.UUID
+    participant_id: uuid.UUID
+    kind: Literal["audio", "video"]
+    codec: str
+    state: str = Field(description="writing | complete | partial | deleted")
+    bytes: int | None
+    duration_s: float | None
+    sha256: str | None = Field(description="Of the file exactly as served.")
+    offset_s: float = Field(description="When the track starts, from the recording's start.")
+    started_at: datetime
+    ended_at: datetime | None
+    download_url: str | None = Field(description="Short-lived signed URL: plays in a <video> element, no header.")
+
+
+class ConsentAnswer(BaseModel):
+    participant_id: uuid.UUID
+    display_name: str
+    granted: bool
+    at: datetime
+
+
+class ConsentSummary(BaseModel):
+    mode: Literal["explicit", "assumed"]
+    granted: list[uuid.UUID]
+    declined: list[uuid.UUID]
+    answers: list[ConsentAnswer] = Field(description="Each participant's latest answer.")
+    ledger: list[dict[str, Any]] = Field(description="Every answer in order (participant_id, granted, at).")
+
+
+class Recording(BaseModel):
+    id: uuid.UUID
+    workshop_id: uuid.UUID
+    room_id: uuid.UUID
+    room_name: str
+    state: RecordingState
+    partial: bool
+    failure_reason: str | None
+    started_by: uuid.UUID | None
+    started_at: datetime
+    stopped_at: datetime | None
+    ready_at: datetime | None
+    deleted_at: datetime | None
+    deleted_by: str | None
+    recorder_peer_id: str | None = None
+    tracks: list[Track] = Field(default_factory=list)
+    consent: ConsentSummary | None = None
+
+
+class RecordingPage(BaseModel):
+    items: list[Recording]
+    next_cursor: str | None
+
+
+class GrantBody(Body):
+    participant_id: uuid.UUID
+
+
+class Download(BaseModel):
+    track_id: uuid.UUID
+    principal: str
+    via: str
+    range_header: str | None
+    status: int
+    at: datetime
+
+
+class DownloadPage(BaseModel):
+    items: list[Download]
+
+
+def _sign(secret: str, recording_id: uuid.UUID, track_id: uuid.UUID, exp: int, by: str) -> str:
+    message = f"{recording_id}:{track_id}:{exp}:{by}".encode()
+    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+def _principal_name(who: Principal) -> str:
+    return "admin" if who.is_admin else str(who.participant_id)
+
+
+async def _load(request: web.Request, who: Principal, recording_id: uuid.UUID) -> Any:
+    """The recording, if the caller may see it: moderators of its workshop, or a participant granted it."""
+    store = request.app[keys.RECORDING_STORE]
+    row = await store.get(recording_id)
+    require_member(who, row["workshop_id"])
+    if not who.moderates(row["workshop_id"]) and (
+        who.participant_id is None or not await store.has_grant(recording_id, who.participant_id)
+    ):
+        raise NotFound("recording not found")
+    return row
+
+
+async def _present(request: web.Request, row: Any, who: Principal, *, detail: bool) -> Recording:
+    app = request.app
+    out = Recording.model_validate({k: v for k, v in dict(row).items() if k in Recording.model_fields})
+    live = app[keys.RECORDINGS].live.get(row["id"])
+    out.recorder_peer_id = live.member.id if live else None
+    if not detail:
+        return out
+    store = app[keys.RECORDING_STORE]
+    base = _base_url(request)
+    secret = app[keys.SIGNING_SECRET]
+    exp = int(time.time()) + SIGNED_URL_TTL_S
+    by = _principal_name(who)
+    for track in await store.tracks(row["id"]):
+        url = None
+        if track["file_key"] and track["state"] != "writing":
+            sig = _sign(secret, row["id"], track["id"], exp, by)
+            url = f"{base}{PREFIX}/recordings/{row['id']}/tracks/{track['id']}/file?exp={exp}&by={by}&sig={sig}"
+        out.tracks.append(Track.model_validate({**dict(track), "download_url": url}))
+    latest = await store.latest_consents(row["id"])
+    out.consent = ConsentSummary(
+        mode=row["consent_mode"],
+        granted=[r["participant_id"] for r in latest if r["granted"]],
+        declined=[r["participant_id"] for r in latest if not r["granted"]],
+        answers=[ConsentAnswer.model_validate(dict(r)) for r in latest],
+        ledger=[
+            {"participant_id": str(r["participant_id"]), "granted": r["granted"], "at": r["at"].isoformat()}
+            for r in await store.consent_ledger(row["id"])
+        ],
+    )
+    return out
+
+
+def _base_url(request: web.Request) -> str:
+    settings = request.app[keys.SETTINGS]
+    if settings.public_url is not None:
+        return settings.base_url
+    return str(request.url.origin())
+
+
+@API.route(
+    "POST",
+    f"{PREFIX}/rooms/{{room_id}}/recordings",
+    summary="Start recording a room (moderators, organiser). The body may be empty.",
+    response=Recording,
+    status=201,
+    errors=(409,),
+    tags=("recordings",),
+)
+async def start_recording(request: web.Request, who: Principal) -> web.Response:
+    room_id = path_uuid(request, "room_id")
+    store = request.app[keys.STORE]
+    room = await store.get_room(room_id)
+    if room is None:
+        raise NotFound("room not found")
+    require_member(who, room["workshop_id"])
+    if not who.moderates(room["workshop_id"]):
+        raise PermissionDenied("only moderators and the organiser may record")
+    workshop = await store.get_workshop(room["workshop_id"])
+    from recordings.service import Starter
+
+    starter = Starter(id=who.participant_id, role="admin" if who.is_admin else str(who.role))
+    row = await request.app[keys.RECORDINGS].start(room_info(room), workshop["recording_consent"], starter)
+    return json_model(await _present(request, row, who, detail=False), status=201)
+
+
+@API.route(
+    "POST",
+    f"{PREFIX}/recordings/{{recording_id}}/stop",
+    summary="Stop a recording; its files are finished and it becomes ready.",
+    response=Recording,
+    errors=(409,),
+    tags=("recordings",),
+)
+async def stop_recording(request: web.Request, who: Principal) -> web.Response:
+    recording_id = path_uuid(request, "recording_id")
+    row = await _load(request, who, recording_id)
+    if not who.moderates(row["workshop_id"]):
+        raise PermissionDenied("only moderators and the organiser may stop a recording")
+    row = await request.app[keys.RECORDINGS].stop(recording_id)
+    return json_model(await _present(request, row, who, detail=True))
+
+
+_DATE = TypeAdapter(AwareDatetime)
+
+
+def _query_uuid(request: web.Request, name: str) -> uuid.UUID | None:
+    raw = request.query.get(name)
+    if raw is None:
+        return None
+    try:
+        return uuid.UUID(raw)
+    except ValueError as exc:
+        raise InvalidArgument(f"{name} must be a UUID", details=[{"field": name, "message": "not a UUID"}]) from exc
+
+
+def _query_date(request: web.Request, name: str) -> datetime | None:
+    raw = request.query.get(name)
+    if raw is None:
+        return None
+    try:
+        return _DATE.validate_python(raw)
+    except ValidationError as exc:
+        raise InvalidArgument(
+            f"{name} must be an ISO 8601 time with a zone", details=[{"field": name, "message": "not a time"}]
+        ) from exc
+
+
+@API.route(
+    "GET",
+    f"{PREFIX}/workshops/{{workshop_id}}/recordings",
+    summary="List recordings; filters: room_id, state, participant_id, since, until (started_at).",
+    response=RecordingPage,
+    paged=True,
+    tags=("recordings",),
+)
+async def list_recordings(request: web.Request, who: Principal) -> web.Response:
+    workshop_id = path_uuid(request, "workshop_id")
+    require_member(who, workshop_id)
+    limit = page_limit(request)
+    cursor = request.query.get("cursor")
+    after = decode_cursor(cursor) if cursor else None
+    state = request.query.get("state")
+    if state is not None and state not in ("starting", "recording", "stopping", "ready", "failed", "deleted"):
+        raise InvalidArgument("unknown state", details=[{"field": "state", "message": "unknown state"}])
+    granted_to = None if who.moderates(workshop_id) else who.participant_id
+    rows = await request.app[keys.RECORDING_STORE].search(
+        workshop_id,
+        room_id=_query_uuid(request, "room_id"),
+        state=state,
+        participant_id=_query_uuid(request, "participant_id"),
+        since=_query_date(request, "since"),
+        until=_query_date(request, "until"),
+        after=(after.created_at, after.id) if after else None,
+        granted_to=granted_to,
+        limit=limit + 1,
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    items = [await _present(request, r, who, detail=False) for r in rows]
+    next_cursor = encode_cursor(PageKey(rows[-1]["created_at"], rows[-1]["id"])) if more and rows else None
+    return json_model(RecordingPage(items=items, next_cursor=next_cursor))
+
+
+@API.route(
+    "GET",
+    f"{PREFIX}/recordings/{{recording_id}}",
+    summary="A recording with its tracks (signed download URLs) and consent summary.",
+    response=Recording,
+    tags=("recordings",),
+)
+async def get_recording(request: web.Request, who: Principal) -> web.Response:
+    recording_id = path_uuid(request, "recording_id")
+    row = await _load(request, who, recording_id)
+    return json_model(await _present(request, row, who, detail=True))
+
+
+@API.route(
+    "DELETE",
+    f"{PREFIX}/recordings/{{recording_id}}",
+    summary="Delete a recording's files; a tombstone (who, when) stays (moderators, organiser).",
+    status=204,
+    errors=(409,),
+    tags=("recordings",),
+)
+async def delete_recording(request: web.Request, who: Principal) -> web.Response:
+    recording_id = path_uuid(request, "recording_id")
+    row = await _load(request, who, recording_id)
+    if not who.moderates(row["workshop_id"]):
+        raise PermissionDenied("only moderators and the organiser may delete recordings")
+    await request.app[keys.RECORDINGS].delete(recording_id, by=_principal_name(who))
+    return web.Response(status=204)
+
+
+@API.route(
+    "POST",
+    f"{PREFIX}/recordings/{{recording_id}}/grants",
+    summary="Let a participant see and download a recording (moderators, organiser).",
+    body=GrantBody,
+    status=204,
+    tags=("recordings",),
+)
+async def grant(request: web.Request, who: Principal) -> web.Response:
+    recording_id = path_uuid(request, "recording_id")
+    row = await _load(request, who, recording_id)
+    if not who.moderates(row["workshop_id"]):
+        raise PermissionDenied("only moderators and the organiser may grant access")
+    body = await read_body(request, GrantBody)
+    await request.app[keys.STORE].get_participant(row["workshop_id"], body.participant_id)
+    await request.app[keys.RECORDING_STORE].grant(recording_id, body.participant_id, _principal_name(who))
+    return web.Response(status=204)
+
+
+@API.route(
+    "GET",
+    f"{PREFIX}/recordings/{{recording_id}}/downloads",
+    summary="Every download of the recording's files: who, what, when (moderators, organiser).",
+    response=DownloadPage,
+    tags=("recordings",),
+)
+async def downloads(request: web.Request, who: Principal) -> web.Response:
+    recording_id = path_uuid(request, "recording_id")
+    row = await _load(request, who, recording_id)
+    if not who.moderates(row["workshop_id"]):
+        raise PermissionDenied("only moderators and the organiser may read the download log")
+    items = await request.app[keys.RECORDING_STORE].downloads(recording_id)
+    return json_model(DownloadPage(items=[Download.model_validate(i) for i in items]))
+
+
+@API.route(
+    "GET",
+    f"{PREFIX}/recordings/{{recording_id}}/tracks/{{track_id}}/file",
+    summary="A track's WebM file, with Range, If-Range and ETag; a bearer token or the signed download_url.",
+    authenticated=False,
+    binary_response="video/webm",
+    errors=(401, 403, 404),
+    tags=("recordings",),
+)
+async def track_file(request: web.Request) -> web.StreamResponse:
+    recording_id = path_uuid(request, "recording_id")
+    track_id = path_uuid(request, "track_id")
+    app = request.app
+    token = bearer_token(request.headers.get("Authorization"))
+    if token is not None:
+        who = await app[keys.AUTH].principal(token)
+        row = await _load(request, who, recording_id)
+        principal, via = _principal_name(who), "bearer"
+    else:
+        principal, via = _check_signature(request, recording_id, track_id)
+        row = await app[keys.RECORDING_STORE].get(recording_id)
+    track = await app[keys.RECORDING_STORE].track(recording_id, track_id)
+    if row["state"] == "deleted" or not track["file_key"]:
+        raise NotFound("the file was deleted")
+    path = app[keys.STORAGE].path(track["file_key"])
+    if not path.is_file():
+        raise NotFound("file not found")
+    range_header = request.headers.get("Range")
+    stale_range = _stale_if_range(request, path)
+    if stale_range:
+        range_header = None
+    await app[keys.RECORDING_STORE].log_download(
+        recording_id,
+        track_id,
+        principal=principal,
+        via=via,
+        range_header=range_header,
+        status=206 if range_header else 200,
+    )
+    content_type = "video/webm" if track["kind"] == "video" else "audio/webm"
+    headers = {
+        "Content-Type": content_type,
+        "Content-Disposition": f'inline; filename="{track_id}.webm"',
+        "Cache-Control": "private, no-store",
+    }
+    if stale_range:
+        return await _whole_file(request, path, headers)
+    return web.FileResponse(path, headers=headers)
+
+
+def _etag(path: Path) -> str:
+    st = path.stat()
+    return f'"{st.st_mtime_ns:x}-{st.st_size:x}"'  # the same strong tag aiohttp's FileResponse sends
+
+
+def _size(path: Path) -> int:
+    return path.stat().st_size
+
+
+def _stale_if_range(request: web.Request, path: Path) -> bool:
+    """aiohttp honours If-Range only with a date. With an entity tag that does not match (weak tags never
+    do), RFC 9110 says to send the whole file instead of the range."""
+    if_range = request.headers.get("If-Range", "").strip()
+    return bool(request.headers.get("Range")) and if_range.startswith(('"', "W/")) and if_range != _etag(path)
+
+
+async def _whole_file(request: web.Request, path: Path, headers: dict[str, str]) -> web.StreamResponse:
+    response = web.StreamResponse(
+        status=200,
+        headers={**headers, "ETag": _etag(path), "Accept-Ranges": "bytes", "Content-Length": str(_size(path))},
+    )
+    await response.prepare(request)
+    with path.open("rb") as f:
+        while chunk := await asyncio.to_thread(f.read, 256 * 1024):
+            await response.write(chunk)
+    await response.write_eof()
+    return response
+
+
+def _check_signature(request: web.Request, recording_id: uuid.UUID, track_id: uuid.UUID) -> tuple[str, str]:
+    q = request.query
+    exp, by, sig = q.get("exp", ""), q.get("by", ""), q.get("sig", "")
+    if not (exp and by and sig):
+        raise Unauthenticated("a bearer token or a signed download URL is required")
+    if not exp.isdigit() or int(exp) < time.time():
+        raise Unauthenticated("the download URL has expired")
+    expected = _sign(request.app[keys.SIGNING_SECRET], recording_id, track_id, int(exp), by)
+    if not hmac.compare_digest(expected, sig):
+        raise Unauthenticated("the download URL is not valid")
+    return by, "signed_url"
