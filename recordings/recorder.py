@@ -73,6 +73,15 @@ def install_stream_copy_hook() -> None:
     setattr(rtcrtpreceiver, "get_decoder", get_decoder)  # noqa: B010
 
 
+def restrict_host_addresses(addresses: list[str]) -> None:
+    """Gather the recorder's host candidates only on these addresses (aioice has no option for it, and
+    leaves 127.0.0.1 out on its own). Process-wide: the recorder is the server's only WebRTC peer."""
+    import aioice.ice
+
+    chosen = list(addresses)
+    setattr(aioice.ice, "get_host_addresses", lambda use_ipv4, use_ipv6: chosen)  # noqa: B010
+
+
 def mark_for_stream_copy(track: Any) -> None:
     setattr(track._queue, STREAM_COPY_MARK, True)
 

@@ -137,7 +137,13 @@ class TrackWriter:
                 if container is None:
                     if self.kind == "video" and not vp8_is_keyframe(data):
                         continue
-                    container = av.open(str(self.path), "w", format="webm")
+                    # Short clusters, flushed as written: a crash loses at most about a second.
+                    container = av.open(
+                        str(self.path),
+                        "w",
+                        format="webm",
+                        options={"cluster_time_limit": "1000", "flush_packets": "1"},
+                    )
                     if self.kind == "video":
                         stream = container.add_stream("libvpx", rate=30)
                         stream.width, stream.height = vp8_size(data)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from recordings.recorder import restrict_host_addresses
 from recordings.service import RecordingCoordinator
 from recordings.storage import Storage
 from recordings.store import RecordingStore
@@ -139,6 +140,8 @@ async def _signaling(app: web.Application) -> AsyncIterator[None]:
     app[keys.BREAKOUT_STORE] = breakout_store
     app[keys.BREAKOUTS] = coordinator
     await coordinator.start()
+    if settings.ice_host_addresses:
+        restrict_host_addresses(settings.ice_host_addresses)
     storage = Storage(settings.resolved_recordings_dir())
     recording_store = RecordingStore(app[keys.POOL])
     recordings = RecordingCoordinator(

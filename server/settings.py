@@ -55,8 +55,13 @@ class Settings(BaseSettings):
     turn_urls: Annotated[list[str], NoDecode] = Field(default_factory=list)
     turn_secret: str | None = None
     turn_ttl_s: int = Field(6 * 3600, ge=60)
+    ice_host_addresses: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Addresses the server's own WebRTC peer (the recorder) gathers host candidates on; "
+        "empty means every interface. 127.0.0.1 for a loopback-only host.",
+    )
 
-    @field_validator("allowed_origins", "stun_urls", "turn_urls", mode="before")
+    @field_validator("allowed_origins", "stun_urls", "turn_urls", "ice_host_addresses", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
