@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 
 from aiohttp import web
 from pydantic import ValidationError
 
-from server.settings import Settings, describe_validation_error
+from server.settings import Settings, describe_validation_error, unknown_environment
 
 
 def load_settings() -> Settings:
@@ -57,8 +58,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from server.app import create_app
 
+    for name in unknown_environment(dict(os.environ)):
+        logging.getLogger("server").warning("ignoring %s: no such setting", name)
     app = create_app(settings)
-    logging.getLogger("server").info("listening on http://%s:%s", settings.host, settings.port)
     web.run_app(
         app,
         host=settings.host,

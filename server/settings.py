@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import AliasChoices, Field, HttpUrl, field_validator
+from pydantic import AliasChoices, Field, HttpUrl, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -75,6 +75,12 @@ class Settings(BaseSettings):
             raise ValueError("must start with postgresql://")
         return value or None
 
+    @model_validator(mode="after")
+    def _turn_needs_secret(self) -> Settings:
+        if self.turn_urls and not self.turn_secret:
+            raise ValueError("ROUNDTABLE_TURN_URLS needs ROUNDTABLE_TURN_SECRET (coturn's static-auth-secret)")
+        return self
+
     @property
     def base_url(self) -> str:
         if self.public_url is not None:
@@ -98,6 +104,13 @@ def describe_validation_error(exc: Exception) -> str:
         return str(exc)
     parts = []
     for err in errors():
-        name = "ROUNDTABLE_" + "_".join(str(p) for p in err.get("loc", ())).upper()
-        parts.append(f"{name}: {err.get('msg')}")
+        loc = err.get("loc", ())
+        message = str(err.get("msg")).removeprefix("Value error, ")
+        parts.append(f"ROUNDTABLE_{'_'.join(str(p) for p in loc).upper()}: {message}" if loc else message)
     return "invalid setting: " + "; ".join(parts)
+
+
+def unknown_environment(environ: dict[str, str]) -> list[str]:
+    """ROUNDTABLE_* variables that name no setting (a typo would otherwise be silently ignored)."""
+    known = {f"ROUNDTABLE_{name.upper()}" for name in Settings.model_fields}
+    return sorted(k for k in environ if k.startswith("ROUNDTABLE_") and k not in known)

@@ -78,8 +78,9 @@ DELETE_ROOM = "DELETE FROM rooms WHERE id = $1 AND workshop_id = $2 AND kind = '
 PARTICIPANT_COLUMNS = """id, workshop_id, display_name, country, organisation, email, role, room_id,
     token_generation, created_at, updated_at"""
 INSERT_PARTICIPANT = f"""
-INSERT INTO participants (workshop_id, display_name, country, organisation, email, role, room_id)
-VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {PARTICIPANT_COLUMNS}
+INSERT INTO participants (workshop_id, display_name, country, organisation, email, role, room_id, created_at,
+    updated_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, clock_timestamp(), clock_timestamp()) RETURNING {PARTICIPANT_COLUMNS}
 """
 LIST_PARTICIPANTS = f"""
 SELECT {PARTICIPANT_COLUMNS} FROM participants

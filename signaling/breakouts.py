@@ -186,7 +186,7 @@ class BreakoutCoordinator:
                 return key
             raise InvalidArgument(f"room index {key} is out of range (0..{len(rooms) - 1})")
         for index, room in enumerate(rooms):
-            if key in (room["name"], str(room["id"])):
+            if key == room["name"] or ("id" in room and key == str(room["id"])):
                 return index
         raise InvalidArgument(f"no room {key!r} in this plan")
 

@@ -14,7 +14,7 @@ from aiohttp import web
 
 log = logging.getLogger(__name__)
 
-CLOSE_TOO_SLOW = 1013
+CLOSE_TOO_SLOW = 1013  # the send queue overflowed: a receiver too slow to keep up
 _CLOSE = object()
 
 

@@ -60,3 +60,9 @@ class ProtocolViolation(ServiceError):
 
 class Internal(ServiceError):
     code = "internal"
+
+
+class Unavailable(ServiceError):
+    """The server cannot take this now (shutting down)."""
+
+    code = "unavailable"

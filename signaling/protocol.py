@@ -25,7 +25,8 @@ def negotiate(offered: list[int]) -> int | None:
 
 
 class ClientMessage(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Strict: "yes" is not true and "3" is not 3; unknown fields are errors.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     request_id: RequestId = None
 
@@ -40,7 +41,7 @@ class Hello(ClientMessage):
 class IceCandidate(BaseModel):
     """An RTCIceCandidateInit; an empty `candidate` string means end of candidates."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     candidate: str = Field(max_length=2048)
     sdpMid: str | None = Field(None, max_length=64)

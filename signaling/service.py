@@ -17,12 +17,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal, Protocol
 
-from signaling.errors import InvalidArgument, LimitExceeded, NotFound, PermissionDenied
+from signaling.errors import InvalidArgument, LimitExceeded, NotFound, PermissionDenied, Unavailable
 from signaling.protocol import (
     Ack,
     Answer,
     AskHelp,
     BreakoutStatus,
+    Bye,
     Candidate,
     ChatMessage,
     ChatSend,
@@ -57,8 +58,7 @@ log = logging.getLogger(__name__)
 
 # WebSocket close codes (docs/protocol.md); kept here because the service decides them.
 CLOSE_GOING_AWAY = 1001
-CLOSE_TOO_BIG = 1009
-CLOSE_TOO_SLOW = 1013
+CLOSE_TOO_BIG = 1009  # sent by aiohttp itself for a frame over the hard cap
 CLOSE_PROTOCOL = 4400
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_REMOVED = 4403
@@ -179,15 +179,22 @@ class SignalingService:
         pid = identity.participant_id
         existing = self.members.get(pid)
         if existing is not None and hello.resume and self._resume_matches(existing, hello.resume):
-            self._resume(existing, identity, outbox, version, hello)
-            return existing
+            # Chat sent while the socket was down: the recent history comes again (clients dedupe by id).
+            missed = await self.store.recent_chat(existing.room_id, self.config.chat_history)
+            if (
+                self.members.get(pid) is existing
+                and existing.resume_secret
+                and self._resume_matches(existing, hello.resume)
+            ):
+                self._resume(existing, identity, outbox, version, hello, history=missed)
+                return existing
 
         room_info = await self.directory.assigned_room(identity)
         history = await self.store.recent_chat(room_info.id, self.config.chat_history)
 
         # Nothing below awaits: the roster check and change are one step.
         if self._closed:
-            raise NotFound("server is shutting down")
+            raise Unavailable("the server is shutting down")
         replaced = self.members.get(pid)
         if replaced is not None:
             self._remove(replaced, reason="replaced", close=(CLOSE_REPLACED, "replaced by a newer connection"))
@@ -220,10 +227,20 @@ class SignalingService:
     def _resume_token(member: Member) -> str:
         return f"{member.id}.{member.resume_secret}"
 
-    def _resume(self, member: Member, identity: Identity, outbox: Outbox, version: int, hello: Hello) -> None:
+    def _resume(
+        self,
+        member: Member,
+        identity: Identity,
+        outbox: Outbox,
+        version: int,
+        hello: Hello,
+        *,
+        history: list[ChatMessage],
+    ) -> None:
         room = self.rooms[member.room_id]
         old = member.outbox
         if old is not None:
+            old.send(encode(Bye(reason="replaced by a newer connection")))
             old.close(CLOSE_REPLACED, "replaced by a newer connection")
         handle = self._grace.pop(member.id, None)
         if handle is not None:
@@ -233,7 +250,7 @@ class SignalingService:
         member.outbox = outbox
         member.resume_secret = secrets.token_urlsafe(24)
         self._to_others(room, member, lambda _p: PeerResumed(peer_id=member.id))
-        outbox.send(encode(self._welcome(member, room, version, hello, history=[], resumed=True)))
+        outbox.send(encode(self._welcome(member, room, version, hello, history=history, resumed=True)))
 
     def _welcome(
         self,
@@ -262,10 +279,10 @@ class SignalingService:
 
     # Leaving --------------------------------------------------------------------------------------
 
-    def leave(self, member: Member) -> None:
-        """The member said `leave`: gone at once, no grace period."""
+    def leave(self, member: Member, reason: str = "left") -> None:
+        """The member said `leave` (or broke the protocol): gone at once, no grace period."""
         if self.members.get(member.id) is member:
-            self._remove(member, reason="left", close=None)
+            self._remove(member, reason=reason, close=None)
 
     def detach(self, member: Member, outbox: Outbox) -> None:
         """The member's socket ended without `leave`: keep its place for the grace period."""
@@ -292,6 +309,8 @@ class SignalingService:
             handle.cancel()
         left_at = self._detached_at.pop(member.id, None)
         if close is not None and member.outbox is not None:
+            # Say why before closing: a client can show the reason, not just a close code.
+            member.outbox.send(encode(Bye(reason=close[1])))
             member.outbox.close(*close)
         member.outbox = None
         if self.members.get(member.id) is member:
@@ -377,6 +396,12 @@ class SignalingService:
                 reason=reason,
             )
             member.outbox.send(encode(moved))
+
+    def room_changed(self, info: RoomInfo) -> None:
+        """A room was renamed or resized over the API: the live room follows at once."""
+        room = self.rooms.get(info.id)
+        if room is not None:
+            room.info = info
 
     # Recordings -----------------------------------------------------------------------------------
 
@@ -589,7 +614,3 @@ class SignalingService:
     def roster(self, room_id: str) -> list[str]:
         room = self.rooms.get(room_id)
         return sorted(m.id for m in room.roster()) if room else []
-
-
-def monotonic() -> float:
-    return time.monotonic()

@@ -17,7 +17,7 @@ from aiohttp import WSMsgType, web
 from pydantic import ValidationError
 
 from signaling.connection import Connection
-from signaling.errors import InvalidArgument, LimitExceeded, ServiceError, Unauthenticated
+from signaling.errors import InvalidArgument, LimitExceeded, ServiceError, Unauthenticated, Unavailable
 from signaling.protocol import (
     CLIENT_MESSAGES,
     SUPPORTED_VERSIONS,
@@ -39,6 +39,7 @@ from signaling.protocol import (
 from signaling.ratelimit import TokenBucket
 from signaling.rooms import Member
 from signaling.service import (
+    CLOSE_GOING_AWAY,
     CLOSE_PROTOCOL,
     CLOSE_REMOVED,
     CLOSE_ROOM_FULL,
@@ -127,6 +128,7 @@ class Session:
         self._dropped = 0
         self._stop = False  # a fatal error or `leave`: read no further
         self._left = False
+        self._broken = False  # the client broke the protocol: no resume grace for it
 
     def error(self, code: str, message: str, request_id: Any = None) -> None:
         self.connection.send(encode(Error(code=code, message=message, request_id=request_id)))
@@ -134,7 +136,7 @@ class Session:
     def fatal(self, code: str, message: str, close_code: int, request_id: Any = None) -> None:
         self.error(code, message, request_id)
         self.connection.close(close_code, message)
-        self._stop = True
+        self._stop = self._broken = True
 
     async def run(self) -> None:
         member = await self._handshake()
@@ -147,12 +149,19 @@ class Session:
                 elif msg.type == WSMsgType.BINARY:
                     if self._rate_ok():  # a flood of binary frames must not become a flood of errors
                         self.error("invalid_argument", "binary frames are not part of the protocol")
-                elif msg.type == WSMsgType.ERROR:
+                elif msg.type == WSMsgType.ERROR:  # e.g. a frame over the hard cap (closed with 1009)
+                    self._broken = True
                     break
                 if self._stop:
                     break
         finally:
-            if not self._left:
+            if self.ws.close_code == 1009:  # aiohttp closed it for a frame over the hard cap
+                self._broken = True
+            if self._left:
+                pass
+            elif self._broken:
+                self.service.leave(member, reason="protocol_violation")
+            else:
                 self.service.detach(member, self.connection)
 
     async def _handshake(self) -> Member | None:
@@ -168,7 +177,7 @@ class Session:
             return None
         text: str = msg.data
         request_id = _loose_request_id(text)
-        if len(text) > self.limits.max_message_bytes:
+        if len(text.encode()) > self.limits.max_message_bytes:  # bytes of UTF-8, not characters
             self.fatal("payload_too_large", "hello is too large", CLOSE_PROTOCOL, request_id)
             return None
         try:
@@ -202,6 +211,8 @@ class Session:
             self.fatal(exc.code, exc.message, CLOSE_UNAUTHENTICATED, request_id)
         except LimitExceeded as exc:
             self.fatal(exc.code, exc.message, CLOSE_ROOM_FULL, request_id)
+        except Unavailable as exc:
+            self.fatal(exc.code, exc.message, CLOSE_GOING_AWAY, request_id)
         except ServiceError as exc:
             self.fatal(exc.code, exc.message, CLOSE_PROTOCOL, request_id)
         return None

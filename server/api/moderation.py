@@ -16,7 +16,7 @@ from server.api.breakouts import actor_of
 from server.api.routing import json_model, page_limit, path_uuid, read_body
 from server.api.schemas import Body
 from server.auth import Principal
-from signaling.errors import InvalidArgument
+from signaling.errors import InvalidArgument, PermissionDenied
 from signaling.protocol import Sender
 from signaling.service import CLOSE_REMOVED
 
@@ -49,6 +49,13 @@ class ModeratorActionPage(BaseModel):
     next_cursor: str | None
 
 
+async def _may_act_on(request: web.Request, actor_role: str, workshop_id: uuid.UUID, participant_id: uuid.UUID) -> None:
+    """Moderators moderate participants and each other, never the organiser (the admin and organiser may)."""
+    target = await request.app[keys.STORE].get_participant(workshop_id, participant_id)
+    if target["role"] == "organiser" and actor_role not in ("admin", "organiser"):
+        raise PermissionDenied("moderators cannot mute or remove the organiser")
+
+
 def _participant_path(suffix: str) -> str:
     return f"{PREFIX}/workshops/{{workshop_id}}/participants/{{participant_id}}{suffix}"
 
@@ -66,7 +73,7 @@ async def mute(request: web.Request, who: Principal) -> web.Response:
     participant_id = path_uuid(request, "participant_id")
     actor = await actor_of(request, who, workshop_id)
     body = await read_body(request, MuteBody)
-    await request.app[keys.STORE].get_participant(workshop_id, participant_id)
+    await _may_act_on(request, actor.role, workshop_id, participant_id)
     sender = Sender(id=str(actor.id) if actor.id else None, display_name=actor.display_name)
     live = request.app[keys.SIGNALING].request_mute(str(participant_id), body.kind, sender)
     await request.app[keys.BREAKOUT_STORE].record_action(
@@ -90,6 +97,7 @@ async def remove(request: web.Request, who: Principal) -> web.Response:
     workshop_id = path_uuid(request, "workshop_id")
     participant_id = path_uuid(request, "participant_id")
     actor = await actor_of(request, who, workshop_id)
+    await _may_act_on(request, actor.role, workshop_id, participant_id)
     await request.app[keys.STORE].revoke_participant(workshop_id, participant_id)
     live = request.app[keys.SIGNALING].remove_participant(
         str(participant_id), close_code=CLOSE_REMOVED, reason="removed by a moderator"

@@ -12,6 +12,7 @@ from server.api.paging import page_of, page_request
 from server.api.routing import json_model, path_uuid, read_body
 from server.api.schemas import Page, Room, RoomCreate, RoomPatch, Workshop, WorkshopCreate, WorkshopPatch
 from server.auth import Principal
+from server.directory import room_info
 from signaling.errors import InvalidArgument, NotFound, PermissionDenied
 
 
@@ -204,7 +205,9 @@ async def patch_room(request: web.Request, who: Principal) -> web.Response:
     for name, value in changes.items():
         if value is None:
             raise InvalidArgument(f"{name} cannot be null", details=[{"field": name, "message": "not nullable"}])
-    return json_model(room_out(await request.app[keys.STORE].update_room(workshop_id, room_id, changes)))
+    row = await request.app[keys.STORE].update_room(workshop_id, room_id, changes)
+    request.app[keys.SIGNALING].room_changed(room_info(row))
+    return json_model(room_out(row))
 
 
 @API.route(

@@ -160,7 +160,7 @@ async def test_invalid_setting_stops_the_start_with_one_clear_line(data_dir: Pat
         stderr=asyncio.subprocess.PIPE,
     )
     async with asyncio.timeout(60):
-        out, err = await proc.communicate()
+        _out, err = await proc.communicate()
     assert proc.returncode == 2
     lines = err.decode().strip().splitlines()
     assert len(lines) == 1, lines

@@ -49,7 +49,12 @@ class SignalClient:
         async with asyncio.timeout(timeout):
             while True:
                 msg = await self.ws.receive()
-                if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
+                if msg.type == aiohttp.WSMsgType.CLOSE:
+                    # The code the server sent: aiohttp reports 1006 in close_code when the server drops the
+                    # connection before our close reply is written, although the close frame did arrive.
+                    code: int = msg.data
+                    return code
+                if msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
                     return self.ws.close_code
                 if msg.type == aiohttp.WSMsgType.TEXT:
                     self.seen.append(json.loads(msg.data))

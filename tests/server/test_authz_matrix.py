@@ -1,0 +1,361 @@
+"""Who may call which route: every route against every kind of caller.
+
+Denials: 401 unauthenticated for no, garbage, expired and revoked tokens; 404 not_found for a token of another
+workshop (that workshop's objects must look absent); 403 permission_denied for a member without the right.
+A denied call changes nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from server.auth import TokenSigner
+from tests.conftest import SECRET_KEY
+from tests.helpers import ADMIN, WORKSHOP, add_participant, bearer, create_workshop
+
+Client = TestClient[Any, Any]
+TOKEN_FIELDS = ("join_token", "join_url", "token_expires_at")
+
+MEMBER_ROLES = ("organiser", "moderator", "participant", "observer")
+CALLERS = ("admin", *MEMBER_ROLES, "other_workshop", "revoked", "expired", "garbage", "none")
+UNAUTHENTICATED = frozenset({"revoked", "expired", "garbage", "none"})
+EVERYONE = frozenset(CALLERS)
+MEMBERS = frozenset({"admin", *MEMBER_ROLES})
+MODERATORS = frozenset({"admin", "organiser", "moderator"})
+MANAGERS = frozenset({"admin", "organiser"})
+
+
+@dataclass
+class World:
+    """Workshop A with one member of each role, a victim participant and a breakout; workshop B with one member."""
+
+    workshop: dict[str, Any]
+    other_workshop: dict[str, Any]
+    members: dict[str, dict[str, Any]]
+    target: dict[str, Any]
+    room: dict[str, Any]
+    headers: dict[str, dict[str, str]] = field(default_factory=dict)
+
+
+async def build_world(client: Client) -> World:
+    workshop = await create_workshop(client)
+    other_workshop = await create_workshop(client, title="Another workshop")
+    members = {
+        role: await add_participant(client, workshop["id"], role=role, display_name=role.title())
+        for role in MEMBER_ROLES
+    }
+    target = await add_participant(client, workshop["id"], display_name="Target", email="target@example.org")
+    stranger = await add_participant(client, other_workshop["id"], role="organiser", display_name="Stranger")
+    revoked = await add_participant(client, workshop["id"], role="organiser", display_name="Revoked")
+    resp = await client.post(f"/api/v1/workshops/{workshop['id']}/participants/{revoked['id']}/revoke", headers=ADMIN)
+    assert resp.status == 200
+    resp = await client.post(f"/api/v1/workshops/{workshop['id']}/rooms", json={"name": "Breakout"}, headers=ADMIN)
+    assert resp.status == 201
+    room = await resp.json()
+    participant = members["participant"]
+    expired = TokenSigner(SECRET_KEY).mint(
+        workshop_id=participant["workshop_id"],
+        participant_id=participant["id"],
+        role=participant["role"],
+        generation=0,
+        expires_at=datetime.now(UTC) - timedelta(hours=1),
+    )
+    headers = {
+        "admin": ADMIN,
+        **{role: bearer(person["join_token"]) for role, person in members.items()},
+        "other_workshop": bearer(stranger["join_token"]),
+        "revoked": bearer(revoked["join_token"]),
+        "expired": bearer(expired),
+        "garbage": bearer("garbage.not-a.jwt"),
+        "none": {},
+    }
+    return World(workshop, other_workshop, members, target, room, headers)
+
+
+@dataclass(frozen=True)
+class Route:
+    name: str
+    method: str
+    path: Callable[[World], str]
+    allowed: frozenset[str]
+    status: int
+    json: Any = None
+    csv: str | None = None
+    workshop_scoped: bool = True
+    returns_participants: bool = False
+
+
+def ws(w: World) -> str:
+    return f"/api/v1/workshops/{w.workshop['id']}"
+
+
+ROUTES = [
+    Route(
+        "create_workshop",
+        "POST",
+        lambda w: "/api/v1/workshops",
+        frozenset({"admin"}),
+        201,
+        json=WORKSHOP,
+        workshop_scoped=False,
+    ),
+    Route(
+        "list_workshops", "GET", lambda w: "/api/v1/workshops", MEMBERS | {"other_workshop"}, 200, workshop_scoped=False
+    ),
+    Route("get_workshop", "GET", ws, MEMBERS, 200),
+    Route("patch_workshop", "PATCH", ws, MANAGERS, 200, json={"title": "Renamed"}),
+    Route("delete_workshop", "DELETE", ws, frozenset({"admin"}), 204),
+    Route(
+        "create_participant",
+        "POST",
+        lambda w: f"{ws(w)}/participants",
+        MANAGERS,
+        201,
+        json={"display_name": "Newcomer", "country": "DE"},
+        returns_participants=True,
+    ),
+    Route("list_participants", "GET", lambda w: f"{ws(w)}/participants", MODERATORS, 200, returns_participants=True),
+    Route(
+        "import_participants",
+        "POST",
+        lambda w: f"{ws(w)}/participants/import",
+        MANAGERS,
+        201,
+        csv="display_name,country,organisation,email,role\nNewcomer,DE,,,\n",
+        returns_participants=True,
+    ),
+    Route(
+        "get_participant",
+        "GET",
+        lambda w: f"{ws(w)}/participants/{w.target['id']}",
+        MODERATORS,
+        200,
+        returns_participants=True,
+    ),
+    Route(
+        "patch_participant",
+        "PATCH",
+        lambda w: f"{ws(w)}/participants/{w.target['id']}",
+        MANAGERS,
+        200,
+        json={"organisation": "Changed"},
+        returns_participants=True,
+    ),
+    Route("delete_participant", "DELETE", lambda w: f"{ws(w)}/participants/{w.target['id']}", MANAGERS, 204),
+    Route("mint_token", "POST", lambda w: f"{ws(w)}/participants/{w.target['id']}/token", MANAGERS, 200),
+    Route("revoke_tokens", "POST", lambda w: f"{ws(w)}/participants/{w.target['id']}/revoke", MANAGERS, 200),
+    Route("list_rooms", "GET", lambda w: f"{ws(w)}/rooms", MEMBERS, 200),
+    Route("create_room", "POST", lambda w: f"{ws(w)}/rooms", MODERATORS, 201, json={"name": "Another"}),
+    Route("get_room", "GET", lambda w: f"{ws(w)}/rooms/{w.room['id']}", MEMBERS, 200),
+    Route("patch_room", "PATCH", lambda w: f"{ws(w)}/rooms/{w.room['id']}", MODERATORS, 200, json={"name": "Renamed"}),
+    Route("delete_room", "DELETE", lambda w: f"{ws(w)}/rooms/{w.room['id']}", MODERATORS, 204),
+    Route("openapi", "GET", lambda w: "/api/v1/openapi.json", EVERYONE, 200, workshop_scoped=False),
+    Route("healthz", "GET", lambda w: "/healthz", EVERYONE, 200, workshop_scoped=False),
+    Route("readyz", "GET", lambda w: "/readyz", EVERYONE, 200, workshop_scoped=False),
+]
+
+
+def expected_denial(route: Route, caller: str) -> tuple[int, str]:
+    if caller in UNAUTHENTICATED:
+        return 401, "unauthenticated"
+    if caller == "other_workshop" and route.workshop_scoped:
+        return 404, "not_found"
+    return 403, "permission_denied"
+
+
+async def snapshot(client: Client, world: World) -> dict[str, Any]:
+    """Everything a call on workshop A could change, as the admin sees it (join links minted afresh are left out)."""
+    out: dict[str, Any] = {}
+    for name, path in (
+        ("workshops", "/api/v1/workshops?limit=500"),
+        ("workshop", ws(world)),
+        ("roster", f"{ws(world)}/participants?limit=500"),
+        ("rooms", f"{ws(world)}/rooms?limit=500"),
+    ):
+        resp = await client.get(path, headers=ADMIN)
+        assert resp.status == 200, await resp.text()
+        out[name] = await resp.json()
+    for person in out["roster"]["items"]:
+        for key in TOKEN_FIELDS:
+            person.pop(key)
+    # Revocation leaves the roster as it was: the target's token still working proves it did not happen.
+    resp = await client.get(
+        f"{ws(world)}/participants/{world.target['id']}", headers=bearer(world.target["join_token"])
+    )
+    out["target_token"] = resp.status
+    return out
+
+
+async def call(client: Client, world: World, route: Route, caller: str) -> Any:
+    headers = dict(world.headers[caller])
+    kwargs: dict[str, Any] = {}
+    if route.json is not None:
+        kwargs["json"] = route.json
+    if route.csv is not None:
+        kwargs["data"] = route.csv.encode()
+        headers["Content-Type"] = "text/csv"
+    return await client.request(route.method, route.path(world), headers=headers, **kwargs)
+
+
+def participant_objects(route: Route, body: Any) -> list[dict[str, Any]]:
+    if route.name in ("list_participants", "import_participants"):
+        items: list[dict[str, Any]] = body["items"]
+        return items
+    return [body]
+
+
+async def check_cell(client: Client, world: World, route: Route, caller: str) -> str | None:
+    """None when `caller` gets what the rules say on `route`, else what went wrong."""
+    before = await snapshot(client, world)
+    resp = await call(client, world, route, caller)
+    text = await resp.text()
+    if caller in route.allowed:
+        if resp.status != route.status:
+            return f"expected {route.status}, got {resp.status}: {text}"
+        if route.returns_participants:
+            for person in participant_objects(route, await resp.json()):
+                shows_links = caller in MANAGERS
+                if not all((person[key] is not None) == shows_links for key in TOKEN_FIELDS):
+                    return f"join links {'missing' if shows_links else 'shown'}: {person}"
+        return None
+    status, code = expected_denial(route, caller)
+    if resp.status != status:
+        return f"expected {status} {code}, got {resp.status}: {text}"
+    error = (await resp.json())["error"]
+    if error["code"] != code:
+        return f"expected code {code}: {error}"
+    if status == 401 and resp.headers.get("WWW-Authenticate") != 'Bearer realm="roundtable"':
+        return "401 without WWW-Authenticate"
+    if await snapshot(client, world) != before:
+        return "a denied call changed the workshop"
+    return None
+
+
+@pytest.mark.parametrize("route", ROUTES, ids=lambda r: r.name)
+async def test_route_answers_every_caller_as_the_rules_say(client: Client, route: Route) -> None:
+    """One row of the matrix: each caller in turn; a fresh world after any call that may have changed it."""
+    failures: dict[str, str] = {}
+    world = await build_world(client)
+    for caller in CALLERS:
+        problem = await check_cell(client, world, route, caller)
+        if problem is not None:
+            failures[caller] = problem
+        if caller in route.allowed and route.method != "GET":
+            world = await build_world(client)
+    assert failures == {}
+
+
+# The resources this matrix answers for (any method on them); breakouts, moderation (mute, remove) and
+# recordings have their own tests.
+COVERED = re.compile(
+    r"^(/healthz|/readyz|/api/v1/openapi\.json|/api/v1/workshops(/\{workshop_id\}("
+    r"/participants(/import|/\{participant_id\}(/token|/revoke)?)?"
+    r"|/rooms(/\{room_id\})?"
+    r")?)?)$"
+)
+
+
+def test_matrix_covers_every_registered_route_of_its_families(settings: Any) -> None:
+    """A route added to these families without a row here fails this test instead of going unchecked."""
+    from server.app import create_app
+
+    templates = World(
+        workshop={"id": "{workshop_id}"},
+        other_workshop={},
+        members={},
+        target={"id": "{participant_id}"},
+        room={"id": "{room_id}"},
+    )
+    in_matrix = {(r.method, r.path(templates)) for r in ROUTES}
+    registered = {
+        (route.method, route.resource.canonical)
+        for route in create_app(settings).router.routes()
+        if route.resource is not None and route.method != "HEAD" and COVERED.match(route.resource.canonical)
+    }
+    assert registered == in_matrix
+
+
+@pytest.mark.parametrize("role", ["participant", "observer", "moderator", "organiser"])
+async def test_member_reads_their_own_participant_record(client: Client, role: str) -> None:
+    world = await build_world(client)
+    me = world.members[role]
+    resp = await client.get(f"{ws(world)}/participants/{me['id']}", headers=world.headers[role])
+    assert resp.status == 200, await resp.text()
+    record = await resp.json()
+    assert record["id"] == me["id"]
+    assert all((record[key] is not None) == (role == "organiser") for key in TOKEN_FIELDS)
+
+
+@pytest.mark.parametrize("caller", [*MEMBER_ROLES, "other_workshop"])
+async def test_workshop_list_of_a_member_holds_only_their_own_workshop(client: Client, caller: str) -> None:
+    world = await build_world(client)
+    resp = await client.get("/api/v1/workshops", headers=world.headers[caller])
+    assert resp.status == 200
+    expected = world.other_workshop if caller == "other_workshop" else world.workshop
+    assert [w["id"] for w in (await resp.json())["items"]] == [expected["id"]]
+
+
+async def test_admin_lists_every_workshop(client: Client) -> None:
+    world = await build_world(client)
+    resp = await client.get("/api/v1/workshops", headers=ADMIN)
+    assert sorted(w["id"] for w in (await resp.json())["items"]) == sorted(
+        [world.workshop["id"], world.other_workshop["id"]]
+    )
+
+
+async def test_another_workshops_objects_look_absent_to_a_member(client: Client) -> None:
+    """The answer for a foreign workshop is the same as for one that does not exist."""
+    world = await build_world(client)
+    foreign = world.headers["other_workshop"]
+    resp = await client.get(ws(world), headers=foreign)
+    foreign_error = await resp.json()
+    resp = await client.get("/api/v1/workshops/00000000-0000-4000-8000-000000000000", headers=foreign)
+    assert resp.status == 404
+    assert await resp.json() == foreign_error
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    ["Basic dXNlcjpwYXNz", "Bearer", "Bearer    ", "Token abc", "bearer garbage"],
+)
+async def test_malformed_authorization_header_is_unauthenticated(client: Client, authorization: str) -> None:
+    world = await build_world(client)
+    resp = await client.get(ws(world), headers={"Authorization": authorization})
+    assert resp.status == 401
+    assert (await resp.json())["error"]["code"] == "unauthenticated"
+
+
+async def test_token_signed_with_another_key_is_unauthenticated(client: Client) -> None:
+    world = await build_world(client)
+    organiser = world.members["organiser"]
+    forged = TokenSigner("another-secret-key-0123456789abcdef0123").mint(
+        workshop_id=organiser["workshop_id"],
+        participant_id=organiser["id"],
+        role="organiser",
+        generation=0,
+        expires_at=datetime.now(UTC) + timedelta(hours=1),
+    )
+    resp = await client.get(ws(world), headers=bearer(forged))
+    assert resp.status == 401
+
+
+async def test_role_comes_from_the_roster_not_from_the_token(client: Client) -> None:
+    """A token claiming more than the roster grants gets only what the roster grants."""
+    world = await build_world(client)
+    participant = world.members["participant"]
+    claims_organiser = TokenSigner(SECRET_KEY).mint(
+        workshop_id=participant["workshop_id"],
+        participant_id=participant["id"],
+        role="organiser",
+        generation=0,
+        expires_at=datetime.now(UTC) + timedelta(hours=1),
+    )
+    resp = await client.get(f"{ws(world)}/participants", headers=bearer(claims_organiser))
+    assert resp.status == 403
