@@ -40,6 +40,7 @@ from signaling.protocol import IceServer
 log = logging.getLogger(__name__)
 
 STREAM_COPY_MARK = "roundtable_stream_copy"
+KEYFRAME_WAIT_S = 1.0
 SUPPORTED_AIORTC = "1.16."
 
 
@@ -71,6 +72,15 @@ def install_stream_copy_hook() -> None:
 
     setattr(get_decoder, STREAM_COPY_MARK, True)
     setattr(rtcrtpreceiver, "get_decoder", get_decoder)  # noqa: B010
+
+
+async def request_keyframe(receiver: Any) -> None:
+    """Send a PLI (RFC 4585) for every source the receiver has seen (aiortc has no public API for it)."""
+    if receiver is None:
+        return
+    for source in receiver.getSynchronizationSources():
+        with contextlib.suppress(Exception):
+            await receiver._send_rtcp_pli(source.source)
 
 
 def restrict_host_addresses(addresses: list[str]) -> None:
@@ -177,7 +187,8 @@ class Recorder:
         @pc.on("track")
         def on_track(track: Any) -> None:
             mark_for_stream_copy(track)
-            self._spawn_track(participant_id, track)
+            receiver = next((t.receiver for t in pc.getTransceivers() if t.receiver.track is track), None)
+            self._spawn_track(participant_id, track, receiver)
 
         @pc.on("connectionstatechange")
         async def on_state() -> None:
@@ -195,12 +206,12 @@ class Recorder:
         await pc.setLocalDescription(await pc.createAnswer())
         self.relay(participant_id, {"type": "answer", "to": participant_id, "sdp": pc.localDescription.sdp})
 
-    def _spawn_track(self, participant_id: str, track: Any) -> None:
-        task = asyncio.create_task(self._consume(participant_id, track), name=f"rec-track-{participant_id}")
+    def _spawn_track(self, participant_id: str, track: Any, receiver: Any) -> None:
+        task = asyncio.create_task(self._consume(participant_id, track, receiver), name=f"rec-track-{participant_id}")
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
-    async def _consume(self, participant_id: str, track: Any) -> None:
+    async def _consume(self, participant_id: str, track: Any, receiver: Any) -> None:
         kind = track.kind
         codec = "vp8" if kind == "video" else "opus"
         track_id = uuid.uuid4()
@@ -219,11 +230,17 @@ class Recorder:
         state = TrackState(id=track_id, participant_id=participant_id, kind=kind, writer=writer)
         self.tracks[track_id] = state
         dropped = 0
+        loop = asyncio.get_running_loop()
+        next_pli = loop.time() + KEYFRAME_WAIT_S
         try:
             while True:
                 packet = await track.recv()
                 if not writer.put(bytes(packet), int(packet.pts or 0)):
                     dropped += 1
+                if writer.waiting_for_keyframe and loop.time() >= next_pli:
+                    # The file starts at a keyframe; if none came (a lost one), ask the sender for one.
+                    next_pli = loop.time() + KEYFRAME_WAIT_S
+                    await request_keyframe(receiver)
         except MediaStreamError:
             pass
         finally:

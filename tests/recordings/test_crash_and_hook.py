@@ -33,6 +33,8 @@ def test_stream_copy_hook_matches_the_installed_aiortc() -> None:
     assert "get_decoder(codec)" in inspect.getsource(worker)
     source = inspect.getsource(aiortc.rtcrtpreceiver.RTCRtpReceiver.receive)
     assert "self._track._queue" in source, "the decoder thread must still get the track's queue as output_q"
+    pli = aiortc.rtcrtpreceiver.RTCRtpReceiver._send_rtcp_pli
+    assert list(inspect.signature(pli).parameters) == ["self", "media_ssrc"], "request_keyframe() relies on it"
     install_stream_copy_hook()
     install_stream_copy_hook()  # idempotent
     hooked = aiortc.rtcrtpreceiver.get_decoder
