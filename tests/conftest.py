@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -63,13 +65,18 @@ async def _drop(admin_dsn: str, database: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def pg_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgCluster]:
+def pg_cluster() -> Iterator[PgCluster]:
     external = os.environ.get("TEST_DATABASE_URL")
     embedded = None
+    pg_root: Path | None = None
     if external:
         admin_dsn = external
     else:
-        embedded = EmbeddedPostgres(tmp_path_factory.mktemp("pg"))
+        # Outside pytest's temp root: as root, pgserver runs PostgreSQL as its own user, which must be able to reach
+        # the data directory, and pytest's pruning of old temp folders must not pull it away from a running session.
+        pg_root = Path(tempfile.mkdtemp(prefix="roundtable-test-pg-"))
+        pg_root.chmod(0o755)
+        embedded = EmbeddedPostgres(pg_root)
         embedded.start()
         admin_dsn = embedded.dsn("postgres")
     template = f"rt_template_{secrets.token_hex(4)}"
@@ -80,6 +87,8 @@ def pg_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgCluster]:
         asyncio.run(_drop(admin_dsn, template))
         if embedded is not None:
             embedded.stop()
+        if pg_root is not None:
+            shutil.rmtree(pg_root, ignore_errors=True)
 
 
 @pytest.fixture
