@@ -12,7 +12,7 @@ from server.settings import Settings
 from server.store import Store
 from signaling.errors import Unauthenticated
 from signaling.protocol import IceServer, RoomInfo
-from signaling.rooms import Profile
+from signaling.rooms import Profile, room_info
 from signaling.service import Identity
 from signaling.turn import turn_credentials
 
@@ -23,17 +23,6 @@ def profile_of(row: Mapping[str, Any]) -> Profile:
         country=row["country"],
         organisation=row["organisation"],
         role=row["role"],
-    )
-
-
-def room_info(row: Mapping[str, Any]) -> RoomInfo:
-    return RoomInfo(
-        id=str(row["id"]),
-        workshop_id=str(row["workshop_id"]),
-        name=row["name"],
-        kind=row["kind"],
-        media=row["media"],
-        capacity=row["capacity"],
     )
 
 

@@ -30,8 +30,17 @@ def _page(name: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     return handler
 
 
+async def _revalidate_static(request: web.Request, response: web.StreamResponse) -> None:
+    """The client is plain ES modules without hashed names: make browsers revalidate them (ETag /
+    Last-Modified answer 304), so an upgrade never mixes old and new modules."""
+    if request.path.startswith("/static/"):
+        response.headers.setdefault("Cache-Control", "no-cache")
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+
+
 def add_web_routes(app: web.Application) -> None:
     for path, name in PAGES.items():
         app.router.add_get(path, _page(name))
     if WEB_ROOT.is_dir():
         app.router.add_static("/static/", WEB_ROOT, show_index=False, follow_symlinks=False)
+        app.on_response_prepare.append(_revalidate_static)

@@ -31,7 +31,7 @@ from signaling.protocol import (
     RoomInfo,
     Sender,
 )
-from signaling.rooms import Member
+from signaling.rooms import Member, room_info
 from signaling.service import MODERATOR_ROLES, SignalingService
 
 log = logging.getLogger(__name__)
@@ -65,17 +65,6 @@ class PlanSpec:
     duration_s: int | None
     countdown_s: int
     capacity: int
-
-
-def room_info(room: Mapping[str, Any]) -> RoomInfo:
-    return RoomInfo(
-        id=str(room["id"]),
-        workshop_id=str(room["workshop_id"]),
-        name=room["name"],
-        kind=room["kind"],
-        media=room["media"],
-        capacity=room["capacity"],
-    )
 
 
 def status_of(view: PlanView, now: datetime) -> BreakoutStatus:

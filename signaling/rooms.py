@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from signaling.protocol import PeerInfo, PeerState, RoomInfo, SelfInfo
 
@@ -73,6 +74,18 @@ class Member:
 
     def seen_by(self, receiver_id: str) -> PeerInfo:
         return self.as_peer(is_polite(receiver_id, self.id))
+
+
+def room_info(row: Mapping[str, Any]) -> RoomInfo:
+    """A stored room (a database row or any mapping with its columns) as the wire describes it."""
+    return RoomInfo(
+        id=str(row["id"]),
+        workshop_id=str(row["workshop_id"]),
+        name=row["name"],
+        kind=row["kind"],
+        media=row["media"],
+        capacity=row["capacity"],
+    )
 
 
 def is_polite(receiver_id: str, other_id: str) -> bool:

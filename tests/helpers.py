@@ -44,3 +44,14 @@ async def add_participant(
     assert resp.status == 201, await resp.text()
     out: dict[str, Any] = await resp.json()
     return out
+
+
+async def error_of(resp: Any, status: int, code: str) -> dict[str, Any]:
+    """The `error` object of an HTTP error answer, checked for its status, shape and code."""
+    text = await resp.text()
+    assert resp.status == status, text
+    body = await resp.json()
+    assert set(body["error"]) == {"code", "message", "details"}
+    assert body["error"]["code"] == code, body
+    error: dict[str, Any] = body["error"]
+    return error

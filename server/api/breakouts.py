@@ -188,6 +188,13 @@ async def actor_of(request: web.Request, who: Principal, workshop_id: uuid.UUID)
     return Actor(id=who.participant_id, role=row["role"], display_name=row["display_name"])
 
 
+async def _plan_call(request: web.Request, who: Principal) -> tuple[uuid.UUID, uuid.UUID, Actor]:
+    """The workshop and plan of the path, and the caller if it may manage breakouts there."""
+    workshop_id = path_uuid(request, "workshop_id")
+    plan_id = path_uuid(request, "plan_id")
+    return workshop_id, plan_id, await actor_of(request, who, workshop_id)
+
+
 def _plan_path(suffix: str = "") -> str:
     return f"{PREFIX}/workshops/{{workshop_id}}/breakouts/{{plan_id}}{suffix}"
 
@@ -262,9 +269,7 @@ async def get_plan(request: web.Request, who: Principal) -> web.Response:
     "PATCH", _plan_path(), summary="Change a plan.", body=PlanPatch, response=Plan, errors=(409,), tags=("breakouts",)
 )
 async def patch_plan(request: web.Request, who: Principal) -> web.Response:
-    workshop_id = path_uuid(request, "workshop_id")
-    plan_id = path_uuid(request, "plan_id")
-    actor = await actor_of(request, who, workshop_id)
+    workshop_id, plan_id, actor = await _plan_call(request, who)
     body = await read_body(request, PlanPatch)
     changes = body.model_dump(exclude_unset=True)
     for name in ("name", "strategy", "roles", "countdown_s"):
@@ -280,9 +285,7 @@ async def patch_plan(request: web.Request, who: Principal) -> web.Response:
     "DELETE", _plan_path(), summary="Delete a plan that is not running.", status=204, errors=(409,), tags=("breakouts",)
 )
 async def delete_plan(request: web.Request, who: Principal) -> web.Response:
-    workshop_id = path_uuid(request, "workshop_id")
-    plan_id = path_uuid(request, "plan_id")
-    actor = await actor_of(request, who, workshop_id)
+    workshop_id, plan_id, actor = await _plan_call(request, who)
     await request.app[keys.BREAKOUTS].delete(workshop_id, plan_id, actor)
     return web.Response(status=204)
 
@@ -296,9 +299,7 @@ async def delete_plan(request: web.Request, who: Principal) -> web.Response:
     tags=("breakouts",),
 )
 async def put_assignments(request: web.Request, who: Principal) -> web.Response:
-    workshop_id = path_uuid(request, "workshop_id")
-    plan_id = path_uuid(request, "plan_id")
-    actor = await actor_of(request, who, workshop_id)
+    workshop_id, plan_id, actor = await _plan_call(request, who)
     data = await read_json(request)
     # Accept {"assignments": {...}} and, for convenience, the bare mapping.
     if isinstance(data, dict) and set(data) != {"assignments"}:
@@ -321,9 +322,7 @@ async def put_assignments(request: web.Request, who: Principal) -> web.Response:
     tags=("breakouts",),
 )
 async def copy_plan(request: web.Request, who: Principal) -> web.Response:
-    workshop_id = path_uuid(request, "workshop_id")
-    plan_id = path_uuid(request, "plan_id")
-    actor = await actor_of(request, who, workshop_id)
+    workshop_id, plan_id, actor = await _plan_call(request, who)
     body = await _optional_body(request, CopyBody)
     view = await request.app[keys.BREAKOUTS].copy(workshop_id, plan_id, body.name, actor)
     return json_model(plan_out(view), status=201)
@@ -339,9 +338,7 @@ async def copy_plan(request: web.Request, who: Principal) -> web.Response:
     tags=("breakouts",),
 )
 async def open_plan(request: web.Request, who: Principal) -> web.Response:
-    workshop_id = path_uuid(request, "workshop_id")
-    plan_id = path_uuid(request, "plan_id")
-    actor = await actor_of(request, who, workshop_id)
+    workshop_id, plan_id, actor = await _plan_call(request, who)
     body = await _optional_body(request, OpenBody)
     view = await request.app[keys.BREAKOUTS].open(workshop_id, plan_id, body.duration_s, actor)
     return json_model(plan_out(view))
@@ -357,9 +354,7 @@ async def open_plan(request: web.Request, who: Principal) -> web.Response:
     tags=("breakouts",),
 )
 async def extend_plan(request: web.Request, who: Principal) -> web.Response:
-    workshop_id = path_uuid(request, "workshop_id")
-    plan_id = path_uuid(request, "plan_id")
-    actor = await actor_of(request, who, workshop_id)
+    workshop_id, plan_id, actor = await _plan_call(request, who)
     body = await read_body(request, ExtendBody)
     view = await request.app[keys.BREAKOUTS].extend(workshop_id, plan_id, body.seconds, actor)
     return json_model(plan_out(view))
@@ -375,9 +370,7 @@ async def extend_plan(request: web.Request, who: Principal) -> web.Response:
     tags=("breakouts",),
 )
 async def close_plan(request: web.Request, who: Principal) -> web.Response:
-    workshop_id = path_uuid(request, "workshop_id")
-    plan_id = path_uuid(request, "plan_id")
-    actor = await actor_of(request, who, workshop_id)
+    workshop_id, plan_id, actor = await _plan_call(request, who)
     body = await _optional_body(request, CloseBody)
     view = await request.app[keys.BREAKOUTS].close(workshop_id, plan_id, body.countdown_s, actor)
     return json_model(plan_out(view))
@@ -392,9 +385,7 @@ async def close_plan(request: web.Request, who: Principal) -> web.Response:
     tags=("breakouts",),
 )
 async def broadcast(request: web.Request, who: Principal) -> web.Response:
-    workshop_id = path_uuid(request, "workshop_id")
-    plan_id = path_uuid(request, "plan_id")
-    actor = await actor_of(request, who, workshop_id)
+    workshop_id, plan_id, actor = await _plan_call(request, who)
     body = await read_body(request, BroadcastBody)
     view = await request.app[keys.BREAKOUTS].broadcast(workshop_id, plan_id, body.text, actor)
     return json_model(plan_out(view))
@@ -409,9 +400,7 @@ async def broadcast(request: web.Request, who: Principal) -> web.Response:
     tags=("breakouts",),
 )
 async def move(request: web.Request, who: Principal) -> web.Response:
-    workshop_id = path_uuid(request, "workshop_id")
-    plan_id = path_uuid(request, "plan_id")
-    actor = await actor_of(request, who, workshop_id)
+    workshop_id, plan_id, actor = await _plan_call(request, who)
     body = await read_body(request, MoveBody)
     view = await request.app[keys.BREAKOUTS].move(workshop_id, plan_id, body.participant_id, body.room_id, actor)
     return json_model(plan_out(view))

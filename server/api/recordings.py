@@ -21,9 +21,9 @@ from server.api.routing import json_model, page_limit, path_uuid, read_body
 from server.api.schemas import Body
 from server.api.workshops import require_member
 from server.auth import Principal, bearer_token
-from server.directory import room_info
 from server.store import PageKey
 from signaling.errors import InvalidArgument, NotFound, PermissionDenied, Unauthenticated
+from signaling.rooms import room_info
 
 RecordingState = Literal["starting", "recording", "stopping", "ready", "failed", "deleted"]
 SIGNED_URL_TTL_S = 600

@@ -12,8 +12,8 @@ from server.api.paging import page_of, page_request
 from server.api.routing import json_model, path_uuid, read_body
 from server.api.schemas import Page, Room, RoomCreate, RoomPatch, Workshop, WorkshopCreate, WorkshopPatch
 from server.auth import Principal
-from server.directory import room_info
 from signaling.errors import InvalidArgument, NotFound, PermissionDenied
+from signaling.rooms import room_info
 
 
 def workshop_out(row: Any) -> Workshop:

@@ -7,19 +7,9 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
-from tests.helpers import ADMIN, add_participant, bearer, create_workshop
+from tests.helpers import ADMIN, add_participant, bearer, create_workshop, error_of
 
 Client = TestClient[Any, Any]
-
-
-async def error_of(resp: Any, status: int, code: str) -> dict[str, Any]:
-    text = await resp.text()
-    assert resp.status == status, text
-    body = await resp.json()
-    assert set(body["error"]) == {"code", "message", "details"}
-    assert body["error"]["code"] == code, body
-    error: dict[str, Any] = body["error"]
-    return error
 
 
 def rooms_url(workshop_id: str, *rest: str) -> str:

@@ -9,20 +9,10 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 
 from server import keys
-from tests.helpers import ADMIN, WORKSHOP, add_participant, bearer, create_workshop
+from tests.helpers import ADMIN, WORKSHOP, add_participant, bearer, create_workshop, error_of
 
 Client = TestClient[Any, Any]
 WORKSHOPS = "/api/v1/workshops"
-
-
-async def error_of(resp: Any, status: int, code: str) -> dict[str, Any]:
-    text = await resp.text()
-    assert resp.status == status, text
-    body = await resp.json()
-    assert set(body["error"]) == {"code", "message", "details"}
-    assert body["error"]["code"] == code, body
-    error: dict[str, Any] = body["error"]
-    return error
 
 
 async def all_workshops(client: Client) -> list[dict[str, Any]]:
