@@ -269,6 +269,17 @@ class RecordingCoordinator:
 
     # Deletion -------------------------------------------------------------------------------------
 
+    async def stop_workshop(self, workshop_id: uuid.UUID) -> list[uuid.UUID]:
+        """Stop the workshop's live recordings (the workshop is being deleted); return all its recording ids."""
+        for live in [r for r in self.live.values() if r.workshop_id == str(workshop_id)]:
+            with contextlib.suppress(Exception):
+                await self.stop(live.id, reason="workshop deleted")
+        return await self.store.ids_of_workshop(workshop_id)
+
+    async def delete_files(self, recording_ids: list[uuid.UUID]) -> None:
+        for recording_id in recording_ids:
+            await asyncio.to_thread(self.storage.delete_recording, recording_id)
+
     async def delete(self, recording_id: uuid.UUID, *, by: str) -> None:
         """Delete the files; the row stays as a tombstone (who, when)."""
         await self.store.mark_deleted(recording_id, by)

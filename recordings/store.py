@@ -168,6 +168,9 @@ class RecordingStore:
         await self.pool.execute(DELETE_TRACK_FILES, recording_id)
         return row
 
+    async def ids_of_workshop(self, workshop_id: uuid.UUID) -> list[uuid.UUID]:
+        return [r["id"] for r in await self.pool.fetch("SELECT id FROM recordings WHERE workshop_id = $1", workshop_id)]
+
     async def expired(self, before: datetime) -> list[uuid.UUID]:
         return [r["id"] for r in await self.pool.fetch(EXPIRED, before)]
 

@@ -120,8 +120,14 @@ async def delete_workshop(request: web.Request, who: Principal) -> web.Response:
     require_member(who, workshop_id)
     if not who.is_admin:
         raise PermissionDenied("only the admin may delete a workshop")
-    await request.app[keys.STORE].delete_workshop(workshop_id)
+    store = request.app[keys.STORE]
+    await store.get_workshop(workshop_id)
+    # Recordings first: live ones are finished, then every file goes with the workshop's rows.
+    recordings = request.app[keys.RECORDINGS]
+    recording_ids = await recordings.stop_workshop(workshop_id)
+    await store.delete_workshop(workshop_id)
     request.app[keys.SIGNALING].close_workshop(str(workshop_id))
+    await recordings.delete_files(recording_ids)
     return web.Response(status=204)
 
 

@@ -86,3 +86,14 @@ async def test_consistency_check_reports_files_without_metadata_and_metadata_wit
 def test_file_keys_cannot_leave_the_recordings_directory(tmp_path: Path, key: str) -> None:
     with pytest.raises(NotFound):
         Storage(tmp_path).path(key)
+
+
+async def test_deleting_a_workshop_removes_its_recording_files(client: TestClient[Any, Any]) -> None:
+    recording_id, key = await _finished_recording(client, started_days_ago=0)
+    storage = client.app[keys.STORAGE]
+    assert storage.path(key).exists()
+    row = await client.app[keys.RECORDING_STORE].get(recording_id)
+    resp = await client.delete(f"/api/v1/workshops/{row['workshop_id']}", headers=ADMIN)
+    assert resp.status == 204
+    assert not storage.path(key).exists()
+    assert not storage.path(str(recording_id)).exists()
