@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from aiohttp import web
@@ -228,5 +229,12 @@ async def delete_room(request: web.Request, who: Principal) -> web.Response:
     workshop_id = path_uuid(request, "workshop_id")
     room_id = path_uuid(request, "room_id")
     require_moderator(who, workshop_id)
-    await request.app[keys.STORE].delete_room(workshop_id, room_id)
+    store = request.app[keys.STORE]
+    await store.delete_room(workshop_id, room_id)
+    # Whoever is in the room now goes home (the plenary), as when breakouts close.
+    signaling = request.app[keys.SIGNALING]
+    live = signaling.rooms.get(str(room_id))
+    for member in live.roster() if live else []:
+        home = room_info(await store.home_room(workshop_id, uuid.UUID(member.id)))
+        signaling.move(member, home, reason="room_deleted")
     return web.Response(status=204)

@@ -178,3 +178,17 @@ async def test_moderators_move_mute_and_remove_participants_live(client: TestCli
     assert ("participant.mute", mod["id"]) in actions
     assert ("participant.remove", mod["id"]) in actions
     await sa.close()
+
+
+async def test_people_in_a_deleted_room_are_moved_home(client: TestClient[Any, Any]) -> None:
+    workshop = await create_workshop(client)
+    wid = workshop["id"]
+    resp = await client.post(f"/api/v1/workshops/{wid}/rooms", json={"name": "Side room"}, headers=ADMIN)
+    room = await resp.json()
+    a = await add_participant(client, wid, display_name="A", country="AT", room_id=room["id"])
+    sa = await join(client, a["join_token"])
+    assert sa.welcome["room"]["id"] == room["id"]
+    await _call(client, "DELETE", f"/api/v1/workshops/{wid}/rooms/{room['id']}", status=204)
+    moved = await sa.wait_for("moved")
+    assert (moved["room"]["id"], moved["reason"]) == (workshop["plenary_room_id"], "room_deleted")
+    await sa.close()
