@@ -28,11 +28,15 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+# Each run gets its own temporary folder: pytest prunes old ones under /tmp/pytest-of-$USER, which would pull the
+# embedded PostgreSQL of a concurrent run from under it.
+PYTEST = $(BIN)/python -m pytest --basetemp="$$(mktemp -d -t roundtable-test.XXXXXX)"
 
-test: $(STAMP) lint typecheck
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+unit: $(STAMP)
+	$(PYTEST) $(PYTEST_ARGS)
+
+test: $(STAMP) browser-deps lint typecheck
+	$(PYTEST) $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

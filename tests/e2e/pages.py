@@ -1,0 +1,127 @@
+"""What the browser tests do to and read from the pages: joining, media checks through the page's debug hook
+(`window.roundtable`), and screenshots. Every wait has a bound; none sleeps."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from playwright.async_api import Page, expect
+
+from tests.e2e.conftest import REPO
+
+JOIN_TIMEOUT_MS = 30_000
+MEDIA_TIMEOUT_MS = 45_000
+
+# Every listed peer is connected, with audio and video bytes received from it.
+_MEDIA_FROM = """
+async (ids) => {
+  const stats = await window.roundtable.stats();
+  return ids.every((id) => {
+    const s = stats.find((x) => x.peerId === id);
+    return s && s.connectionState === "connected" && s.inbound.audio > 0 && s.inbound.video > 0;
+  });
+}
+"""
+
+# Received bytes of every listed peer grew past a baseline, for audio and for video.
+_MEDIA_GREW = """
+async ([ids, before]) => {
+  const stats = await window.roundtable.stats();
+  return ids.every((id) => {
+    const s = stats.find((x) => x.peerId === id);
+    const b = before[id];
+    return s && b && s.connectionState === "connected" && s.inbound.audio > b.audio && s.inbound.video > b.video;
+  });
+}
+"""
+
+# The remote <video> of a peer shows a picture: some real size and enough non-dark pixels.
+_VIDEO_NOT_BLACK = """
+(id) => {
+  const video = document.querySelector(`.tile[data-peer-id="${id}"] video`);
+  if (!video || video.readyState < 2 || video.videoWidth === 0) return false;
+  const canvas = document.createElement("canvas");
+  canvas.width = 64;
+  canvas.height = 36;
+  const ctx = canvas.getContext("2d", { willReadFrequently: true });
+  ctx.drawImage(video, 0, 0, canvas.width, canvas.height);
+  const data = ctx.getImageData(0, 0, canvas.width, canvas.height).data;
+  let lit = 0;
+  for (let i = 0; i < data.length; i += 4) if (data[i] + data[i + 1] + data[i + 2] > 90) lit++;
+  return lit > (canvas.width * canvas.height) / 10;
+}
+"""
+
+
+async def open_join_page(page: Page, join_url: str, display_name: str) -> None:
+    """Open an invite link and wait for the pre-join screen: preview, device pickers, the name."""
+    await page.goto(join_url)
+    await expect(page.locator("#pre-name")).to_have_text(display_name, timeout=JOIN_TIMEOUT_MS)
+    # The camera preview plays and the device pickers are filled from enumerateDevices.
+    await page.wait_for_function(
+        "() => { const v = document.querySelector('#preview'); return v && v.videoWidth > 0; }",
+        timeout=JOIN_TIMEOUT_MS,
+    )
+    await expect(page.locator("#camera-select option")).not_to_have_count(0)
+    await expect(page.locator("#mic-select option")).not_to_have_count(0)
+
+
+async def join(page: Page, join_url: str, display_name: str, *, keyboard: bool = False) -> None:
+    """Open an invite link and press the "Join" button (with a click, or Enter where the focus already is);
+    returns once the welcome arrived."""
+    await open_join_page(page, join_url, display_name)
+    button = page.get_by_role("button", name="Join", exact=True)
+    if keyboard:
+        await expect(button).to_be_focused()
+        await page.keyboard.press("Enter")
+    else:
+        await button.click()
+    await page.wait_for_function("() => window.roundtable.state().joined", timeout=JOIN_TIMEOUT_MS)
+    await expect(page.locator("#room")).to_be_visible()
+
+
+async def room(page: Page) -> dict[str, Any]:
+    state: dict[str, Any] = await page.evaluate("() => window.roundtable.state()")
+    return state
+
+
+async def wait_in_room(page: Page, room_name: str, peer_ids: set[str], timeout_ms: int = JOIN_TIMEOUT_MS) -> None:
+    """Wait until the page is in the room of that name with exactly those peers."""
+    await page.wait_for_function(
+        """([name, ids]) => {
+            const s = window.roundtable.state();
+            const have = s.peers.map((p) => p.id).sort();
+            return s.room && s.room.name === name && have.length === ids.length && have.every((id, i) => id === ids[i]);
+        }""",
+        arg=[room_name, sorted(peer_ids)],
+        timeout=timeout_ms,
+    )
+
+
+async def inbound(page: Page) -> dict[str, dict[str, int]]:
+    stats = await page.evaluate("() => window.roundtable.stats()")
+    return {s["peerId"]: s["inbound"] for s in stats}
+
+
+async def wait_media_flowing(page: Page, peer_ids: set[str], timeout_ms: int = MEDIA_TIMEOUT_MS) -> None:
+    """Connected to each peer, and audio and video bytes from each keep arriving."""
+    ids = sorted(peer_ids)
+    await page.wait_for_function(_MEDIA_FROM, arg=ids, timeout=timeout_ms, polling=250)
+    before = await inbound(page)
+    await page.wait_for_function(_MEDIA_GREW, arg=[ids, before], timeout=timeout_ms, polling=250)
+
+
+async def wait_video_visible(page: Page, peer_id: str, timeout_ms: int = MEDIA_TIMEOUT_MS) -> None:
+    """The peer's tile really shows decoded frames (drawn to a canvas: not black)."""
+    await page.wait_for_function(_VIDEO_NOT_BLACK, arg=peer_id, timeout=timeout_ms, polling=250)
+
+
+def save_screenshot(path: Path, docs_name: str | None = None) -> None:
+    """Screenshots stay in the run's output folder; with ROUNDTABLE_UPDATE_SCREENSHOTS=1 the named ones are also
+    copied into docs/ (the README shows them), so that an ordinary test run leaves the tree clean."""
+    assert path.stat().st_size > 10_000, f"{path} looks empty"
+    if docs_name and os.environ.get("ROUNDTABLE_UPDATE_SCREENSHOTS") == "1":
+        shutil.copyfile(path, REPO / "docs" / docs_name)
