@@ -405,6 +405,9 @@ class SignalingService:
 
     # Recordings -----------------------------------------------------------------------------------
 
+    def recording_status(self, room_id: str) -> RecordingStatus | None:
+        return self._recording.get(room_id)
+
     def set_recording(self, room_id: str, status: RecordingStatus | None) -> None:
         if status is None:
             self._recording.pop(room_id, None)

@@ -3,8 +3,8 @@
 // It reads rooms, the roster, breakout plans and running recordings over the HTTP API with the moderator's
 // own join token; runs breakouts (create, assign, open, extend, close, broadcast, move); mutes and removes
 // people; starts and stops recordings; and keeps the help queue from `help_requested` events. Who is in
-// which room comes from the plan's assignments (the API has no live presence list); people in the
-// moderator's own room are marked live.
+// which room right now comes from the live presence list (GET /workshops/{id}/presence); people not
+// connected are shown where the plan's assignments will put them.
 
 import { countryBadge, h, clear, toast } from "./dom.js";
 import { countryName, roleName, t } from "./strings.js";
@@ -70,12 +70,17 @@ export class ModeratorConsole {
     if (this.pending) return this.pending;
     this.pending = (async () => {
       try {
-        const [rooms, people, plans, recordings] = await Promise.all([
+        const [rooms, people, plans, recordings, presence] = await Promise.all([
           this.api.all(this.path("/rooms")),
           this.api.all(this.path("/participants")),
           this.api.all(this.path("/breakouts")),
           this.api.all(this.path("/recordings?state=recording")),
+          this.api.get(this.path("/presence")),
         ]);
+        this.present = new Map();
+        for (const room of presence.rooms) {
+          for (const member of room.members) this.present.set(member.id, { roomId: room.room_id, connected: member.connected });
+        }
         this.rooms = rooms;
         this.recordings = recordings;
         this.people = people;
@@ -229,6 +234,8 @@ export class ModeratorConsole {
 
   /** The room each person is in (or will be in): the running plan's assignment, else the home room. */
   roomOf(person) {
+    const live = this.present && this.present.get(person.id);
+    if (live) return live.roomId;
     if (this.running() && this.plan.assignments[person.id]) return this.plan.assignments[person.id];
     return person.room_id || this.plenaryId();
   }
@@ -455,7 +462,8 @@ export class ModeratorConsole {
   }
 
   personRow(person, self, roster) {
-    const live = person.id === self.id || roster.has(person.id);
+    const presence = this.present && this.present.get(person.id);
+    const live = person.id === self.id || roster.has(person.id) || Boolean(presence && presence.connected);
     const isSelf = person.id === self.id;
     const confirming = this.confirmRemove === person.id;
     return h(

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from aiohttp import web
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from server import keys
 from server.api import API, PREFIX
@@ -17,7 +17,7 @@ from server.api.routing import json_model, page_limit, path_uuid, read_body
 from server.api.schemas import Body
 from server.auth import Principal
 from signaling.errors import InvalidArgument, PermissionDenied
-from signaling.protocol import Sender
+from signaling.protocol import BreakoutStatus, PeerState, Sender
 from signaling.service import CLOSE_REMOVED
 
 ACTIONS = """
@@ -143,3 +143,68 @@ async def moderator_actions(request: web.Request, who: Principal) -> web.Respons
     ]
     next_cursor = str(items[-1].id) if len(rows) > limit and items else None
     return json_model(ModeratorActionPage(items=items, next_cursor=next_cursor))
+
+
+class PresentMember(BaseModel):
+    id: str
+    display_name: str
+    country: str
+    role: str
+    connected: bool = Field(description="False while the member is within its resume grace period.")
+    state: PeerState
+
+
+class RoomPresence(BaseModel):
+    room_id: str
+    name: str
+    kind: str
+    members: list[PresentMember]
+    recording_id: str | None = None
+
+
+class Presence(BaseModel):
+    rooms: list[RoomPresence]
+    breakout: BreakoutStatus | None
+
+
+@API.route(
+    "GET",
+    f"{PREFIX}/workshops/{{workshop_id}}/presence",
+    summary="Who is in which room right now, live from signalling (moderators).",
+    response=Presence,
+    tags=("moderation",),
+)
+async def presence(request: web.Request, who: Principal) -> web.Response:
+    workshop_id = path_uuid(request, "workshop_id")
+    await actor_of(request, who, workshop_id)
+    signaling = request.app[keys.SIGNALING]
+    by_room: dict[str, list[PresentMember]] = {}
+    for member in signaling.members_of(str(workshop_id)):
+        p = member.profile
+        by_room.setdefault(member.room_id, []).append(
+            PresentMember(
+                id=member.id,
+                display_name=p.display_name,
+                country=p.country,
+                role=p.role,
+                connected=member.connected,
+                state=member.state,
+            )
+        )
+    rooms = []
+    for room_id, members in by_room.items():
+        room = signaling.rooms.get(room_id)
+        if room is None:
+            continue
+        status = signaling.recording_status(room_id)
+        rooms.append(
+            RoomPresence(
+                room_id=room_id,
+                name=room.info.name,
+                kind=room.info.kind,
+                members=sorted(members, key=lambda m: m.display_name),
+                recording_id=status.recording_id if status else None,
+            )
+        )
+    rooms.sort(key=lambda r: (r.kind != "plenary", r.name))
+    return json_model(Presence(rooms=rooms, breakout=signaling.breakout_status(str(workshop_id))))

@@ -192,3 +192,27 @@ async def test_people_in_a_deleted_room_are_moved_home(client: TestClient[Any, A
     moved = await sa.wait_for("moved")
     assert (moved["room"]["id"], moved["reason"]) == (workshop["plenary_room_id"], "room_deleted")
     await sa.close()
+
+
+async def test_moderators_see_live_presence_by_room_and_participants_do_not(client: TestClient[Any, Any]) -> None:
+    workshop = await create_workshop(client)
+    wid, plenary = workshop["id"], workshop["plenary_room_id"]
+    a = await add_participant(client, wid, display_name="A", country="AT")
+    b = await add_participant(client, wid, display_name="B", country="BE")
+    mod = await add_participant(client, wid, display_name="M", country="IE", role="moderator")
+    plan = await _plan(client, wid, assignments={b["id"]: 1})
+    sa, sb = await join(client, a["join_token"]), await join(client, b["join_token"])
+    await _call(client, "POST", f"/api/v1/workshops/{wid}/breakouts/{plan['id']}/open", {})
+    await sb.wait_for("moved")
+
+    resp = await client.get(f"/api/v1/workshops/{wid}/presence", headers=bearer(mod["join_token"]))
+    assert resp.status == 200, await resp.text()
+    presence = await resp.json()
+    rooms = {r["room_id"]: [m["id"] for m in r["members"]] for r in presence["rooms"]}
+    assert rooms == {plenary: [a["id"]], plan["rooms"][1]["id"]: [b["id"]]}
+    assert presence["breakout"]["plan_id"] == plan["id"]
+    assert all(m["connected"] for r in presence["rooms"] for m in r["members"])
+    resp = await client.get(f"/api/v1/workshops/{wid}/presence", headers=bearer(a["join_token"]))
+    assert resp.status == 403
+    await sa.close()
+    await sb.close()
