@@ -21,9 +21,11 @@ migrate: $(STAMP)
 browser-deps:
 	@sh tests/e2e/ensure_chromium.sh
 
+LINTED = $(wildcard server signaling recordings tests bench)
+
 lint: $(STAMP)
-	$(BIN)/ruff check server signaling recordings tests bench
-	$(BIN)/ruff format --check server signaling recordings tests bench
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
