@@ -1,0 +1,119 @@
+"""The benchmarks at smoke size (`python -m bench.run --smoke`): correctness under load, never timing.
+
+Roundtable and the bare relay only: PeerJS runs from bench/peerjs/node_modules, which `make test` does not
+install (docs/benchmarks.md). Nothing here compares or bounds a time; the figures the run prints are not read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SMOKE_WORKLOADS = {"w1", "w2", "w3", "w4", "w5", "w6"}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return stat[stat.rfind(")") + 2 :].split()[0] != "Z"
+
+
+async def _smoke(database_url: str, out: Path) -> tuple[int, str, dict[str, Any]]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ROUNDTABLE_")}
+    env["PYTHONWARNINGS"] = "error"  # as pytest's filterwarnings, for the run and the servers it starts
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bench.run",
+        "--smoke",
+        "--database-url",
+        database_url,
+        "--out",
+        str(out),
+        cwd=ROOT,
+        env=env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        async with asyncio.timeout(170):
+            _, stderr = await proc.communicate()
+    except TimeoutError:
+        proc.kill()  # by its own PID; it stops its servers in a finally, but not after SIGKILL
+        await proc.wait()
+        raise
+    return proc.returncode or 0, stderr.decode(errors="replace"), _load(out)
+
+
+def _load(path: Path) -> dict[str, Any]:
+    results: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
+    return results
+
+
+def _runs(results: dict[str, Any], server: str) -> dict[str, dict[str, Any]]:
+    return {r["workload"]: r["result"] for r in results["runs"] if r["server"] == server and "result" in r}
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+async def test_smoke_run_loses_nothing_holds_every_connection_and_stops_every_server(
+    database_url: str, tmp_path: Path
+) -> None:
+    code, stderr, results = await _smoke(database_url, tmp_path / "smoke.json")
+    assert code == 0, stderr[-4000:]
+    assert results["errors"] == [], results["errors"]
+    assert results["summary"]["correctness"] == [], results["summary"]["correctness"]
+
+    for server in ("roundtable", "bare"):
+        runs = _runs(results, server)
+        assert set(runs) == SMOKE_WORKLOADS, (server, sorted(runs))
+
+        w1 = runs["w1"]
+        assert w1["burst_errors"] == 0 and w1["burst_joins"] == results["meta"]["sizes"]["w1_clients"]
+        assert w1["burst_rosters_converged"] and w1["rejoin_rosters_converged"] and w1["workshop_rosters_converged"]
+        assert w1["rejoin_errors"] == 0 and w1["workshop_errors"] == 0
+        assert w1["held_after_rejoin"] == w1["expected_held"]
+
+        w2 = runs["w2"]
+        assert w2["sent"] > 0 and (w2["lost"], w2["duplicated"], w2["misdelivered"]) == (0, 0, 0)
+
+        w3 = runs["w3"]
+        for kind in ("candidate", "offer"):
+            assert w3[f"{kind}_complete"] and w3[f"{kind}_sent"] > 0
+            assert (w3[f"{kind}_lost"], w3[f"{kind}_duplicated"], w3[f"{kind}_misdelivered"]) == (0, 0, 0)
+        assert w3["held"] == w3["expected_held"]
+
+        w4 = runs["w4"]
+        for room in ("room10", "room60"):
+            assert w4[f"{room}_complete"] and w4[f"{room}_wrong_counts"] == 0
+            assert w4[f"{room}_deliveries"] == w4[f"{room}_expected"] > 0
+
+        w5 = runs["w5"]
+        for step in results["meta"]["sizes"]["w5_steps"]:
+            assert w5[f"errors_{step}"] == 0 and w5[f"open_{step}"] == step
+        assert w5["held_after_hold"] == w5["expected_held"]
+        assert w5["probe_errors"] == 0 and (w5["probe_lost"], w5["probe_duplicated"]) == (0, 0)
+
+        w6 = runs["w6"]
+        assert w6["control_readers_all_delivered"]
+        assert w6["control_readers_delivered"] == w6["control_readers_expected"] > 0
+
+    # Roundtable's readers never wait on the member that stopped reading (the bare relay's may: that is W6's point).
+    w6 = _runs(results, "roundtable")["w6"]
+    assert w6["stuck_readers_all_delivered"]
+    assert w6["stuck_readers_delivered"] == w6["stuck_readers_expected"]
+
+    for server, stopped in results["stopped"].items():
+        assert stopped["pids"], server
+        assert stopped["left_running"] == [], (server, stopped)
+        assert not any(_alive(pid) for pid in stopped["pids"]), (server, stopped)
