@@ -177,12 +177,16 @@ class Authenticator:
     async def participant(self, token: str) -> Mapping[str, Any]:
         """The live roster row behind a join token; refuses expired, revoked and removed ones."""
         claims = self.signer.verify(token)
-        row = await self.people.find_participant(claims.participant_id)
-        if row is None or row["workshop_id"] != claims.workshop_id:
-            raise Unauthenticated("token refers to no participant")
-        if row["token_generation"] != claims.generation:
-            raise Unauthenticated("token revoked")
-        return row
+        return check_claims(claims, await self.people.find_participant(claims.participant_id))
+
+
+def check_claims(claims: JoinClaims, row: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    """The participant a verified token names, if it still exists in that workshop and the token is not revoked."""
+    if row is None or row["workshop_id"] != claims.workshop_id:
+        raise Unauthenticated("token refers to no participant")
+    if row["token_generation"] != claims.generation:
+        raise Unauthenticated("token revoked")
+    return row
 
 
 def bearer_token(authorization: str | None) -> str | None:

@@ -48,6 +48,25 @@ ORDER BY created_at, id LIMIT $4
 """
 SELECT_ROOM = f"SELECT {ROOM_COLUMNS} FROM rooms WHERE id = $1"
 SELECT_PLENARY = f"SELECT {ROOM_COLUMNS} FROM rooms WHERE workshop_id = $1 AND kind = 'plenary'"
+# A live participant and the room it belongs in now, in one round trip (joining is the hot path of a burst).
+SELECT_PARTICIPANT_AND_ROOM = f"""
+SELECT p.id, p.workshop_id, p.display_name, p.country, p.organisation, p.email, p.role, p.room_id,
+       p.token_generation, p.created_at, p.updated_at,
+       r.id AS r_id, r.workshop_id AS r_workshop_id, r.name AS r_name, r.kind AS r_kind, r.capacity AS r_capacity,
+       r.media AS r_media
+FROM participants p
+CROSS JOIN LATERAL (
+    SELECT {ROOM_COLUMNS}, 0 AS rank FROM rooms WHERE id = (
+        SELECT a.room_id FROM breakout_assignments a JOIN breakout_plans bp ON bp.id = a.plan_id
+        WHERE bp.workshop_id = p.workshop_id AND bp.state IN ('open', 'closing') AND a.participant_id = p.id)
+    UNION ALL
+    SELECT {ROOM_COLUMNS}, 1 FROM rooms WHERE workshop_id = p.workshop_id AND id = p.room_id
+    UNION ALL
+    SELECT {ROOM_COLUMNS}, 2 FROM rooms WHERE workshop_id = p.workshop_id AND kind = 'plenary'
+    ORDER BY rank LIMIT 1
+) r
+WHERE p.id = $1 AND p.deleted_at IS NULL
+"""
 # Where a participant belongs now: its room in the running breakout plan, else its home room, else the plenary.
 SELECT_ASSIGNED_ROOM = f"""
 SELECT {ROOM_COLUMNS}, 0 AS rank FROM rooms WHERE id = (
@@ -306,6 +325,10 @@ class Store:
         """Which of these lower-cased e-mails already belong to a live participant of the workshop."""
         rows = await self.pool.fetch(SELECT_TAKEN_EMAILS, workshop_id, list(emails))
         return {r[0] for r in rows}
+
+    async def participant_and_room(self, participant_id: uuid.UUID) -> asyncpg.Record | None:
+        """A live participant with its current room (columns prefixed `r_`)."""
+        return await self.pool.fetchrow(SELECT_PARTICIPANT_AND_ROOM, participant_id)
 
     async def find_participant(self, participant_id: uuid.UUID) -> asyncpg.Record | None:
         """A live participant by id alone (for authentication)."""

@@ -12,6 +12,7 @@ import asyncio
 import logging
 import secrets
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -76,6 +77,8 @@ class Identity:
     participant_id: str
     workshop_id: str
     profile: Profile
+    # The room the participant belongs in, when the directory read it together with the identity.
+    room: RoomInfo | None = None
 
 
 AttendanceEvent = Literal["join", "leave"]
@@ -170,6 +173,8 @@ class SignalingService:
         self._recording: dict[str, RecordingStatus] = {}
         self._breakout: dict[str, BreakoutStatus] = {}
         self._help_asked: dict[str, float] = {}
+        # Recent chat of each live room, so that joining a room people are in reads no database.
+        self._chat: dict[str, deque[ChatMessage]] = {}
 
     # Joining --------------------------------------------------------------------------------------
 
@@ -180,7 +185,7 @@ class SignalingService:
         existing = self.members.get(pid)
         if existing is not None and hello.resume and self._resume_matches(existing, hello.resume):
             # Chat sent while the socket was down: the recent history comes again (clients dedupe by id).
-            missed = await self.store.recent_chat(existing.room_id, self.config.chat_history)
+            missed = await self._recent_chat(existing.room_id)
             if (
                 self.members.get(pid) is existing
                 and existing.resume_secret
@@ -189,8 +194,8 @@ class SignalingService:
                 self._resume(existing, identity, outbox, version, hello, history=missed)
                 return existing
 
-        room_info = await self.directory.assigned_room(identity)
-        history = await self.store.recent_chat(room_info.id, self.config.chat_history)
+        room_info = identity.room or await self.directory.assigned_room(identity)
+        history = await self._recent_chat(room_info.id)
 
         # Nothing below awaits: the roster check and change are one step.
         if self._closed:
@@ -201,6 +206,9 @@ class SignalingService:
         room = self.rooms.get(room_info.id)
         if room is None:
             room = self.rooms[room_info.id] = Room(info=room_info)
+            # Nobody could chat in the room between the read above and now: the history is complete.
+            if self.config.chat_history > 0:
+                self._chat[room.id] = deque(history, maxlen=self.config.chat_history)
         if room.is_full():
             raise LimitExceeded(f"room {room_info.name!r} is full ({room_info.capacity} people)")
         member = Member(
@@ -219,6 +227,15 @@ class SignalingService:
         outbox.send(encode(self._welcome(member, room, version, hello, history=history, resumed=False)))
         self._attend(member, "join", "joined")
         return member
+
+    async def _recent_chat(self, room_id: str) -> list[ChatMessage]:
+        """From memory while the room is live (filled when a join opened it), else from PostgreSQL."""
+        if self.config.chat_history <= 0:
+            return []
+        cached = self._chat.get(room_id)
+        if cached is not None:
+            return list(cached)
+        return await self.store.recent_chat(room_id, self.config.chat_history)
 
     def _resume_matches(self, member: Member, token: str) -> bool:
         return secrets.compare_digest(token, self._resume_token(member))
@@ -322,7 +339,7 @@ class SignalingService:
                 self._to_others(room, member, lambda _p: PeerLeft(peer_id=member.id, reason=reason))
                 self._tell_hidden(room, PeerLeft(peer_id=member.id, reason=reason))
             if not room.members:
-                del self.rooms[room.id]
+                self._forget_room(room.id)
         self._attend(member, "leave", reason, at=left_at)
 
     def remove_participant(self, participant_id: str, *, close_code: int, reason: str) -> bool:
@@ -378,7 +395,7 @@ class SignalingService:
             self._to_others(old, member, lambda _p: PeerLeft(peer_id=member.id, reason="moved"))
             self._tell_hidden(old, PeerLeft(peer_id=member.id, reason="moved"))
             if not old.members:
-                del self.rooms[old.id]
+                self._forget_room(old.id)
         self._attend(member, "leave", "moved")
         room = self.rooms.get(target.id)
         if room is None:
@@ -396,6 +413,10 @@ class SignalingService:
                 reason=reason,
             )
             member.outbox.send(encode(moved))
+
+    def _forget_room(self, room_id: str) -> None:
+        self.rooms.pop(room_id, None)
+        self._chat.pop(room_id, None)
 
     def room_changed(self, info: RoomInfo) -> None:
         """A room was renamed or resized over the API: the live room follows at once."""
@@ -561,6 +582,9 @@ class SignalingService:
             display_name=member.profile.display_name,
             text=message.text,
         )
+        cached = self._chat.get(saved.room_id)
+        if cached is not None:
+            cached.append(saved)
         room = self.rooms.get(saved.room_id)
         if room is not None:
             text = encode(saved)
