@@ -169,7 +169,7 @@ async def browser(
 ) -> AsyncIterator[BrowserSession]:
     """Chromium for one test. It depends on the server so that it is closed first."""
     if not os.access(CHROMIUM, os.X_OK):
-        pytest.skip(f"Chromium not found at {CHROMIUM}: run tests/e2e/ensure_chromium.sh (as root) first")
+        pytest.fail(f"Chromium not found at {CHROMIUM}: run tests/e2e/ensure_chromium.sh (as root) first")
     from playwright.async_api import async_playwright
 
     # Chromium's profile, its singleton socket and pulse-* folders go to a folder of this run, removed after.
