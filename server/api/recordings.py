@@ -121,6 +121,14 @@ async def _load(request: web.Request, who: Principal, recording_id: uuid.UUID) -
     return row
 
 
+async def _load_for_moderator(request: web.Request, who: Principal, recording_id: uuid.UUID, action: str) -> Any:
+    """The recording, if the caller moderates its workshop (a participant granted it may only read it)."""
+    row = await _load(request, who, recording_id)
+    if not who.moderates(row["workshop_id"]):
+        raise PermissionDenied(f"only moderators and the organiser may {action}")
+    return row
+
+
 async def _present(request: web.Request, row: Any, who: Principal, *, detail: bool) -> Recording:
     app = request.app
     out = Recording.model_validate({k: v for k, v in dict(row).items() if k in Recording.model_fields})
@@ -196,9 +204,7 @@ async def start_recording(request: web.Request, who: Principal) -> web.Response:
 )
 async def stop_recording(request: web.Request, who: Principal) -> web.Response:
     recording_id = path_uuid(request, "recording_id")
-    row = await _load(request, who, recording_id)
-    if not who.moderates(row["workshop_id"]):
-        raise PermissionDenied("only moderators and the organiser may stop a recording")
+    row = await _load_for_moderator(request, who, recording_id, "stop a recording")
     row = await request.app[keys.RECORDINGS].stop(recording_id)
     return json_model(await _present(request, row, who, detail=True))
 
@@ -287,9 +293,7 @@ async def get_recording(request: web.Request, who: Principal) -> web.Response:
 )
 async def delete_recording(request: web.Request, who: Principal) -> web.Response:
     recording_id = path_uuid(request, "recording_id")
-    row = await _load(request, who, recording_id)
-    if not who.moderates(row["workshop_id"]):
-        raise PermissionDenied("only moderators and the organiser may delete recordings")
+    await _load_for_moderator(request, who, recording_id, "delete recordings")
     await request.app[keys.RECORDINGS].delete(recording_id, by=_principal_name(who))
     return web.Response(status=204)
 
@@ -304,9 +308,7 @@ async def delete_recording(request: web.Request, who: Principal) -> web.Response
 )
 async def grant(request: web.Request, who: Principal) -> web.Response:
     recording_id = path_uuid(request, "recording_id")
-    row = await _load(request, who, recording_id)
-    if not who.moderates(row["workshop_id"]):
-        raise PermissionDenied("only moderators and the organiser may grant access")
+    row = await _load_for_moderator(request, who, recording_id, "grant access")
     body = await read_body(request, GrantBody)
     await request.app[keys.STORE].get_participant(row["workshop_id"], body.participant_id)
     await request.app[keys.RECORDING_STORE].grant(recording_id, body.participant_id, _principal_name(who))
@@ -322,9 +324,7 @@ async def grant(request: web.Request, who: Principal) -> web.Response:
 )
 async def downloads(request: web.Request, who: Principal) -> web.Response:
     recording_id = path_uuid(request, "recording_id")
-    row = await _load(request, who, recording_id)
-    if not who.moderates(row["workshop_id"]):
-        raise PermissionDenied("only moderators and the organiser may read the download log")
+    await _load_for_moderator(request, who, recording_id, "read the download log")
     items = await request.app[keys.RECORDING_STORE].downloads(recording_id)
     return json_model(DownloadPage(items=[Download.model_validate(i) for i in items]))
 
