@@ -55,3 +55,19 @@ async def error_of(resp: Any, status: int, code: str) -> dict[str, Any]:
     assert body["error"]["code"] == code, body
     error: dict[str, Any] = body["error"]
     return error
+
+
+async def page_ids(client: TestClient[Any, Any], url: str, limit: int) -> list[list[str]]:
+    """Follow `next_cursor` through a list endpoint as the admin; the ids of each page, in order."""
+    pages: list[list[str]] = []
+    cursor: str | None = None
+    while True:
+        params = {"limit": str(limit)} | ({"cursor": cursor} if cursor else {})
+        resp = await client.get(url, params=params, headers=ADMIN)
+        assert resp.status == 200, await resp.text()
+        body = await resp.json()
+        assert set(body) == {"items", "next_cursor"}
+        pages.append([item["id"] for item in body["items"]])
+        cursor = body["next_cursor"]
+        if cursor is None:
+            return pages

@@ -125,3 +125,26 @@ def save_screenshot(path: Path, docs_name: str | None = None) -> None:
     assert path.stat().st_size > 10_000, f"{path} looks empty"
     if docs_name and os.environ.get("ROUNDTABLE_UPDATE_SCREENSHOTS") == "1":
         shutil.copyfile(path, REPO / "docs" / docs_name)
+
+
+# The cast of the moderated tests: a moderator and two participants, in this order.
+CAST = (
+    ("mia", "Mia Moderator", "IE", "moderator"),
+    ("ana", "Ana Pereira", "PT", "participant"),
+    ("ben", "Ben Okafor", "NG", "participant"),
+)
+
+
+async def moderated_room(client: Any, browser: Any) -> tuple[dict[str, Any], list[dict[str, Any]], list[Page]]:
+    """A new workshop with CAST on its roster, each joined in a page of its own: (workshop, people, pages)."""
+    from tests.helpers import add_participant, create_workshop
+
+    workshop = await create_workshop(client)
+    people = [
+        await add_participant(client, workshop["id"], display_name=name, country=country, role=role)
+        for _, name, country, role in CAST
+    ]
+    pages = [await browser.new_page(key) for key, *_ in CAST]
+    for page, person in zip(pages, people, strict=True):
+        await join(page, person["join_url"], person["display_name"])
+    return workshop, people, pages

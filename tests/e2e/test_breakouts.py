@@ -10,6 +10,7 @@ from playwright.async_api import expect
 from tests.e2e.conftest import BrowserSession, LiveServer
 from tests.e2e.pages import (
     join,
+    moderated_room,
     room,
     save_screenshot,
     wait_in_room,
@@ -25,18 +26,7 @@ async def test_moderator_opens_and_closes_breakouts_from_the_console(
     live_server: LiveServer, browser: BrowserSession
 ) -> None:
     client = live_server.client
-    workshop = await create_workshop(client)
-    wid = workshop["id"]
-    mia = await add_participant(client, wid, display_name="Mia Moderator", country="IE", role="moderator")
-    ana = await add_participant(client, wid, display_name="Ana Pereira", country="PT")
-    ben = await add_participant(client, wid, display_name="Ben Okafor", country="NG")
-
-    page_m = await browser.new_page("mia")
-    page_a = await browser.new_page("ana")
-    page_b = await browser.new_page("ben")
-    await join(page_m, mia["join_url"], "Mia Moderator")
-    await join(page_a, ana["join_url"], "Ana Pereira")
-    await join(page_b, ben["join_url"], "Ben Okafor")
+    _workshop, (mia, ana, ben), (page_m, page_a, page_b) = await moderated_room(client, browser)
 
     # Everyone in the plenary, everyone connected to everyone.
     await wait_media_flowing(page_m, {ana["id"], ben["id"]})

@@ -10,8 +10,8 @@ from playwright.async_api import Page, expect
 
 from server import keys
 from tests.e2e.conftest import BrowserSession, LiveServer
-from tests.e2e.pages import MEDIA_TIMEOUT_MS, join, save_screenshot, wait_media_flowing
-from tests.helpers import ADMIN, add_participant, create_workshop
+from tests.e2e.pages import MEDIA_TIMEOUT_MS, moderated_room, save_screenshot, wait_media_flowing
+from tests.helpers import ADMIN
 
 pytestmark = pytest.mark.browser
 
@@ -42,17 +42,8 @@ async def test_recording_indicator_consent_and_media_after_consent(
     live_server: LiveServer, browser: BrowserSession
 ) -> None:
     client = live_server.client
-    workshop = await create_workshop(client)  # recording_consent: explicit
-    wid = workshop["id"]
-    mia = await add_participant(client, wid, display_name="Mia Moderator", country="IE", role="moderator")
-    ana = await add_participant(client, wid, display_name="Ana Pereira", country="PT")
-    ben = await add_participant(client, wid, display_name="Ben Okafor", country="NG")
-    page_m = await browser.new_page("mia")
-    page_a = await browser.new_page("ana")
-    page_b = await browser.new_page("ben")
-    await join(page_m, mia["join_url"], "Mia Moderator")
-    await join(page_a, ana["join_url"], "Ana Pereira")
-    await join(page_b, ben["join_url"], "Ben Okafor")
+    # recording_consent: explicit (the default)
+    _workshop, (mia, ana, ben), (page_m, page_a, page_b) = await moderated_room(client, browser)
     await wait_media_flowing(page_a, {mia["id"], ben["id"]})
 
     # The moderator starts recording the plenary from the console.

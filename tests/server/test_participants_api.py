@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
-from tests.helpers import ADMIN, add_participant, bearer, create_workshop, error_of
+from tests.helpers import ADMIN, add_participant, bearer, create_workshop, error_of, page_ids
 
 Client = TestClient[Any, Any]
 TOKEN_FIELDS = ("join_token", "join_url", "token_expires_at")
@@ -133,18 +133,7 @@ async def test_create_participant_in_a_workshop_that_does_not_exist_is_not_found
 async def test_list_participants_pages_through_seven_with_limit_three(client: Client) -> None:
     workshop = await create_workshop(client)
     created = [(await add_participant(client, workshop["id"], display_name=f"P{i}"))["id"] for i in range(7)]
-    pages: list[list[str]] = []
-    cursor: str | None = None
-    while True:
-        params = {"limit": "3"} | ({"cursor": cursor} if cursor else {})
-        resp = await client.get(roster_url(workshop["id"]), params=params, headers=ADMIN)
-        assert resp.status == 200, await resp.text()
-        body = await resp.json()
-        assert set(body) == {"items", "next_cursor"}
-        pages.append([p["id"] for p in body["items"]])
-        cursor = body["next_cursor"]
-        if cursor is None:
-            break
+    pages = await page_ids(client, roster_url(workshop["id"]), 3)
     assert [len(p) for p in pages] == [3, 3, 1]
     paged = [i for page in pages for i in page]
     assert sorted(paged) == sorted(created)

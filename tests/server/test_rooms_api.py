@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
-from tests.helpers import ADMIN, add_participant, bearer, create_workshop, error_of
+from tests.helpers import ADMIN, add_participant, bearer, create_workshop, error_of, page_ids
 
 Client = TestClient[Any, Any]
 
@@ -45,17 +45,7 @@ async def test_list_rooms_pages_through_seven_with_limit_three(client: Client) -
     workshop = await create_workshop(client)
     created = [workshop["plenary_room_id"]]
     created += [(await add_room(client, workshop["id"], name=f"Breakout {i}"))["id"] for i in range(6)]
-    pages: list[list[str]] = []
-    cursor: str | None = None
-    while True:
-        params = {"limit": "3"} | ({"cursor": cursor} if cursor else {})
-        resp = await client.get(rooms_url(workshop["id"]), params=params, headers=ADMIN)
-        assert resp.status == 200, await resp.text()
-        body = await resp.json()
-        pages.append([r["id"] for r in body["items"]])
-        cursor = body["next_cursor"]
-        if cursor is None:
-            break
+    pages = await page_ids(client, rooms_url(workshop["id"]), 3)
     assert [len(p) for p in pages] == [3, 3, 1]
     paged = [i for page in pages for i in page]
     assert sorted(paged) == sorted(created)

@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 
 from server import keys
-from tests.helpers import ADMIN, WORKSHOP, add_participant, bearer, create_workshop, error_of
+from tests.helpers import ADMIN, WORKSHOP, add_participant, bearer, create_workshop, error_of, page_ids
 
 Client = TestClient[Any, Any]
 WORKSHOPS = "/api/v1/workshops"
@@ -68,18 +68,7 @@ async def test_create_workshop_without_a_token_is_unauthenticated(client: Client
 
 async def test_list_workshops_pages_through_seven_with_limit_three(client: Client) -> None:
     created = [(await create_workshop(client, title=f"Workshop {i}"))["id"] for i in range(7)]
-    pages: list[list[str]] = []
-    cursor: str | None = None
-    while True:
-        params = {"limit": "3"} | ({"cursor": cursor} if cursor else {})
-        resp = await client.get(WORKSHOPS, params=params, headers=ADMIN)
-        assert resp.status == 200, await resp.text()
-        body = await resp.json()
-        assert set(body) == {"items", "next_cursor"}
-        pages.append([w["id"] for w in body["items"]])
-        cursor = body["next_cursor"]
-        if cursor is None:
-            break
+    pages = await page_ids(client, WORKSHOPS, 3)
     assert [len(p) for p in pages] == [3, 3, 1]
     paged = [i for page in pages for i in page]
     assert sorted(paged) == sorted(created)
