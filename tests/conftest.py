@@ -23,9 +23,19 @@ from server.app import create_app
 from server.db import EmbeddedPostgres
 from server.migrate import migrate
 from server.settings import Settings
+from tests import netns
 
 ADMIN_TOKEN = "test-admin-token-0123456789abcdef"
 SECRET_KEY = "test-secret-key-0123456789abcdef0123456789"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Before any thread starts (unshare moves the calling thread only); see tests/netns.py.
+    netns.enter()
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"network: {netns.describe()}"
 
 
 def with_database(dsn: str, database: str) -> str:

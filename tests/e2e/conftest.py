@@ -4,33 +4,28 @@ Debian's Chromium is driven through Playwright's async API; `tests/e2e/ensure_ch
 Each test gets its own server (a fresh database, `public_url` set to the server's own address so that
 every `join_url` opens the test server) and its own browser, closed before the server stops.
 
-Network: when these tests run in a pytest process of their own (`pytest tests/e2e`), as root, the process
-moves into a private network namespace with only `lo` before any thread starts, so that no media or DNS
-leaves the machine and Chromium cannot prefer a real network card. Set ROUNDTABLE_E2E_NETNS=0 to opt out.
-Otherwise (a whole-suite run, not root, or TEST_DATABASE_URL over TCP, which the namespace would cut off)
-the tests rely on the 127.0.0.1 candidates that --allow-loopback-in-peer-connection provides.
+Network: the whole test run moves into a private network namespace before any thread starts
+(`tests/netns.py`, entered from the root conftest), so that no media or DNS leaves the machine and
+Chromium cannot prefer a real network card. Where it cannot (not root, ROUNDTABLE_TEST_NETNS=0) the
+tests rely on the 127.0.0.1 candidates that --allow-loopback-in-peer-connection provides.
 """
 
 from __future__ import annotations
 
-import ctypes
-import fcntl
 import os
 import shutil
 import socket
-import struct
 import tempfile
-import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from aiohttp.test_utils import TestClient
 
 from server.app import create_app
+from tests import netns
 from tests.conftest import make_settings
 from tests.signaling.rtc_peer import loopback_ice
 
@@ -46,59 +41,10 @@ PHONE = {"width": 390, "height": 844}
 REPO = Path(__file__).resolve().parents[2]
 
 
-CLONE_NEWNET = 0x40000000
-SIOCGIFFLAGS = 0x8913
-SIOCSIFFLAGS = 0x8914
-IFF_UP = 0x1
-E2E_DIR = Path(__file__).resolve().parent
-NETWORK = "host network (loopback candidates)"
-
-
-def _database_over_tcp() -> bool:
-    dsn = os.environ.get("TEST_DATABASE_URL")
-    if not dsn:
-        return False  # the embedded PostgreSQL listens on a unix socket only
-    parts = urlsplit(dsn)
-    host = parts.hostname or parse_qs(parts.query).get("host", [""])[0]
-    return bool(host) and not host.startswith("/")
-
-
-def _only_e2e(config: pytest.Config) -> bool:
-    """Whether every path pytest was asked to run lies under tests/e2e (the namespace is process-wide)."""
-    args = [a.split("::")[0] for a in config.args]
-    return bool(args) and all(Path(config.invocation_params.dir, a).resolve().is_relative_to(E2E_DIR) for a in args)
-
-
-def _private_network() -> str:
-    """unshare(CLONE_NEWNET) for this process, then bring `lo` up. Returns why not, or "" when done."""
-    if os.environ.get("ROUNDTABLE_E2E_NETNS", "1") == "0":
-        return "ROUNDTABLE_E2E_NETNS=0"
-    if os.geteuid() != 0:
-        return "not root"
-    if _database_over_tcp():
-        return "TEST_DATABASE_URL is a TCP address"
-    if threading.active_count() != 1:
-        return "threads already running"  # unshare would move this thread only
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.unshare(CLONE_NEWNET) != 0:
-        return f"unshare failed: {os.strerror(ctypes.get_errno())}"
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        request = struct.pack("16sH22s", b"lo", 0, b"")
-        flags = struct.unpack("16sH", fcntl.ioctl(sock, SIOCGIFFLAGS, request)[:18])[1]
-        fcntl.ioctl(sock, SIOCSIFFLAGS, struct.pack("16sH22s", b"lo", flags | IFF_UP, b""))
-    return ""
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    global NETWORK
-    if not _only_e2e(config):
-        return
-    why_not = _private_network()
-    NETWORK = "private network namespace (lo only)" if not why_not else f"host network ({why_not})"
 
 
 def pytest_report_header(config: pytest.Config) -> str:
-    return f"e2e: Chromium {CHROMIUM}; {NETWORK}"
+    return f"e2e: Chromium {CHROMIUM}; {netns.describe()}"
 
 
 def _free_port() -> int:
