@@ -19,7 +19,7 @@ async def test_ten_subscribers_decode_the_publishers_colour_and_tone_and_see_a_s
     feed_id = reply["feed_id"]
     listeners = [await sfu_room.person(f"Listener {i}") for i in range(10)]
     for listener in listeners:
-        await listener.wait_until(lambda l=listener: feed_id in l.feeds, "the speaker's feed")  # type: ignore[misc]
+        await listener.wait_until(lambda p=listener: feed_id in p.feeds, "the speaker's feed")  # type: ignore[misc]
         assert listener.feeds[feed_id] == {
             "feed_id": feed_id,
             "peer_id": speaker.id,
@@ -32,13 +32,13 @@ async def test_ten_subscribers_decode_the_publishers_colour_and_tone_and_see_a_s
         assert answer["type"] == "subscription", answer
         assert {(s["feed_id"], s["kind"]) for s in answer["streams"]} == {(feed_id, "audio"), (feed_id, "video")}
     for listener in listeners:
-        await listener.wait_until(lambda p=listener: p.sees(feed_id, RED) and l.hears(feed_id), "red and a tone")  # type: ignore[misc]
+        await listener.wait_until(lambda p=listener: p.sees(feed_id, RED) and p.hears(feed_id), "red and a tone")  # type: ignore[misc]
 
     second = await sfu_room.person("Second")
     second_feed = (await second.publish(colour=BLUE, hz=660))["feed_id"]
     for listener in listeners[:3]:
         await listener.wait_until(
-            lambda l=listener: any(m["feed"]["feed_id"] == second_feed for m in p.seen("feed_added")),  # type: ignore[misc]
+            lambda p=listener: any(m["feed"]["feed_id"] == second_feed for m in p.seen("feed_added")),  # type: ignore[misc]
             "feed_added of the second publisher",
         )
         # The listener resubscribes to every feed (SfuPeer does on feed_added): the same connection.
