@@ -106,6 +106,7 @@ class SfuPeer:
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     _reader: asyncio.Task[None] | None = None
     _wanted: list[str] | None = None  # None: every feed but one's own
+    _subscribed: bool = False
 
     @property
     def id(self) -> str:
@@ -175,6 +176,7 @@ class SfuPeer:
     async def subscribe(self, feed_ids: list[str] | None = None, **kinds: bool) -> dict[str, Any]:
         """Subscribe to these feeds (None: every feed of the room but one's own)."""
         self._wanted = feed_ids
+        self._subscribed = True
         ids = feed_ids if feed_ids is not None else [f for f, info in self.feeds.items() if info["peer_id"] != self.id]
         wanted = [{"feed_id": f, "audio": kinds.get("audio", True), "video": kinds.get("video", True)} for f in ids]
         return await self.request({"type": "subscribe", "feeds": wanted})
@@ -241,6 +243,7 @@ class SfuPeer:
             self.streams = {s["mid"]: s for s in message["streams"]}
         elif kind == "sfu_unavailable":
             self.feeds.clear()
+            self.received.clear()
             for pub in list(self.published.values()):
                 await pub.pc.close()
             if self.subscriber is not None:
@@ -261,6 +264,8 @@ class SfuPeer:
         self.published.clear()
         for pub in again:
             await self.publish(pub.source, colour=pub.colour, hz=pub.hz)
+        if not self._subscribed:
+            return
         # The others' feeds come back as feed_added; subscribe when there are any.
         await self.wait_until(lambda: any(f["peer_id"] != self.id for f in self.feeds.values()), "feeds back")
         await self.subscribe(self._wanted)
