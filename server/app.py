@@ -227,6 +227,7 @@ async def _signaling(app: web.Application) -> AsyncIterator[None]:
         service,
         ice_servers=lambda pid: ice_servers_for(settings, pid),
         retention_days=settings.recording_retention_days,
+        sfu=app.get(keys.SFU),
     )
     app[keys.STORAGE] = storage
     app[keys.RECORDING_STORE] = recording_store
