@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from aiohttp import WSMsgType, web
+from aiohttp import WebSocketError, WSMsgType, web
 from pydantic import ValidationError
 
 from signaling.connection import Connection
@@ -149,8 +149,10 @@ class Session:
                 elif msg.type == WSMsgType.BINARY:
                     if self._rate_ok():  # a flood of binary frames must not become a flood of errors
                         self.error("invalid_argument", "binary frames are not part of the protocol")
-                elif msg.type == WSMsgType.ERROR:  # e.g. a frame over the hard cap (closed with 1009)
-                    self._broken = True
+                elif msg.type == WSMsgType.ERROR:
+                    # Only a frame the protocol forbids (over the hard cap, not UTF-8, a bad opcode) is the
+                    # client's fault. A missed pong, a reset or a read error is a drop: the place is kept.
+                    self._broken = isinstance(msg.data, WebSocketError)
                     break
                 if self._stop:
                     break
