@@ -11,6 +11,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from signaling.errors import InvalidArgument, ServiceError
+from signaling.outage import RETRY_AFTER_S, as_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,8 @@ def error_response(code: str, message: str, details: Any = None, *, status: int 
     response = web.json_response(body, status=status or STATUS_BY_CODE.get(code, 500))
     if code == "unauthenticated":
         response.headers["WWW-Authenticate"] = 'Bearer realm="roundtable"'
+    elif code == "unavailable":
+        response.headers["Retry-After"] = str(RETRY_AFTER_S)
     return response
 
 
@@ -72,6 +75,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return response
     except json.JSONDecodeError:
         return error_response("invalid_argument", "body is not valid JSON")
-    except Exception:
+    except Exception as exc:
+        outage = as_unavailable(exc)
+        if outage is not None:
+            log.warning("%s %s: the database is unavailable: %r", request.method, request.path, exc)
+            return error_response(outage.code, outage.message)
         log.exception("unhandled error in %s %s", request.method, request.path)
         return error_response("internal", "internal error")

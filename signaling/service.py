@@ -65,6 +65,8 @@ CLOSE_UNAUTHENTICATED = 4401
 CLOSE_REMOVED = 4403
 CLOSE_REPLACED = 4409
 CLOSE_ROOM_FULL = 4429
+CLOSE_INTERNAL = 1011
+CLOSE_UNAVAILABLE = 4503  # the database is away: retry with backoff, the resume token stays good
 
 MODERATOR_ROLES = frozenset({"organiser", "moderator"})
 HELP_COALESCE_S = 60.0

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from signaling.connection import Connection
 from signaling.errors import InvalidArgument, LimitExceeded, ServiceError, Unauthenticated, Unavailable
+from signaling.outage import as_unavailable
 from signaling.protocol import (
     CLIENT_MESSAGES,
     SUPPORTED_VERSIONS,
@@ -40,10 +41,12 @@ from signaling.ratelimit import TokenBucket
 from signaling.rooms import Member
 from signaling.service import (
     CLOSE_GOING_AWAY,
+    CLOSE_INTERNAL,
     CLOSE_PROTOCOL,
     CLOSE_REMOVED,
     CLOSE_ROOM_FULL,
     CLOSE_UNAUTHENTICATED,
+    CLOSE_UNAVAILABLE,
     SignalingService,
     encode,
 )
@@ -217,6 +220,14 @@ class Session:
             self.fatal(exc.code, exc.message, CLOSE_GOING_AWAY, request_id)
         except ServiceError as exc:
             self.fatal(exc.code, exc.message, CLOSE_PROTOCOL, request_id)
+        except Exception as exc:
+            outage = as_unavailable(exc)
+            if outage is not None:
+                log.warning("join refused, the database is unavailable: %r", exc)
+                self.fatal(outage.code, outage.message, CLOSE_UNAVAILABLE, request_id)
+            else:
+                log.exception("error admitting a hello")
+                self.fatal("internal", "internal error", CLOSE_INTERNAL, request_id)
         return None
 
     def _rate_ok(self) -> bool:
@@ -251,7 +262,12 @@ class Session:
             await self._dispatch(member, message)
         except ServiceError as exc:
             self.error(exc.code, exc.message, message.request_id)
-        except Exception:
+        except Exception as exc:
+            outage = as_unavailable(exc)
+            if outage is not None:
+                log.warning("%s from %s: the database is unavailable: %r", type(message).__name__, member.id, exc)
+                self.error(outage.code, outage.message, message.request_id)
+                return
             log.exception("error handling %s from %s", type(message).__name__, member.id)
             self.error("internal", "internal error", message.request_id)
 
