@@ -240,7 +240,8 @@ class SignalingService:
         return await self.store.recent_chat(room_id, self.config.chat_history)
 
     def _resume_matches(self, member: Member, token: str) -> bool:
-        return secrets.compare_digest(token, self._resume_token(member))
+        # As bytes: compare_digest refuses str with non-ASCII characters (a resume token never has any).
+        return secrets.compare_digest(token.encode(), self._resume_token(member).encode())
 
     @staticmethod
     def _resume_token(member: Member) -> str:

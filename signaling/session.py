@@ -50,6 +50,7 @@ from signaling.service import (
     SignalingService,
     encode,
 )
+from signaling.text import find_bad_text, is_clean
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +118,15 @@ def _loose_request_id(text: str) -> Any:
     except (ValueError, RecursionError):
         return None
     rid = data.get("request_id") if isinstance(data, dict) else None
+    if isinstance(rid, str) and not is_clean(rid):
+        return None  # it could not even be sent back
     return rid if isinstance(rid, str | int) and not isinstance(rid, bool) and len(str(rid)) <= 64 else None
+
+
+def _bad_text(raw: Any) -> str | None:
+    """The error message for the first string that is not acceptable text, with its field path."""
+    bad = find_bad_text(raw)
+    return None if bad is None else f"{bad[0]}: {bad[1]}"
 
 
 class Session:
@@ -193,6 +202,10 @@ class Session:
         if not isinstance(raw, dict) or raw.get("type") != "hello":
             self.fatal("protocol_violation", "the first message must be a hello", CLOSE_PROTOCOL, request_id)
             return None
+        bad = _bad_text(raw)
+        if bad is not None:
+            self.fatal("invalid_argument", bad, CLOSE_PROTOCOL, request_id)
+            return None
         if not isinstance(raw.get("token"), str) or not raw["token"]:
             self.fatal("unauthenticated", "hello carries no token", CLOSE_UNAUTHENTICATED, request_id)
             return None
@@ -258,6 +271,10 @@ class Session:
         except ValidationError as exc:
             self._on_invalid(text, exc)
             return
+        # Strings with NUL parse (lone surrogates do not): find and name the field. The test is cheap for the rest.
+        if "\\u0000" in text and (bad := _bad_text(json.loads(text))) is not None:
+            self.error("invalid_argument", bad, _loose_request_id(text))
+            return
         try:
             await self._dispatch(member, message)
         except ServiceError as exc:
@@ -284,7 +301,7 @@ class Session:
         if not isinstance(raw, dict):
             self.error("invalid_argument", "a message must be a JSON object", request_id)
             return
-        self.error("invalid_argument", _describe(exc), request_id)
+        self.error("invalid_argument", _bad_text(raw) or _describe(exc), request_id)
 
     async def _dispatch(self, member: Member, message: Any) -> None:
         service = self.service
