@@ -29,7 +29,7 @@ from server.auth import (
 )
 from server.db import EmbeddedPostgres, create_pool
 from server.directory import ServerDirectory, ice_servers_for
-from server.http_errors import error_middleware
+from server.http_errors import error_middleware, request_logger
 from server.migrate import migrate
 from server.settings import Settings
 from server.store import Store
@@ -180,7 +180,13 @@ async def websocket(request: web.Request) -> web.StreamResponse:
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = web.Application(middlewares=[error_middleware], client_max_size=settings.max_body_bytes)
+    app = web.Application(
+        middlewares=[error_middleware],
+        client_max_size=settings.max_body_bytes,
+        # aiohttp closes a connection whose request head is not complete this long after it opened or after the
+        # previous answer (slow headers), which also bounds how long an idle keep-alive connection stays open.
+        handler_args={"keepalive_timeout": settings.header_timeout_s, "logger": request_logger()},
+    )
     app[keys.SETTINGS] = settings
     origins = {settings.base_url, *settings.allowed_origins}
     app[SESSION_LIMITS] = SessionLimits(

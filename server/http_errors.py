@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from pydantic import ValidationError
 
 from signaling.errors import InvalidArgument, ServiceError
@@ -52,6 +53,28 @@ def validation_details(exc: ValidationError) -> list[dict[str, str]]:
 
 def invalid(exc: ValidationError, message: str = "request body is invalid") -> InvalidArgument:
     return InvalidArgument(message, details=validation_details(exc))
+
+
+class MalformedRequestLog(logging.Filter):
+    """aiohttp answers a request it cannot parse (a header line over the limit, bad framing) with 400 itself and logs
+    it with a traceback. It is the client's mistake: one line at INFO, without the traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            record.msg = f"{record.msg}: %s"
+            record.args = (*(record.args if isinstance(record.args, tuple) else ()), type(exc).__name__)
+            record.exc_info = record.exc_text = None
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
+def request_logger() -> logging.Logger:
+    """The logger aiohttp's request handler writes to (handler_args), with the filter above."""
+    logger = logging.getLogger("server.requests")
+    if not any(isinstance(f, MalformedRequestLog) for f in logger.filters):
+        logger.addFilter(MalformedRequestLog())
+    return logger
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

@@ -11,13 +11,13 @@ import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 from aiohttp import WebSocketError, WSMsgType, web
 from pydantic import ValidationError
 
 from signaling.connection import Connection
 from signaling.errors import InvalidArgument, LimitExceeded, ServiceError, Unauthenticated, Unavailable
+from signaling.origins import origin_matches
 from signaling.outage import as_unavailable
 from signaling.protocol import (
     CLIENT_MESSAGES,
@@ -70,14 +70,12 @@ class SessionLimits:
 
 
 def origin_allowed(request: web.Request, allowed: frozenset[str]) -> bool:
-    """Non-browser clients send no Origin; browsers must come from our own origin or a listed one."""
+    """Non-browser clients send no Origin; browsers must come from our own origin or a listed one, compared
+    exactly: scheme, host and port (an http page may not open the WebSocket of an https server, nor another port)."""
     origin = request.headers.get("Origin")
     if origin is None:
         return True
-    if origin in allowed:
-        return True
-    parts = urlsplit(origin)
-    return parts.netloc == request.host
+    return origin_matches(origin, allowed, own=f"{request.scheme}://{request.host}")
 
 
 async def serve_websocket(request: web.Request, service: SignalingService, limits: SessionLimits) -> web.StreamResponse:
