@@ -278,12 +278,17 @@ def build_openapi(routes: list[RouteSpec], *, title: str, version: str) -> dict[
         op["responses"][str(spec.status)] = success
         error_statuses = set(spec.errors) | {400}
         if spec.authenticated:
-            error_statuses |= {401, 403, 404}
+            # Every authenticated call reads the database: while it is away, 503 with Retry-After.
+            error_statuses |= {401, 403, 404, 503}
         for status in sorted(error_statuses):
             op["responses"][str(status)] = {
                 "description": _ERROR_TEXT.get(status, "error"),
                 "content": {"application/json": {"schema": ref(ErrorBody)}},
             }
+            if status == 503:
+                op["responses"]["503"]["headers"] = {
+                    "Retry-After": {"description": "Seconds to wait before retrying.", "schema": {"type": "integer"}}
+                }
         paths.setdefault(_openapi_path(spec.path), {})[spec.method.lower()] = op
 
     return {
