@@ -162,6 +162,7 @@ async def _signaling(app: web.Application) -> AsyncIterator[None]:
         await coordinator.shutdown()
         service.shutdown()
         await store.close()
+        await breakout_store.close()
 
 
 async def _close_sessions(app: web.Application) -> None:

@@ -11,6 +11,7 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
 
+from server import keys
 from server.app import SIGNALING_STORE, create_app
 from server.db import EmbeddedPostgres
 from server.migrate import migrate
@@ -133,3 +135,31 @@ async def test_while_postgres_is_down_joins_get_unavailable_and_rest_503_then_ev
         (ana["id"], "leave"),
         (ben["id"], "leave"),
     ], rows
+
+
+async def test_moderator_actions_logged_while_postgres_is_down_are_written_once_in_order_when_it_returns(
+    client: TestClient[Any, Any], own_postgres: EmbeddedPostgres
+) -> None:
+    workshop = await create_workshop(client)
+    wid = uuid.UUID(workshop["id"])
+    log = client.app[keys.BREAKOUT_STORE]
+    await log.record_action(wid, actor_id=None, actor_role="admin", action="before", details={})
+
+    await asyncio.to_thread(own_postgres.stop)
+    try:
+        # The actions have happened (a mute, a move): logging them must neither fail nor be lost.
+        for n in range(3):
+            await log.record_action(wid, actor_id=None, actor_role="admin", action=f"during-{n}", details={"n": n})
+    finally:
+        await asyncio.to_thread(own_postgres.start)
+    await log.record_action(wid, actor_id=None, actor_role="admin", action="after", details={})
+    async with asyncio.timeout(30):
+        await log.flushed()
+
+    resp = await client.get(f"/api/v1/workshops/{wid}/moderator-actions", headers=ADMIN)
+    assert resp.status == 200, await resp.text()
+    items = (await resp.json())["items"]
+    # Each once, in the order they happened, with the time they happened (the log lists oldest first).
+    assert [i["action"] for i in items] == ["before", "during-0", "during-1", "during-2", "after"], items
+    times = [datetime.fromisoformat(i["at"]) for i in items]
+    assert times == sorted(times)
