@@ -160,9 +160,9 @@ async def _signaling(app: web.Application) -> AsyncIterator[None]:
     finally:
         await recordings.close()
         await coordinator.shutdown()
+        await breakout_store.close()  # after the coordinator: it may still log actions
         service.shutdown()
         await store.close()
-        await breakout_store.close()
 
 
 async def _close_sessions(app: web.Application) -> None:
