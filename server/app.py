@@ -29,11 +29,11 @@ from server.auth import (
 )
 from server.db import EmbeddedPostgres, create_pool
 from server.directory import ServerDirectory, ice_servers_for
-from server.http_errors import error_middleware, request_logger
+from server.http_errors import error_middleware
 from server.migrate import migrate
 from server.settings import Settings
 from server.store import Store
-from server.web import add_web_routes
+from server.web import add_web_routes, connection_options
 from signaling.breakout_store import BreakoutStore
 from signaling.breakouts import BreakoutCoordinator
 from signaling.service import SignalingConfig, SignalingService
@@ -184,9 +184,7 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application(
         middlewares=[error_middleware],
         client_max_size=settings.max_body_bytes,
-        # aiohttp closes a connection whose request head is not complete this long after it opened or after the
-        # previous answer (slow headers), which also bounds how long an idle keep-alive connection stays open.
-        handler_args={"keepalive_timeout": settings.header_timeout_s, "logger": request_logger()},
+        handler_args=connection_options(settings),
     )
     app[keys.SETTINGS] = settings
     origins = {settings.base_url, *settings.allowed_origins}

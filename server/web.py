@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web, web_response
 
 from server import keys
+from server.http_errors import request_logger
+from server.settings import Settings
 from signaling.origins import normalise_origin
 
 WEB_ROOT = Path(__file__).resolve().parent.parent / "web"
@@ -41,6 +44,15 @@ def content_security_policy(origins: Iterable[str]) -> str:
         f"connect-src {connect_sources(origins)}; style-src 'self'; script-src 'self'; frame-ancestors 'none'; "
         "base-uri 'none'; form-action 'self'"
     )
+
+
+def connection_options(settings: Settings) -> dict[str, Any]:
+    """aiohttp's per-connection options (Application handler_args).
+
+    aiohttp closes a connection whose request head is not complete `keepalive_timeout` after it opened or after the
+    previous answer: that is the header read timeout (slow headers), and it also bounds how long an idle keep-alive
+    connection stays open. Requests it cannot parse are logged without a traceback (see request_logger)."""
+    return {"keepalive_timeout": settings.header_timeout_s, "logger": request_logger()}
 
 
 def _page(name: str, csp: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
