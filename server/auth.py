@@ -228,7 +228,11 @@ class JoinTokenIssuer:
         self.min_ttl = timedelta(seconds=min_ttl_s)
 
     def expiry(self, workshop_ends_at: datetime) -> datetime:
-        return max(workshop_ends_at + self.grace, datetime.now(UTC) + self.min_ttl).replace(microsecond=0)
+        try:
+            after_end = workshop_ends_at + self.grace
+        except OverflowError:  # a workshop stored before its times were bounded, ending near year 9999
+            after_end = datetime.max.replace(tzinfo=UTC)
+        return max(after_end, datetime.now(UTC) + self.min_ttl).replace(microsecond=0)
 
     def issue(
         self,
