@@ -36,7 +36,7 @@ from server.migrate import migrate
 from server.packages import find_or_install
 from server.settings import Settings
 from server.store import Store
-from server.web import add_web_routes
+from server.web import add_web_routes, connection_options
 from signaling.breakout_store import BreakoutStore
 from signaling.breakouts import BreakoutCoordinator
 from signaling.service import SignalingConfig, SignalingService
@@ -238,6 +238,7 @@ async def _signaling(app: web.Application) -> AsyncIterator[None]:
     finally:
         await recordings.close()
         await coordinator.shutdown()
+        await breakout_store.close()  # after the coordinator: it may still log actions
         service.shutdown()
         await service.drain_tasks()
         await store.close()
@@ -259,7 +260,11 @@ async def websocket(request: web.Request) -> web.StreamResponse:
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = web.Application(middlewares=[error_middleware], client_max_size=settings.max_body_bytes)
+    app = web.Application(
+        middlewares=[error_middleware],
+        client_max_size=settings.max_body_bytes,
+        handler_args=connection_options(settings),
+    )
     app[keys.SETTINGS] = settings
     origins = {settings.base_url, *settings.allowed_origins}
     app[SESSION_LIMITS] = SessionLimits(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 import uuid
 from collections.abc import Mapping
@@ -189,13 +190,21 @@ def check_claims(claims: JoinClaims, row: Mapping[str, Any] | None) -> Mapping[s
     return row
 
 
+# RFC 6750 b64token, which covers both our JWTs and the admin token. aiohttp hands header bytes that are not UTF-8 on
+# as lone surrogates: they fail here, before anything tries to encode them.
+_TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+
+
 def bearer_token(authorization: str | None) -> str | None:
     if not authorization:
         return None
     scheme, _, token = authorization.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
         raise Unauthenticated("Authorization must be 'Bearer <token>'")
-    return token.strip()
+    if not _TOKEN.fullmatch(token):
+        raise Unauthenticated("the bearer token is malformed")
+    return token
 
 
 @dataclass(frozen=True)
@@ -219,7 +228,11 @@ class JoinTokenIssuer:
         self.min_ttl = timedelta(seconds=min_ttl_s)
 
     def expiry(self, workshop_ends_at: datetime) -> datetime:
-        return max(workshop_ends_at + self.grace, datetime.now(UTC) + self.min_ttl).replace(microsecond=0)
+        try:
+            after_end = workshop_ends_at + self.grace
+        except OverflowError:  # a workshop stored before its times were bounded, ending near year 9999
+            after_end = datetime.max.replace(tzinfo=UTC)
+        return max(after_end, datetime.now(UTC) + self.min_ttl).replace(microsecond=0)
 
     def issue(
         self,

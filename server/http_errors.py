@@ -8,9 +8,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from pydantic import ValidationError
 
 from signaling.errors import InvalidArgument, ServiceError
+from signaling.outage import RETRY_AFTER_S, as_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +38,8 @@ def error_response(code: str, message: str, details: Any = None, *, status: int 
     response = web.json_response(body, status=status or STATUS_BY_CODE.get(code, 500))
     if code == "unauthenticated":
         response.headers["WWW-Authenticate"] = 'Bearer realm="roundtable"'
+    elif code == "unavailable":
+        response.headers["Retry-After"] = str(RETRY_AFTER_S)
     return response
 
 
@@ -49,6 +53,28 @@ def validation_details(exc: ValidationError) -> list[dict[str, str]]:
 
 def invalid(exc: ValidationError, message: str = "request body is invalid") -> InvalidArgument:
     return InvalidArgument(message, details=validation_details(exc))
+
+
+class MalformedRequestLog(logging.Filter):
+    """aiohttp answers a request it cannot parse (a header line over the limit, bad framing) with 400 itself and logs
+    it with a traceback. It is the client's mistake: one line at INFO, without the traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            record.msg = f"{record.msg}: %s"
+            record.args = (*(record.args if isinstance(record.args, tuple) else ()), type(exc).__name__)
+            record.exc_info = record.exc_text = None
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
+def request_logger() -> logging.Logger:
+    """The logger aiohttp's request handler writes to (handler_args), with the filter above."""
+    logger = logging.getLogger("server.requests")
+    if not any(isinstance(f, MalformedRequestLog) for f in logger.filters):
+        logger.addFilter(MalformedRequestLog())
+    return logger
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -72,6 +98,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return response
     except json.JSONDecodeError:
         return error_response("invalid_argument", "body is not valid JSON")
-    except Exception:
+    except Exception as exc:
+        outage = as_unavailable(exc)
+        if outage is not None:
+            log.warning("%s %s: the database is unavailable: %r", request.method, request.path, exc)
+            return error_response(outage.code, outage.message)
         log.exception("unhandled error in %s %s", request.method, request.path)
         return error_response("internal", "internal error")

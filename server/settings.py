@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     plenary_capacity: int = Field(300, ge=1, le=10_000)
     breakout_capacity: int = Field(50, ge=1, le=10_000)
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
+    header_timeout_s: float = Field(
+        15.0, gt=0, description="A request's headers must arrive within this; also the keep-alive idle timeout."
+    )
 
     # Signalling
     ws_heartbeat_s: float = Field(10.0, gt=0)

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import logging
 import uuid
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 
 from signaling.errors import Conflict, NotFound
+from signaling.outage import database_unavailable
+
+log = logging.getLogger(__name__)
 
 PLAN_COLUMNS = """id, workshop_id, name, strategy, roles, self_select_cap, duration_s, countdown_s, state, seed,
     opened_at, ends_at, closes_at, closed_at, copied_from, created_at, updated_at"""
@@ -83,7 +90,8 @@ ELIGIBLE_PEOPLE = """
 SELECT id, country, role FROM participants WHERE workshop_id = $1 AND deleted_at IS NULL ORDER BY created_at, id
 """
 INSERT_ACTION = """
-INSERT INTO moderator_actions (workshop_id, actor_id, actor_role, action, details) VALUES ($1, $2, $3, $4, $5::jsonb)
+INSERT INTO moderator_actions (workshop_id, actor_id, actor_role, action, details, at)
+VALUES ($1, $2, $3, $4, $5::jsonb, $6)
 """
 
 
@@ -115,8 +123,15 @@ class PlanView:
 
 
 class BreakoutStore:
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, *, retry_first_s: float = 0.5, retry_max_s: float = 4.0) -> None:
         self.pool = pool
+        # Actions logged while PostgreSQL is away, oldest first; one flusher writes them when it returns.
+        self._deferred: deque[tuple[Any, ...]] = deque()
+        self._flusher: asyncio.Task[None] | None = None
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._retry_first_s = retry_first_s
+        self._retry_max_s = retry_max_s
 
     async def _view(self, conn: asyncpg.Connection, row: Mapping[str, Any]) -> PlanView:
         rooms = [dict(r) for r in await conn.fetch(PLAN_ROOMS, row["id"])]
@@ -271,6 +286,50 @@ class BreakoutStore:
         action: str,
         details: Mapping[str, Any],
     ) -> None:
-        await self.pool.execute(
-            INSERT_ACTION, workshop_id, actor_id, actor_role, action, json.dumps(details, default=str)
-        )
+        """Log a moderator's action. The action has already happened: while the database is away the entry is kept
+        (with its time) and written when it returns, after any kept before it."""
+        row = (workshop_id, actor_id, actor_role, action, json.dumps(details, default=str), datetime.now(UTC))
+        if not self._deferred:
+            try:
+                await self.pool.execute(INSERT_ACTION, *row)
+                return
+            except Exception as exc:
+                if not database_unavailable(exc):
+                    raise
+                log.warning("the database is unavailable; keeping %s for later: %r", action, exc)
+        self._deferred.append(row)
+        self._idle.clear()
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush(), name="moderator-actions-flusher")
+
+    async def _flush(self) -> None:
+        delay = self._retry_first_s
+        while self._deferred:
+            try:
+                await self.pool.execute(INSERT_ACTION, *self._deferred[0])
+            except Exception as exc:
+                if not database_unavailable(exc):
+                    # E.g. the workshop was deleted meanwhile (its log goes with it): skip, keep the rest.
+                    log.warning("dropping a kept moderator action: %r", exc)
+                    self._deferred.popleft()
+                    continue
+                await asyncio.sleep(delay)  # back-off while the database is away
+                delay = min(delay * 2, self._retry_max_s)
+                continue
+            self._deferred.popleft()
+            delay = self._retry_first_s
+        self._idle.set()
+
+    async def flushed(self) -> None:
+        """Wait until every kept action is written (tests, shutdown)."""
+        await self._idle.wait()
+
+    async def close(self, timeout_s: float = 5.0) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                await self.flushed()
+        if self._flusher is not None:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+            self._flusher = None

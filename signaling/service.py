@@ -84,6 +84,8 @@ CLOSE_UNAUTHENTICATED = 4401
 CLOSE_REMOVED = 4403
 CLOSE_REPLACED = 4409
 CLOSE_ROOM_FULL = 4429
+CLOSE_INTERNAL = 1011
+CLOSE_UNAVAILABLE = 4503  # the database is away: retry with backoff, the resume token stays good
 
 MODERATOR_ROLES = frozenset({"organiser", "moderator"})
 HELP_COALESCE_S = 60.0
@@ -280,7 +282,8 @@ class SignalingService:
         return await self.store.recent_chat(room_id, self.config.chat_history)
 
     def _resume_matches(self, member: Member, token: str) -> bool:
-        return secrets.compare_digest(token, self._resume_token(member))
+        # As bytes: compare_digest refuses str with non-ASCII characters (a resume token never has any).
+        return secrets.compare_digest(token.encode(), self._resume_token(member).encode())
 
     @staticmethod
     def _resume_token(member: Member) -> str:

@@ -11,13 +11,14 @@ import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
-from aiohttp import WSMsgType, web
+from aiohttp import WebSocketError, WSMsgType, web
 from pydantic import ValidationError
 
 from signaling.connection import Connection
 from signaling.errors import InvalidArgument, LimitExceeded, ServiceError, Unauthenticated, Unavailable
+from signaling.origins import origin_matches
+from signaling.outage import as_unavailable
 from signaling.protocol import (
     CLIENT_MESSAGES,
     SFU,
@@ -47,13 +48,16 @@ from signaling.ratelimit import TokenBucket
 from signaling.rooms import Member
 from signaling.service import (
     CLOSE_GOING_AWAY,
+    CLOSE_INTERNAL,
     CLOSE_PROTOCOL,
     CLOSE_REMOVED,
     CLOSE_ROOM_FULL,
     CLOSE_UNAUTHENTICATED,
+    CLOSE_UNAVAILABLE,
     SignalingService,
     encode,
 )
+from signaling.text import find_bad_text, is_clean
 
 log = logging.getLogger(__name__)
 
@@ -73,14 +77,12 @@ class SessionLimits:
 
 
 def origin_allowed(request: web.Request, allowed: frozenset[str]) -> bool:
-    """Non-browser clients send no Origin; browsers must come from our own origin or a listed one."""
+    """Non-browser clients send no Origin; browsers must come from our own origin or a listed one, compared
+    exactly: scheme, host and port (an http page may not open the WebSocket of an https server, nor another port)."""
     origin = request.headers.get("Origin")
     if origin is None:
         return True
-    if origin in allowed:
-        return True
-    parts = urlsplit(origin)
-    return parts.netloc == request.host
+    return origin_matches(origin, allowed, own=f"{request.scheme}://{request.host}")
 
 
 async def serve_websocket(request: web.Request, service: SignalingService, limits: SessionLimits) -> web.StreamResponse:
@@ -121,7 +123,15 @@ def _loose_request_id(text: str) -> Any:
     except (ValueError, RecursionError):
         return None
     rid = data.get("request_id") if isinstance(data, dict) else None
+    if isinstance(rid, str) and not is_clean(rid):
+        return None  # it could not even be sent back
     return rid if isinstance(rid, str | int) and not isinstance(rid, bool) and len(str(rid)) <= 64 else None
+
+
+def _bad_text(raw: Any) -> str | None:
+    """The error message for the first string that is not acceptable text, with its field path."""
+    bad = find_bad_text(raw)
+    return None if bad is None else f"{bad[0]}: {bad[1]}"
 
 
 class Session:
@@ -156,8 +166,10 @@ class Session:
                 elif msg.type == WSMsgType.BINARY:
                     if self._rate_ok():  # a flood of binary frames must not become a flood of errors
                         self.error("invalid_argument", "binary frames are not part of the protocol")
-                elif msg.type == WSMsgType.ERROR:  # e.g. a frame over the hard cap (closed with 1009)
-                    self._broken = True
+                elif msg.type == WSMsgType.ERROR:
+                    # Only a frame the protocol forbids (over the hard cap, not UTF-8, a bad opcode) is the
+                    # client's fault. A missed pong, a reset or a read error is a drop: the place is kept.
+                    self._broken = isinstance(msg.data, WebSocketError)
                     break
                 if self._stop:
                     break
@@ -195,6 +207,10 @@ class Session:
         if not isinstance(raw, dict) or raw.get("type") != "hello":
             self.fatal("protocol_violation", "the first message must be a hello", CLOSE_PROTOCOL, request_id)
             return None
+        bad = _bad_text(raw)
+        if bad is not None:
+            self.fatal("invalid_argument", bad, CLOSE_PROTOCOL, request_id)
+            return None
         if not isinstance(raw.get("token"), str) or not raw["token"]:
             self.fatal("unauthenticated", "hello carries no token", CLOSE_UNAUTHENTICATED, request_id)
             return None
@@ -222,6 +238,14 @@ class Session:
             self.fatal(exc.code, exc.message, CLOSE_GOING_AWAY, request_id)
         except ServiceError as exc:
             self.fatal(exc.code, exc.message, CLOSE_PROTOCOL, request_id)
+        except Exception as exc:
+            outage = as_unavailable(exc)
+            if outage is not None:
+                log.warning("join refused, the database is unavailable: %r", exc)
+                self.fatal(outage.code, outage.message, CLOSE_UNAVAILABLE, request_id)
+            else:
+                log.exception("error admitting a hello")
+                self.fatal("internal", "internal error", CLOSE_INTERNAL, request_id)
         return None
 
     def _rate_ok(self) -> bool:
@@ -252,11 +276,20 @@ class Session:
         except ValidationError as exc:
             self._on_invalid(text, exc)
             return
+        # Strings with NUL parse (lone surrogates do not): find and name the field. The test is cheap for the rest.
+        if "\\u0000" in text and (bad := _bad_text(json.loads(text))) is not None:
+            self.error("invalid_argument", bad, _loose_request_id(text))
+            return
         try:
             await self._dispatch(member, message)
         except ServiceError as exc:
             self.error(exc.code, exc.message, message.request_id)
-        except Exception:
+        except Exception as exc:
+            outage = as_unavailable(exc)
+            if outage is not None:
+                log.warning("%s from %s: the database is unavailable: %r", type(message).__name__, member.id, exc)
+                self.error(outage.code, outage.message, message.request_id)
+                return
             log.exception("error handling %s from %s", type(message).__name__, member.id)
             self.error("internal", "internal error", message.request_id)
 
@@ -273,7 +306,7 @@ class Session:
         if not isinstance(raw, dict):
             self.error("invalid_argument", "a message must be a JSON object", request_id)
             return
-        self.error("invalid_argument", _describe(exc), request_id)
+        self.error("invalid_argument", _bad_text(raw) or _describe(exc), request_id)
 
     async def _dispatch(self, member: Member, message: Any) -> None:
         service = self.service

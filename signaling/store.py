@@ -33,6 +33,9 @@ SELECT id, room_id, participant_id, display_name, text, sent_at FROM (
 
 MAX_PENDING = 100_000
 BATCH = 500
+# The queue is kept while PostgreSQL is away (in order: one writer, one batch at a time, each batch atomic); this caps
+# how long after its return the backlog waits.
+MAX_RETRY_DELAY_S = 4.0
 
 
 class PgSignalingStore:
@@ -77,7 +80,7 @@ class PgSignalingStore:
                 except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                     log.warning("attendance write failed (%s); retrying in %.1fs", exc, delay)
                     await asyncio.sleep(delay)  # back-off while the database is away
-                    delay = min(delay * 2, 10.0)
+                    delay = min(delay * 2, MAX_RETRY_DELAY_S)
             if self._pending.empty():
                 self._idle.set()
 

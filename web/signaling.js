@@ -10,6 +10,11 @@ const PROTOCOL_VERSIONS = [1];
 // the server closes with 1000 only after our `leave`, and it answers a close we start with 1000 as well.
 export const TERMINAL_CLOSE_CODES = new Set([4400, 4401, 4403, 4409, 4429]);
 
+// The server cannot take us now (its database is away): keep the resume token and retry with backoff, from a
+// longer first delay so that a room full of clients does not hammer a server that is coming back.
+export const UNAVAILABLE_CLOSE_CODE = 4503;
+const UNAVAILABLE_FIRST_MS = 2000;
+
 const BACKOFF_FIRST_MS = 500;
 const BACKOFF_MAX_MS = 10000;
 
@@ -81,10 +86,13 @@ export class Signaling {
       this.onEnded({ code: this.leaving && !TERMINAL_CLOSE_CODES.has(code) ? 1000 : code, reason });
       return;
     }
-    // A drop (1006, 1001 shutdown, 1013 too slow, ...): take our place back with the resume token.
+    // A drop (1006 missed pongs or a lost network, 1001 shutdown, 1011, 1013 too slow, 4503 unavailable):
+    // take our place back with the resume token, with exponential backoff and jitter.
     this.attempt += 1;
-    this.onReconnecting({ attempt: this.attempt, code });
-    const delay = Math.min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS * 2 ** (this.attempt - 1));
+    const unavailable = code === UNAVAILABLE_CLOSE_CODE;
+    this.onReconnecting({ attempt: this.attempt, code, unavailable });
+    const first = unavailable ? UNAVAILABLE_FIRST_MS : BACKOFF_FIRST_MS;
+    const delay = Math.min(BACKOFF_MAX_MS, first * 2 ** (this.attempt - 1));
     this.timer = setTimeout(() => this.connect(), delay * (0.75 + Math.random() * 0.5));
   }
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from datetime import datetime
 from typing import Any, Literal
@@ -19,6 +20,8 @@ from server.auth import Principal
 from signaling.errors import InvalidArgument, PermissionDenied
 from signaling.protocol import BreakoutStatus, PeerState, Sender
 from signaling.service import CLOSE_REMOVED
+
+_ACTION_CURSOR = re.compile(r"[0-9]{1,18}")  # a bigint id, in ASCII digits
 
 ACTIONS = """
 SELECT id, actor_id, actor_role, action, details, at FROM moderator_actions
@@ -174,10 +177,11 @@ async def moderator_actions(request: web.Request, who: Principal) -> web.Respons
     await actor_of(request, who, workshop_id)
     limit = page_limit(request)
     cursor = request.query.get("cursor")
-    try:
-        after = int(cursor) if cursor else None
-    except ValueError as exc:
-        raise InvalidArgument("cursor is not valid", details=[{"field": "cursor"}]) from exc
+    if cursor and not _ACTION_CURSOR.fullmatch(cursor):
+        raise InvalidArgument(
+            "cursor is not valid", details=[{"field": "cursor", "message": "not a cursor from this API"}]
+        )
+    after = int(cursor) if cursor else None
     rows = await request.app[keys.POOL].fetch(ACTIONS, workshop_id, after, limit + 1)
     items = [
         ModeratorAction(

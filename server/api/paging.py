@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import base64
+import binascii
 import json
+import re
 import uuid
 from collections.abc import Callable, Sequence
-from datetime import datetime
 from typing import Any, TypeVar
 
 from aiohttp import web
+from pydantic import TypeAdapter, ValidationError
 
 from server.api.routing import page_limit
+from server.api.schemas import Time
 from server.store import PageKey
 from signaling.errors import InvalidArgument
 
@@ -23,12 +26,19 @@ def encode_cursor(key: PageKey) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+# What encode_cursor writes, and nothing else: unpadded URL-safe base64 of ["<aware time>", "<uuid>"].
+_CURSOR = re.compile(r"[A-Za-z0-9_-]{1,200}")
+_KEY = TypeAdapter(tuple[Time, uuid.UUID])
+
+
 def decode_cursor(cursor: str) -> PageKey:
     try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        created_at, row_id = json.loads(base64.urlsafe_b64decode(padded))
-        return PageKey(created_at=datetime.fromisoformat(created_at), id=uuid.UUID(row_id))
-    except (ValueError, TypeError, json.JSONDecodeError) as exc:
+        if not _CURSOR.fullmatch(cursor):
+            raise ValueError("not base64url")
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created_at, row_id = _KEY.validate_json(raw, strict=True)
+        return PageKey(created_at=created_at, id=row_id)
+    except (ValueError, binascii.Error, ValidationError) as exc:
         raise InvalidArgument(
             "cursor is not valid", details=[{"field": "cursor", "message": "not a cursor from this API"}]
         ) from exc

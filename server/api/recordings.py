@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import re
 import time
 import uuid
 from datetime import datetime
@@ -12,13 +13,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 from aiohttp import web
-from pydantic import AwareDatetime, BaseModel, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from server import keys
 from server.api import API, PREFIX
 from server.api.paging import decode_cursor, encode_cursor
 from server.api.routing import json_model, page_limit, path_uuid, read_body
-from server.api.schemas import Body
+from server.api.schemas import Body, Time
 from server.api.workshops import require_member
 from server.auth import Principal, bearer_token
 from server.store import PageKey
@@ -209,7 +210,10 @@ async def stop_recording(request: web.Request, who: Principal) -> web.Response:
     return json_model(await _present(request, row, who, detail=True))
 
 
-_DATE = TypeAdapter(AwareDatetime)
+_DATE = TypeAdapter(Time)
+_EXP = re.compile(r"[0-9]{1,12}")  # ASCII digits: str.isdigit also takes "²", which int() refuses
+_BY = re.compile(r"admin|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")  # what _principal_name writes
+_SIG = re.compile(r"[0-9a-f]{64}")
 
 
 def _query_uuid(request: web.Request, name: str) -> uuid.UUID | None:
@@ -413,7 +417,9 @@ def _check_signature(request: web.Request, recording_id: uuid.UUID, track_id: uu
     exp, by, sig = q.get("exp", ""), q.get("by", ""), q.get("sig", "")
     if not (exp and by and sig):
         raise Unauthenticated("a bearer token or a signed download URL is required")
-    if not exp.isdigit() or int(exp) < time.time():
+    if not (_EXP.fullmatch(exp) and _BY.fullmatch(by) and _SIG.fullmatch(sig)):
+        raise Unauthenticated("the download URL is not valid")
+    if int(exp) < time.time():
         raise Unauthenticated("the download URL has expired")
     expected = _sign(request.app[keys.SIGNING_SECRET], recording_id, track_id, int(exp), by)
     if not hmac.compare_digest(expected, sig):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -14,6 +16,7 @@ from pydantic.json_schema import models_json_schema
 from server.auth import Principal
 from server.http_errors import invalid
 from signaling.errors import InvalidArgument, NotFound
+from signaling.text import find_bad_text, text_problem
 
 M = TypeVar("M", bound=BaseModel)
 AuthedHandler = Callable[[web.Request, Principal], Awaitable[web.StreamResponse]]
@@ -22,6 +25,7 @@ Authenticate = Callable[[web.Request], Awaitable[Principal]]
 
 DEFAULT_PAGE = 100
 MAX_PAGE = 500
+_LIMIT = re.compile(r"[0-9]{1,9}")  # ASCII digits only: int() would also take "١٢", " 12" and "1_0"
 
 
 @dataclass
@@ -96,10 +100,17 @@ class Api:
 def _bind(spec: RouteSpec, authenticate: Authenticate) -> PlainHandler:
     if not spec.authenticated:
         plain: PlainHandler = spec.handler
-        return plain
+
+        async def unauthenticated(request: web.Request) -> web.StreamResponse:
+            check_query_text(request)
+            return await plain(request)
+
+        unauthenticated.__name__ = getattr(plain, "__name__", "handler")
+        return unauthenticated
     authed: AuthedHandler = spec.handler
 
     async def handler(request: web.Request) -> web.StreamResponse:
+        check_query_text(request)
         principal = await authenticate(request)
         return await authed(request, principal)
 
@@ -110,16 +121,42 @@ def _bind(spec: RouteSpec, authenticate: Authenticate) -> PlainHandler:
 # Request helpers --------------------------------------------------------------------------------
 
 
+def check_query_text(request: web.Request) -> None:
+    """Every query parameter is acceptable text (the URL decoder turns bad UTF-8 into U+FFFD, but lets %00 through)."""
+    for key, value in request.query.items():
+        problem = text_problem(key) or text_problem(value)
+        if problem is not None:
+            field = key if text_problem(key) is None else "(query)"
+            raise InvalidArgument(f"query parameter {field} {problem}", details=[{"field": field, "message": problem}])
+
+
+def _bad_text(data: Any) -> InvalidArgument | None:
+    bad = find_bad_text(data)
+    if bad is None:
+        return None
+    return InvalidArgument(f"{bad[0]} {bad[1]}", details=[{"field": bad[0], "message": bad[1]}])
+
+
 async def read_json(request: web.Request) -> Any:
+    """The JSON body; every string in it (keys included) is acceptable text, or the error names the field."""
     if request.content_type not in ("application/json", ""):
         raise InvalidArgument(f"expected application/json, got {request.content_type}")
     raw = await request.read()
     if not raw.strip():
         raise InvalidArgument("body is empty; expected a JSON object")
     try:
-        return TypeAdapter(Any).validate_json(raw)
+        data = TypeAdapter(Any).validate_json(raw)
     except ValidationError as exc:
-        raise InvalidArgument("body is not valid JSON") from exc
+        # Lone surrogate escapes ("\ud800") are refused by the strict parser; the lenient one finds the field.
+        try:
+            error = _bad_text(json.loads(raw))
+        except (ValueError, RecursionError):
+            error = None
+        raise error or InvalidArgument("body is not valid JSON") from exc
+    error = _bad_text(data)
+    if error is not None:
+        raise error
+    return data
 
 
 async def read_body(request: web.Request, model: type[M]) -> M:
@@ -146,12 +183,9 @@ def page_limit(request: web.Request) -> int:
     raw = request.query.get("limit")
     if raw is None:
         return DEFAULT_PAGE
-    try:
-        limit = int(raw)
-    except ValueError as exc:
-        raise InvalidArgument(
-            "limit must be an integer", details=[{"field": "limit", "message": "not an integer"}]
-        ) from exc
+    if not _LIMIT.fullmatch(raw):
+        raise InvalidArgument("limit must be an integer", details=[{"field": "limit", "message": "not an integer"}])
+    limit = int(raw)
     if not 1 <= limit <= MAX_PAGE:
         raise InvalidArgument(
             f"limit must be between 1 and {MAX_PAGE}",
@@ -244,12 +278,17 @@ def build_openapi(routes: list[RouteSpec], *, title: str, version: str) -> dict[
         op["responses"][str(spec.status)] = success
         error_statuses = set(spec.errors) | {400}
         if spec.authenticated:
-            error_statuses |= {401, 403, 404}
+            # Every authenticated call reads the database: while it is away, 503 with Retry-After.
+            error_statuses |= {401, 403, 404, 503}
         for status in sorted(error_statuses):
             op["responses"][str(status)] = {
                 "description": _ERROR_TEXT.get(status, "error"),
                 "content": {"application/json": {"schema": ref(ErrorBody)}},
             }
+            if status == 503:
+                op["responses"]["503"]["headers"] = {
+                    "Retry-After": {"description": "Seconds to wait before retrying.", "schema": {"type": "integer"}}
+                }
         paths.setdefault(_openapi_path(spec.path), {})[spec.method.lower()] = op
 
     return {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 import zoneinfo
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import cache
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
@@ -22,6 +22,7 @@ from pydantic import (
 )
 
 from server.auth import Role
+from signaling.text import find_bad_text
 
 WorkshopStatus = Literal["scheduled", "live", "ended", "cancelled"]
 ConsentMode = Literal["explicit", "assumed"]
@@ -70,6 +71,21 @@ def _email(value: str | None) -> str | None:
     return value
 
 
+# Far enough either way for any workshop, near enough that adding a day or a token's lifetime, or converting to UTC,
+# can never overflow (year 1 and 9999 are accepted by Python and break arithmetic and storage later).
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+
+
+def _sane_time(value: datetime) -> datetime:
+    if not EARLIEST <= value < LATEST:
+        raise ValueError(f"must be between {EARLIEST:%Y-%m-%d} and {LATEST:%Y-%m-%d}")
+    return value
+
+
+# Timezone-aware and within [EARLIEST, LATEST): every time a client sends.
+Time = Annotated[AwareDatetime, AfterValidator(_sane_time)]
+
 Country = Annotated[str, StringConstraints(min_length=2, max_length=2), AfterValidator(_country)]
 TimeZone = Annotated[str, AfterValidator(_time_zone)]
 Title = Annotated[
@@ -88,6 +104,15 @@ class Body(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=False)
 
+    # JSON bodies were checked with field paths as they were read (server.api.routing.read_json); this catches text
+    # that arrives otherwise (CSV rows) before it can reach PostgreSQL, which cannot store NUL.
+    @field_validator("*", mode="after")
+    @classmethod
+    def _acceptable_text(cls, value: Any) -> Any:
+        if isinstance(value, str | list | dict) and (bad := find_bad_text(value)) is not None:
+            raise ValueError(bad[1])
+        return value
+
 
 def _check_times(starts_at: datetime | None, ends_at: datetime | None) -> None:
     if starts_at is not None and ends_at is not None and ends_at <= starts_at:
@@ -98,8 +123,8 @@ class WorkshopCreate(Body):
     title: Title
     description: Description = ""
     timezone: TimeZone
-    starts_at: AwareDatetime
-    ends_at: AwareDatetime
+    starts_at: Time
+    ends_at: Time
     status: WorkshopStatus = "scheduled"
     recording_consent: ConsentMode = Field(
         "explicit",
@@ -119,8 +144,8 @@ class WorkshopPatch(Body):
     title: Title | None = None
     description: Description | None = None
     timezone: TimeZone | None = None
-    starts_at: AwareDatetime | None = None
-    ends_at: AwareDatetime | None = None
+    starts_at: Time | None = None
+    ends_at: Time | None = None
     status: WorkshopStatus | None = None
     recording_consent: ConsentMode | None = None
 

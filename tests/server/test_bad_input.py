@@ -3,7 +3,11 @@ field paths for validation errors, nothing changed, and nothing of Python, SQL o
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import io
+import json
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -11,7 +15,8 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from tests.helpers import ADMIN, WORKSHOP, add_participant, create_workshop
+from server import keys
+from tests.helpers import ADMIN, WORKSHOP, add_participant, create_workshop, page_ids
 
 Client = TestClient[Any, Any]
 TOKEN_FIELDS = ("join_token", "join_url", "token_expires_at")
@@ -192,6 +197,37 @@ CASES = [
     ),
     invalid("workshop_naive_start", "POST", workshops, new_workshop(starts_at="2026-12-01T08:00:00"), "starts_at"),
     invalid("workshop_start_not_a_date", "POST", workshops, new_workshop(starts_at="tomorrow"), "starts_at"),
+    # Times far enough out to overflow later (a token's expiry, UTC conversion) are refused now.
+    invalid("workshop_ends_in_9999", "POST", workshops, new_workshop(ends_at="9999-12-31T23:00:00+00:00"), "ends_at"),
+    invalid(
+        "workshop_starts_in_year_1", "POST", workshops, new_workshop(starts_at="0001-01-01T00:00:00+01:00"), "starts_at"
+    ),
+    invalid(
+        "workshop_patch_ends_in_9999", "PATCH", workshop, body({"ends_at": "9999-12-31T00:00:00-05:00"}), "ends_at"
+    ),
+    # Text that cannot be stored or encoded: NUL anywhere, lone surrogates (JSON escapes), in values and keys.
+    invalid("workshop_description_nul", "POST", workshops, new_workshop(description="a\x00b"), "description"),
+    invalid("participant_email_nul", "POST", participants, new_person(email="a\x00@example.org"), "email"),
+    invalid("participant_organisation_nul", "PATCH", participant, body({"organisation": "\x00"}), "organisation"),
+    invalid(
+        "workshop_title_lone_surrogate",
+        "POST",
+        workshops,
+        raw(
+            b'{"title": "\\ud800", "timezone": "UTC", '
+            b'"starts_at": "2026-12-01T08:00:00Z", "ends_at": "2026-12-02T08:00:00Z"}'
+        ),
+        "title",
+    ),
+    invalid("room_name_lone_surrogate_in_a_key", "POST", rooms, raw(b'{"name": "R", "\\udc00": 1}'), "(object)"),
+    invalid(
+        "import_json_nul",
+        "POST",
+        import_url,
+        body([{"display_name": "Cy", "country": "FR", "email": "\x00"}]),
+        "0.email",
+    ),
+    invalid("import_csv_nul", "POST", import_url, csv(CSV_HEADER, "Cy,FR,Org\x00,,")),
     # Wrong JSON types: nothing is coerced, not even "12" to 12 or true to 1.
     invalid("workshop_title_number", "POST", workshops, new_workshop(title=5), "title"),
     invalid("workshop_start_unix_time", "POST", workshops, new_workshop(starts_at=1_796_108_400), "starts_at"),
@@ -286,6 +322,22 @@ CASES = [
     invalid("list_limit_zero", "GET", lambda w: f"{w.base}/participants?limit=0", body(None), "limit"),
     invalid("list_limit_too_large", "GET", lambda w: f"{w.base}/rooms?limit=501", body(None), "limit"),
     invalid("list_cursor_garbage", "GET", lambda w: f"{w.base}/rooms?cursor=%%%", body(None), "cursor"),
+    invalid(
+        "list_limit_other_digits", "GET", lambda w: f"{w.base}/participants?limit=%D9%A1%D9%A2", body(None), "limit"
+    ),
+    invalid("list_limit_underscore", "GET", lambda w: f"{w.base}/participants?limit=1_0", body(None), "limit"),
+    invalid("list_limit_spaces", "GET", lambda w: f"{w.base}/participants?limit=%2012", body(None), "limit"),
+    invalid("query_nul", "GET", lambda w: f"{w.base}/rooms?cursor=%00", body(None), "cursor"),
+    invalid(
+        "moderation_cursor_other_digits",
+        "GET",
+        lambda w: f"{w.base}/moderator-actions?cursor=%C2%B2",
+        body(None),
+        "cursor",
+    ),
+    invalid(
+        "moderation_cursor_huge", "GET", lambda w: f"{w.base}/moderator-actions?cursor={'9' * 30}", body(None), "cursor"
+    ),
     Case("unknown_route", "GET", lambda w: "/api/v1/meetings", body(None), 404, "not_found"),
     Case("unknown_route_under_workshop", "GET", lambda w: f"{w.base}/polls", body(None), 404, "not_found"),
 ]
@@ -366,3 +418,111 @@ async def test_invalid_answers_never_echo_secrets_or_internals(client: Client) -
         await error_of(resp, 400, "invalid_argument")
     resp = await client.get(f"{world.base}/participants?cursor=WyJub3QgYSBkYXRlIiwgIngiXQ", headers=ADMIN)
     await error_of(resp, 400, "invalid_argument")
+
+
+def _cursor(value: object) -> str:
+    return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+
+
+CRAFTED_CURSORS = {
+    "year_1_east_of_utc": _cursor(["0001-01-01T00:00:00+14:00", str(uuid.uuid4())]),
+    "year_9999_west_of_utc": _cursor(["9999-12-31T23:59:59-14:00", str(uuid.uuid4())]),
+    "naive_time": _cursor(["2026-12-01T08:00:00", str(uuid.uuid4())]),
+    "object_not_pair": _cursor({"a": "2026-12-01T08:00:00+00:00", "b": str(uuid.uuid4())}),
+    "three_items": _cursor(["2026-12-01T08:00:00+00:00", str(uuid.uuid4()), 1]),
+    "deeply_nested": base64.urlsafe_b64encode(b"[" * 100_000 + b"]" * 100_000).decode()[:180],
+    "numbers": _cursor([1, 2]),
+    "lone_surrogate": base64.urlsafe_b64encode(b'["\\ud800", "x"]').decode().rstrip("="),
+    "too_long": "A" * 5000,
+    "padding": _cursor(["2026-12-01T08:00:00+00:00", str(uuid.uuid4())]) + "==",
+}
+
+
+@pytest.mark.parametrize("name", sorted(CRAFTED_CURSORS))
+async def test_a_crafted_cursor_is_invalid_argument_on_every_paged_list(client: Client, name: str) -> None:
+    world = await build_world(client)
+    for path in (
+        "/api/v1/workshops",
+        f"{world.base}/participants",
+        f"{world.base}/rooms",
+        f"{world.base}/breakouts",
+        f"{world.base}/recordings",
+    ):
+        resp = await client.get(path, params={"cursor": CRAFTED_CURSORS[name]}, headers=ADMIN)
+        error = await error_of(resp, 400, "invalid_argument")
+        assert fields_of(error) == ["cursor"], (path, error)
+
+
+async def test_a_cursor_from_the_api_still_pages(client: Client) -> None:
+    world = await build_world(client)
+    assert await page_ids(client, f"{world.base}/participants", 1) == [[p] for p in await _roster_ids(client, world)]
+
+
+async def _roster_ids(client: Client, world: World) -> list[str]:
+    resp = await client.get(f"{world.base}/participants", headers=ADMIN)
+    return [p["id"] for p in (await resp.json())["items"]]
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        pytest.param({"exp": "\u00b2", "by": "admin", "sig": "0" * 64}, id="superscript_two"),
+        pytest.param(
+            {"exp": "\u0661\u0662\u0663\u0664\u0665\u0666\u0667\u0668\u0669\u0660", "by": "admin", "sig": "0" * 64},
+            id="arabic_indic_digits",
+        ),
+        pytest.param({"exp": "9" * 40, "by": "admin", "sig": "0" * 64}, id="huge"),
+        pytest.param({"exp": "-1", "by": "admin", "sig": "0" * 64}, id="negative"),
+        pytest.param({"exp": "4102444800", "by": "someone", "sig": "0" * 64}, id="by_unknown_form"),
+        pytest.param({"exp": "4102444800", "by": "admin", "sig": "Z" * 64}, id="sig_not_hex"),
+        pytest.param({"exp": "4102444800", "by": "\u00e9", "sig": "0" * 64}, id="by_non_ascii"),
+    ],
+)
+async def test_a_malformed_signed_url_is_unauthenticated(client: Client, query: dict[str, str]) -> None:
+    path = f"/api/v1/recordings/{uuid.uuid4()}/tracks/{uuid.uuid4()}/file"
+    await error_of(await client.get(path, params=query), 401, "unauthenticated")
+
+
+async def _raw_request(client: Client, head: bytes) -> tuple[int, bytes]:
+    """One HTTP/1.1 request written byte for byte (aiohttp's client would refuse to send such headers)."""
+    reader, writer = await asyncio.open_connection(str(client.server.host), client.server.port)
+    try:
+        async with asyncio.timeout(10):
+            writer.write(head)
+            await writer.drain()
+            answer = await reader.read()
+    finally:
+        writer.close()
+    status = int(answer.split(b" ", 2)[1])
+    return status, answer
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        pytest.param(b"Bearer \xff\xfe\x80abc", id="not_utf8"),
+        pytest.param("Bearer ünïcødé".encode(), id="non_ascii_utf8"),
+        pytest.param(b"Bearer a b", id="space_inside"),
+    ],
+)
+async def test_a_bearer_header_that_is_not_a_token_is_unauthenticated(client: Client, authorization: bytes) -> None:
+    status, answer = await _raw_request(
+        client,
+        b"GET /api/v1/workshops HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nAuthorization: "
+        + authorization
+        + b"\r\n\r\n",
+    )
+    assert status == 401, answer
+    assert b'"unauthenticated"' in answer
+    assert_no_leak(answer.decode("utf-8", "replace"))
+
+
+async def test_a_workshop_stored_with_an_end_in_9999_still_lists_its_roster(client: Client) -> None:
+    """Refused now at the API, but a row from before the bound must not break its roster for good."""
+    world = await build_world(client)
+    await client.app[keys.POOL].execute(
+        "UPDATE workshops SET ends_at = '9999-12-31T23:00:00+00' WHERE id = $1", uuid.UUID(world.workshop["id"])
+    )
+    resp = await client.get(f"{world.base}/participants", headers=ADMIN)
+    assert resp.status == 200, await resp.text()
+    assert all(p["join_token"] for p in (await resp.json())["items"])

@@ -198,6 +198,20 @@ NON_FATAL: list[Case] = [
         "invalid_argument",
     ),
     Case("chat_extra_field", obj(type="chat", text="hi", room_id="elsewhere"), "invalid_argument"),
+    # Text that is not acceptable in any field: NUL, lone surrogates (JSON escapes), in values and in keys.
+    Case("offer_sdp_nul", offer_with(sdp="v=0\x00x"), "invalid_argument"),
+    Case("offer_to_nul", offer_with(to="p\x00"), "invalid_argument"),
+    Case("offer_sdp_lone_surrogate", offer_with(sdp="v=0 \ud800"), "invalid_argument"),
+    Case("candidate_mid_lone_surrogate", candidate_with(sdpMid="\udc00"), "invalid_argument"),
+    Case("candidate_ufrag_nul", candidate_with(usernameFragment="a\x00"), "invalid_argument"),
+    Case("ask_help_text_nul", obj(type="ask_help", text="help\x00"), "invalid_argument"),
+    Case("choose_room_lone_surrogate", obj(type="choose_room", room_id="\ud800"), "invalid_argument"),
+    Case("consent_recording_id_nul", obj(type="consent", recording_id="r\x00", granted=True), "invalid_argument"),
+    Case("key_lone_surrogate", raw('{"type": "update", "\\ud800": true}'), "invalid_argument", echo=False),
+    Case(
+        "request_id_lone_surrogate", raw('{"type": "update", "request_id": "\\ud800"}'), "invalid_argument", echo=False
+    ),
+    Case("request_id_nul", raw('{"type": "update", "request_id": "a\\u0000"}'), "invalid_argument", echo=False),
     # update / lower_hand / leave
     Case("update_audio_word", obj(type="update", audio="maybe"), "invalid_argument"),
     Case("update_hand_object", obj(type="update", hand={"up": True}), "invalid_argument"),
@@ -354,6 +368,9 @@ BEFORE_HELLO: list[tuple[str, Frame, str, Any]] = [
     ("json_array", '[{"type": "hello"}]', "protocol_violation", None),
     ("json_null", "null", "protocol_violation", None),
     ("binary", b'{"type": "hello", "protocol": [1], "token": "x"}', "protocol_violation", None),
+    # A lone surrogate in the request_id of the very first frame: refused, and never sent back.
+    ("request_id_lone_surrogate", '{"type": "offer", "request_id": "\\ud800"}', "protocol_violation", None),
+    ("hello_request_id_lone_surrogate", '{"type": "hello", "request_id": "\\udfff"}', "invalid_argument", None),
 ]
 
 
@@ -422,6 +439,13 @@ HELLOS: list[tuple[str, Callable[[dict[str, Any]], dict[str, Any]], str, int]] =
     (
         "resume_too_long",
         lambda p: {"protocol": [1], "token": p["join_token"], "resume": "r" * 300},
+        "invalid_argument",
+        4400,
+    ),
+    ("token_nul", lambda p: {"protocol": [1], "token": p["join_token"] + "\x00"}, "invalid_argument", 4400),
+    (
+        "resume_nul",
+        lambda p: {"protocol": [1], "token": p["join_token"], "resume": "r\x00"},
         "invalid_argument",
         4400,
     ),
@@ -648,3 +672,43 @@ async def test_a_flood_is_rate_limited_and_the_session_goes_on(small: TestClient
             continue
     relayed = await ctx.b.wait_for("offer")
     assert relayed == {"type": "offer", "from": ctx.me, "sdp": "v=0 after flood"}
+
+
+@pytest.mark.parametrize(
+    ("field", "hello"),
+    [
+        pytest.param(
+            "token", '{"type": "hello", "protocol": [1], "token": "eyJ\\ud800", "request_id": "h1"}', id="token"
+        ),
+        pytest.param(
+            "resume",
+            '{"type": "hello", "protocol": [1], "token": "$token", "resume": "\\udc00x", "request_id": "h1"}',
+            id="resume",
+        ),
+        pytest.param(
+            "(object)",
+            '{"type": "hello", "protocol": [1], "token": "$token", "\\ud800": 1, "request_id": "h1"}',
+            id="key",
+        ),
+    ],
+)
+async def test_a_hello_with_a_lone_surrogate_is_refused_naming_the_field(
+    client: TestClient[Any, Any], field: str, hello: str
+) -> None:
+    workshop = await create_workshop(client)
+    person = await add_participant(client, workshop["id"])
+    sc = SignalClient(await connect(client))
+    await sc.send(hello.replace("$token", person["join_token"]))
+    error = await expect_fatal(sc, "invalid_argument", 4400, "h1")
+    assert error["message"].startswith(field), error
+    await serves_a_new_client(client)
+
+
+async def test_a_non_ascii_resume_token_matches_nothing_and_joins_afresh(client: TestClient[Any, Any]) -> None:
+    workshop = await create_workshop(client)
+    person = await add_participant(client, workshop["id"])
+    first = await join(client, person["join_token"])
+    again = await join(client, person["join_token"], resume="é" * 40)
+    assert again.welcome["resumed"] is False
+    assert await first.wait_closed() == 4409  # replaced, as by any fresh join of the same participant
+    assert again.welcome["resume"] != first.welcome["resume"]

@@ -1,0 +1,165 @@
+"""PostgreSQL can go away: joins and resumes are refused with `unavailable` and 4503 (retry), the HTTP API answers
+503 with Retry-After, and attendance recorded meanwhile is written once, in order, when the database is back.
+
+Each test runs its own embedded PostgreSQL, so that stopping it takes nobody else's database away."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import AsyncIterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from aiohttp.test_utils import TestClient
+
+from server import keys
+from server.app import SIGNALING_STORE, create_app
+from server.db import EmbeddedPostgres
+from server.migrate import migrate
+from tests.conftest import make_settings
+from tests.helpers import ADMIN, add_participant, create_workshop
+from tests.signaling.client import SignalClient, connect, join
+
+pytestmark = pytest.mark.slow
+
+CLOSE_UNAVAILABLE = 4503
+
+
+@pytest.fixture
+async def own_postgres() -> AsyncIterator[EmbeddedPostgres]:
+    # Outside pytest's temp root and world-readable: as root, pgserver runs PostgreSQL as its own user.
+    root = Path(tempfile.mkdtemp(prefix="roundtable-outage-pg-"))
+    os.chmod(root, 0o755)
+    pg = EmbeddedPostgres(root)
+    dsn = await asyncio.to_thread(pg.start)
+    conn = await asyncpg.connect(dsn)
+    try:
+        await migrate(conn)
+    finally:
+        await conn.close()
+    try:
+        yield pg
+    finally:
+        await asyncio.to_thread(pg.stop)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+async def client(own_postgres: EmbeddedPostgres, tmp_path: Path, aiohttp_client: Any) -> TestClient[Any, Any]:
+    settings = make_settings(own_postgres.dsn("roundtable"), tmp_path / "var", resume_grace_s=60.0)
+    result: TestClient[Any, Any] = await aiohttp_client(create_app(settings))
+    return result
+
+
+async def _hello(client: TestClient[Any, Any], token: str, resume: str | None = None) -> SignalClient:
+    sc = SignalClient(await connect(client))
+    hello: dict[str, Any] = {"type": "hello", "protocol": [1], "token": token, "request_id": "h"}
+    if resume:
+        hello["resume"] = resume
+    await sc.send(hello)
+    return sc
+
+
+async def _refused_as_unavailable(sc: SignalClient) -> None:
+    error = await sc.recv()
+    assert (error["type"], error["code"], error["request_id"]) == ("error", "unavailable", "h"), error
+    assert await sc.wait_closed() == CLOSE_UNAVAILABLE
+
+
+async def test_while_postgres_is_down_joins_get_unavailable_and_rest_503_then_everything_resumes(
+    client: TestClient[Any, Any], own_postgres: EmbeddedPostgres
+) -> None:
+    workshop = await create_workshop(client)
+    wid = workshop["id"]
+    ana = await add_participant(client, wid, display_name="Ana", country="PT")
+    ben = await add_participant(client, wid, display_name="Ben", country="DE")
+    cleo = await add_participant(client, wid, display_name="Cleo", country="FR")
+    a = await join(client, ana["join_token"])
+    c = await join(client, cleo["join_token"])
+    resume = a.welcome["resume"]
+
+    await asyncio.to_thread(own_postgres.stop)
+    try:
+        # Cleo leaves during the outage: her leave is queued, not lost. Ana's socket drops: her place is kept.
+        await c.send({"type": "leave"})
+        assert await c.wait_closed() == 1000
+        await a.ws.close()
+        # A join and a resume are refused with a code that says: try again.
+        await _refused_as_unavailable(await _hello(client, ben["join_token"]))
+        await _refused_as_unavailable(await _hello(client, ana["join_token"], resume=resume))
+        # REST: 503 with Retry-After, the usual error body.
+        resp = await client.get(f"/api/v1/workshops/{wid}/participants", headers=ADMIN)
+        assert resp.status == 503, await resp.text()
+        assert resp.headers["Retry-After"].isdigit()
+        assert (await resp.json())["error"]["code"] == "unavailable"
+        resp = await client.get("/readyz")
+        assert resp.status == 503
+    finally:
+        await asyncio.to_thread(own_postgres.start)
+
+    # Back: ana resumes her kept place, ben joins, and the room is whole again.
+    a2 = await join(client, ana["join_token"], resume=resume)
+    assert a2.welcome["resumed"] is True
+    b = await join(client, ben["join_token"])
+    assert [p["id"] for p in b.welcome["peers"]] == [ana["id"]]
+    await a2.send({"type": "leave"})
+    assert await a2.wait_closed() == 1000
+    await b.send({"type": "leave"})
+    assert await b.wait_closed() == 1000
+
+    store = client.app[SIGNALING_STORE]
+    async with asyncio.timeout(30):
+        await store.flushed()
+    conn = await asyncpg.connect(own_postgres.dsn("roundtable"))
+    try:
+        rows = await conn.fetch(
+            "SELECT participant_id, event FROM attendance_events WHERE workshop_id = $1 ORDER BY id",
+            uuid.UUID(wid),
+        )
+    finally:
+        await conn.close()
+    got = [(str(r["participant_id"]), r["event"]) for r in rows]
+    # Written once each, in the order they happened: cleo's leave during the outage among them.
+    assert got == [
+        (ana["id"], "join"),
+        (cleo["id"], "join"),
+        (cleo["id"], "leave"),
+        (ben["id"], "join"),
+        (ana["id"], "leave"),
+        (ben["id"], "leave"),
+    ], rows
+
+
+async def test_moderator_actions_logged_while_postgres_is_down_are_written_once_in_order_when_it_returns(
+    client: TestClient[Any, Any], own_postgres: EmbeddedPostgres
+) -> None:
+    workshop = await create_workshop(client)
+    wid = uuid.UUID(workshop["id"])
+    log = client.app[keys.BREAKOUT_STORE]
+    await log.record_action(wid, actor_id=None, actor_role="admin", action="before", details={})
+
+    await asyncio.to_thread(own_postgres.stop)
+    try:
+        # The actions have happened (a mute, a move): logging them must neither fail nor be lost.
+        for n in range(3):
+            await log.record_action(wid, actor_id=None, actor_role="admin", action=f"during-{n}", details={"n": n})
+    finally:
+        await asyncio.to_thread(own_postgres.start)
+    await log.record_action(wid, actor_id=None, actor_role="admin", action="after", details={})
+    async with asyncio.timeout(30):
+        await log.flushed()
+
+    resp = await client.get(f"/api/v1/workshops/{wid}/moderator-actions", headers=ADMIN)
+    assert resp.status == 200, await resp.text()
+    items = (await resp.json())["items"]
+    # Each once, in the order they happened, with the time they happened (the log lists oldest first).
+    assert [i["action"] for i in items] == ["before", "during-0", "during-1", "during-2", "after"], items
+    times = [datetime.fromisoformat(i["at"]) for i in items]
+    assert times == sorted(times)
