@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -243,7 +244,49 @@ def targets(results: dict[str, Any], summary: dict[str, Any]) -> list[dict[str, 
                 "met": _yn(met),
             }
         )
+    rows += _w8_rows([r["result"] for r in runs if r["workload"] == "w8" and r["server"] == "roundtable"])
     return rows
+
+
+def _w8_rows(w8: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """W8 (bench.sfu_plenary): Janus per forwarded stream, Roundtable above idle, the plenary held."""
+    if not w8:
+        return []
+    if "n/a" in w8[0]:
+        return [{"target": "W8 sfu plenary", "goal": DASH, "measured": str(w8[0]["n/a"]), "met": "no"}]
+    r = w8[0]
+    sweep = sorted(int(m[1]) for k in r if (m := re.fullmatch(r"n(\d+)_janus_share_per_av_stream_pct", k)))
+    per = [r[f"n{n}_janus_share_per_av_stream_pct"] / 100 for n in sweep]
+    above = [v / 100 for k, v in r.items() if k.endswith("_roundtable_above_idle_pct") and _numeric(v)]
+    held = r.get("plenary_largest_held", 0)
+    tried = sorted((int(m[1]) for k in r if (m := re.fullmatch(r"p(\d+)_held", k))), reverse=True)
+    return [
+        {
+            "target": "W8 Janus CPU per forwarded audio+video stream",
+            "goal": "≤ 0.3% of a core",
+            "measured": ", ".join(f"N={n}: {v:.2%}" for n, v in zip(sweep, per, strict=True)) or "not measured",
+            "met": _yn(bool(per) and max(per) <= 0.003),
+        },
+        {
+            "target": "W8 Roundtable CPU above idle during steady media",
+            "goal": "≤ 2% of a core",
+            "measured": f"at most {max(above):.2%}" if above else "not measured",
+            "met": _yn(bool(above) and max(above) <= 0.02),
+        },
+        {
+            "target": "W8 reference plenary held, every subscription alive",
+            "goal": "60 members",
+            "measured": f"largest held {held} (tried {', '.join(map(str, tried)) or 'none'})"
+            + (
+                f"; at {held}: {r.get(f'p{held}_streams_subscribed')} streams, video delivered "
+                f"{r.get(f'p{held}_video_delivered_ratio', 0):.1%} to the clients "
+                f"({r.get(f'p{held}_udp_rcvbuf_drops')} datagrams dropped at their receive buffers)"
+                if held
+                else ""
+            ),
+            "met": _yn(held >= 60),
+        },
+    ]
 
 
 def _yn(ok: bool) -> str:

@@ -3,6 +3,7 @@
     .venv/bin/python -m bench.run --all                      # every workload, 5 repetitions
     .venv/bin/python -m bench.run --workload w3 --reps 5     # one workload
     .venv/bin/python -m bench.run --smoke                    # the small correctness run `make test` does
+    .venv/bin/python -m bench.run --smoke --workload w8      # W8 (sfu plenary) at smoke size
 
 Servers run pinned to core 0 (taskset -c 0), this load generator on core 1. Each repetition runs every server's
 phase in rotated order, after waiting for the machine to be quiet (the busy fraction is recorded). Results go to
@@ -45,7 +46,7 @@ from bench.servers import (
 )
 from bench.workloads import FULL, SMOKE, WORKLOADS, Sizes, Target
 
-ORDER = ["w1", "w2", "w3", "w4", "w6", "w7", "w5"]  # w5 restarts the servers: last
+ORDER = ["w1", "w2", "w3", "w4", "w6", "w7", "w8", "w5"]  # w5 restarts the servers: last
 SMOKE_ORDER = ["w1", "w2", "w3", "w4", "w6", "w5"]  # the recorder has its own tests (tests/recordings)
 NO_ROOMS = {"w4", "w6"}
 SERVERS = ("roundtable", "bare", "peerjs")
@@ -96,7 +97,8 @@ def _machine() -> dict[str, Any]:
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     sizes: Sizes = SMOKE if args.smoke else FULL
-    workloads = SMOKE_ORDER if args.smoke else ORDER if args.all else [w.lower() for w in args.workload]
+    chosen = [w.lower() for w in args.workload]
+    workloads = (chosen or SMOKE_ORDER) if args.smoke else ORDER if args.all else chosen
     for w in workloads:
         if w not in WORKLOADS:
             raise SystemExit(f"unknown workload {w!r}; choose from {', '.join(ORDER)}")
@@ -182,8 +184,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                             entry["result"] = {"n/a": "PeerJS has no rooms"}
                             results["runs"].append(entry)
                             continue
-                        if workload == "w7" and name != "roundtable":
-                            entry["result"] = {"n/a": "no recorder"}
+                        if workload in ("w7", "w8") and name != "roundtable":
+                            entry["result"] = {"n/a": "no recorder" if workload == "w7" else "no SFU"}
                             results["runs"].append(entry)
                             continue
                         if not args.smoke:  # the smoke run checks correctness only: no need to wait
@@ -223,7 +225,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
-    parser.add_argument("--workload", action="append", default=[], help="w1…w7; repeat for several")
+    parser.add_argument("--workload", action="append", default=[], help="w1…w8; repeat for several")
     parser.add_argument("--all", action="store_true", help="every workload")
     parser.add_argument("--smoke", action="store_true", help="small sizes, correctness only (make test)")
     parser.add_argument("--reps", type=int, default=None, help="repetitions per phase (5; smoke: 1)")

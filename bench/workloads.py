@@ -57,6 +57,7 @@ class Sizes:
     w6_drain_s: float = 3.0
     w7_participants: int = 3
     w7_window_s: float = 8.0
+    w8_smoke: bool = False  # W8 (bench.sfu_plenary) has sizes of its own: FULL or SMOKE there
     phase_timeout_s: float = 120.0
 
     @property
@@ -90,6 +91,7 @@ SMOKE = Sizes(
     w6_offers_per_sender=20.0,
     w6_seconds=1.5,
     w6_drain_s=0.5,
+    w8_smoke=True,
     phase_timeout_s=60.0,
 )
 
@@ -777,6 +779,17 @@ async def w7_recorder(target: Target, sizes: Sizes) -> dict[str, Any]:
     return await recorder_load.run(target, room, sizes.w7_participants, sizes.w7_window_s)
 
 
+async def w8_sfu_plenary(target: Target, sizes: Sizes) -> dict[str, Any]:
+    """An sfu plenary through Janus (bench.sfu_plenary): its own Roundtable process with the embedded Janus, in a
+    network namespace of its own; `target` is not used. Roundtable only."""
+    if target.server.name != "roundtable":
+        return {"n/a": "no SFU"}
+    from bench import sfu_plenary
+
+    result = await sfu_plenary.run_isolated(sfu_plenary.SMOKE if sizes.w8_smoke else sfu_plenary.FULL)
+    return sfu_plenary.flat(result)
+
+
 WORKLOADS: dict[str, Callable[[Target, Sizes], Awaitable[dict[str, Any]]]] = {
     "w1": w1_join,
     "w2": w2_latency,
@@ -785,4 +798,5 @@ WORKLOADS: dict[str, Callable[[Target, Sizes], Awaitable[dict[str, Any]]]] = {
     "w6": w6_slow_receiver,
     "w5": w5_capacity,
     "w7": w7_recorder,
+    "w8": w8_sfu_plenary,
 }

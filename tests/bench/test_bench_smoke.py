@@ -117,3 +117,43 @@ async def test_smoke_run_loses_nothing_holds_every_connection_and_stops_every_se
         assert stopped["pids"], server
         assert stopped["left_running"] == [], (server, stopped)
         assert not any(_alive(pid) for pid in stopped["pids"]), (server, stopped)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+async def test_w8_smoke_an_sfu_plenary_holds_and_stops_its_server_and_janus(tmp_path: Path) -> None:
+    """W8 at smoke size (bench.sfu_plenary --smoke: one publisher to 2 subscribers, a 4-member plenary, seconds
+    each) in a network namespace of its own. Correctness only: every stream arrives, nothing is left running."""
+    out = tmp_path / "w8.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ROUNDTABLE_")}
+    env["PYTHONWARNINGS"] = "error"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bench.sfu_plenary",
+        "--smoke",
+        "--out",
+        str(out),
+        cwd=ROOT,
+        env=env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        async with asyncio.timeout(110):
+            _, stderr = await proc.communicate()
+    except TimeoutError:
+        proc.kill()  # by its own PID; its child stops the server and Janus in a finally, but not after SIGKILL
+        await proc.wait()
+        raise
+    result = _load(out)
+    assert "n/a" not in result, result.get("n/a")
+    assert proc.returncode == 0, (stderr.decode(errors="replace")[-4000:], result.get("notes"))
+    assert result.get("n2_subscribers") == 2 and result["n2_setup_errors"] == 0, result.get("notes")
+    assert result["n2_streams_below_90pct_lost"] == 0, result.get("notes")
+    assert result["p4_held"] is True and result["p4_dead_or_missing_streams_lost"] == 0, result.get("notes")
+    assert result["p4_streams_subscribed"] == result["p4_streams_expected"] > 0
+    assert result["left_running"] == []
+    for pid in (result["server_pid"], result["janus_pid"]):
+        assert not _alive(pid), pid
