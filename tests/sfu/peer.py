@@ -112,6 +112,7 @@ class SfuPeer:
     hz: float = 440.0
     mesh: dict[str, RTCPeerConnection] = field(default_factory=dict)
     media: str = ""
+    _closing: list[RTCPeerConnection] = field(default_factory=list)
 
     @property
     def id(self) -> str:
@@ -143,12 +144,14 @@ class SfuPeer:
         for task in list(self._tasks):
             with contextlib.suppress(BaseException):
                 await task
-        for pub in self.published.values():
-            await pub.pc.close()
-        for link in self.mesh.values():
-            await link.close()
+        pcs = [pub.pc for pub in self.published.values()] + list(self.mesh.values()) + list(self._closing)
         if self.subscriber is not None:
-            await self.subscriber.close()
+            pcs.append(self.subscriber)
+        for pc in pcs:
+            # aiortc's close can wait forever on a connection that never got going: bounded.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(5):
+                    await pc.close()
         if self.signal is not None:
             await self.signal.close()
 
@@ -175,12 +178,12 @@ class SfuPeer:
         await pc.setLocalDescription(await pc.createOffer())
         reply = await self.request({"type": "publish", "source": source, "sdp": pc.localDescription.sdp})
         if reply["type"] != "published":
-            await pc.close()
+            self._shut(pc)
             return reply
         await pc.setRemoteDescription(RTCSessionDescription(reply["sdp"], "answer"))
         old = self.published.pop(source, None)
         if old is not None:
-            await old.pc.close()
+            self._shut(old.pc)
         self.published[source] = Published(source, pc, reply["feed_id"], colour, hz)
         return reply
 
@@ -264,9 +267,9 @@ class SfuPeer:
             self.feeds.clear()
             self.received.clear()
             for pub in list(self.published.values()):
-                await pub.pc.close()
+                self._shut(pub.pc)
             if self.subscriber is not None:
-                await self.subscriber.close()
+                self._shut(self.subscriber)
                 self.subscriber = None
         elif kind == "sfu_restored":
             self._background(self._restore())
@@ -278,7 +281,7 @@ class SfuPeer:
         elif kind == "answer" and message["from"] in self.mesh:
             await self.mesh[message["from"]].setRemoteDescription(RTCSessionDescription(message["sdp"], "answer"))
         elif kind == "peer_left" and message["peer_id"] in self.mesh:
-            await self.mesh.pop(message["peer_id"]).close()
+            self._shut(self.mesh.pop(message["peer_id"]))
 
     # Mesh and switching ---------------------------------------------------------------------------
 
@@ -287,12 +290,12 @@ class SfuPeer:
         self.media = media
         self.received.clear()
         for link in list(self.mesh.values()):
-            await link.close()
+            self._shut(link)
         self.mesh.clear()
         for pub in list(self.published.values()):
-            await pub.pc.close()
+            self._shut(pub.pc)
         if self.subscriber is not None:
-            await self.subscriber.close()
+            self._shut(self.subscriber)
             self.subscriber = None
         if media == "mesh":
             self.published.clear()
@@ -330,7 +333,7 @@ class SfuPeer:
     async def _mesh_answer(self, peer_id: str, sdp: str) -> None:
         old = self.mesh.pop(peer_id, None)
         if old is not None:
-            await old.close()
+            self._shut(old)
         pc = self._mesh_link(peer_id)
         await pc.setRemoteDescription(RTCSessionDescription(sdp, "offer"))
         await pc.setLocalDescription(await pc.createAnswer())
@@ -347,6 +350,16 @@ class SfuPeer:
         if self.media == "mesh":
             return self.hears(f"mesh:{peer_id}")
         return any(self.hears(f) for f, info in self.feeds.items() if info["peer_id"] == peer_id)
+
+    def _shut(self, pc: RTCPeerConnection) -> None:
+        """Close a connection without waiting for it (aiortc's close may hang on one that never got going)."""
+
+        async def close() -> None:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(5):
+                    await pc.close()
+
+        self._background(close())
 
     def _background(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
