@@ -55,6 +55,7 @@ class ToneTrack(AudioStreamTrack):
     def __init__(self, hz: float) -> None:
         super().__init__()
         self.hz = hz
+        self.silent = False  # digital silence while True (to stop "speaking")
         self._samples = 0
 
     async def recv(self) -> AudioFrame:
@@ -62,7 +63,8 @@ class ToneTrack(AudioStreamTrack):
         rate, count = 48000, 960
         t = (numpy.arange(count) + self._samples) / rate
         self._samples += count
-        data = (numpy.sin(2 * math.pi * self.hz * t) * 8000).astype(numpy.int16).reshape(1, -1)
+        amplitude = 0 if self.silent else 8000
+        data = (numpy.sin(2 * math.pi * self.hz * t) * amplitude).astype(numpy.int16).reshape(1, -1)
         frame = AudioFrame.from_ndarray(data, format="s16", layout="mono")
         frame.sample_rate = rate
         frame.pts = self._samples
@@ -113,6 +115,7 @@ class SfuPeer:
     mesh: dict[str, RTCPeerConnection] = field(default_factory=dict)
     media: str = ""
     _closing: list[RTCPeerConnection] = field(default_factory=list)
+    tone: ToneTrack | None = None
 
     @property
     def id(self) -> str:
@@ -155,6 +158,26 @@ class SfuPeer:
         if self.signal is not None:
             await self.signal.close()
 
+    async def cut(self) -> None:
+        """Lose the signalling socket abruptly (no close frame, no leave); the SFU connections stay."""
+        assert self.signal is not None
+        ws = self.signal.ws
+        transport = ws._conn.transport if ws._conn is not None else None
+        assert transport is not None, "no transport to abort"
+        transport.abort()
+        if self._reader is not None:
+            async with asyncio.timeout(WAIT_S):
+                await asyncio.gather(self._reader, return_exceptions=True)
+        await ws.close()
+
+    async def resume(self) -> dict[str, Any]:
+        """A new socket saying hello with the resume token; returns its welcome."""
+        token = self.welcome["resume"]
+        self.signal = await join(self.client, self.token, resume=token)
+        self.feeds = {f["feed_id"]: f for f in self.welcome.get("feeds", [])}
+        self._reader = asyncio.create_task(self._read(), name=f"sfu-peer-{self.name}")
+        return self.welcome
+
     # Requests -------------------------------------------------------------------------------------
 
     async def request(self, message: dict[str, Any], timeout: float = WAIT_S) -> dict[str, Any]:
@@ -173,7 +196,8 @@ class SfuPeer:
     ) -> dict[str, Any]:
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         if audio:
-            pc.addTransceiver(ToneTrack(hz), direction="sendonly")
+            self.tone = ToneTrack(hz)
+            pc.addTransceiver(self.tone, direction="sendonly")
         pc.addTransceiver(ColourTrack(colour), direction="sendonly")
         await pc.setLocalDescription(await pc.createOffer())
         reply = await self.request({"type": "publish", "source": source, "sdp": pc.localDescription.sdp})
