@@ -101,6 +101,28 @@ async def wait_in_room(page: Page, room_name: str, peer_ids: set[str], timeout_m
     )
 
 
+async def wait_until(
+    page: Page, predicate: str, arg: Any = None, *, what: str, timeout_ms: int = MEDIA_TIMEOUT_MS
+) -> None:
+    """Poll an async predicate in the page until it holds, within `timeout_ms`.
+
+    Playwright's wait_for_function does not await a Promise (an async predicate counts as true at once), so
+    the polling runs inside the page; the deadline bounds it."""
+    held = await page.evaluate(
+        f"""async (arg) => {{
+            const check = {predicate.strip()};
+            const deadline = performance.now() + {timeout_ms};
+            for (;;) {{
+                if (await check(arg)) return true;
+                if (performance.now() > deadline) return false;
+                await new Promise((resolve) => setTimeout(resolve, 250));
+            }}
+        }}""",
+        arg,
+    )
+    assert held, f"not within {timeout_ms} ms: {what}"
+
+
 async def inbound(page: Page) -> dict[str, dict[str, int]]:
     stats = await page.evaluate("() => window.roundtable.stats()")
     return {s["peerId"]: s["inbound"] for s in stats}
@@ -109,9 +131,9 @@ async def inbound(page: Page) -> dict[str, dict[str, int]]:
 async def wait_media_flowing(page: Page, peer_ids: set[str], timeout_ms: int = MEDIA_TIMEOUT_MS) -> None:
     """Connected to each peer, and audio and video bytes from each keep arriving."""
     ids = sorted(peer_ids)
-    await page.wait_for_function(_MEDIA_FROM, arg=ids, timeout=timeout_ms, polling=250)
+    await wait_until(page, _MEDIA_FROM, ids, what=f"media from {ids}", timeout_ms=timeout_ms)
     before = await inbound(page)
-    await page.wait_for_function(_MEDIA_GREW, arg=[ids, before], timeout=timeout_ms, polling=250)
+    await wait_until(page, _MEDIA_GREW, [ids, before], what=f"media from {ids} still arriving", timeout_ms=timeout_ms)
 
 
 async def wait_video_visible(page: Page, peer_id: str, timeout_ms: int = MEDIA_TIMEOUT_MS) -> None:

@@ -17,7 +17,7 @@ from server.app import JANUS, create_app
 from tests import netns
 from tests.conftest import make_settings
 from tests.e2e.conftest import BrowserSession, LiveServer, _free_port
-from tests.e2e.pages import CAST, MEDIA_TIMEOUT_MS, join, save_screenshot, wait_video_visible
+from tests.e2e.pages import CAST, join, save_screenshot, wait_until, wait_video_visible
 from tests.helpers import ADMIN, add_participant, create_workshop
 
 pytestmark = pytest.mark.browser
@@ -111,28 +111,6 @@ async (id) => {
   return before >= 0 && (await bytes()) > before;
 }
 """
-
-
-async def wait_until(
-    page: Page, predicate: str, arg: Any = None, *, what: str, timeout_ms: int = MEDIA_TIMEOUT_MS
-) -> None:
-    """Poll an async predicate in the page until it holds, within `timeout_ms`.
-
-    Playwright's wait_for_function does not await a Promise (an async predicate counts as true at once), so
-    the polling runs inside the page; the deadline bounds it."""
-    held = await page.evaluate(
-        f"""async (arg) => {{
-            const check = {predicate.strip()};
-            const deadline = performance.now() + {timeout_ms};
-            for (;;) {{
-                if (await check(arg)) return true;
-                if (performance.now() > deadline) return false;
-                await new Promise((resolve) => setTimeout(resolve, 250));
-            }}
-        }}""",
-        arg,
-    )
-    assert held, f"not within {timeout_ms} ms: {what}"
 
 
 async def wait_sending(page: Page, n: int) -> None:

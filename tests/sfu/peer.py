@@ -115,6 +115,7 @@ class SfuPeer:
     mesh: dict[str, RTCPeerConnection] = field(default_factory=dict)
     media: str = ""
     _closing: list[RTCPeerConnection] = field(default_factory=list)
+    _shutting: set[asyncio.Task[None]] = field(default_factory=set)
     tone: ToneTrack | None = None
 
     @property
@@ -147,6 +148,8 @@ class SfuPeer:
         for task in list(self._tasks):
             with contextlib.suppress(BaseException):
                 await task
+        if self._shutting:  # connections being closed: let them finish (each is bounded), or their sockets leak
+            await asyncio.gather(*self._shutting, return_exceptions=True)
         pcs = [pub.pc for pub in self.published.values()] + list(self.mesh.values()) + list(self._closing)
         if self.subscriber is not None:
             pcs.append(self.subscriber)
@@ -195,6 +198,7 @@ class SfuPeer:
         self, source: str = "camera", *, colour: tuple[int, int, int] = RED, hz: float = 440.0, audio: bool = True
     ) -> dict[str, Any]:
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        self._closing.append(pc)  # closed by close() should this task be cancelled before it is kept
         if audio:
             self.tone = ToneTrack(hz)
             pc.addTransceiver(self.tone, direction="sendonly")
@@ -202,6 +206,7 @@ class SfuPeer:
         await pc.setLocalDescription(await pc.createOffer())
         reply = await self.request({"type": "publish", "source": source, "sdp": pc.localDescription.sdp})
         if reply["type"] != "published":
+            self._closing.remove(pc)
             self._shut(pc)
             return reply
         await pc.setRemoteDescription(RTCSessionDescription(reply["sdp"], "answer"))
@@ -209,6 +214,7 @@ class SfuPeer:
         if old is not None:
             self._shut(old.pc)
         self.published[source] = Published(source, pc, reply["feed_id"], colour, hz)
+        self._closing.remove(pc)
         return reply
 
     async def subscribe(self, feed_ids: list[str] | None = None, **kinds: bool) -> dict[str, Any]:
@@ -383,7 +389,9 @@ class SfuPeer:
                 async with asyncio.timeout(5):
                     await pc.close()
 
-        self._background(close())
+        task = asyncio.create_task(close())
+        self._shutting.add(task)
+        task.add_done_callback(self._shutting.discard)
 
     def _background(self, coro: Any) -> None:
         task = asyncio.create_task(coro)

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from tests.sfu.conftest import Room
+from pathlib import Path
+from typing import Any
+
+from server.app import create_app
+from tests.helpers import ADMIN, create_workshop
+from tests.sfu.conftest import Room, sfu_settings
 from tests.sfu.peer import BLUE, GREEN, RED, SfuPeer
 
 
@@ -48,3 +53,24 @@ async def test_a_room_switched_from_mesh_to_sfu_and_back_keeps_everyone_seeing_a
     await _everyone_sees_everyone(people, "mesh")
     for peer, _ in people:
         assert not peer.published and peer.subscriber is None
+
+
+async def test_a_mesh_room_growing_past_mesh_max_switches_to_sfu_by_itself(
+    media_address: str, database_url: str, tmp_path: Path, aiohttp_client: Any
+) -> None:
+    client = await aiohttp_client(create_app(sfu_settings(database_url, tmp_path / "var", mesh_max=2)))
+    room = Room(client, await create_workshop(client))
+    try:
+        await room.patch(media="mesh")
+        first = await room.person("Ana")
+        second = await room.person("Bo")
+        assert first.welcome["room"]["media"] == second.welcome["room"]["media"] == "mesh"
+        third = await room.person("Cy")
+        for peer in (first, second, third):
+            changed = await peer.wait_message("room_media_changed")
+            assert changed["room"]["media"] == "sfu"
+        resp = await client.get(f"/api/v1/workshops/{room.workshop['id']}/rooms/{room.id}", headers=ADMIN)
+        assert (await resp.json())["media"] == "sfu"  # persisted: the API and later joiners agree
+    finally:
+        for peer in room.peers:
+            await peer.close()
