@@ -14,21 +14,40 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from recordings.model import consent_holds
-from recordings.recorder import Recorder
+from recordings.recorder import Recorder, TrackProblem
 from recordings.storage import Storage, file_facts
 from recordings.store import RecordingStore
 from signaling.errors import NotFound, PermissionDenied
-from signaling.protocol import Answer, Consent, IceServer, RecordingStarted, RecordingStatus, RecordingStopped, RoomInfo
+from signaling.protocol import (
+    Answer,
+    Consent,
+    IceServer,
+    RecordingProblem,
+    RecordingStarted,
+    RecordingStatus,
+    RecordingStopped,
+    RoomInfo,
+)
 from signaling.rooms import Member, Profile
-from signaling.service import SignalingService
+from signaling.service import MODERATOR_ROLES, SignalingService
 
 log = logging.getLogger(__name__)
 
 RECORDER_ROLE = "recorder"
 CRASH_REASON = "the server stopped during the recording; what was written is kept"
+
+
+class RecordingMetrics(Protocol):
+    """What recordings report for /metrics (implemented in server.metrics)."""
+
+    def recording_bytes(self, n: int) -> None:
+        """Media bytes written; called from writer threads, so it must be thread-safe."""
+        ...
+
+    def recording_failure(self) -> None: ...
 
 
 @dataclass
@@ -60,12 +79,16 @@ class RecordingCoordinator:
         *,
         ice_servers: Callable[[str], list[IceServer]],
         retention_days: int = 0,
+        min_free_bytes: int = 0,
+        metrics: RecordingMetrics | None = None,
     ) -> None:
         self.store = store
         self.storage = storage
         self.service = service
         self.ice_servers = ice_servers
         self.retention_days = retention_days
+        self.min_free_bytes = min_free_bytes
+        self.metrics = metrics
         self.live: dict[uuid.UUID, LiveRecording] = {}
         self._by_peer: dict[str, LiveRecording] = {}
         self._lock = asyncio.Lock()
@@ -87,9 +110,11 @@ class RecordingCoordinator:
             self._retention.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._retention
-        for recording_id in list(self.live):
-            with contextlib.suppress(Exception):
-                await self.stop(recording_id, reason="server shutting down")
+        # Side by side: each stop is bounded (Recorder.stop), so shutdown is bounded by one, not by their sum.
+        stops = [self.stop(recording_id, reason="server shutting down") for recording_id in list(self.live)]
+        for result in await asyncio.gather(*stops, return_exceptions=True):
+            if isinstance(result, Exception):
+                log.error("could not stop a recording at shutdown: %s", result)
 
     async def recover(self) -> list[uuid.UUID]:
         recovered = []
@@ -146,6 +171,7 @@ class RecordingCoordinator:
     # Start and stop -------------------------------------------------------------------------------
 
     async def start(self, room: RoomInfo, consent_mode: str, starter: Starter) -> Any:
+        self.storage.check_free(self.min_free_bytes)  # raises Unavailable with the numbers
         async with self._lock:
             row = await self.store.create(
                 workshop_id=uuid.UUID(room.workshop_id),
@@ -166,6 +192,8 @@ class RecordingCoordinator:
                     storage=self.storage,
                     store=self.store,
                     relay=lambda to, msg: self._answer(peer_id, to, msg),
+                    on_problem=self._problem,
+                    on_bytes=self.metrics.recording_bytes if self.metrics else None,
                 )
                 recorder.start()
             except Exception as exc:
@@ -240,6 +268,25 @@ class RecordingCoordinator:
             "ready",
             reason="; ".join(failures) if failures else reason,
             partial=bool(failures),
+        )
+
+    def _problem(self, problem: TrackProblem) -> None:
+        """A track cannot be written: the workshop's moderators hear it at once (the API shows it too)."""
+        live = self.live.get(problem.recording_id)
+        if live is None:
+            return
+        if self.metrics is not None:
+            self.metrics.recording_failure()
+        self.service.send_to_workshop(
+            live.workshop_id,
+            RecordingProblem(
+                recording_id=str(problem.recording_id),
+                room_id=live.room_id,
+                participant_id=problem.participant_id,
+                kind="video" if problem.kind == "video" else "audio",
+                reason=problem.reason,
+            ),
+            roles=MODERATOR_ROLES,
         )
 
     def live_in_room(self, room_id: str) -> LiveRecording | None:

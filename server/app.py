@@ -150,6 +150,7 @@ async def _signaling(app: web.Application) -> AsyncIterator[None]:
         service,
         ice_servers=lambda pid: ice_servers_for(settings, pid),
         retention_days=settings.recording_retention_days,
+        min_free_bytes=settings.recording_min_free_bytes,
     )
     app[keys.STORAGE] = storage
     app[keys.RECORDING_STORE] = recording_store

@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     # Recordings
     recordings_dir: Path | None = Field(None, description="Where recording files live; default DATA_DIR/recordings.")
     recording_retention_days: int = Field(0, ge=0, description="Delete recordings older than this; 0 keeps them.")
+    recording_min_free_bytes: int = Field(
+        1 << 30, ge=0, description="Refuse to start a recording with less free disk than this; 0 never refuses."
+    )
 
     # ICE servers handed to clients in `welcome`.
     stun_urls: Annotated[list[str], NoDecode] = Field(default_factory=list)

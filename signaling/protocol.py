@@ -317,6 +317,18 @@ class RecordingStopped(ServerMessage):
     recording_id: str
 
 
+class RecordingProblem(ServerMessage):
+    """To the workshop's moderators: a track of a running recording cannot be written (full disk, I/O
+    error). The recording goes on with its other tracks and will be partial."""
+
+    type: Literal["recording_problem"] = "recording_problem"
+    recording_id: str
+    room_id: str
+    participant_id: str | None = None
+    kind: Literal["audio", "video"] | None = None
+    reason: str
+
+
 class Moved(ServerMessage):
     type: Literal["moved"] = "moved"
     room: RoomInfo
@@ -415,7 +427,8 @@ AnyServerMessage = Annotated[
     | HelpRequested
     | MuteRequested
     | RecordingStarted
-    | RecordingStopped,
+    | RecordingStopped
+    | RecordingProblem,
     Field(discriminator="type"),
 ]
 SERVER_MESSAGES: TypeAdapter[Any] = TypeAdapter(AnyServerMessage)
