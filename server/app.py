@@ -29,6 +29,7 @@ from server.auth import (
 )
 from server.db import EmbeddedPostgres, create_pool
 from server.directory import ServerDirectory, ice_servers_for
+from server.heartbeat import Heartbeat
 from server.http_errors import error_middleware
 from server.migrate import migrate
 from server.settings import Settings
@@ -122,6 +123,9 @@ async def _auth(app: web.Application) -> AsyncIterator[None]:
 async def _signaling(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.SETTINGS]
     store = PgSignalingStore(app[keys.POOL])
+    heartbeat = Heartbeat(app[keys.POOL], settings.server_heartbeat_s)
+    await store.close_open_visits(await heartbeat.last_alive())  # crash leftovers, before anyone joins
+    heartbeat.start()
     store.start()
     config = SignalingConfig(
         max_message_bytes=settings.ws_max_message_bytes,
@@ -163,6 +167,7 @@ async def _signaling(app: web.Application) -> AsyncIterator[None]:
         await coordinator.shutdown()
         service.shutdown()
         await store.close()
+        await heartbeat.close()
 
 
 async def _close_sessions(app: web.Application) -> None:

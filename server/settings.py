@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     plenary_capacity: int = Field(300, ge=1, le=10_000)
     breakout_capacity: int = Field(50, ge=1, le=10_000)
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
+    server_heartbeat_s: float = Field(
+        10.0, ge=0.1, description="How often the server writes that it is alive (closes visits after a crash)."
+    )
 
     # Signalling
     ws_heartbeat_s: float = Field(10.0, gt=0)

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from datetime import datetime
 
 import asyncpg
 
@@ -20,6 +21,17 @@ INSERT_ATTENDANCE = """
 INSERT INTO attendance_events (workshop_id, room_id, participant_id, event, at, reason)
 SELECT $1::uuid, $2::uuid, $3::uuid, $4::text, $5::timestamptz, $6::text
 WHERE EXISTS (SELECT 1 FROM participants WHERE id = $3::uuid AND workshop_id = $1::uuid)
+"""
+# Crash leftovers: the latest event of each participant is its current state (one room at a time), and ids give
+# the order in which the one writer recorded them. GREATEST ignores a NULL `last alive`: the join time is used then.
+CLOSE_OPEN_VISITS = """
+INSERT INTO attendance_events (workshop_id, room_id, participant_id, event, at, reason)
+SELECT latest.workshop_id, latest.room_id, latest.participant_id, 'leave', GREATEST(latest.at, $1), 'server_crash'
+FROM (
+    SELECT DISTINCT ON (participant_id) workshop_id, room_id, participant_id, event, at
+    FROM attendance_events ORDER BY participant_id, id DESC
+) latest
+WHERE latest.event = 'join'
 """
 INSERT_CHAT = """
 INSERT INTO chat_messages (workshop_id, room_id, participant_id, display_name, text)
@@ -48,6 +60,17 @@ class PgSignalingStore:
         self._writer: asyncio.Task[None] | None = None
         self._idle = asyncio.Event()
         self._idle.set()
+
+    async def close_open_visits(self, last_alive: datetime | None) -> int:
+        """At start, before anyone joins: close the visits a dead process left open, at the time it was last
+        alive (`server_crash`). Returns how many were closed."""
+        status: str = await self.pool.execute(CLOSE_OPEN_VISITS, last_alive)
+        closed = int(status.rsplit(maxsplit=1)[-1])
+        if closed:
+            log.warning(
+                "closed %d attendance visit(s) left open by a previous process (last alive %s)", closed, last_alive
+            )
+        return closed
 
     def start(self) -> None:
         self._writer = asyncio.create_task(self._write_loop(), name="attendance-writer")
