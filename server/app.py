@@ -31,6 +31,7 @@ from server.db import EmbeddedPostgres, create_pool
 from server.directory import ServerDirectory, ice_servers_for
 from server.heartbeat import Heartbeat
 from server.http_errors import error_middleware
+from server.metrics import METRICS, install_metrics, metrics_middleware
 from server.migrate import migrate
 from server.settings import Settings
 from server.store import Store
@@ -122,8 +123,9 @@ async def _auth(app: web.Application) -> AsyncIterator[None]:
 
 async def _signaling(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.SETTINGS]
-    store = PgSignalingStore(app[keys.POOL])
-    heartbeat = Heartbeat(app[keys.POOL], settings.server_heartbeat_s)
+    metrics = app[METRICS]
+    store = PgSignalingStore(app[keys.POOL], on_db_error=metrics.db_error)
+    heartbeat = Heartbeat(app[keys.POOL], settings.server_heartbeat_s, on_error=metrics.db_error)
     await store.close_open_visits(await heartbeat.last_alive())  # crash leftovers, before anyone joins
     heartbeat.start()
     store.start()
@@ -136,7 +138,7 @@ async def _signaling(app: web.Application) -> AsyncIterator[None]:
         ice_servers=lambda pid: ice_servers_for(settings, pid),
     )
     directory = ServerDirectory(app[keys.AUTH], app[keys.STORE])
-    service = SignalingService(directory, store, config)
+    service = SignalingService(directory, store, config, telemetry=metrics)
     app[keys.SIGNALING] = service
     app[SIGNALING_STORE] = store
     breakout_store = BreakoutStore(app[keys.POOL])
@@ -155,6 +157,13 @@ async def _signaling(app: web.Application) -> AsyncIterator[None]:
         ice_servers=lambda pid: ice_servers_for(settings, pid),
         retention_days=settings.recording_retention_days,
         min_free_bytes=settings.recording_min_free_bytes,
+        metrics=metrics,
+    )
+    metrics.watch(
+        service=service,
+        pool=app[keys.POOL],
+        live_recordings=lambda: len(recordings.live),
+        recording_states=recording_store.state_counts,
     )
     app[keys.STORAGE] = storage
     app[keys.RECORDING_STORE] = recording_store
@@ -186,8 +195,9 @@ async def websocket(request: web.Request) -> web.StreamResponse:
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = web.Application(middlewares=[error_middleware], client_max_size=settings.max_body_bytes)
+    app = web.Application(middlewares=[metrics_middleware, error_middleware], client_max_size=settings.max_body_bytes)
     app[keys.SETTINGS] = settings
+    install_metrics(app, token=settings.metrics_token)
     origins = {settings.base_url, *settings.allowed_origins}
     app[SESSION_LIMITS] = SessionLimits(
         max_message_bytes=settings.ws_max_message_bytes,

@@ -56,6 +56,11 @@ class Settings(BaseSettings):
         1 << 30, ge=0, description="Refuse to start a recording with less free disk than this; 0 never refuses."
     )
 
+    # Operations
+    metrics_token: str | None = Field(
+        None, min_length=16, description="When set, GET /metrics needs it as a bearer token; unset, it is open."
+    )
+
     # ICE servers handed to clients in `welcome`.
     stun_urls: Annotated[list[str], NoDecode] = Field(default_factory=list)
     turn_urls: Annotated[list[str], NoDecode] = Field(default_factory=list)

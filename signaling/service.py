@@ -54,6 +54,7 @@ from signaling.protocol import (
     Welcome,
 )
 from signaling.rooms import Member, Outbox, Profile, Room, is_polite
+from signaling.telemetry import NoTelemetry, SignalingTelemetry
 
 log = logging.getLogger(__name__)
 
@@ -159,10 +160,17 @@ def encode(message: ServerMessage) -> str:
 class SignalingService:
     """Every room and member of this process. One instance per application, owned by its cleanup context."""
 
-    def __init__(self, directory: Directory, store: SignalingStore, config: SignalingConfig) -> None:
+    def __init__(
+        self,
+        directory: Directory,
+        store: SignalingStore,
+        config: SignalingConfig,
+        telemetry: SignalingTelemetry | None = None,
+    ) -> None:
         self.directory = directory
         self.store = store
         self.config = config
+        self.telemetry: SignalingTelemetry = telemetry or NoTelemetry()
         self.rooms: dict[str, Room] = {}
         self.members: dict[str, Member] = {}
         self._grace: dict[str, asyncio.TimerHandle] = {}
@@ -180,6 +188,19 @@ class SignalingService:
 
     async def join(self, hello: Hello, version: int, outbox: Outbox) -> Member:
         """Admit a connection that said hello: resume its member, or add a new one to its room."""
+        began = time.monotonic()
+        member, resumed = await self._join(hello, version, outbox)
+        self.telemetry.joined(seconds=time.monotonic() - began, resumed=resumed)
+        log.info(
+            "%s %s in room %s",
+            "resumed" if resumed else "joined",
+            member.id,
+            member.room_id,
+            extra={"participant_id": member.id, "workshop_id": member.workshop_id, "room_id": member.room_id},
+        )
+        return member
+
+    async def _join(self, hello: Hello, version: int, outbox: Outbox) -> tuple[Member, bool]:
         identity = await self.directory.authenticate(hello.token)
         pid = identity.participant_id
         existing = self.members.get(pid)
@@ -192,7 +213,7 @@ class SignalingService:
                 and self._resume_matches(existing, hello.resume)
             ):
                 self._resume(existing, identity, outbox, version, hello, history=missed)
-                return existing
+                return existing, True
 
         room_info = identity.room or await self.directory.assigned_room(identity)
         history = await self._recent_chat(room_info.id)
@@ -226,7 +247,7 @@ class SignalingService:
         self._to_others(room, member, lambda polite: PeerJoined(peer=member.as_peer(polite)))
         outbox.send(encode(self._welcome(member, room, version, hello, history=history, resumed=False)))
         self._attend(member, "join", "joined")
-        return member
+        return member, False
 
     async def _recent_chat(self, room_id: str) -> list[ChatMessage]:
         """From memory while the room is live (filled when a join opened it), else from PostgreSQL."""
@@ -551,7 +572,9 @@ class SignalingService:
             out = RelayedAnswer(from_=sender.id, sdp=message.sdp)
         else:
             out = RelayedCandidate(from_=sender.id, candidate=message.candidate)
-        target.outbox.send(encode(out))
+        text = encode(out)
+        target.outbox.send(text)
+        self.telemetry.relayed(out.type, len(text))
         self._ack(sender, message.request_id)
 
     def update(self, member: Member, message: Update) -> None:

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 
 import asyncpg
@@ -54,8 +55,9 @@ class PgSignalingStore:
     database; the writer batches, retries while the database is away, and flushes on close.
     """
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, *, on_db_error: Callable[[str], None] | None = None) -> None:
         self.pool = pool
+        self._on_db_error = on_db_error
         self._pending: asyncio.Queue[Attendance] = asyncio.Queue(maxsize=MAX_PENDING)
         self._writer: asyncio.Task[None] | None = None
         self._idle = asyncio.Event()
@@ -99,6 +101,8 @@ class PgSignalingStore:
                     break
                 except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                     log.warning("attendance write failed (%s); retrying in %.1fs", exc, delay)
+                    if self._on_db_error is not None:
+                        self._on_db_error("attendance")
                     await asyncio.sleep(delay)  # back-off while the database is away
                     delay = min(delay * 2, 10.0)
             if self._pending.empty():

@@ -17,6 +17,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
+from prometheus_client.parser import text_string_to_metric_families
 
 from recordings.recorder import STOP_TIMEOUT_S
 from recordings.storage import CLOSE_TIMEOUT_S, TrackWriter
@@ -163,6 +164,12 @@ async def test_a_recording_on_a_disk_that_fills_up_ends_partial_with_the_reason_
             assert stopped["state"] == "ready"
             assert stopped["partial"] is True and NO_SPACE in stopped["failure_reason"]
             assert {t["state"] for t in stopped["tracks"]} <= {"partial", "complete"}
+            async with http.get(f"{base}/metrics") as resp:
+                metrics = {
+                    s.name: s.value for f in text_string_to_metric_families(await resp.text()) for s in f.samples
+                }
+            assert metrics["roundtable_recording_track_failures_total"] >= 1
+            assert metrics["roundtable_recording_bytes_written_total"] > 0
     finally:
         if peer is not None:
             await peer.close()
