@@ -31,6 +31,7 @@ from server.db import EmbeddedPostgres, create_pool
 from server.directory import ServerDirectory, ice_servers_for
 from server.heartbeat import Heartbeat
 from server.http_errors import error_middleware
+from server.logs import echo_request_id, log_context_middleware
 from server.metrics import METRICS, install_metrics, metrics_middleware
 from server.migrate import migrate
 from server.settings import Settings
@@ -195,7 +196,11 @@ async def websocket(request: web.Request) -> web.StreamResponse:
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = web.Application(middlewares=[metrics_middleware, error_middleware], client_max_size=settings.max_body_bytes)
+    app = web.Application(
+        middlewares=[log_context_middleware, metrics_middleware, error_middleware],
+        client_max_size=settings.max_body_bytes,
+    )
+    app.on_response_prepare.append(echo_request_id)
     app[keys.SETTINGS] = settings
     install_metrics(app, token=settings.metrics_token)
     origins = {settings.base_url, *settings.allowed_origins}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, HttpUrl, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -25,6 +25,7 @@ class Settings(BaseSettings):
     admin_token: str | None = Field(None, min_length=16)
     secret_key: str | None = Field(None, min_length=32)
     log_level: str = Field("INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
+    log_format: Literal["text", "json"] = Field("text", description="json: one JSON object a line, for log pipelines.")
 
     # Join tokens stay valid this long after the workshop ends (and at least join_token_min_ttl_s).
     join_token_grace_s: int = Field(24 * 3600, ge=60)
