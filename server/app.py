@@ -31,7 +31,7 @@ from server.db import EmbeddedPostgres, create_pool
 from server.directory import ServerDirectory, ice_servers_for
 from server.heartbeat import Heartbeat
 from server.http_errors import error_middleware
-from server.logs import echo_request_id, log_context_middleware
+from server.logs import echo_session_id, log_context_middleware
 from server.metrics import METRICS, install_metrics, metrics_middleware
 from server.migrate import migrate
 from server.settings import Settings
@@ -200,7 +200,7 @@ def create_app(settings: Settings) -> web.Application:
         middlewares=[log_context_middleware, metrics_middleware, error_middleware],
         client_max_size=settings.max_body_bytes,
     )
-    app.on_response_prepare.append(echo_request_id)
+    app.on_response_prepare.append(echo_session_id)
     app[keys.SETTINGS] = settings
     install_metrics(app, token=settings.metrics_token)
     origins = {settings.base_url, *settings.allowed_origins}

@@ -102,17 +102,19 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 async def log_context_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     given = request.headers.get(REQUEST_ID_HEADER, "")
     request_id = given if _SANE_ID.match(given) else secrets.token_hex(8)
-    request[REQUEST_ID_HEADER] = request_id
     var = SESSION_ID if request.path == WEBSOCKET_PATH else REQUEST_ID
     reset = var.set(request_id)
     try:
-        return await handler(request)
+        response = await handler(request)
     finally:
         var.reset(reset)
-
-
-async def echo_request_id(request: web.Request, response: web.StreamResponse) -> None:
-    """on_response_prepare: before the headers go (a WebSocket's go before its handler returns)."""
-    request_id = request.get(REQUEST_ID_HEADER)
-    if request_id:
+    if not response.prepared:
         response.headers[REQUEST_ID_HEADER] = request_id
+    return response
+
+
+async def echo_session_id(request: web.Request, response: web.StreamResponse) -> None:
+    """on_response_prepare: a WebSocket's headers go out inside its handler, while the session id is set."""
+    session_id = SESSION_ID.get()
+    if session_id and request.path == WEBSOCKET_PATH:
+        response.headers[REQUEST_ID_HEADER] = session_id

@@ -277,6 +277,9 @@ class Bye(ServerMessage):
 
     type: Literal["bye"] = "bye"
     reason: str
+    reconnect: bool = Field(
+        False, description="True when the server is restarting: reconnect with backoff and send `resume`."
+    )
 
 
 # Breakouts (protocol v1 additions) ----------------------------------------------------------------

@@ -341,14 +341,14 @@ class SignalingService:
         if self.members.get(member.id) is member and member.outbox is None:
             self._remove(member, reason="timeout", close=None)
 
-    def _remove(self, member: Member, *, reason: str, close: tuple[int, str] | None) -> None:
+    def _remove(self, member: Member, *, reason: str, close: tuple[int, str] | None, reconnect: bool = False) -> None:
         handle = self._grace.pop(member.id, None)
         if handle is not None:
             handle.cancel()
         left_at = self._detached_at.pop(member.id, None)
         if close is not None and member.outbox is not None:
             # Say why before closing: a client can show the reason, not just a close code.
-            member.outbox.send(encode(Bye(reason=close[1])))
+            member.outbox.send(encode(Bye(reason=close[1], reconnect=reconnect)))
             member.outbox.close(*close)
         member.outbox = None
         if self.members.get(member.id) is member:
@@ -378,10 +378,12 @@ class SignalingService:
         return len(gone)
 
     def shutdown(self) -> None:
-        """Close every session with 1001 and record everyone's leave."""
+        """Close every session with 1001 and record everyone's leave. The `bye` asks clients to reconnect."""
         self._closed = True
         for member in list(self.members.values()):
-            self._remove(member, reason="server_shutdown", close=(CLOSE_GOING_AWAY, "server shutting down"))
+            self._remove(
+                member, reason="server_shutdown", close=(CLOSE_GOING_AWAY, "server restarting"), reconnect=True
+            )
 
     # Breakouts ------------------------------------------------------------------------------------
 

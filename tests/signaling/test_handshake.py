@@ -308,7 +308,7 @@ async def own_session() -> AsyncIterator[aiohttp.ClientSession]:
         yield s
 
 
-async def test_shutdown_closes_every_socket_with_1001_and_records_the_leaves(
+async def test_shutdown_tells_every_socket_to_reconnect_closes_it_with_1001_and_records_the_leaves(
     database_url: str, tmp_path: Path, aiohttp_client: Any, own_session: aiohttp.ClientSession
 ) -> None:
     client = await app_with(database_url, tmp_path, aiohttp_client)
@@ -322,6 +322,9 @@ async def test_shutdown_closes_every_socket_with_1001_and_records_the_leaves(
     closing = asyncio.gather(*(sc.wait_closed(timeout=30) for sc in socks))
     await client.server.close()
     assert await closing == [1001, 1001]
+    for sc in socks:
+        (bye,) = [m for m in sc.seen if m["type"] == "bye"]
+        assert bye["reconnect"] is True, bye
     conn = await asyncpg.connect(database_url)
     try:
         rows = await conn.fetch("SELECT participant_id::text AS pid, event, reason FROM attendance_events ORDER BY id")
