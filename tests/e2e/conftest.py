@@ -41,6 +41,8 @@ PHONE = {"width": 390, "height": 844}
 REPO = Path(__file__).resolve().parents[2]
 
 
+
+
 def pytest_report_header(config: pytest.Config) -> str:
     return f"e2e: Chromium {CHROMIUM}; {netns.describe()}"
 
