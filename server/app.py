@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -28,12 +29,14 @@ from server.auth import (
     read_or_create_secret_file,
 )
 from server.db import EmbeddedPostgres, create_pool
-from server.directory import ServerDirectory, ice_servers_for
+from server.directory import ServerDirectory, StoreRooms, ice_servers_for
 from server.heartbeat import Heartbeat
 from server.http_errors import error_middleware
+from server.janus_process import EmbeddedJanus, JanusTurn, SfuConfigError, new_config, resolve_ice_address
 from server.logs import echo_session_id, log_context_middleware
 from server.metrics import METRICS, install_metrics, metrics_middleware
 from server.migrate import migrate
+from server.packages import find_or_install
 from server.settings import Settings
 from server.store import Store
 from server.web import add_web_routes
@@ -41,7 +44,9 @@ from signaling.breakout_store import BreakoutStore
 from signaling.breakouts import BreakoutCoordinator
 from signaling.service import SignalingConfig, SignalingService
 from signaling.session import SessionLimits, serve_websocket
+from signaling.sfu.bridge import JanusEndpoint, SfuBridge
 from signaling.store import PgSignalingStore
+from signaling.turn import turn_credentials
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +58,77 @@ SECRET_KEY_FILE = "secret-key"
 EMBEDDED = web.AppKey("embedded", EmbeddedPostgres)
 SIGNALING_STORE = web.AppKey("signaling_store", PgSignalingStore)
 SESSION_LIMITS = web.AppKey("session_limits", SessionLimits)
+JANUS = web.AppKey("janus", EmbeddedJanus)
+JANUS_TURN_TTL_S = 7 * 24 * 3600
+
+
+def _janus_turn(settings: Settings) -> JanusTurn | None:
+    """Janus's own TURN relay (for publishers behind strict NATs), from the TURN settings clients get."""
+    if not settings.turn_urls or not settings.turn_secret:
+        return None
+    url = settings.turn_urls[0]
+    scheme, _, rest = url.partition(":")
+    if scheme not in ("turn", "turns"):
+        return None
+    address, _, query = rest.partition("?")
+    host, _, port = address.rpartition(":")
+    if not host:
+        host, port = address, "3478"
+    transport = "tls" if scheme == "turns" else ("tcp" if "transport=tcp" in query else "udp")
+    user, password = turn_credentials(settings.turn_secret, "janus", now_s=int(time.time()), ttl_s=JANUS_TURN_TTL_S)
+    return JanusTurn(server=host.strip("[]"), port=int(port or 3478), transport=transport, user=user, password=password)
+
+
+async def _sfu(app: web.Application) -> AsyncIterator[None]:
+    """The SFU: an embedded Janus (auto), an external one, or none (mesh only)."""
+    settings = app[keys.SETTINGS]
+    janus: EmbeddedJanus | None = None
+    bridge: SfuBridge | None = None
+    rec_dir = settings.resolved_recordings_dir() / "sfu"
+    if settings.sfu == "external":
+        assert settings.sfu_url and settings.sfu_api_secret and settings.sfu_admin_key
+        endpoint = JanusEndpoint(settings.sfu_url, settings.sfu_api_secret, settings.sfu_admin_key)
+        bridge = SfuBridge(endpoint, rec_dir=str(rec_dir))
+    elif settings.sfu == "auto":
+        try:
+            ice_address = resolve_ice_address(settings.sfu_ice_address)
+        except SfuConfigError as exc:
+            log.warning("no SFU: %s; every room runs as a mesh", exc)
+            ice_address = None
+        found = await asyncio.to_thread(find_or_install, "janus", ("janus",), allow_install=settings.sfu_install)
+        if ice_address is not None and found.path is None:
+            log.warning("no SFU: %s; every room runs as a mesh (large rooms need it: see docs/sfu.md)", found.why_not)
+        if ice_address is not None and found.path is not None:
+            config = new_config(
+                ice_address=ice_address,
+                rtp_ports=settings.sfu_rtp_ports,
+                public_address=settings.sfu_public_address,
+                turn=_janus_turn(settings),
+            )
+            janus = EmbeddedJanus(found.path, settings.resolved_data_dir() / "janus", config)
+            try:
+                await janus.start()
+            except Exception as exc:
+                log.warning("no SFU: the embedded Janus did not start (%s); every room runs as a mesh", exc)
+                janus = None
+            else:
+                app[JANUS] = janus
+                bridge = SfuBridge(
+                    JanusEndpoint(config.url, config.api_secret, config.admin_key),
+                    rec_dir=str(rec_dir),
+                    on_unhealthy=janus.unhealthy,
+                )
+    if bridge is not None:
+        rec_dir.mkdir(parents=True, exist_ok=True)
+        app[keys.SFU] = bridge
+        await bridge.start()
+    try:
+        yield
+    finally:
+        if bridge is not None:
+            await bridge.close()
+        if janus is not None:
+            await janus.stop()
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
@@ -137,9 +213,12 @@ async def _signaling(app: web.Application) -> AsyncIterator[None]:
         resume_grace_s=settings.resume_grace_s,
         chat_history=settings.chat_history,
         ice_servers=lambda pid: ice_servers_for(settings, pid),
+        mesh_max=settings.mesh_max,
     )
     directory = ServerDirectory(app[keys.AUTH], app[keys.STORE])
-    service = SignalingService(directory, store, config, telemetry=metrics)
+    service = SignalingService(
+        directory, store, config, sfu=app.get(keys.SFU), rooms_port=StoreRooms(app[keys.STORE]), telemetry=metrics
+    )
     app[keys.SIGNALING] = service
     app[SIGNALING_STORE] = store
     breakout_store = BreakoutStore(app[keys.POOL])
@@ -176,6 +255,7 @@ async def _signaling(app: web.Application) -> AsyncIterator[None]:
         await recordings.close()
         await coordinator.shutdown()
         service.shutdown()
+        await service.drain_tasks()
         await store.close()
         await heartbeat.close()
 
@@ -218,6 +298,6 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/ws", websocket)
     add_web_routes(app)
     app[OPENAPI] = api.openapi(title="Roundtable", version=VERSION)
-    app.cleanup_ctx.extend([_database, _auth, _signaling])
+    app.cleanup_ctx.extend([_database, _auth, _sfu, _signaling])
     app.on_shutdown.append(_close_sessions)
     return app

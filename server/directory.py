@@ -57,3 +57,14 @@ def ice_servers_for(settings: Settings, participant_id: str) -> list[IceServer]:
         )
         servers.append(IceServer(urls=list(settings.turn_urls), username=username, credential=password))
     return servers
+
+
+class StoreRooms:
+    """Implements `signaling.service.RoomsPort`: a switch of media the hub makes by itself, persisted."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def set_media(self, room: RoomInfo, media: str) -> RoomInfo:
+        row = await self.store.update_room(uuid.UUID(room.workshop_id), uuid.UUID(room.id), {"media": media})
+        return room_info(row)

@@ -14,6 +14,7 @@ from server.store import Store
 from signaling.breakout_store import BreakoutStore
 from signaling.breakouts import BreakoutCoordinator
 from signaling.service import SignalingService
+from signaling.sfu.bridge import SfuBridge
 
 SETTINGS = web.AppKey("settings", Settings)
 POOL = web.AppKey("pool", asyncpg.Pool)
@@ -27,3 +28,5 @@ RECORDINGS = web.AppKey("recordings", RecordingCoordinator)
 RECORDING_STORE = web.AppKey("recording_store", RecordingStore)
 STORAGE = web.AppKey("storage", Storage)
 SIGNING_SECRET = web.AppKey("signing_secret", str)
+# The SFU bridge, absent when the server runs mesh only (ROUNDTABLE_SFU=off, or no Janus could be had).
+SFU = web.AppKey("sfu", SfuBridge)

@@ -73,6 +73,52 @@ class Settings(BaseSettings):
         "empty means every interface. 127.0.0.1 for a loopback-only host.",
     )
 
+    # The SFU (Janus VideoRoom) for large rooms; see docs/sfu.md.
+    sfu: Literal["auto", "off", "external"] = Field(
+        "auto",
+        description="auto: an embedded Janus when it can be had, else mesh only; off: mesh only; external: SFU_URL.",
+    )
+    sfu_url: str | None = Field(None, description="Janus WebSocket API (ws://host:8188) when SFU=external.")
+    sfu_api_secret: str | None = Field(None, description="Janus api_secret (SFU=external).")
+    sfu_admin_key: str | None = Field(None, description="Janus VideoRoom admin_key (SFU=external).")
+    sfu_ice_address: str | None = Field(
+        None, description="Address the embedded Janus gathers ICE candidates on; default: that of the default route."
+    )
+    sfu_rtp_ports: str = Field("20000-20199", pattern=r"^\d{1,5}-\d{1,5}$")
+    sfu_public_address: str | None = Field(None, description="Janus nat_1_1_mapping: the public address of the host.")
+    sfu_install: bool = Field(True, description="Install Debian's janus package when it is missing (as root).")
+    mesh_max: int = Field(6, ge=0, le=1000, description="A mesh room growing past this switches to sfu (0: never).")
+
+    @field_validator("sfu_ice_address")
+    @classmethod
+    def _check_ice_address(cls, value: str | None) -> str | None:
+        from server.janus_process import address_is_local
+
+        if value and not address_is_local(value):
+            raise ValueError(f"no interface of this host holds {value}")
+        return value or None
+
+    @field_validator("sfu_rtp_ports")
+    @classmethod
+    def _check_ports(cls, value: str) -> str:
+        low, high = (int(p) for p in value.split("-"))
+        if not 1024 <= low < high <= 65535:
+            raise ValueError("must be LOW-HIGH with 1024 <= LOW < HIGH <= 65535")
+        return value
+
+    @field_validator("sfu_url")
+    @classmethod
+    def _check_sfu_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("ws://", "wss://")):
+            raise ValueError("must start with ws:// or wss://")
+        return value or None
+
+    @model_validator(mode="after")
+    def _external_sfu_needs_url(self) -> Settings:
+        if self.sfu == "external" and not (self.sfu_url and self.sfu_api_secret and self.sfu_admin_key):
+            raise ValueError("ROUNDTABLE_SFU=external needs ROUNDTABLE_SFU_URL, _SFU_API_SECRET and _SFU_ADMIN_KEY")
+        return self
+
     @field_validator("allowed_origins", "stun_urls", "turn_urls", "ice_host_addresses", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:

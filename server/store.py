@@ -21,8 +21,8 @@ INSERT INTO workshops (title, description, timezone, starts_at, ends_at, status,
 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id
 """
 INSERT_ROOM = """
-INSERT INTO rooms (workshop_id, name, kind, capacity, media) VALUES ($1, $2, $3, $4, $5)
-RETURNING id, workshop_id, name, kind, capacity, media, created_at
+INSERT INTO rooms (workshop_id, name, kind, capacity, media, publishing) VALUES ($1, $2, $3, $4, $5, $6)
+RETURNING id, workshop_id, name, kind, capacity, media, publishing, created_at
 """
 SELECT_WORKSHOP = f"SELECT {WORKSHOP_COLUMNS} FROM workshops w WHERE w.id = $1"
 LIST_WORKSHOPS = f"""
@@ -40,7 +40,7 @@ WHERE id = $1 RETURNING id
 """
 DELETE_WORKSHOP = "DELETE FROM workshops WHERE id = $1 RETURNING id"
 
-ROOM_COLUMNS = "id, workshop_id, name, kind, capacity, media, created_at"
+ROOM_COLUMNS = "id, workshop_id, name, kind, capacity, media, publishing, created_at"
 LIST_ROOMS = f"""
 SELECT {ROOM_COLUMNS} FROM rooms
 WHERE workshop_id = $1 AND ($2::timestamptz IS NULL OR (created_at, id) > ($2, $3::uuid))
@@ -53,7 +53,7 @@ SELECT_PARTICIPANT_AND_ROOM = f"""
 SELECT p.id, p.workshop_id, p.display_name, p.country, p.organisation, p.email, p.role, p.room_id,
        p.token_generation, p.created_at, p.updated_at,
        r.id AS r_id, r.workshop_id AS r_workshop_id, r.name AS r_name, r.kind AS r_kind, r.capacity AS r_capacity,
-       r.media AS r_media
+       r.media AS r_media, r.publishing AS r_publishing
 FROM participants p
 CROSS JOIN LATERAL (
     SELECT {ROOM_COLUMNS}, 0 AS rank FROM rooms WHERE id = (
@@ -89,7 +89,8 @@ ORDER BY rank LIMIT 1
 """
 SELECT_WORKSHOP_ROOM = f"SELECT {ROOM_COLUMNS} FROM rooms WHERE id = $1 AND workshop_id = $2"
 UPDATE_ROOM = f"""
-UPDATE rooms SET name = COALESCE($3, name), capacity = COALESCE($4, capacity), media = COALESCE($5, media)
+UPDATE rooms SET name = COALESCE($3, name), capacity = COALESCE($4, capacity), media = COALESCE($5, media),
+    publishing = COALESCE($6, publishing)
 WHERE id = $1 AND workshop_id = $2 RETURNING {ROOM_COLUMNS}
 """
 DELETE_ROOM = "DELETE FROM rooms WHERE id = $1 AND workshop_id = $2 AND kind = 'breakout' RETURNING id"
@@ -178,7 +179,9 @@ class Store:
         self.pool = pool
 
     # Workshops -----------------------------------------------------------------------------------
-    async def create_workshop(self, data: dict[str, Any], *, plenary_capacity: int) -> asyncpg.Record:
+    async def create_workshop(
+        self, data: dict[str, Any], *, plenary_capacity: int, plenary_media: str = "mesh"
+    ) -> asyncpg.Record:
         """Insert a workshop and its plenary room in one transaction."""
         async with translated(), self.pool.acquire() as conn, conn.transaction():
             workshop_id = await conn.fetchval(
@@ -191,7 +194,7 @@ class Store:
                 data["status"],
                 data["recording_consent"],
             )
-            await conn.fetchrow(INSERT_ROOM, workshop_id, "Plenary", "plenary", plenary_capacity, "mesh")
+            await conn.fetchrow(INSERT_ROOM, workshop_id, "Plenary", "plenary", plenary_capacity, plenary_media, "open")
             row = await conn.fetchrow(SELECT_WORKSHOP, workshop_id)
         assert row is not None
         return row
@@ -241,10 +244,10 @@ class Store:
         return await self.pool.fetchrow(SELECT_ROOM, room_id)
 
     async def create_room(
-        self, workshop_id: uuid.UUID, *, name: str, kind: str, capacity: int, media: str
+        self, workshop_id: uuid.UUID, *, name: str, kind: str, capacity: int, media: str, publishing: str = "open"
     ) -> asyncpg.Record:
         async with translated():
-            row = await self.pool.fetchrow(INSERT_ROOM, workshop_id, name, kind, capacity, media)
+            row = await self.pool.fetchrow(INSERT_ROOM, workshop_id, name, kind, capacity, media, publishing)
         assert row is not None
         return row
 
@@ -257,7 +260,13 @@ class Store:
     async def update_room(self, workshop_id: uuid.UUID, room_id: uuid.UUID, changes: dict[str, Any]) -> asyncpg.Record:
         async with translated():
             row = await self.pool.fetchrow(
-                UPDATE_ROOM, room_id, workshop_id, changes.get("name"), changes.get("capacity"), changes.get("media")
+                UPDATE_ROOM,
+                room_id,
+                workshop_id,
+                changes.get("name"),
+                changes.get("capacity"),
+                changes.get("media"),
+                changes.get("publishing"),
             )
         if row is None:
             raise NotFound("room not found")

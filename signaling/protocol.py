@@ -61,10 +61,18 @@ class Answer(ClientMessage):
     sdp: Sdp
 
 
+SFU = "sfu"  # the `to`/`from` of candidates exchanged with the SFU
+PcName = Literal["publish:camera", "publish:screen", "subscribe"]
+Source = Literal["camera", "screen"]
+
+
 class Candidate(ClientMessage):
+    """A trickled ICE candidate: to a peer (mesh rooms), or `to: "sfu"` with the connection it belongs to."""
+
     type: Literal["candidate"]
     to: PeerId
     candidate: IceCandidate
+    pc: PcName | None = None
 
 
 class Leave(ClientMessage):
@@ -110,6 +118,53 @@ class ServerMessage(BaseModel):
     model_config = ConfigDict(frozen=True, populate_by_name=True, serialize_by_alias=True)
 
 
+class Publish(ClientMessage):
+    """Publish one's camera (with microphone) or screen to the SFU: the offer of a send-only connection."""
+
+    type: Literal["publish"]
+    source: Source
+    sdp: Sdp = Field(max_length=60_000)
+
+
+class Unpublish(ClientMessage):
+    type: Literal["unpublish"]
+    feed_id: str = Field(min_length=1, max_length=100)
+
+
+class WantedFeed(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    feed_id: str = Field(min_length=1, max_length=100)
+    audio: bool = True
+    video: bool = True
+
+
+class Subscribe(ClientMessage):
+    """The feeds this client wants to receive (replaces the previous set) on its one subscriber connection."""
+
+    type: Literal["subscribe"]
+    feeds: list[WantedFeed] = Field(max_length=500)
+
+
+class SubscriptionAnswer(ClientMessage):
+    type: Literal["subscription_answer"]
+    sdp: Sdp = Field(max_length=60_000)
+
+
+class GrantFloor(ClientMessage):
+    """A moderator lets a participant publish in a `moderated` room."""
+
+    type: Literal["grant_floor"]
+    peer_id: PeerId
+
+
+class RevokeFloor(ClientMessage):
+    """A moderator takes the floor back: the participant's feeds stop."""
+
+    type: Literal["revoke_floor"]
+    peer_id: PeerId
+
+
 class PeerState(BaseModel):
     audio: bool = True
     video: bool = True
@@ -126,6 +181,7 @@ class PeerInfo(BaseModel):
     polite: bool = Field(description="Whether the receiver is the polite side towards this peer.")
     state: PeerState
     reconnecting: bool = False
+    may_publish: bool = Field(True, description="Whether this peer may publish in its room (sfu rooms).")
 
 
 class SelfInfo(BaseModel):
@@ -135,6 +191,11 @@ class SelfInfo(BaseModel):
     organisation: str = ""
     role: str
     state: PeerState
+    may_publish: bool = Field(True, description="Whether one may publish in this room (sfu rooms).")
+
+
+MediaMode = Literal["mesh", "sfu"]
+PublishingMode = Literal["open", "moderated"]
 
 
 class RoomInfo(BaseModel):
@@ -142,8 +203,21 @@ class RoomInfo(BaseModel):
     workshop_id: str
     name: str
     kind: Literal["plenary", "breakout"]
-    media: Literal["mesh", "sfu"]
+    media: MediaMode
     capacity: int
+    publishing: PublishingMode = Field(
+        "open", description="open: everyone but observers may publish; moderated: moderators and those given the floor."
+    )
+
+
+class FeedInfo(BaseModel):
+    """A published stream in an sfu room."""
+
+    feed_id: str
+    peer_id: PeerId
+    source: Source
+    audio: bool
+    video: bool
 
 
 class IceServer(BaseModel):
@@ -211,6 +285,8 @@ class Welcome(ServerMessage):
     chat: list[ChatMessage] = Field(default_factory=list, description="Recent chat history of the room.")
     breakout: BreakoutStatus | None = Field(None, description="The running breakout plan, if any.")
     recording: RecordingStatus | None = Field(None, description="The recording running in this room, if any.")
+    feeds: list[FeedInfo] = Field(default_factory=list, description="Published feeds of the room (sfu rooms).")
+    sfu_available: bool = Field(True, description="False while the SFU is down (sfu rooms): wait for sfu_restored.")
     request_id: RequestId = None
 
 
@@ -256,6 +332,85 @@ class RelayedCandidate(ServerMessage):
     type: Literal["candidate"] = "candidate"
     from_: PeerId = Field(alias="from")
     candidate: IceCandidate
+    pc: PcName | None = Field(None, description='With `from: "sfu"`: the connection the candidate belongs to.')
+
+
+class Sender(BaseModel):
+    id: str | None
+    display_name: str
+
+
+class Published(ServerMessage):
+    type: Literal["published"] = "published"
+    feed_id: str
+    sdp: str
+    request_id: RequestId = None
+
+
+class SubscribedStream(BaseModel):
+    mid: str
+    feed_id: str
+    kind: Literal["audio", "video"]
+
+
+class Subscription(ServerMessage):
+    """The SFU's offer for the subscriber connection; answer with `subscription_answer`.
+
+    Sent in reply to `subscribe` (with its request_id) and unprompted when the SFU renegotiates
+    (a subscribed feed went away). `sdp` is null when nothing changed."""
+
+    type: Literal["subscription"] = "subscription"
+    sdp: str | None
+    streams: list[SubscribedStream]
+    request_id: RequestId = None
+
+
+class FeedAdded(ServerMessage):
+    type: Literal["feed_added"] = "feed_added"
+    feed: FeedInfo
+
+
+class FeedRemoved(ServerMessage):
+    type: Literal["feed_removed"] = "feed_removed"
+    feed_id: str
+    peer_id: PeerId
+    reason: str
+
+
+class SfuUnavailable(ServerMessage):
+    """The SFU went away: every feed and subscription of the room is gone until `sfu_restored`."""
+
+    type: Literal["sfu_unavailable"] = "sfu_unavailable"
+    reason: str
+
+
+class SfuRestored(ServerMessage):
+    """The SFU is back: publish and subscribe again (new connections)."""
+
+    type: Literal["sfu_restored"] = "sfu_restored"
+
+
+class RoomMediaChanged(ServerMessage):
+    """The room switched between mesh and sfu: close the old connections and set up the new ones."""
+
+    type: Literal["room_media_changed"] = "room_media_changed"
+    room: RoomInfo
+    peers: list[PeerInfo]
+    feeds: list[FeedInfo]
+
+
+class Speaking(ServerMessage):
+    type: Literal["speaking"] = "speaking"
+    peer_id: PeerId
+    speaking: bool
+
+
+class Floor(ServerMessage):
+    """To a participant: a moderator granted (or took back) the floor in a moderated room."""
+
+    type: Literal["floor"] = "floor"
+    granted: bool
+    by: Sender
 
 
 class Ack(ServerMessage):
@@ -339,6 +494,7 @@ class Moved(ServerMessage):
     breakout: BreakoutStatus | None = None
     recording: RecordingStatus | None = None
     reason: str
+    feeds: list[FeedInfo] = Field(default_factory=list)
 
 
 class BreakoutsOpened(ServerMessage):
@@ -371,11 +527,6 @@ class BreakoutsClosed(ServerMessage):
     plan_id: str
 
 
-class Sender(BaseModel):
-    id: str | None
-    display_name: str
-
-
 class Broadcast(ServerMessage):
     type: Literal["broadcast"] = "broadcast"
     text: str
@@ -402,7 +553,23 @@ class MuteRequested(ServerMessage):
 
 
 AnyClientMessage = Annotated[
-    Hello | Offer | Answer | Candidate | Leave | ChatSend | Update | LowerHand | AskHelp | ChooseRoom | Consent,
+    Hello
+    | Offer
+    | Answer
+    | Candidate
+    | Leave
+    | ChatSend
+    | Update
+    | LowerHand
+    | AskHelp
+    | ChooseRoom
+    | Consent
+    | Publish
+    | Unpublish
+    | Subscribe
+    | SubscriptionAnswer
+    | GrantFloor
+    | RevokeFloor,
     Field(discriminator="type"),
 ]
 CLIENT_MESSAGES: TypeAdapter[Any] = TypeAdapter(AnyClientMessage)
@@ -431,7 +598,16 @@ AnyServerMessage = Annotated[
     | MuteRequested
     | RecordingStarted
     | RecordingStopped
-    | RecordingProblem,
+    | RecordingProblem
+    | Published
+    | Subscription
+    | FeedAdded
+    | FeedRemoved
+    | SfuUnavailable
+    | SfuRestored
+    | RoomMediaChanged
+    | Speaking
+    | Floor,
     Field(discriminator="type"),
 ]
 SERVER_MESSAGES: TypeAdapter[Any] = TypeAdapter(AnyServerMessage)

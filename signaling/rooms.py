@@ -42,6 +42,8 @@ class Member:
     outbox: Outbox | None = None
     # Hidden members (the recorder) receive relayed messages but are in no roster.
     hidden: bool = False
+    # Whether the member may publish in its room (kept by the service from the room's rules and the floor).
+    may_publish: bool = True
 
     @property
     def connected(self) -> bool:
@@ -56,6 +58,7 @@ class Member:
             organisation=p.organisation,
             role=p.role,
             state=self.state,
+            may_publish=self.may_publish,
         )
 
     def as_peer(self, polite: bool) -> PeerInfo:
@@ -70,6 +73,7 @@ class Member:
             polite=polite,
             state=self.state,
             reconnecting=not self.connected,
+            may_publish=self.may_publish,
         )
 
     def seen_by(self, receiver_id: str) -> PeerInfo:
@@ -85,7 +89,15 @@ def room_info(row: Mapping[str, Any]) -> RoomInfo:
         kind=row["kind"],
         media=row["media"],
         capacity=row["capacity"],
+        publishing=_publishing(row),
     )
+
+
+def _publishing(row: Mapping[str, Any]) -> Any:
+    try:
+        return row["publishing"]
+    except KeyError:  # rows and mappings from before rooms had it
+        return "open"
 
 
 def is_polite(receiver_id: str, other_id: str) -> bool:
@@ -96,10 +108,25 @@ def is_polite(receiver_id: str, other_id: str) -> bool:
     return receiver_id < other_id
 
 
+PUBLISHERS_IN_MODERATED_ROOMS = frozenset({"organiser", "moderator"})
+
+
+def may_publish(role: str, room: RoomInfo, has_floor: bool) -> bool:
+    """Who may publish: nobody who observes; in a moderated sfu room, moderators and who has the floor."""
+    if role == "observer":
+        return False
+    if room.media != "sfu" or room.publishing == "open":
+        return True
+    return role in PUBLISHERS_IN_MODERATED_ROOMS or has_floor
+
+
 @dataclass(eq=False)
 class Room:
     info: RoomInfo
     members: dict[str, Member] = field(default_factory=dict)
+    # Participants a moderator gave the floor to (moderated rooms); it outlives their drops and resumes.
+    floor: set[str] = field(default_factory=set)
+    switching: bool = False  # a switch of media is being persisted
 
     @property
     def id(self) -> str:

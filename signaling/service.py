@@ -9,6 +9,7 @@ Relaying never touches PostgreSQL; attendance is handed to a background writer.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 import time
@@ -16,9 +17,9 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from signaling.errors import InvalidArgument, LimitExceeded, NotFound, PermissionDenied, Unavailable
+from signaling.errors import InvalidArgument, LimitExceeded, NotFound, PermissionDenied, ServiceError, Unavailable
 from signaling.protocol import (
     Ack,
     Answer,
@@ -30,6 +31,11 @@ from signaling.protocol import (
     ChatSend,
     ChooseRoom,
     Consent,
+    FeedAdded,
+    FeedInfo,
+    FeedRemoved,
+    Floor,
+    GrantFloor,
     Hello,
     HelpRequested,
     IceServer,
@@ -43,18 +49,31 @@ from signaling.protocol import (
     PeerReconnecting,
     PeerResumed,
     PeerUpdated,
+    Publish,
+    Published,
     RecordingStatus,
     RelayedAnswer,
     RelayedCandidate,
     RelayedOffer,
+    RevokeFloor,
     RoomInfo,
+    RoomMediaChanged,
     Sender,
     ServerMessage,
+    SfuRestored,
+    SfuUnavailable,
+    Speaking,
+    Subscribe,
+    SubscriptionAnswer,
+    Unpublish,
     Update,
     Welcome,
 )
-from signaling.rooms import Member, Outbox, Profile, Room, is_polite
+from signaling.rooms import Member, Outbox, Profile, Room, is_polite, may_publish
 from signaling.telemetry import NoTelemetry, SignalingTelemetry
+
+if TYPE_CHECKING:
+    from signaling.sfu.bridge import SfuBridge
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +142,12 @@ class RecordingHooks(Protocol):
         ...
 
 
+class RoomsPort(Protocol):
+    """Persisting a room's media when the hub switches it by itself (a mesh room that grew too large)."""
+
+    async def set_media(self, room: RoomInfo, media: str) -> RoomInfo: ...
+
+
 class SignalingStore(Protocol):
     """Records that signalling keeps: attendance (fire and forget) and chat (persist, then publish)."""
 
@@ -143,6 +168,8 @@ class SignalingConfig:
     resume_grace_s: float = 30.0
     chat_history: int = 50
     ice_servers: Callable[[str], list[IceServer]] = field(default=lambda _pid: [])
+    # A mesh room growing past this many people switches to sfu by itself (0: never; needs an SFU).
+    mesh_max: int = 0
 
     def limits(self) -> Limits:
         return Limits(
@@ -165,6 +192,9 @@ class SignalingService:
         directory: Directory,
         store: SignalingStore,
         config: SignalingConfig,
+        *,
+        sfu: SfuBridge | None = None,
+        rooms_port: RoomsPort | None = None,
         telemetry: SignalingTelemetry | None = None,
     ) -> None:
         self.directory = directory
@@ -183,6 +213,11 @@ class SignalingService:
         self._help_asked: dict[str, float] = {}
         # Recent chat of each live room, so that joining a room people are in reads no database.
         self._chat: dict[str, deque[ChatMessage]] = {}
+        self.sfu = sfu
+        self.rooms_port = rooms_port
+        self._tasks: set[asyncio.Task[Any]] = set()
+        if sfu is not None:
+            sfu.bind(self)
 
     # Joining --------------------------------------------------------------------------------------
 
@@ -240,6 +275,7 @@ class SignalingService:
             resume_secret=secrets.token_urlsafe(24),
             outbox=outbox,
         )
+        member.may_publish = may_publish(member.profile.role, room.info, pid in room.floor)
         # Tell the others before the newcomer hears welcome: the newcomer's first offers must find
         # their targets already knowing it (per-connection queues keep this order).
         room.members[pid] = member
@@ -247,6 +283,7 @@ class SignalingService:
         self._to_others(room, member, lambda polite: PeerJoined(peer=member.as_peer(polite)))
         outbox.send(encode(self._welcome(member, room, version, hello, history=history, resumed=False)))
         self._attend(member, "join", "joined")
+        self._maybe_grow_to_sfu(room)
         return member, False
 
     async def _recent_chat(self, room_id: str) -> list[ChatMessage]:
@@ -285,6 +322,7 @@ class SignalingService:
             handle.cancel()
         self._detached_at.pop(member.id, None)
         member.profile = identity.profile
+        member.may_publish = may_publish(member.profile.role, room.info, member.id in room.floor)
         member.outbox = outbox
         member.resume_secret = secrets.token_urlsafe(24)
         self._to_others(room, member, lambda _p: PeerResumed(peer_id=member.id))
@@ -312,6 +350,8 @@ class SignalingService:
             chat=history,
             breakout=self.breakout_status(member.workshop_id),
             recording=self._recording.get(room.id),
+            feeds=self._feeds(room),
+            sfu_available=self._sfu_available(room),
             request_id=hello.request_id,
         )
 
@@ -356,6 +396,8 @@ class SignalingService:
         room = self.rooms.get(member.room_id)
         if room is not None and room.members.get(member.id) is member:
             del room.members[member.id]
+            if self.sfu is not None:
+                self.sfu.member_left(member.id, reason, kick=reason == "removed")
             if not member.hidden:
                 self._to_others(room, member, lambda _p: PeerLeft(peer_id=member.id, reason=reason))
                 self._tell_hidden(room, PeerLeft(peer_id=member.id, reason=reason))
@@ -415,6 +457,8 @@ class SignalingService:
         old = self.rooms.get(member.room_id)
         if old is not None and old.members.get(member.id) is member:
             del old.members[member.id]
+            if self.sfu is not None:
+                self.sfu.member_left(member.id, "moved")
             self._to_others(old, member, lambda _p: PeerLeft(peer_id=member.id, reason="moved"))
             self._tell_hidden(old, PeerLeft(peer_id=member.id, reason="moved"))
             if not old.members:
@@ -424,6 +468,7 @@ class SignalingService:
         if room is None:
             room = self.rooms[target.id] = Room(info=target)
         member.room_id = room.id
+        member.may_publish = may_publish(member.profile.role, room.info, member.id in room.floor)
         room.members[member.id] = member
         self._to_others(room, member, lambda polite: PeerJoined(peer=member.as_peer(polite)))
         self._attend(member, "join", reason)
@@ -434,18 +479,205 @@ class SignalingService:
                 breakout=self.breakout_status(member.workshop_id),
                 recording=self._recording.get(room.id),
                 reason=reason,
+                feeds=self._feeds(room),
             )
             member.outbox.send(encode(moved))
+        self._maybe_grow_to_sfu(room)
 
     def _forget_room(self, room_id: str) -> None:
         self.rooms.pop(room_id, None)
         self._chat.pop(room_id, None)
+        if self.sfu is not None:
+            self.sfu.room_ended(room_id)
 
     def room_changed(self, info: RoomInfo) -> None:
-        """A room was renamed or resized over the API: the live room follows at once."""
+        """A room was changed over the API: the live room follows at once.
+
+        A switch of media tells every member (`room_media_changed`) so that clients renegotiate without
+        rejoining; a change of who may publish updates everyone's `may_publish` and stops the feeds of
+        those who lost it."""
         room = self.rooms.get(info.id)
-        if room is not None:
-            room.info = info
+        if room is None:
+            return
+        old = room.info
+        room.info = info
+        if old.media == "sfu" and info.media != "sfu" and self.sfu is not None:
+            self.sfu.room_ended(room.id)  # every feed ends; the members hear room_media_changed below
+        self._refresh_may_publish(room)
+        if old.media != info.media:
+            for member in room.roster():
+                if member.outbox is not None:
+                    changed = RoomMediaChanged(room=info, peers=room.peers_for(member.id), feeds=self._feeds(room))
+                    member.outbox.send(encode(changed))
+
+    def _refresh_may_publish(self, room: Room) -> None:
+        for member in room.roster():
+            allowed = may_publish(member.profile.role, room.info, member.id in room.floor)
+            if allowed != member.may_publish:
+                member.may_publish = allowed
+                self._publish_state(member)
+                if not allowed and self.sfu is not None:
+                    self._spawn(self.sfu.unpublish_all(member.id, reason="floor_revoked"), "sfu-unpublish")
+
+    def _maybe_grow_to_sfu(self, room: Room) -> None:
+        """A mesh room past `mesh_max` people switches to sfu (persisted, then announced as any switch)."""
+        limit = self.config.mesh_max
+        if (
+            limit <= 0
+            or room.info.media != "mesh"
+            or self.sfu is None
+            or self.rooms_port is None
+            or len(room.roster()) <= limit
+            or room.switching
+        ):
+            return
+        room.switching = True
+        port = self.rooms_port
+
+        async def grow() -> None:
+            try:
+                info = await port.set_media(room.info, "sfu")
+            finally:
+                room.switching = False
+            log.info("room %s grew past %d people: switched to sfu", info.id, limit)
+            self.room_changed(info)
+
+        self._spawn(grow(), "grow-to-sfu")
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            exc = task.exception()
+            if isinstance(exc, ServiceError):
+                log.info("task %s: %s", task.get_name(), exc)
+            else:
+                log.error("task %s failed", task.get_name(), exc_info=exc)
+
+    async def drain_tasks(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(BaseException):
+                await task
+
+    # The SFU --------------------------------------------------------------------------------------
+
+    def _feeds(self, room: Room) -> list[FeedInfo]:
+        if self.sfu is None or room.info.media != "sfu":
+            return []
+        return self.sfu.feeds(room.id)
+
+    def _sfu_available(self, room: Room) -> bool:
+        if room.info.media != "sfu":
+            return True
+        return self.sfu is not None and self.sfu.available
+
+    def _sfu_room(self, member: Member) -> tuple[Room, SfuBridge]:
+        room = self.rooms.get(member.room_id)
+        if room is None or room.info.media != "sfu":
+            raise InvalidArgument("this room is a mesh: send offers to peers instead")
+        if self.sfu is None:
+            raise Unavailable("this server has no SFU (ROUNDTABLE_SFU=off or none could be started)")
+        if not self.sfu.available:
+            raise Unavailable("the SFU is not available right now; wait for sfu_restored")
+        return room, self.sfu
+
+    async def publish(self, member: Member, message: Publish) -> None:
+        room, sfu = self._sfu_room(member)
+        if not member.may_publish:
+            raise PermissionDenied(
+                "you may not publish in this room"
+                + (" until a moderator gives you the floor" if member.profile.role != "observer" else "")
+            )
+        feed_id, answer = await sfu.publish(
+            member.id, member.profile.display_name, room.info, message.source, message.sdp
+        )
+        if member.outbox is not None:
+            member.outbox.send(encode(Published(feed_id=feed_id, sdp=answer, request_id=message.request_id)))
+        # A moderator's mute holds on a new feed, so does a self-mute shown in the state.
+
+    async def unpublish(self, member: Member, message: Unpublish) -> None:
+        _room, sfu = self._sfu_room(member)
+        await sfu.unpublish(member.id, message.feed_id)
+        self._ack(member, message.request_id)
+
+    async def subscribe(self, member: Member, message: Subscribe) -> None:
+        room, sfu = self._sfu_room(member)
+        reply = await sfu.subscribe(member.id, member.profile.display_name, room.info, list(message.feeds))
+        if member.outbox is not None:
+            member.outbox.send(encode(reply.model_copy(update={"request_id": message.request_id})))
+
+    async def subscription_answer(self, member: Member, message: SubscriptionAnswer) -> None:
+        _room, sfu = self._sfu_room(member)
+        await sfu.subscription_answer(member.id, message.sdp)
+        self._ack(member, message.request_id)
+
+    async def trickle_to_sfu(self, member: Member, message: Candidate) -> None:
+        _room, sfu = self._sfu_room(member)
+        if message.pc is None:
+            raise InvalidArgument('a candidate for the sfu needs "pc"')
+        await sfu.trickle(member.id, message.pc, message.candidate.model_dump(exclude_none=True))
+        self._ack(member, message.request_id)
+
+    async def set_floor(self, actor: Member | None, peer_id: str, granted: bool, by: Sender) -> bool:
+        """Give (or take back) the floor in the participant's room. `actor` None: the API already checked."""
+        if actor is not None and actor.profile.role not in MODERATOR_ROLES:
+            raise PermissionDenied("only moderators may give or take the floor")
+        target = self.members.get(peer_id)
+        workshop = actor.workshop_id if actor is not None else None
+        if target is None or target.hidden or (workshop is not None and target.workshop_id != workshop):
+            raise NotFound(f"peer {peer_id} is not in this workshop")
+        room = self.rooms.get(target.room_id)
+        if room is None:
+            return False
+        if granted:
+            room.floor.add(target.id)
+        else:
+            room.floor.discard(target.id)
+        if target.outbox is not None:
+            target.outbox.send(encode(Floor(granted=granted, by=by)))
+        self._refresh_may_publish(room)
+        return True
+
+    async def grant_floor(self, member: Member, message: GrantFloor | RevokeFloor) -> None:
+        by = Sender(id=member.id, display_name=member.profile.display_name)
+        await self.set_floor(member, message.peer_id, isinstance(message, GrantFloor), by)
+        self._ack(member, message.request_id)
+
+    # What the SFU bridge tells the hub (signaling.sfu.bridge.SfuListener).
+
+    def sfu_feed_added(self, room_id: str, feed: FeedInfo) -> None:
+        self.send_to_room(room_id, FeedAdded(feed=feed))
+
+    def sfu_feed_removed(self, room_id: str, feed: FeedInfo, reason: str) -> None:
+        self.send_to_room(room_id, FeedRemoved(feed_id=feed.feed_id, peer_id=feed.peer_id, reason=reason))
+
+    def sfu_to_member(self, member_id: str, message: ServerMessage) -> None:
+        member = self.members.get(member_id)
+        if member is not None and member.outbox is not None:
+            member.outbox.send(encode(message))
+
+    def sfu_speaking(self, room_id: str, peer_id: str, speaking: bool) -> None:
+        self.send_to_room(room_id, Speaking(peer_id=peer_id, speaking=speaking))
+
+    def sfu_down(self, reason: str) -> None:
+        for room in self.sfu_room_list():
+            self.send_to_room(room.id, SfuUnavailable(reason=reason))
+
+    def sfu_up(self) -> None:
+        for room in self.sfu_room_list():
+            self.send_to_room(room.id, SfuRestored())
+
+    def sfu_rooms(self) -> list[RoomInfo]:
+        return [room.info for room in self.sfu_room_list()]
+
+    def sfu_room_list(self) -> list[Room]:
+        return [room for room in self.rooms.values() if room.info.media == "sfu"]
 
     # Recordings -----------------------------------------------------------------------------------
 
@@ -542,6 +774,10 @@ class SignalingService:
         if member.outbox is not None:
             member.outbox.send(encode(MuteRequested(kind=kind, by=by)))
         self._publish_state(member)
+        room = self.rooms.get(member.room_id)
+        if self.sfu is not None and room is not None and room.info.media == "sfu":
+            # In an sfu room the feed stops at the server, whatever the sender's client does.
+            self._spawn(self.sfu.moderate(member.id, kind, True), "sfu-moderate")
         return True
 
     # Profile changes from the API -----------------------------------------------------------------
@@ -560,6 +796,8 @@ class SignalingService:
         if message.to == sender.id:
             raise InvalidArgument("cannot send to yourself")
         room = self.rooms.get(sender.room_id)
+        if room is not None and room.info.media == "sfu" and isinstance(message, Offer | Answer):
+            raise InvalidArgument("this room's media go through the SFU: use publish and subscribe")
         target = room.members.get(message.to) if room is not None else None
         if target is None:
             raise NotFound(f"peer {message.to} is not in your room")
@@ -584,6 +822,11 @@ class SignalingService:
         if changes:
             member.state = member.state.model_copy(update=changes)
             self._publish_state(member)
+            if self.sfu is not None:
+                for kind in ("audio", "video"):
+                    # Unmuting oneself, visibly to the room, lifts a moderator's block at the SFU.
+                    if changes.get(kind) is True and self.sfu.is_moderated(member.id, kind):
+                        self._spawn(self.sfu.moderate(member.id, kind, False), "sfu-unmoderate")
         self._ack(member, message.request_id)
 
     def lower_hand(self, member: Member, message: LowerHand) -> None:

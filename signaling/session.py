@@ -20,6 +20,7 @@ from signaling.connection import Connection
 from signaling.errors import InvalidArgument, LimitExceeded, ServiceError, Unauthenticated, Unavailable
 from signaling.protocol import (
     CLIENT_MESSAGES,
+    SFU,
     SUPPORTED_VERSIONS,
     Answer,
     AskHelp,
@@ -29,10 +30,16 @@ from signaling.protocol import (
     ChooseRoom,
     Consent,
     Error,
+    GrantFloor,
     Hello,
     Leave,
     LowerHand,
     Offer,
+    Publish,
+    RevokeFloor,
+    Subscribe,
+    SubscriptionAnswer,
+    Unpublish,
     Update,
     negotiate,
 )
@@ -271,8 +278,20 @@ class Session:
 
     async def _dispatch(self, member: Member, message: Any) -> None:
         service = self.service
-        if isinstance(message, Offer | Answer | Candidate):
+        if isinstance(message, Candidate) and message.to == SFU:
+            await service.trickle_to_sfu(member, message)
+        elif isinstance(message, Offer | Answer | Candidate):
             service.relay(member, message)
+        elif isinstance(message, Publish):
+            await service.publish(member, message)
+        elif isinstance(message, Unpublish):
+            await service.unpublish(member, message)
+        elif isinstance(message, Subscribe):
+            await service.subscribe(member, message)
+        elif isinstance(message, SubscriptionAnswer):
+            await service.subscription_answer(member, message)
+        elif isinstance(message, GrantFloor | RevokeFloor):
+            await service.grant_floor(member, message)
         elif isinstance(message, Update):
             service.update(member, message)
         elif isinstance(message, ChatSend):

@@ -123,6 +123,7 @@ def make_settings(database_url: str, data_dir: Path, **overrides: Any) -> Settin
         "public_url": "http://127.0.0.1:8080",
         "resume_grace_s": 5.0,
         "ws_heartbeat_s": 5.0,
+        "sfu": "off",  # the SFU tests (tests/sfu) ask for Janus themselves
     }
     values.update(overrides)
     return Settings(**values)

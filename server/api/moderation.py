@@ -112,6 +112,55 @@ async def remove(request: web.Request, who: Principal) -> web.Response:
     return json_model(Moderated(participant_id=participant_id, live=live))
 
 
+class FloorOut(BaseModel):
+    participant_id: uuid.UUID
+    granted: bool
+    live: bool = Field(description="False when the participant is not connected (nothing changed).")
+
+
+async def _floor(request: web.Request, who: Principal, granted: bool) -> web.Response:
+    workshop_id = path_uuid(request, "workshop_id")
+    participant_id = path_uuid(request, "participant_id")
+    actor = await actor_of(request, who, workshop_id)
+    await request.app[keys.STORE].get_participant(workshop_id, participant_id)
+    sender = Sender(id=str(actor.id) if actor.id else None, display_name=actor.display_name)
+    signaling = request.app[keys.SIGNALING]
+    member = signaling.members.get(str(participant_id))
+    live = False
+    if member is not None and member.workshop_id == str(workshop_id):
+        live = await signaling.set_floor(None, str(participant_id), granted, sender)
+    await request.app[keys.BREAKOUT_STORE].record_action(
+        workshop_id,
+        actor_id=actor.id,
+        actor_role=actor.role,
+        action="participant.floor_grant" if granted else "participant.floor_revoke",
+        details={"participant_id": str(participant_id)},
+    )
+    return json_model(FloorOut(participant_id=participant_id, granted=granted, live=live))
+
+
+@API.route(
+    "POST",
+    _participant_path("/floor"),
+    summary="Give a participant the floor in a moderated sfu room: they may publish (moderators).",
+    response=FloorOut,
+    tags=("moderation",),
+)
+async def grant_floor(request: web.Request, who: Principal) -> web.Response:
+    return await _floor(request, who, True)
+
+
+@API.route(
+    "DELETE",
+    _participant_path("/floor"),
+    summary="Take the floor back: the participant's feeds stop at once (moderators).",
+    response=FloorOut,
+    tags=("moderation",),
+)
+async def revoke_floor(request: web.Request, who: Principal) -> web.Response:
+    return await _floor(request, who, False)
+
+
 @API.route(
     "GET",
     f"{PREFIX}/workshops/{{workshop_id}}/moderator-actions",

@@ -27,6 +27,7 @@ WorkshopStatus = Literal["scheduled", "live", "ended", "cancelled"]
 ConsentMode = Literal["explicit", "assumed"]
 RoomKind = Literal["plenary", "breakout"]
 MediaMode = Literal["mesh", "sfu"]
+PublishingMode = Literal["open", "moderated"]
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -151,6 +152,7 @@ class Room(BaseModel):
     kind: RoomKind
     capacity: int
     media: MediaMode
+    publishing: PublishingMode
     created_at: datetime
 
 
@@ -163,12 +165,18 @@ class RoomCreate(Body):
     name: RoomName
     capacity: int | None = Field(None, ge=1, le=10_000, description="Defaults to the breakout capacity setting.")
     media: MediaMode = "mesh"
+    publishing: PublishingMode = Field(
+        "open",
+        description="open: everyone but observers may publish; moderated: "
+        "moderators and participants given the floor (sfu rooms).",
+    )
 
 
 class RoomPatch(Body):
     name: RoomName | None = None
     capacity: int | None = Field(None, ge=1, le=10_000)
-    media: MediaMode | None = None
+    media: MediaMode | None = Field(None, description="Switch the live room between mesh and sfu; clients follow.")
+    publishing: PublishingMode | None = None
 
 
 class ParticipantCreate(Body):

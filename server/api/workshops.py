@@ -46,8 +46,11 @@ async def create_workshop(request: web.Request, who: Principal) -> web.Response:
     body = await read_body(request, WorkshopCreate)
     settings = request.app[keys.SETTINGS]
     data = body.model_dump(exclude={"plenary_capacity"})
+    # With an SFU the plenary of a new workshop runs through it: a mesh cannot carry 60 people.
     row = await request.app[keys.STORE].create_workshop(
-        data, plenary_capacity=body.plenary_capacity or settings.plenary_capacity
+        data,
+        plenary_capacity=body.plenary_capacity or settings.plenary_capacity,
+        plenary_media="sfu" if keys.SFU in request.app else "mesh",
     )
     return json_model(workshop_out(row), status=201)
 
@@ -150,6 +153,15 @@ async def list_rooms(request: web.Request, who: Principal) -> web.Response:
     return json_model(page_of(rows, limit, lambda r: room_out(r).model_dump(mode="json")))
 
 
+def require_sfu_for(request: web.Request, media: str | None) -> None:
+    """A room asking for sfu on a server without one says so clearly instead of quietly running as a mesh."""
+    if media == "sfu" and keys.SFU not in request.app:
+        raise InvalidArgument(
+            "this server has no SFU (ROUNDTABLE_SFU=off, or Janus could not be started): rooms run as a mesh",
+            details=[{"field": "media", "message": "no SFU on this server"}],
+        )
+
+
 def require_moderator(who: Principal, workshop_id: Any) -> None:
     require_member(who, workshop_id)
     if not who.moderates(workshop_id):
@@ -169,6 +181,7 @@ async def create_room(request: web.Request, who: Principal) -> web.Response:
     workshop_id = path_uuid(request, "workshop_id")
     require_moderator(who, workshop_id)
     body = await read_body(request, RoomCreate)
+    require_sfu_for(request, body.media)
     store = request.app[keys.STORE]
     await store.get_workshop(workshop_id)
     row = await store.create_room(
@@ -177,6 +190,7 @@ async def create_room(request: web.Request, who: Principal) -> web.Response:
         kind="breakout",
         capacity=body.capacity or request.app[keys.SETTINGS].breakout_capacity,
         media=body.media,
+        publishing=body.publishing,
     )
     return json_model(room_out(row), status=201)
 
@@ -198,7 +212,8 @@ async def get_room(request: web.Request, who: Principal) -> web.Response:
 @API.route(
     "PATCH",
     f"{PREFIX}/workshops/{{workshop_id}}/rooms/{{room_id}}",
-    summary="Rename a room or change its capacity (admin, organiser, moderator).",
+    summary="Rename a room, change its capacity, switch its media (mesh/sfu) or who may publish "
+    "(admin, organiser, moderator); live rooms follow at once.",
     body=RoomPatch,
     response=Room,
     tags=("rooms",),
@@ -212,6 +227,7 @@ async def patch_room(request: web.Request, who: Principal) -> web.Response:
     for name, value in changes.items():
         if value is None:
             raise InvalidArgument(f"{name} cannot be null", details=[{"field": name, "message": "not nullable"}])
+    require_sfu_for(request, changes.get("media"))
     row = await request.app[keys.STORE].update_room(workshop_id, room_id, changes)
     request.app[keys.SIGNALING].room_changed(room_info(row))
     return json_model(room_out(row))

@@ -1,0 +1,731 @@
+"""The SFU bridge: Roundtable's rooms and members, carried by Janus VideoRoom rooms and handles.
+
+Roundtable stays the authority: the hub decides who may publish and calls the bridge; the bridge
+holds every Janus secret, names Janus participants after the roster (`<participant>:<source>`), creates
+rooms with a secret, `require_pvtid` and `lock_record`, and destroys them when the room ends. Browsers
+never see Janus's API: their SDP comes and goes through the Roundtable WebSocket.
+
+Per member: one publisher handle per source (the camera handle is joined first and gives the
+`private_id` every subscription needs), and one multistream subscriber handle. A feed becomes visible
+(`feed_added`) when its PeerConnection is up (Janus refuses subscriptions to a feed before that).
+
+Nothing here is on the media path: packets go browser -> Janus -> browser. The bridge only talks to
+Janus's API (create, join, publish, subscribe, moderate, kick, record), never to PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from signaling.errors import InvalidArgument, NotFound, ServiceError, Unavailable
+from signaling.protocol import FeedInfo, RoomInfo, ServerMessage, SubscribedStream, Subscription, WantedFeed
+from signaling.sfu.janus import Handle, JanusClient, JanusError, JanusGone
+from signaling.sfu.sdp import sent_kinds
+
+log = logging.getLogger(__name__)
+
+SPEAKING_MIN_INTERVAL_S = 0.3  # at most about three speaking updates a second per room
+RECONNECT_BACKOFF_S = (0.2, 0.5, 1.0, 2.0)
+Source = Literal["camera", "screen"]
+
+
+class SfuListener(Protocol):
+    """What the bridge tells the hub (implemented by SignalingService)."""
+
+    def sfu_feed_added(self, room_id: str, feed: FeedInfo) -> None: ...
+
+    def sfu_feed_removed(self, room_id: str, feed: FeedInfo, reason: str) -> None: ...
+
+    def sfu_to_member(self, member_id: str, message: ServerMessage) -> None: ...
+
+    def sfu_speaking(self, room_id: str, peer_id: str, speaking: bool) -> None: ...
+
+    def sfu_down(self, reason: str) -> None: ...
+
+    def sfu_up(self) -> None: ...
+
+    def sfu_rooms(self) -> list[RoomInfo]:
+        """The live rooms whose media is sfu (re-created after Janus comes back)."""
+        ...
+
+
+class RecordingPolicy(Protocol):
+    """Asked when a feed comes up: the base path of its recording files, or None (not recorded)."""
+
+    def recording_base(self, room_id: str, feed: FeedInfo) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class JanusEndpoint:
+    url: str
+    api_secret: str
+    admin_key: str
+
+
+@dataclass
+class Feed:
+    info: FeedInfo
+    room_id: str
+    handle: Handle
+    mids: dict[str, str]  # kind -> the publisher's mid in Janus
+    live: bool = False
+    recording_base: str | None = None
+
+
+@dataclass
+class SfuMember:
+    id: str
+    room_id: str
+    display: str
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    base: Handle | None = None  # the camera publisher handle: joined at first use, gives private_id
+    private_id: int | None = None
+    screen: Handle | None = None
+    subscriber: Handle | None = None
+    subscribed: dict[tuple[str, str], str] = field(default_factory=dict)  # (feed id, feed mid) -> kind
+    streams: list[SubscribedStream] = field(default_factory=list)
+    moderated: set[str] = field(default_factory=set)  # kinds muted by a moderator
+
+
+@dataclass
+class SfuRoom:
+    info: RoomInfo
+    secret: str
+    pin: str = field(default_factory=lambda: secrets.token_urlsafe(12))  # nobody but Roundtable joins
+    created: bool = False
+    create_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    feeds: dict[str, Feed] = field(default_factory=dict)
+    talking: dict[str, bool] = field(default_factory=dict)  # peer -> last state sent
+    talking_pending: dict[str, bool] = field(default_factory=dict)
+    talking_flush: asyncio.TimerHandle | None = None
+    talking_sent_at: float = 0.0
+
+
+def feed_id_of(member_id: str, source: str) -> str:
+    return f"{member_id}:{source}"
+
+
+class SfuBridge:
+    def __init__(
+        self,
+        endpoint: JanusEndpoint,
+        *,
+        rec_dir: str | None = None,
+        on_unhealthy: Callable[[], None] | None = None,
+    ) -> None:
+        self.endpoint = endpoint
+        self.rec_dir = rec_dir
+        self.on_unhealthy = on_unhealthy
+        self.listener: SfuListener | None = None
+        self.recording: RecordingPolicy | None = None
+        self.rooms: dict[str, SfuRoom] = {}
+        self.members: dict[str, SfuMember] = {}
+        self._client: JanusClient | None = None
+        self._admin: Handle | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._reconnect: asyncio.Task[None] | None = None
+        self._closed = False
+        self.available = False
+        self.generation = 0  # bumped on every (re)connection: handles of older ones are dead
+        self.connected_event = asyncio.Event()
+
+    def bind(self, listener: SfuListener) -> None:
+        self.listener = listener
+
+    # Lifecycle ------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Connect now if Janus answers; otherwise keep trying in the background."""
+        try:
+            await self._connect()
+        except (JanusGone, JanusError) as exc:
+            log.warning("the SFU is not reachable yet (%s); retrying", exc)
+            self._start_reconnect()
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._reconnect is not None:
+            self._reconnect.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reconnect
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(BaseException):
+                await task
+        for room in list(self.rooms.values()):
+            if room.created and self._client is not None and self._client.connected:
+                with contextlib.suppress(ServiceError, JanusError, JanusGone):
+                    await self._destroy(room)
+        if self._client is not None:
+            await self._client.close()
+        self.available = False
+
+    async def _connect(self) -> None:
+        client = JanusClient(self.endpoint.url, self.endpoint.api_secret, on_lost=self._lost)
+        await client.connect()
+        self._client = client
+        self._admin = await client.attach()
+        self.generation += 1
+        self.available = True
+        self.connected_event.set()
+        log.info("connected to the SFU at %s", self.endpoint.url)
+
+    def _lost(self, why: str) -> None:
+        if self._closed:
+            return
+        self.available = False
+        self.connected_event.clear()
+        if "did not answer" in why and self.on_unhealthy is not None:
+            self.on_unhealthy()
+        # Every handle, room and feed of the old connection is gone with it.
+        for room in self.rooms.values():
+            room.created = False
+            room.feeds.clear()
+            if room.talking_flush is not None:
+                room.talking_flush.cancel()
+            room.talking.clear()
+            room.talking_pending.clear()
+        for member in self.members.values():
+            self._forget_handles(member)
+        if self.listener is not None:
+            self.listener.sfu_down(why)
+        self._start_reconnect()
+
+    def _start_reconnect(self) -> None:
+        if self._closed or (self._reconnect is not None and not self._reconnect.done()):
+            return
+        self._reconnect = asyncio.create_task(self._reconnect_loop(), name="sfu-reconnect")
+
+    async def _reconnect_loop(self) -> None:
+        attempt = 0
+        while not self._closed:
+            await asyncio.sleep(RECONNECT_BACKOFF_S[min(attempt, len(RECONNECT_BACKOFF_S) - 1)])
+            attempt += 1
+            old = self._client
+            if old is not None:
+                with contextlib.suppress(Exception):
+                    await old.close()
+            try:
+                await self._connect()
+            except (JanusGone, JanusError) as exc:
+                log.debug("SFU reconnect attempt %d failed: %s", attempt, exc)
+                continue
+            # Re-create the rooms people are in, then tell them to publish and subscribe again.
+            for info in self.listener.sfu_rooms() if self.listener is not None else []:
+                try:
+                    await self._ensure_room(info)
+                except (ServiceError, JanusError, JanusGone) as exc:
+                    log.warning("re-creating SFU room %s failed: %s", info.id, exc)
+            if self.available and self.listener is not None:
+                self.listener.sfu_up()
+            return
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            exc = task.exception()
+            if isinstance(exc, JanusGone | JanusError | ServiceError):
+                log.info("SFU task %s: %s", task.get_name(), exc)
+            else:
+                log.error("SFU task %s failed", task.get_name(), exc_info=exc)
+
+    def _client_or_fail(self) -> JanusClient:
+        if not self.available or self._client is None:
+            raise Unavailable("the SFU is not available right now; wait for sfu_restored")
+        return self._client
+
+    # Rooms ----------------------------------------------------------------------------------------
+
+    def feeds(self, room_id: str) -> list[FeedInfo]:
+        room = self.rooms.get(room_id)
+        return [f.info for f in room.feeds.values() if f.live] if room is not None else []
+
+    def member_feeds(self, member_id: str) -> list[FeedInfo]:
+        member = self.members.get(member_id)
+        room = self.rooms.get(member.room_id) if member is not None else None
+        if room is None:
+            return []
+        return [f.info for f in room.feeds.values() if f.info.peer_id == member_id]
+
+    def room_of(self, info: RoomInfo) -> SfuRoom:
+        room = self.rooms.get(info.id)
+        if room is None:
+            room = self.rooms[info.id] = SfuRoom(info=info, secret=secrets.token_urlsafe(18))
+        else:
+            room.info = info
+        return room
+
+    async def _ensure_room(self, info: RoomInfo) -> SfuRoom:
+        room = self.room_of(info)
+        async with room.create_lock:
+            if room.created:
+                return room
+            client = self._client_or_fail()
+            assert self._admin is not None
+            body: dict[str, Any] = {
+                "request": "create",
+                "room": info.id,
+                "admin_key": self.endpoint.admin_key,
+                "secret": room.secret,
+                "pin": room.pin,
+                "description": info.name[:100],
+                "is_private": True,
+                "require_pvtid": True,
+                "lock_record": True,
+                "publishers": max(2 * info.capacity, 2),
+                "bitrate": 1_500_000,
+                "fir_freq": 10,
+                "audiocodec": "opus",
+                "videocodec": "vp8,h264",
+                "audiolevel_ext": True,
+                "audiolevel_event": True,
+                "audio_active_packets": 50,
+                "audio_level_average": 40,
+                "notify_joining": False,
+                "permanent": False,
+            }
+            if self.rec_dir:
+                body["rec_dir"] = self.rec_dir
+            try:
+                await self._admin.request(body)
+            except JanusError as exc:
+                if exc.code != 427:  # 427: the room exists (a Janus that outlived us); take it over
+                    raise
+                await self._admin.request({"request": "destroy", "room": info.id, "secret": room.secret})
+                await self._admin.request(body)
+            if client is self._client:
+                room.created = True
+            return room
+
+    def room_ended(self, room_id: str) -> None:
+        """Nobody is left in the room (or it switched to mesh): drop its feeds quietly and destroy it in Janus."""
+        room = self.rooms.pop(room_id, None)
+        if room is None:
+            return
+        for member in [m for m in self.members.values() if m.room_id == room_id]:
+            self._drop_member(member, reason="room_closed", notify=False)
+        if room.talking_flush is not None:
+            room.talking_flush.cancel()
+        if room.created:
+            self._spawn(self._destroy(room), name=f"sfu-destroy-{room_id}")
+
+    async def _destroy(self, room: SfuRoom) -> None:
+        if self._admin is None or not self.available:
+            return
+        with contextlib.suppress(JanusError):
+            await self._admin.request({"request": "destroy", "room": room.info.id, "secret": room.secret})
+
+    # Members --------------------------------------------------------------------------------------
+
+    def _member(self, member_id: str, room: RoomInfo, display: str) -> SfuMember:
+        member = self.members.get(member_id)
+        if member is not None and member.room_id != room.id:
+            self._drop_member(member, reason="moved", notify=True)
+            member = None
+        if member is None:
+            member = self.members[member_id] = SfuMember(id=member_id, room_id=room.id, display=display)
+        return member
+
+    async def _ensure_base(self, member: SfuMember, room: SfuRoom) -> Handle:
+        if member.base is not None and not member.base.detached:
+            return member.base
+        client = self._client_or_fail()
+        handle = await client.attach()
+        handle.on_event = lambda event: self._on_publisher_event(member.id, "camera", handle, event)
+        try:
+            data, _ = await handle.request(
+                {
+                    "request": "join",
+                    "ptype": "publisher",
+                    "room": room.info.id,
+                    "pin": room.pin,
+                    "id": feed_id_of(member.id, "camera"),
+                    "display": member.display,
+                }
+            )
+        except BaseException:
+            await handle.detach()
+            raise
+        member.base = handle
+        member.private_id = int(data["private_id"])
+        return handle
+
+    def member_left(self, member_id: str, reason: str, *, kick: bool = False) -> None:
+        """The member left the room (or was removed): its feeds end now, its handles go in the background."""
+        member = self.members.get(member_id)
+        if member is None:
+            return
+        room = self.rooms.get(member.room_id)
+        if kick and room is not None and room.created:
+            self._spawn(self._kick(room, member_id), name=f"sfu-kick-{member_id}")
+        self._drop_member(member, reason=reason, notify=True)
+
+    def _drop_member(self, member: SfuMember, *, reason: str, notify: bool) -> None:
+        self.members.pop(member.id, None)
+        room = self.rooms.get(member.room_id)
+        if room is not None:
+            for feed in [f for f in room.feeds.values() if f.info.peer_id == member.id]:
+                self._remove_feed(room, feed, reason=reason, notify=notify)
+            room.talking.pop(member.id, None)
+            room.talking_pending.pop(member.id, None)
+        handles = [h for h in (member.subscriber, member.screen, member.base) if h is not None]
+        self._forget_handles(member)
+        for handle in handles:
+            self._spawn(handle.detach(), name=f"sfu-detach-{member.id}")
+
+    @staticmethod
+    def _forget_handles(member: SfuMember) -> None:
+        member.base = member.screen = member.subscriber = None
+        member.private_id = None
+        member.subscribed.clear()
+        member.streams = []
+        member.moderated.clear()
+
+    async def _kick(self, room: SfuRoom, member_id: str) -> None:
+        if self._admin is None:
+            return
+        for source in ("camera", "screen"):
+            with contextlib.suppress(JanusError):
+                await self._admin.request(
+                    {
+                        "request": "kick",
+                        "room": room.info.id,
+                        "secret": room.secret,
+                        "id": feed_id_of(member_id, source),
+                    }
+                )
+
+    async def participants(self, room_id: str) -> list[dict[str, Any]]:
+        """Janus's own view of a room (listparticipants), for tests and diagnostics."""
+        room = self.rooms.get(room_id)
+        if room is None or not room.created or self._admin is None:
+            return []
+        data, _ = await self._admin.request({"request": "listparticipants", "room": room_id})
+        return list(data.get("participants", []))
+
+    # Publishing -----------------------------------------------------------------------------------
+
+    async def publish(self, member_id: str, display: str, info: RoomInfo, source: Source, sdp: str) -> tuple[str, str]:
+        """Publish the offer's media as the member's `source` feed; returns (feed id, answer SDP)."""
+        kinds = sent_kinds(sdp)
+        if not kinds:
+            raise InvalidArgument("the offer sends no audio or video")
+        if source == "screen" and "video" not in kinds:
+            raise InvalidArgument("a screen feed must send video")
+        room = await self._ensure_room(info)
+        member = self._member(member_id, info, display)
+        async with member.lock:
+            feed_id = feed_id_of(member_id, source)
+            existing = room.feeds.get(feed_id)
+            if source == "camera":
+                handle = await self._ensure_base(member, room)
+                if existing is not None:
+                    self._remove_feed(room, existing, reason="republished", notify=True)
+                    with contextlib.suppress(JanusError):
+                        await handle.request({"request": "unpublish"})
+            else:
+                await self._ensure_base(member, room)  # the private id lives there
+                if member.screen is not None:
+                    old = member.screen
+                    member.screen = None
+                    if existing is not None:
+                        self._remove_feed(room, existing, reason="republished", notify=True)
+                    await old.detach()
+                handle = await self._client_or_fail().attach()
+                handle.on_event = lambda event: self._on_publisher_event(member_id, "screen", handle, event)
+                try:
+                    await handle.request(
+                        {
+                            "request": "join",
+                            "ptype": "publisher",
+                            "room": info.id,
+                            "pin": room.pin,
+                            "id": feed_id,
+                            "display": f"{display} (screen)",
+                        }
+                    )
+                except BaseException:
+                    await handle.detach()
+                    raise
+                member.screen = handle
+            data, jsep = await handle.request(
+                {"request": "publish", "display": member.display, "descriptions": []},
+                {"type": "offer", "sdp": sdp},
+            )
+            if not jsep or jsep.get("type") != "answer":
+                raise InvalidArgument("the SFU did not accept the offer")
+            mids = {s["type"]: str(s["mid"]) for s in data.get("streams", []) if s.get("type") in ("audio", "video")}
+            feed = Feed(
+                info=FeedInfo(
+                    feed_id=feed_id,
+                    peer_id=member_id,
+                    source=source,
+                    audio="audio" in mids,
+                    video="video" in mids,
+                ),
+                room_id=info.id,
+                handle=handle,
+                mids=mids,
+            )
+            room.feeds[feed_id] = feed
+            for kind in member.moderated:  # a moderator's mute holds across a republish
+                if source == "camera" and kind in mids:
+                    self._spawn(self._moderate(room, feed, kind, True), name=f"sfu-moderate-{feed_id}")
+            return feed_id, str(jsep["sdp"])
+
+    async def unpublish(self, member_id: str, feed_id: str, *, reason: str = "unpublished") -> None:
+        member = self.members.get(member_id)
+        room = self.rooms.get(member.room_id) if member is not None else None
+        feed = room.feeds.get(feed_id) if room is not None else None
+        if member is None or room is None or feed is None or feed.info.peer_id != member_id:
+            raise NotFound(f"you publish no feed {feed_id}")
+        async with member.lock:
+            self._remove_feed(room, feed, reason=reason, notify=True)
+            if feed.info.source == "screen" and member.screen is feed.handle:
+                member.screen = None
+                await feed.handle.detach()
+            else:
+                with contextlib.suppress(JanusError, JanusGone):
+                    await feed.handle.request({"request": "unpublish"})
+
+    async def unpublish_all(self, member_id: str, *, reason: str) -> int:
+        feeds = self.member_feeds(member_id)
+        for feed in feeds:
+            with contextlib.suppress(NotFound):
+                await self.unpublish(member_id, feed.feed_id, reason=reason)
+        return len(feeds)
+
+    def _remove_feed(self, room: SfuRoom, feed: Feed, *, reason: str, notify: bool) -> None:
+        if room.feeds.get(feed.info.feed_id) is not feed:
+            return
+        del room.feeds[feed.info.feed_id]
+        for member in self.members.values():
+            if member.room_id == room.info.id:
+                for key in [k for k in member.subscribed if k[0] == feed.info.feed_id]:
+                    del member.subscribed[key]
+        if feed.live and notify and self.listener is not None:
+            self.listener.sfu_feed_removed(room.info.id, feed.info, reason)
+
+    def _on_publisher_event(self, member_id: str, source: str, handle: Handle, event: dict[str, Any]) -> None:
+        member = self.members.get(member_id)
+        room = self.rooms.get(member.room_id) if member is not None else None
+        if member is None or room is None:
+            return
+        feed = room.feeds.get(feed_id_of(member_id, source))
+        kind = event.get("janus")
+        if kind == "webrtcup" and feed is not None and feed.handle is handle and not feed.live:
+            feed.live = True
+            if self.listener is not None:
+                self.listener.sfu_feed_added(room.info.id, feed.info)
+            base = self.recording.recording_base(room.info.id, feed.info) if self.recording is not None else None
+            if base is not None:
+                self._spawn(self.record_feed(feed.info.feed_id, base), name=f"sfu-record-{feed.info.feed_id}")
+        elif kind == "hangup" and feed is not None and feed.handle is handle:
+            self._remove_feed(room, feed, reason="connection_lost", notify=True)
+        elif kind == "event":
+            data = event.get("plugindata", {}).get("data", {})
+            what = data.get("videoroom")
+            if what in ("talking", "stopped-talking"):
+                self._talking(room, str(data.get("id", "")), what == "talking")
+            elif (data.get("leaving") == "ok" or data.get("reason") == "kicked") and (
+                feed is not None and feed.handle is handle
+            ):
+                self._remove_feed(room, feed, reason="kicked", notify=True)
+
+    # Recording ------------------------------------------------------------------------------------
+
+    async def record_feed(self, feed_id: str, base: str | None) -> bool:
+        """Start (base = the files' base path) or stop (None) Janus's recording of one feed."""
+        for room in self.rooms.values():
+            feed = room.feeds.get(feed_id)
+            if feed is None:
+                continue
+            if base == feed.recording_base:
+                return True
+            body: dict[str, Any] = {"request": "configure", "secret": room.secret, "record": base is not None}
+            if base is not None:
+                body["filename"] = base
+            await feed.handle.request(body)
+            feed.recording_base = base
+            return True
+        return False
+
+    def recorded_feeds(self, room_id: str) -> list[FeedInfo]:
+        room = self.rooms.get(room_id)
+        return [f.info for f in room.feeds.values() if f.recording_base] if room is not None else []
+
+    # Subscribing ----------------------------------------------------------------------------------
+
+    async def subscribe(self, member_id: str, display: str, info: RoomInfo, wanted: list[WantedFeed]) -> Subscription:
+        room = await self._ensure_room(info)
+        member = self._member(member_id, info, display)
+        async with member.lock:
+            target: dict[tuple[str, str], str] = {}
+            for want in wanted:
+                feed = room.feeds.get(want.feed_id)
+                if feed is None or not feed.live or feed.info.peer_id == member_id:
+                    continue  # gone meanwhile, never there, or one's own: skipped, the streams list tells
+                for kind, mid in feed.mids.items():
+                    if (kind == "audio" and want.audio) or (kind == "video" and want.video):
+                        target[(want.feed_id, mid)] = kind
+            if member.subscriber is None:
+                if not target:
+                    return Subscription(sdp=None, streams=[])
+                await self._ensure_base(member, room)
+                handle = await self._client_or_fail().attach()
+                handle.on_event = lambda event: self._on_subscriber_event(member_id, handle, event)
+                try:
+                    data, jsep = await handle.request(
+                        {
+                            "request": "join",
+                            "ptype": "subscriber",
+                            "room": info.id,
+                            "pin": room.pin,
+                            "private_id": member.private_id,
+                            "use_msid": False,
+                            "streams": [{"feed": feed, "mid": mid} for feed, mid in target],
+                        }
+                    )
+                except BaseException:
+                    await handle.detach()
+                    raise
+                member.subscriber = handle
+            else:
+                add = [{"feed": f, "mid": m} for (f, m) in target if (f, m) not in member.subscribed]
+                drop = [{"feed": f, "mid": m} for (f, m) in member.subscribed if (f, m) not in target]
+                if not add and not drop:
+                    return Subscription(sdp=None, streams=member.streams)
+                body: dict[str, Any] = {"request": "update"}
+                if add:
+                    body["subscribe"] = add
+                if drop:
+                    body["unsubscribe"] = drop
+                data, jsep = await member.subscriber.request(body)
+            member.subscribed = target
+            member.streams = self._streams_of(data)
+            sdp = str(jsep["sdp"]) if jsep and jsep.get("type") == "offer" else None
+            return Subscription(sdp=sdp, streams=member.streams)
+
+    @staticmethod
+    def _streams_of(data: dict[str, Any]) -> list[SubscribedStream]:
+        streams = []
+        for s in data.get("streams", []):
+            if s.get("active", True) and s.get("type") in ("audio", "video") and s.get("feed_id"):
+                streams.append(SubscribedStream(mid=str(s["mid"]), feed_id=str(s["feed_id"]), kind=s["type"]))
+        return streams
+
+    async def subscription_answer(self, member_id: str, sdp: str) -> None:
+        member = self.members.get(member_id)
+        if member is None or member.subscriber is None:
+            raise NotFound("there is no subscription to answer")
+        await member.subscriber.request({"request": "start"}, {"type": "answer", "sdp": sdp})
+
+    def _on_subscriber_event(self, member_id: str, handle: Handle, event: dict[str, Any]) -> None:
+        member = self.members.get(member_id)
+        if member is None or member.subscriber is not handle:
+            return
+        kind = event.get("janus")
+        if kind == "hangup":
+            # The subscriber PeerConnection died: the next subscribe starts a new one.
+            member.subscriber = None
+            member.subscribed.clear()
+            member.streams = []
+            self._spawn(handle.detach(), name=f"sfu-detach-sub-{member_id}")
+            return
+        data = event.get("plugindata", {}).get("data", {})
+        jsep = event.get("jsep")
+        if data.get("videoroom") == "updated" and jsep and jsep.get("type") == "offer":
+            # Janus renegotiates on its own (a subscribed feed went away): pass its offer on.
+            member.streams = self._streams_of(data)
+            if self.listener is not None:
+                self.listener.sfu_to_member(member_id, Subscription(sdp=str(jsep["sdp"]), streams=member.streams))
+
+    # ICE ------------------------------------------------------------------------------------------
+
+    async def trickle(self, member_id: str, pc: str, candidate: dict[str, Any] | None) -> None:
+        member = self.members.get(member_id)
+        handle: Handle | None = None
+        if member is not None:
+            handle = {
+                "publish:camera": member.base,
+                "publish:screen": member.screen,
+                "subscribe": member.subscriber,
+            }.get(pc)
+        if handle is None:
+            raise NotFound(f"no {pc} connection to the SFU")
+        if candidate is not None and not candidate.get("candidate"):
+            candidate = None  # end of candidates
+        await handle.trickle(candidate)
+
+    # Moderation -----------------------------------------------------------------------------------
+
+    async def moderate(self, member_id: str, kind: str, mute: bool) -> bool:
+        """A moderator's mute stops the member's `kind` at Janus (every source); unmute lifts the block."""
+        member = self.members.get(member_id)
+        if member is None:
+            return False
+        if mute:
+            member.moderated.add(kind)
+        else:
+            member.moderated.discard(kind)
+        room = self.rooms.get(member.room_id)
+        done = False
+        for feed in [f for f in room.feeds.values() if f.info.peer_id == member_id] if room else []:
+            if kind in feed.mids:
+                assert room is not None
+                await self._moderate(room, feed, kind, mute)
+                done = True
+        return done
+
+    def is_moderated(self, member_id: str, kind: str) -> bool:
+        member = self.members.get(member_id)
+        return member is not None and kind in member.moderated
+
+    async def _moderate(self, room: SfuRoom, feed: Feed, kind: str, mute: bool) -> None:
+        if self._admin is None:
+            return
+        await self._admin.request(
+            {
+                "request": "moderate",
+                "room": room.info.id,
+                "secret": room.secret,
+                "id": feed.info.feed_id,
+                "mid": feed.mids[kind],
+                "mute": mute,
+            }
+        )
+
+    # Active speaker -------------------------------------------------------------------------------
+
+    def _talking(self, room: SfuRoom, janus_id: str, talking: bool) -> None:
+        peer_id = janus_id.rsplit(":", 1)[0]
+        if peer_id not in self.members:
+            return
+        room.talking_pending[peer_id] = talking
+        if room.talking_flush is not None:
+            return
+        wait = room.talking_sent_at + SPEAKING_MIN_INTERVAL_S - time.monotonic()
+        loop = asyncio.get_running_loop()
+        room.talking_flush = loop.call_later(max(wait, 0.0), self._flush_talking, room)
+
+    def _flush_talking(self, room: SfuRoom) -> None:
+        room.talking_flush = None
+        room.talking_sent_at = time.monotonic()
+        pending, room.talking_pending = room.talking_pending, {}
+        for peer_id, talking in pending.items():
+            if room.talking.get(peer_id, False) != talking and self.listener is not None:
+                room.talking[peer_id] = talking
+                self.listener.sfu_speaking(room.info.id, peer_id, talking)
