@@ -28,6 +28,7 @@ from server.auth import (
     new_secret,
     read_or_create_secret_file,
 )
+from server.coturn import CoturnConfig, CoturnError, EmbeddedCoturn
 from server.db import EmbeddedPostgres, create_pool
 from server.directory import ServerDirectory, StoreRooms, ice_servers_for
 from server.heartbeat import Heartbeat
@@ -54,6 +55,7 @@ VERSION = "0.1.0"
 ADMIN_SECRET_NAME = "admin_token_sha256"
 ADMIN_TOKEN_FILE = "admin-token"
 SECRET_KEY_FILE = "secret-key"
+TURN_SECRET_FILE = "turn-secret"
 
 EMBEDDED = web.AppKey("embedded", EmbeddedPostgres)
 SIGNALING_STORE = web.AppKey("signaling_store", PgSignalingStore)
@@ -77,6 +79,36 @@ def _janus_turn(settings: Settings) -> JanusTurn | None:
     transport = "tls" if scheme == "turns" else ("tcp" if "transport=tcp" in query else "udp")
     user, password = turn_credentials(settings.turn_secret, "janus", now_s=int(time.time()), ttl_s=JANUS_TURN_TTL_S)
     return JanusTurn(server=host.strip("[]"), port=int(port or 3478), transport=transport, user=user, password=password)
+
+
+async def _turn(app: web.Application) -> AsyncIterator[None]:
+    """ROUNDTABLE_TURN=embedded: start coturn first, so that clients (and Janus) get its URLs and credentials."""
+    settings = app[keys.SETTINGS]
+    if settings.turn != "embedded":
+        yield
+        return
+    found = await asyncio.to_thread(find_or_install, "turnserver", ("coturn",), allow_install=settings.turn_install)
+    if found.path is None:
+        raise CoturnError(f"ROUNDTABLE_TURN=embedded, but {found.why_not}")
+    secret = settings.turn_secret or read_or_create_secret_file(settings.resolved_data_dir() / TURN_SECRET_FILE)[0]
+    low, _, high = settings.turn_relay_ports.partition("-")
+    config = CoturnConfig(
+        secret=secret,
+        listen_ip=settings.turn_listen_ip,
+        port=settings.turn_port,
+        relay_ip=settings.turn_relay_ip,
+        external_ip=settings.turn_external_ip,
+        min_port=int(low),
+        max_port=int(high),
+        allow_loopback_peers=settings.turn_allow_loopback_peers,
+    )
+    coturn = EmbeddedCoturn(found.path, settings.resolved_data_dir() / "coturn", config)
+    await coturn.start()
+    app[keys.SETTINGS] = settings.model_copy(update={"turn_urls": config.urls(), "turn_secret": secret})
+    try:
+        yield
+    finally:
+        await coturn.stop()
 
 
 async def _sfu(app: web.Application) -> AsyncIterator[None]:
@@ -298,6 +330,6 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/ws", websocket)
     add_web_routes(app)
     app[OPENAPI] = api.openapi(title="Roundtable", version=VERSION)
-    app.cleanup_ctx.extend([_database, _auth, _sfu, _signaling])
+    app.cleanup_ctx.extend([_database, _auth, _turn, _sfu, _signaling])
     app.on_shutdown.append(_close_sessions)
     return app
