@@ -333,7 +333,8 @@ class Recorder:
             async with asyncio.timeout(timeout_s):
                 for participant_id in list(self.pcs):
                     await self.stop_participant(participant_id)
-                if self._pending:
+                # A track that fails while finishing spawns its report meanwhile: wait for those too.
+                while self._pending:
                     await asyncio.gather(*list(self._pending), return_exceptions=True)
         except TimeoutError:
             self._note_failure(f"the recorder did not finish within {timeout_s:g} s")
