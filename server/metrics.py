@@ -79,6 +79,14 @@ class _Levels(Collector):
         live.add_metric([], self.watched.live_recordings())
         yield live
 
+        sfu = service.sfu if service is not None else None
+        up = GaugeMetricFamily("roundtable_sfu_up", "1 while the SFU (Janus) answers; 0 when down or not configured.")
+        up.add_metric([], 1 if sfu is not None and sfu.available else 0)
+        yield up
+        sfu_rooms = GaugeMetricFamily("roundtable_sfu_rooms", "Rooms whose media runs through the SFU.")
+        sfu_rooms.add_metric([], len(sfu.rooms) if sfu is not None else 0)
+        yield sfu_rooms
+
         size = GaugeMetricFamily(
             "roundtable_db_pool_connections", "Database pool connections by use.", labels=["state"]
         )
