@@ -356,3 +356,6 @@ async def test_a_peer_too_slow_to_read_is_cut_off_and_never_stalls_the_room(
     assert [m["code"] for m in a.seen if m["type"] == "error"][-1:] == ["not_found"]
     code = await b.wait_closed(timeout=30)
     assert code in (1013, 1006), code  # 1013, unless the close frame itself could not get through
+    from tests.server.test_metrics import scrape, value
+
+    assert value(await scrape(client), "roundtable_slow_client_evictions_total") == 1
