@@ -260,7 +260,11 @@ class RecordingCoordinator:
         self.service.set_recording(live.room_id, None)
         self.service.send_to_room(live.room_id, RecordingStopped(recording_id=str(recording_id)))
         self.service.remove_hidden(live.member)
-        await live.recorder.stop()
+        try:
+            await live.recorder.stop()  # bounded (Recorder.stop)
+        except Exception as exc:  # whatever broke, the recording must not stay `stopping`
+            log.exception("recording %s: the recorder failed while stopping", recording_id)
+            live.recorder.failures.append(f"the recorder failed while stopping: {exc}")
         failures = live.recorder.failures
         return await self.store.transition(
             recording_id,
