@@ -105,7 +105,9 @@ class TrackState:
     kind: str
     key: str
     writer: TrackWriter | None = None
+    closing: bool = False  # from here on _finish_track writes the track's final row
     finished: bool = False
+    report: asyncio.Task[None] | None = None
 
 
 @dataclass(frozen=True)
@@ -283,12 +285,13 @@ class Recorder:
         self._note_failure(reason)
         log.error("recording %s: %s (participant %s)", self.recording_id, reason, state.participant_id)
         task = asyncio.create_task(self._report(state, reason), name=f"rec-problem-{state.id}")
+        state.report = task
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
     async def _report(self, state: TrackState, reason: str) -> None:
         try:
-            if not state.finished:
+            if not state.closing:
                 await self.store.finish_track(state.id, state="partial", size=None, duration_s=None, sha256=None)
             await self.store.mark_partial(self.recording_id, "; ".join(self.failures))
         except Exception:
@@ -298,12 +301,16 @@ class Recorder:
 
     async def _finish_track(self, state: TrackState) -> None:
         assert state.writer is not None
+        state.closing = True
         failure = await asyncio.to_thread(state.writer.close)  # bounded: see TrackWriter.close
         if failure:
             self._note_failure(failure)
         await self._write_track_facts(state, partial=bool(failure))
 
     async def _write_track_facts(self, state: TrackState, *, partial: bool) -> None:
+        if state.report is not None and state.report is not asyncio.current_task():
+            # Its early `partial` row must not land after the final one.
+            await asyncio.gather(state.report, return_exceptions=True)
         path = self.storage.path(state.key)
         if path.exists():
             facts = await asyncio.to_thread(file_facts, path)
