@@ -176,4 +176,3 @@ async def test_a_recording_on_a_disk_that_fills_up_ends_partial_with_the_reason_
         code = await server.stop()  # SIGINT, bounded
     assert code == 0, "".join(server.output)
     assert ADMIN_TOKEN not in "".join(server.output)
-
