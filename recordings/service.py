@@ -3,6 +3,9 @@
 A recording is persisted first (`starting`), then its recorder joins the room as a hidden member and
 the room hears `recording_started`. Consent answers are written to the ledger, then applied in
 memory, so that the relay gate (on the hot path) never waits on PostgreSQL.
+
+In sfu rooms there is no recorder peer: Janus records each consenting publisher (recordings/sfu.py),
+toggled from here whenever a feed comes up or a consent changes; at stop its files become tracks.
 """
 
 from __future__ import annotations
@@ -14,16 +17,19 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, Protocol
 
 from recordings.model import consent_holds
 from recordings.recorder import Recorder, TrackProblem
+from recordings.sfu import SFU_RECORDER_PEER_ID, Segment, SfuSession, convert, delete_mjr, mjr_files
 from recordings.storage import Storage, file_facts
 from recordings.store import RecordingStore
-from signaling.errors import NotFound, PermissionDenied
+from signaling.errors import NotFound, PermissionDenied, ServiceError
 from signaling.protocol import (
     Answer,
     Consent,
+    FeedInfo,
     IceServer,
     RecordingProblem,
     RecordingStarted,
@@ -33,6 +39,8 @@ from signaling.protocol import (
 )
 from signaling.rooms import Member, Profile
 from signaling.service import MODERATOR_ROLES, SignalingService
+from signaling.sfu.bridge import SfuBridge
+from signaling.sfu.janus import JanusError, JanusGone
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +64,12 @@ class LiveRecording:
     workshop_id: str
     room_id: str
     consent_mode: str
-    recorder: Recorder
+    started_at: datetime
+    # Mesh rooms: the recorder peer and its hidden member. Sfu rooms: no recorder; `member` is a placeholder
+    # (id "sfu", never in the room) so that `recorder_peer_id` reads the same everywhere.
+    recorder: Recorder | None
     member: Member
+    sfu: SfuSession | None = None
     consent: dict[str, bool] = field(default_factory=dict)
 
     def holds(self, participant_id: str) -> bool:
@@ -79,6 +91,7 @@ class RecordingCoordinator:
         *,
         ice_servers: Callable[[str], list[IceServer]],
         retention_days: int = 0,
+        sfu: SfuBridge | None = None,
         min_free_bytes: int = 0,
         metrics: RecordingMetrics | None = None,
     ) -> None:
@@ -89,6 +102,11 @@ class RecordingCoordinator:
         self.retention_days = retention_days
         self.min_free_bytes = min_free_bytes
         self.metrics = metrics
+        self.sfu = sfu
+        # Where Janus writes .mjr files; known without a bridge too, so that recovery can finish them.
+        self.sfu_rec_dir = Path(sfu.rec_dir) if sfu is not None and sfu.rec_dir else storage.root / "sfu"
+        if sfu is not None:
+            sfu.recording = self
         self.live: dict[uuid.UUID, LiveRecording] = {}
         self._by_peer: dict[str, LiveRecording] = {}
         self._lock = asyncio.Lock()
@@ -132,13 +150,15 @@ class RecordingCoordinator:
                     )
                 else:
                     await self.store.finish_track(track["id"], state="partial", size=0, duration_s=0.0, sha256=None)
+            failures = await self._finish_sfu_files(row["id"], row["started_at"], cut=set(), crashed=True)
             state = row["state"]
+            reason = "; ".join([CRASH_REASON, *failures])
             if state == "starting":
-                await self.store.transition(row["id"], "starting", "failed", reason=CRASH_REASON, partial=True)
+                await self.store.transition(row["id"], "starting", "failed", reason=reason, partial=True)
             else:
                 if state == "recording":
-                    await self.store.transition(row["id"], "recording", "stopping", reason=CRASH_REASON, partial=True)
-                await self.store.transition(row["id"], "stopping", "ready", reason=CRASH_REASON, partial=True)
+                    await self.store.transition(row["id"], "recording", "stopping", reason=reason, partial=True)
+                await self.store.transition(row["id"], "stopping", "ready", reason=reason, partial=True)
             log.warning("finalised recording %s left %s by a previous process", row["id"], state)
             recovered.append(row["id"])
         return recovered
@@ -182,6 +202,8 @@ class RecordingCoordinator:
                 started_by_role=starter.role,
             )
             recording_id = row["id"]
+            if self.sfu is not None and room.media == "sfu":
+                return await self._start_sfu(room, consent_mode, row)
             peer_id = f"recorder-{recording_id.hex[:12]}"
             try:
                 recorder = Recorder(
@@ -213,6 +235,7 @@ class RecordingCoordinator:
                 workshop_id=room.workshop_id,
                 room_id=room.id,
                 consent_mode=consent_mode,
+                started_at=row["started_at"],
                 recorder=recorder,
                 member=member,
             )
@@ -220,23 +243,55 @@ class RecordingCoordinator:
             self._by_peer[peer_id] = live
             self.service.add_hidden(member, room)
             row = await self.store.transition(recording_id, "starting", "recording")
-            status = RecordingStatus(
-                recording_id=str(recording_id),
-                recorder_peer_id=peer_id,
-                consent_mode=consent_mode,
-                started_at=row["started_at"],
-            )
-            self.service.set_recording(room.id, status)
-            self.service.send_to_room(
-                room.id,
-                RecordingStarted(
-                    recording_id=status.recording_id,
-                    recorder_peer_id=peer_id,
-                    consent_mode=status.consent_mode,
-                    started_at=status.started_at,
-                ),
-            )
+            self._announce(live)
             return row
+
+    def _announce(self, live: LiveRecording) -> None:
+        status = RecordingStatus(
+            recording_id=str(live.id),
+            recorder_peer_id=live.member.id,
+            consent_mode=live.consent_mode,
+            started_at=live.started_at,
+        )
+        self.service.set_recording(live.room_id, status)
+        self.service.send_to_room(
+            live.room_id,
+            RecordingStarted(
+                recording_id=status.recording_id,
+                recorder_peer_id=status.recorder_peer_id,
+                consent_mode=status.consent_mode,
+                started_at=status.started_at,
+            ),
+        )
+
+    async def _start_sfu(self, room: RoomInfo, consent_mode: str, row: Any) -> Any:
+        """Janus records: no recorder peer and no hidden member. Every live feed whose consent holds (in
+        assumed mode: everyone's) starts now; feeds that come up later start in `recording_base`."""
+        placeholder = Member(
+            id=SFU_RECORDER_PEER_ID,
+            workshop_id=room.workshop_id,
+            profile=Profile(display_name="Recorder", country="", organisation="", role=RECORDER_ROLE),
+            room_id=room.id,
+            resume_secret="",
+            hidden=True,
+        )
+        live = LiveRecording(
+            id=row["id"],
+            workshop_id=room.workshop_id,
+            room_id=room.id,
+            consent_mode=consent_mode,
+            started_at=row["started_at"],
+            recorder=None,
+            member=placeholder,
+            sfu=SfuSession(recording_id=row["id"], room_id=room.id),
+        )
+        self.live[live.id] = live
+        row = await self.store.transition(live.id, "starting", "recording")
+        self._announce(live)
+        assert self.sfu is not None
+        for feed in self.sfu.feeds(room.id):
+            self._spawn_sync(live, feed.feed_id)
+        return row
 
     def _answer(self, peer_id: str, to: str, message: dict[str, Any]) -> None:
         live = self._by_peer.get(peer_id)
@@ -259,13 +314,16 @@ class RecordingCoordinator:
         self._by_peer.pop(live.member.id, None)
         self.service.set_recording(live.room_id, None)
         self.service.send_to_room(live.room_id, RecordingStopped(recording_id=str(recording_id)))
-        self.service.remove_hidden(live.member)
-        try:
-            await live.recorder.stop()  # bounded (Recorder.stop)
-        except Exception as exc:  # whatever broke, the recording must not stay `stopping`
-            log.exception("recording %s: the recorder failed while stopping", recording_id)
-            live.recorder.failures.append(f"the recorder failed while stopping: {exc}")
-        failures = live.recorder.failures
+        if live.recorder is not None:
+            self.service.remove_hidden(live.member)
+            try:
+                await live.recorder.stop()  # bounded (Recorder.stop)
+            except Exception as exc:  # whatever broke, the recording must not stay `stopping`
+                log.exception("recording %s: the recorder failed while stopping", recording_id)
+                live.recorder.failures.append(f"the recorder failed while stopping: {exc}")
+            failures = live.recorder.failures
+        else:
+            failures = await self._stop_sfu(live)
         return await self.store.transition(
             recording_id,
             "stopping",
@@ -308,8 +366,104 @@ class RecordingCoordinator:
             raise NotFound("no such recording is running")
         await self.store.record_consent(recording_id, uuid.UUID(member.id), message.granted)
         live.consent[member.id] = message.granted
-        if not live.holds(member.id):
+        if live.sfu is not None and self.sfu is not None:
+            # Awaited: when the answer is acknowledged, Janus has started or stopped the member's feeds.
+            for feed in self.sfu.member_feeds(member.id):
+                await self._sync_feed(live, feed.feed_id)
+        elif live.recorder is not None and not live.holds(member.id):
             await live.recorder.stop_participant(member.id)
+
+    # Sfu rooms: Janus records ---------------------------------------------------------------------
+
+    def recording_base(self, room_id: str, feed: FeedInfo) -> str | None:
+        """The bridge asks when a feed comes up. The answer is always None: the start is applied by
+        `_sync_feed` under the feed's lock instead, so that a consent withdrawn meanwhile cannot be
+        overtaken by a start decided earlier."""
+        live = self.live_in_room(room_id)
+        if live is not None and live.sfu is not None:
+            self._spawn_sync(live, feed.feed_id)
+        return None
+
+    def _spawn_sync(self, live: LiveRecording, feed_id: str) -> None:
+        assert live.sfu is not None
+        task = asyncio.create_task(self._sync_feed(live, feed_id), name=f"recording-sfu-{feed_id}")
+        live.sfu.tasks.add(task)
+        task.add_done_callback(live.sfu.tasks.discard)
+
+    async def _sync_feed(self, live: LiveRecording, feed_id: str) -> None:
+        """Make Janus record the feed exactly when the publisher's consent holds and the recording runs."""
+        session, bridge = live.sfu, self.sfu
+        assert session is not None and bridge is not None
+        async with session.lock(feed_id):
+            feed = next((f for f in bridge.feeds(live.room_id) if f.feed_id == feed_id), None)
+            recorded = any(f.feed_id == feed_id for f in bridge.recorded_feeds(live.room_id))
+            wanted = feed is not None and self.live.get(live.id) is live and live.holds(feed.peer_id)
+            try:
+                if wanted and not recorded:
+                    assert feed is not None
+                    segment = Segment(
+                        participant_id=feed.peer_id,
+                        feed_id=feed_id,
+                        base=session.new_base(feed.peer_id, feed.source),
+                        generation=bridge.generation,
+                    )
+                    session.segments.append(segment)  # before the request: its files may appear at once
+                    if not await bridge.record_feed(feed_id, segment.base):
+                        segment.stopped = True
+                elif recorded and not wanted:
+                    await bridge.record_feed(feed_id, None)
+                    segment_ = session.open_segment(feed_id)
+                    if segment_ is not None:
+                        segment_.stopped = True
+            except (ServiceError, JanusError, JanusGone) as exc:
+                log.warning("recording %s: could not switch the recording of %s: %s", live.id, feed_id, exc)
+
+    async def _stop_sfu(self, live: LiveRecording) -> list[str]:
+        """Stop Janus's recording of every feed of the room, then turn the files into tracks."""
+        session, bridge = live.sfu, self.sfu
+        assert session is not None
+        for task in list(session.tasks):
+            with contextlib.suppress(Exception):
+                await task
+        if bridge is not None:
+            for feed in bridge.recorded_feeds(live.room_id):
+                async with session.lock(feed.feed_id):
+                    try:
+                        await bridge.record_feed(feed.feed_id, None)
+                    except (ServiceError, JanusError, JanusGone) as exc:
+                        log.warning("recording %s: could not stop recording %s: %s", live.id, feed.feed_id, exc)
+                        continue
+                    segment = session.open_segment(feed.feed_id)
+                    if segment is not None:
+                        segment.stopped = True
+        # A segment that we did not stop ended with its feed (unpublished, left) or with Janus: only the
+        # latter cuts it, and the bridge's connection generation tells which (conservatively: any segment of
+        # an earlier connection).
+        generation = bridge.generation if bridge is not None and bridge.available else None
+        cut = {s.base for s in session.segments if not s.stopped and s.generation != generation}
+        failures = await self._finish_sfu_files(live.id, live.started_at, cut=cut, crashed=False)
+        if cut:
+            failures.insert(0, "the SFU went away during the recording; what it had written is kept")
+        return failures
+
+    async def _finish_sfu_files(
+        self, recording_id: uuid.UUID, started_at: datetime, *, cut: set[str], crashed: bool
+    ) -> list[str]:
+        files = await asyncio.to_thread(mjr_files, self.sfu_rec_dir, recording_id)
+        if not files:
+            return []
+        failures = await convert(
+            files,
+            recording_id=recording_id,
+            started_at=started_at,
+            storage=self.storage,
+            store=self.store,
+            cut=cut,
+            crashed=crashed,
+        )
+        if not failures:  # the raw files go once every one is a track; otherwise they stay for another try
+            await asyncio.to_thread(delete_mjr, self.sfu_rec_dir, recording_id)
+        return failures
 
     def check_send(self, sender: Member, recorder: Member) -> None:
         live = self._by_peer.get(recorder.id)
@@ -330,8 +484,10 @@ class RecordingCoordinator:
     async def delete_files(self, recording_ids: list[uuid.UUID]) -> None:
         for recording_id in recording_ids:
             await asyncio.to_thread(self.storage.delete_recording, recording_id)
+            await asyncio.to_thread(delete_mjr, self.sfu_rec_dir, recording_id)
 
     async def delete(self, recording_id: uuid.UUID, *, by: str) -> None:
         """Delete the files; the row stays as a tombstone (who, when)."""
         await self.store.mark_deleted(recording_id, by)
         await asyncio.to_thread(self.storage.delete_recording, recording_id)
+        await asyncio.to_thread(delete_mjr, self.sfu_rec_dir, recording_id)

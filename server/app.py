@@ -268,6 +268,7 @@ async def _signaling(app: web.Application) -> AsyncIterator[None]:
         service,
         ice_servers=lambda pid: ice_servers_for(settings, pid),
         retention_days=settings.recording_retention_days,
+        sfu=app.get(keys.SFU),
         min_free_bytes=settings.recording_min_free_bytes,
         metrics=metrics,
     )

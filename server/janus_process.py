@@ -257,6 +257,7 @@ class EmbeddedJanus:
                 stdout=out,
                 stderr=asyncio.subprocess.STDOUT,
                 start_new_session=True,  # a Ctrl-C in the terminal is ours to handle, not Janus's
+                preexec_fn=_die_with_parent,
             )
         try:
             await self._wait_listening()
@@ -337,6 +338,15 @@ class EmbeddedJanus:
                 await self._watch
         await self._kill()
         log.info("stopped embedded Janus")
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: Janus gets SIGTERM when Roundtable dies, even by SIGKILL (Linux prctl)."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def new_config(*, ice_address: str, rtp_ports: str, public_address: str | None, turn: JanusTurn | None) -> JanusConfig:

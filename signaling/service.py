@@ -608,9 +608,11 @@ class SignalingService:
 
     async def subscribe(self, member: Member, message: Subscribe) -> None:
         room, sfu = self._sfu_room(member)
-        reply = await sfu.subscribe(member.id, member.profile.display_name, room.info, list(message.feeds))
-        if member.outbox is not None:
-            member.outbox.send(encode(reply.model_copy(update={"request_id": message.request_id})))
+        reply = await sfu.subscribe(
+            member.id, member.profile.display_name, room.info, list(message.feeds), message.request_id
+        )
+        if reply is not None and member.outbox is not None:  # None: it follows the answer to the last offer
+            member.outbox.send(encode(reply))
 
     async def subscription_answer(self, member: Member, message: SubscriptionAnswer) -> None:
         _room, sfu = self._sfu_room(member)

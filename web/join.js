@@ -1,11 +1,12 @@
-// The participant page (/join#<join token>): pre-join preview, then the room (video mesh, chat, people,
-// breakouts), and the moderator console for moderators and organisers.
+// The participant page (/join#<join token>): pre-join preview, then the room (video through a peer-to-peer mesh
+// or the SFU, chat, people, breakouts), and the moderator console for moderators and organisers.
 
 import { Api, ApiError } from "./api.js";
 import { $, clear, countryBadge, h, jwtClaims, toast } from "./dom.js";
 import { LocalMedia } from "./media.js";
 import { ModeratorConsole } from "./moderator.js";
 import { PeerMesh } from "./peers.js";
+import { SfuSession } from "./sfu.js";
 import { Signaling } from "./signaling.js";
 import { applyStrings, countryName, formatDuration, formatTime, roleName, t } from "./strings.js";
 
@@ -37,6 +38,8 @@ const state = {
   breakoutDeadline: null, // performance.now() ms when the breakouts end
   closingDeadline: null, // performance.now() ms when the closing countdown ends
   hand: false,
+  speaking: new Set(), // peer ids speaking now (sfu rooms)
+  sfuAvailable: true, // false between sfu_unavailable and sfu_restored
   joined: false,
   reconnecting: false,
   ended: false,
@@ -45,10 +48,11 @@ const state = {
 const media = new LocalMedia();
 let api = null;
 let signaling = null;
-let mesh = null;
+let mesh = null; // mesh rooms: one connection per peer
+let sfu = null; // sfu rooms: publishers and one subscriber
 let moderator = null;
 let timer = null;
-const tiles = new Map(); // peer id (or "self") -> tile element
+const tiles = new Map(); // peer id, "self", or "screen:<feed id>" (a screen share in an sfu room) -> tile element
 
 // Start -------------------------------------------------------------------------------------------
 
@@ -144,7 +148,8 @@ async function changeDevice(kind, deviceId) {
   if (!deviceId) return;
   try {
     const track = await media.switchDevice(kind, deviceId);
-    if (mesh && !(kind === "video" && media.sharingScreen)) await mesh.replaceTrack(kind, track);
+    if (isSfu()) await sfu.replaceTrack(kind, track); // the camera connection keeps the camera while a screen is shared
+    else if (mesh && !(kind === "video" && media.sharingScreen)) await mesh.replaceTrack(kind, track);
     $("#preview").srcObject = media.stream;
     refreshSelfTile();
   } catch (err) {
@@ -167,6 +172,14 @@ function join() {
       else state.connection.set(peerId, connectionState);
       renderTile(peerId);
     },
+  });
+  sfu = new SfuSession({
+    send: (msg, options) => signaling.send(msg, options),
+    selfId: () => (state.self ? state.self.id : null),
+    tracksFor: (source) => (source === "camera" ? [media.audioTrack, media.cameraTrack] : [media.screenTrack]),
+    onFeedMedia: () => renderTiles(),
+    onChange: () => renderTiles(),
+    onRefused: onSfuRefused,
   });
   signaling = new Signaling({
     token: state.token,
@@ -195,7 +208,9 @@ async function handle(msg) {
       return renderRoom();
     case "peer_left":
       state.roster.delete(msg.peer_id);
+      state.speaking.delete(msg.peer_id);
       mesh.close(msg.peer_id);
+      if (isSfu()) sfu.peerLeft(msg.peer_id);
       return renderRoom();
     case "peer_reconnecting": {
       const peer = state.roster.get(msg.peer_id);
@@ -212,11 +227,39 @@ async function handle(msg) {
     case "peer_updated":
       return onPeerUpdated(msg.peer);
     case "offer":
+      if (isSfu()) return; // no peer-to-peer media in an sfu room (a late one from before a switch)
       return mesh.handleOffer(msg.from, msg.sdp, politeTowards(msg.from));
     case "answer":
       return mesh.handleAnswer(msg.from, msg.sdp);
     case "candidate":
+      if (msg.from === "sfu") {
+        sfu.candidate(msg.pc, msg.candidate);
+        return;
+      }
       return mesh.handleCandidate(msg.from, msg.candidate);
+    // SFU rooms. The SfuSession keeps its own order; nothing here waits for it.
+    case "published":
+      sfu.published(msg);
+      return;
+    case "subscription":
+      sfu.subscription(msg);
+      return;
+    case "feed_added":
+      if (isSfu()) sfu.feedAdded(msg.feed);
+      return;
+    case "feed_removed":
+      if (isSfu()) sfu.feedRemoved(msg.feed_id, msg.reason);
+      return;
+    case "sfu_unavailable":
+      return onSfuUnavailable();
+    case "sfu_restored":
+      return onSfuRestored();
+    case "room_media_changed":
+      return onRoomMediaChanged(msg);
+    case "speaking":
+      return onSpeaking(msg);
+    case "floor":
+      return onFloor(msg);
     case "chat":
       addChat(msg);
       return;
@@ -259,6 +302,8 @@ async function handle(msg) {
       moderator?.onEvent(msg);
       return;
     case "error":
+      if (sfu.error(msg)) return; // a publish or subscribe of ours: handled there
+      if (msg.code === "unavailable" && isSfu()) return; // a candidate or answer while the SFU is down: the banner says it
       if (msg.code === "not_found") console.info("signalling:", msg.message);
       else if (msg.code !== "rate_limited") toast(t("error_generic", { message: msg.message }), { kind: "error" });
       return;
@@ -282,7 +327,19 @@ function onWelcome(msg) {
   state.self = msg.self;
   state.hand = msg.self.state.hand;
   mesh.setIceServers(msg.ice_servers);
-  enterRoom(msg.room, msg.peers);
+  sfu.setIceServers(mesh.iceServers);
+  const available = msg.sfu_available !== false;
+  if (msg.resumed && isSfu() && state.room.id === msg.room.id && msg.room.media === "sfu" && available && state.sfuAvailable) {
+    // The server kept our SFU handles across the drop, and media never went through the socket: keep them.
+    state.room = msg.room;
+    state.roster = new Map(msg.peers.map((p) => [p.id, p]));
+    sfu.resume(msg.feeds);
+    syncPublishing();
+    renderRoom();
+  } else {
+    state.sfuAvailable = available;
+    enterRoom(msg.room, msg.peers, msg.feeds);
+  }
   setBreakout(msg.breakout);
   setRecording(msg.recording);
   if (!msg.resumed) {
@@ -311,21 +368,125 @@ function onWelcome(msg) {
   moderator?.onEvent(msg);
 }
 
-/** A new room picture (welcome or moved): fresh connections to everyone, offered by us as the newcomer. */
-function enterRoom(room, peers) {
+/**
+ * A new room picture (welcome, moved, room_media_changed): fresh connections. In a mesh room we offer to everyone
+ * as the newcomer; in an sfu room we publish (when we may) and subscribe to the others' feeds.
+ */
+function enterRoom(room, peers, feeds = []) {
   mesh.closeAll();
   state.room = room;
   if (room.kind === "plenary") state.plenaryId = room.id;
   state.roster = new Map(peers.map((p) => [p.id, p]));
   state.connection.clear();
-  for (const peer of peers) {
-    if (!peer.reconnecting) mesh.connect(peer.id, peer.polite);
+  state.speaking.clear();
+  if (isSfu()) {
+    sfu.enter(feeds, state.sfuAvailable);
+    sfu.resubscribe();
+    syncPublishing();
+  } else {
+    sfu.leave();
+    for (const peer of peers) {
+      if (!peer.reconnecting) mesh.connect(peer.id, peer.polite);
+    }
   }
+  renderSfuBanner();
+  renderRoom();
+}
+
+function isSfu() {
+  return Boolean(state.room && state.room.media === "sfu");
+}
+
+function mayPublish() {
+  return Boolean(state.self && state.self.may_publish !== false);
+}
+
+/** Publish in an sfu room what we have and may: camera and microphone together, the screen on its own. */
+function syncPublishing() {
+  if (!isSfu() || !state.sfuAvailable) return;
+  const may = mayPublish();
+  sfu.want({ camera: may && (media.hasAudio || media.hasVideo), screen: may && media.sharingScreen });
+}
+
+/** The server refused a publish (`what` is its source) or our subscribe (`what` is "subscribe"). */
+function onSfuRefused(code, what) {
+  if (code === "unavailable") {
+    state.sfuAvailable = false; // the SFU is down: sfu_restored brings it back
+    renderSfuBanner();
+    renderTiles();
+  } else if (code === "invalid_argument" || what === "subscribe") {
+    console.warn("sfu: refused", what, code); // a room that just switched to mesh, or asked again on the next change
+  } else if (code === "permission_denied") {
+    if (mayPublish()) toast(t("sfu_publish_denied"), { kind: "error" });
+  } else {
+    toast(t("sfu_publish_failed", { source: t(`source_${what}`) }), { kind: "error" });
+  }
+}
+
+function onSfuUnavailable() {
+  state.sfuAvailable = false;
+  sfu.unavailable();
+  renderSfuBanner();
+  renderRoom();
+}
+
+function onSfuRestored() {
+  state.sfuAvailable = true;
+  if (isSfu()) {
+    sfu.enter([], true); // every feed went with the old SFU; the others' come back as feed_added
+    sfu.resubscribe();
+    syncPublishing();
+    toast(t("sfu_restored"));
+  }
+  renderSfuBanner();
+  renderRoom();
+}
+
+function renderSfuBanner() {
+  $("#sfu-banner").hidden = !(isSfu() && !state.sfuAvailable);
+}
+
+function onRoomMediaChanged(msg) {
+  state.sfuAvailable = true; // not told in a mesh room; a refused request says otherwise
+  const self = msg.peers.find((p) => p.id === state.self.id);
+  if (self) state.self = { ...state.self, may_publish: self.may_publish };
+  enterRoom(
+    msg.room,
+    msg.peers.filter((p) => p.id !== state.self.id),
+    msg.feeds,
+  );
+  syncRecorder();
+  addSystemLine(t("media_changed", { mode: t(isSfu() ? "media_mode_sfu" : "media_mode_mesh") }));
+  moderator?.onEvent(msg);
+}
+
+function onSpeaking(msg) {
+  if (msg.speaking) state.speaking.add(msg.peer_id);
+  else state.speaking.delete(msg.peer_id);
+  renderTile(state.self && msg.peer_id === state.self.id ? "self" : msg.peer_id);
+}
+
+function onFloor(msg) {
+  state.self = { ...state.self, may_publish: msg.granted };
+  if (msg.granted) {
+    toast(t("floor_granted", { name: msg.by.display_name }));
+    sfu.allowAgain();
+    syncPublishing();
+  } else {
+    toast(t("floor_revoked", { name: msg.by.display_name }));
+    sfu.stopPublishing(); // the server already removed our feeds
+    if (media.sharingScreen) {
+      media.stopScreen();
+      sendState({ screen: false });
+    }
+  }
+  renderControls();
   renderRoom();
 }
 
 function onMoved(msg) {
-  enterRoom(msg.room, msg.peers);
+  state.sfuAvailable = true; // not told in a mesh room; a refused request says otherwise
+  enterRoom(msg.room, msg.peers, msg.feeds);
   setBreakout(msg.breakout);
   setRecording(msg.recording);
   state.chat.clear();
@@ -341,7 +502,13 @@ function onPeerUpdated(peer) {
   if (peer.id === state.self.id) {
     const wasHand = state.hand;
     const oldRole = state.self.role;
+    const mightPublish = mayPublish();
     state.self = { ...state.self, ...peer, state: peer.state };
+    if (mightPublish !== mayPublish()) {
+      if (mayPublish()) sfu.allowAgain();
+      else sfu.stopPublishing();
+      syncPublishing();
+    }
     state.hand = peer.state.hand;
     if (wasHand && !state.hand) toast(t("hand_lowered"));
     if (!MODERATOR_ROLES.has(oldRole) && MODERATOR_ROLES.has(peer.role)) startModerator();
@@ -470,7 +637,8 @@ function consentHolds() {
 function syncRecorder() {
   const rec = state.recording;
   if (!rec) return;
-  const wanted = consentHolds() && media.stream.getTracks().length > 0;
+  // In an sfu room the recorder takes our feeds from the SFU: no connection of ours to it.
+  const wanted = !isSfu() && consentHolds() && media.stream.getTracks().length > 0;
   if (wanted && !mesh.has(rec.recorder_peer_id)) mesh.connect(rec.recorder_peer_id, true, { sendOnly: true });
   if (!wanted && mesh.has(rec.recorder_peer_id)) mesh.close(rec.recorder_peer_id);
 }
@@ -561,7 +729,13 @@ function renderRoom() {
 
 function renderTiles() {
   const grid = $("#grid");
-  const wanted = ["self", ...[...state.roster.values()].sort(byName).map((p) => p.id)];
+  if (!state.room) return;
+  const wanted = ["self"];
+  for (const peer of [...state.roster.values()].sort(byName)) {
+    wanted.push(peer.id);
+    // In an sfu room a screen share is a feed, and a tile, of its own (after its sharer's).
+    if (isSfu()) for (const feed of sfu.remoteFeeds()) if (feed.peer_id === peer.id && feed.source === "screen") wanted.push(`screen:${feed.feed_id}`);
+  }
   for (const [id, tile] of tiles) {
     if (!wanted.includes(id)) {
       tile.querySelector("video").srcObject = null;
@@ -585,9 +759,13 @@ function makeTile(id) {
   const isSelf = id === "self";
   const video = h("video", { autoplay: true, playsinline: true, muted: isSelf, class: isSelf ? "mirrored" : "" });
   video.muted = isSelf;
+  const screenFeed = id.startsWith("screen:") ? id.slice("screen:".length) : null;
+  const dataset = screenFeed
+    ? { feedId: screenFeed, screenOf: sfu.feeds.get(screenFeed)?.peer_id || "", self: "false" }
+    : { peerId: isSelf ? state.self.id : id, self: isSelf ? "true" : "false" };
   const tile = h(
     "figure",
-    { class: "tile", dataset: { peerId: isSelf ? state.self.id : id, self: isSelf ? "true" : "false" } },
+    { class: screenFeed ? "tile tile-screen" : "tile", dataset },
     video,
     h("div", { class: "tile-status" }),
     h("figcaption", { class: "tile-caption" }),
@@ -609,27 +787,74 @@ function refreshSelfTile() {
 function renderTile(id) {
   const tile = tiles.get(id);
   if (!tile) return;
+  if (id.startsWith("screen:")) return renderScreenTile(id, tile);
   const isSelf = id === "self";
   const info = isSelf ? { ...state.self, state: selfState() } : state.roster.get(id);
   if (!info) return;
   const name = isSelf ? t("tile_you", { name: info.display_name }) : info.display_name;
   tile.setAttribute("aria-label", t("tile_label", { name }));
-  const connection = isSelf ? "connected" : state.connection.get(id) || "new";
+  const connection = isSelf ? "connected" : connectionOf(id);
+  const listening = isSfu() && info.may_publish === false;
+  const noVideo = listening || (!info.state.video && !info.state.screen);
   let status = "";
   if (!isSelf && info.reconnecting) status = t("peer_reconnecting");
-  else if (!isSelf && connection !== "connected") status = t("tile_connecting");
+  else if (listening) status = t(isSelf ? "tile_you_listening" : "tile_listening");
+  else if (!isSelf && isSfu() && !state.sfuAvailable) status = t("tile_sfu_down");
+  else if (!isSelf && connection !== "connected" && !(isSfu() && !info.state.video && !info.state.audio)) status = t("tile_connecting");
   else if (!info.state.video && !info.state.screen) status = t("tile_no_video");
   const statusEl = tile.querySelector(".tile-status");
   statusEl.textContent = status;
   statusEl.hidden = !status;
-  tile.classList.toggle("no-video", !info.state.video && !info.state.screen);
+  if (!isSelf && isSfu()) {
+    const feed = cameraFeedOf(id);
+    showStream(tile, feed ? sfu.streamOf(feed.feed_id) : null);
+  }
+  tile.classList.toggle("no-video", noVideo);
   tile.classList.toggle("hand", info.state.hand);
+  tile.classList.toggle("speaking", state.speaking.has(info.id));
   tile.dataset.connection = connection;
   clear(tile.querySelector(".tile-caption"), 
     countryBadge(info.country, countryName(info.country)),
     h("span", { class: "tile-name" }, name),
     stateBadges(info.state),
   );
+}
+
+function renderScreenTile(id, tile) {
+  const feedId = id.slice("screen:".length);
+  const feed = sfu.feeds.get(feedId);
+  const owner = feed && state.roster.get(feed.peer_id);
+  if (!owner) return;
+  const name = t("tile_screen_of", { name: owner.display_name });
+  tile.setAttribute("aria-label", t("tile_label", { name }));
+  const stream = sfu.streamOf(feedId);
+  showStream(tile, stream);
+  const connected = Boolean(stream) && sfu.receiveState === "connected";
+  const statusEl = tile.querySelector(".tile-status");
+  statusEl.textContent = connected ? "" : t("tile_connecting");
+  statusEl.hidden = connected;
+  tile.dataset.connection = connected ? "connected" : "new";
+  clear(tile.querySelector(".tile-caption"), countryBadge(owner.country, countryName(owner.country)), h("span", { class: "tile-name" }, name));
+}
+
+function showStream(tile, stream) {
+  const video = tile.querySelector("video");
+  if (video.srcObject === stream) return;
+  video.srcObject = stream;
+  if (stream) video.play().catch(() => {});
+}
+
+/** The camera (and microphone) feed of a peer in an sfu room. */
+function cameraFeedOf(peerId) {
+  return sfu.remoteFeeds().find((f) => f.peer_id === peerId && f.source === "camera") || null;
+}
+
+/** How far we are from receiving a peer: its mesh connection, or in an sfu room the subscriber connection. */
+function connectionOf(peerId) {
+  if (!isSfu()) return state.connection.get(peerId) || "new";
+  const feed = cameraFeedOf(peerId);
+  if (!feed || !sfu.streamOf(feed.feed_id)) return "new";
+  return sfu.receiveState;
 }
 
 function selfState() {
@@ -815,9 +1040,11 @@ function sendState(changes) {
 }
 
 async function toggleScreen() {
+  // Mesh: the screen replaces the camera on every connection. SFU: the screen is a feed of its own.
   if (media.sharingScreen) {
     const camera = media.stopScreen();
-    await mesh.replaceTrack("video", camera);
+    if (isSfu()) syncPublishing();
+    else await mesh.replaceTrack("video", camera);
     sendState({ screen: false });
     return;
   }
@@ -825,7 +1052,8 @@ async function toggleScreen() {
     const track = await media.startScreen(async () => {
       if (media.sharingScreen) await toggleScreen();
     });
-    await mesh.replaceTrack("video", track);
+    if (isSfu()) syncPublishing();
+    else await mesh.replaceTrack("video", track);
     sendState({ screen: true });
   } catch (err) {
     toast(t("screen_share_failed", { error: err.name || err.message }), { kind: "error" });
@@ -852,6 +1080,7 @@ function renderControls() {
   setControl($("#btn-screen"), { on: sharing, text: sharing ? t("stop_share") : t("share_screen") });
   $("#btn-screen").classList.toggle("active", sharing);
   $("#btn-screen").hidden = !(navigator.mediaDevices && navigator.mediaDevices.getDisplayMedia);
+  $("#btn-screen").disabled = isSfu() && !mayPublish() && !sharing;
   setControl($("#btn-hand"), { on: state.hand, text: state.hand ? t("lower_hand") : t("raise_hand") });
   $("#btn-hand").classList.toggle("active", state.hand);
 }
@@ -871,6 +1100,7 @@ function startModerator() {
     getBreakout: () => state.breakout,
     getRecording: () => state.recording,
     chooseRoom,
+    setFloor: (peerId, granted) => signaling.send({ type: granted ? "grant_floor" : "revoke_floor", peer_id: peerId }, { withRequestId: true }),
     onHelpCount: (n) => {
       const badge = $("#help-count");
       badge.textContent = String(n);
@@ -886,6 +1116,7 @@ function startModerator() {
 function ended(code) {
   state.ended = true;
   mesh?.closeAll();
+  sfu?.leave();
   media.stop();
   clearInterval(timer);
   for (const tile of tiles.values()) tile.querySelector("video").srcObject = null;
@@ -911,15 +1142,24 @@ function showEnd(message, { heading = "end_heading", rejoin = false } = {}) {
 // Test and debugging hook -------------------------------------------------------------------------
 
 window.roundtable = {
-  /** Per peer: connection state and inbound/outbound bytes by kind. */
-  stats: () => (mesh ? mesh.stats() : Promise.resolve([])),
+  /** Per peer (mesh) or per remote feed (sfu; `peerId` is its publisher): connection state and bytes by kind. */
+  stats: async () => [...(mesh ? await mesh.stats() : []), ...(sfu ? await sfu.stats() : [])],
+  /** Every open RTCPeerConnection of the page with its role: "mesh" (with peerId), "publish:camera", ... */
+  connections: () => [
+    ...(mesh ? [...mesh.peers].map(([peerId, { pc }]) => ({ role: "mesh", peerId, pc })) : []),
+    ...(sfu ? sfu.connections() : []),
+  ],
+  /** Our feeds and the room's (sfu rooms). */
+  feeds: () => (sfu ? [...sfu.feeds.values()] : []),
   state: () => ({
     joined: state.joined,
     ended: state.ended,
     reconnecting: state.reconnecting,
     self: state.self,
     room: state.room,
-    peers: [...state.roster.values()].map((p) => ({ ...p, connection: state.connection.get(p.id) || null })),
+    peers: [...state.roster.values()].map((p) => ({ ...p, connection: isSfu() ? connectionOf(p.id) : state.connection.get(p.id) || null })),
+    sfuAvailable: state.sfuAvailable,
+    speaking: [...state.speaking],
     breakout: state.breakout,
     recording: state.recording,
     recordingConsent: state.recording ? state.consent.get(state.recording.recording_id) ?? null : null,

@@ -2,7 +2,7 @@
 //
 // It reads rooms, the roster, breakout plans and running recordings over the HTTP API with the moderator's
 // own join token; runs breakouts (create, assign, open, extend, close, broadcast, move); mutes and removes
-// people; starts and stops recordings; and keeps the help queue from `help_requested` events. Who is in
+// people; gives and takes back the floor in moderated sfu rooms; starts and stops recordings; and keeps the help queue from `help_requested` events. Who is in
 // which room right now comes from the live presence list (GET /workshops/{id}/presence); people not
 // connected are shown where the plan's assignments will put them.
 
@@ -28,8 +28,8 @@ const STRATEGIES = ["manual", "random", "balanced", "country_mixed", "self_selec
 const AUTO_REFRESH_MS = 15000;
 
 export class ModeratorConsole {
-  constructor({ root, api, workshopId, getSelf, getRoom, getRoster, getPlenaryId, getBreakout, getRecording, chooseRoom, onHelpCount }) {
-    Object.assign(this, { root, api, workshopId, getSelf, getRoom, getRoster, getPlenaryId, getBreakout, getRecording, chooseRoom, onHelpCount });
+  constructor({ root, api, workshopId, getSelf, getRoom, getRoster, getPlenaryId, getBreakout, getRecording, chooseRoom, setFloor, onHelpCount }) {
+    Object.assign(this, { root, api, workshopId, getSelf, getRoom, getRoster, getPlenaryId, getBreakout, getRecording, chooseRoom, setFloor, onHelpCount });
     this.rooms = [];
     this.recordings = []; // recordings running in any room of the workshop
     this.people = [];
@@ -118,7 +118,7 @@ export class ModeratorConsole {
       this.render();
       return;
     }
-    const reload = ["breakouts_opened", "breakouts_updated", "breakouts_closing", "breakouts_closed", "moved", "recording_started", "recording_stopped"];
+    const reload = ["breakouts_opened", "breakouts_updated", "breakouts_closing", "breakouts_closed", "moved", "recording_started", "recording_stopped", "room_media_changed"];
     if (reload.includes(msg.type)) {
       this.refresh();
     } else {
@@ -461,6 +461,35 @@ export class ModeratorConsole {
     );
   }
 
+  /**
+   * "Give the floor" / "Take the floor back" for someone in our room when it is a moderated sfu room (only those
+   * given the floor publish there; moderators always may, observers never).
+   */
+  floorButton(person, roster) {
+    const here = this.getRoom();
+    const peer = roster.get(person.id);
+    if (!peer || here.media !== "sfu") return null;
+    // A change of who may publish reaches us as peer_updated (may_publish), not as a new room: ask the API too.
+    const listed = this.rooms.find((r) => r.id === here.id);
+    const moderated = here.publishing === "moderated" || (listed && listed.publishing === "moderated") || peer.may_publish === false;
+    if (!moderated) return null;
+    if (["organiser", "moderator", "observer"].includes(peer.role)) return null;
+    const granted = peer.may_publish !== false;
+    return h(
+      "button",
+      {
+        type: "button",
+        class: granted ? "small danger" : "small",
+        "aria-label": t(granted ? "mod_floor_revoke_label" : "mod_floor_grant_label", { name: person.display_name }),
+        dataset: { floor: granted ? "granted" : "none" },
+        onclick: () => {
+          if (this.setFloor(person.id, !granted)) toast(t(granted ? "mod_floor_revoked" : "mod_floor_granted", { name: person.display_name }));
+        },
+      },
+      t(granted ? "mod_floor_revoke" : "mod_floor_grant"),
+    );
+  }
+
   personRow(person, self, roster) {
     const presence = this.present && this.present.get(person.id);
     const live = person.id === self.id || roster.has(person.id) || Boolean(presence && presence.connected);
@@ -477,6 +506,7 @@ export class ModeratorConsole {
         : h(
             "span",
             { class: "person-actions" },
+            this.floorButton(person, roster),
             h("button", { type: "button", class: "small", "aria-label": t("mod_mute_label", { name: person.display_name }), onclick: () => this.mute(person) }, t("mod_mute")),
             h(
               "button",

@@ -92,6 +92,10 @@ class SfuMember:
     subscribed: dict[tuple[str, str], str] = field(default_factory=dict)  # (feed id, feed mid) -> kind
     streams: list[SubscribedStream] = field(default_factory=list)
     moderated: set[str] = field(default_factory=set)  # kinds muted by a moderator
+    # Janus takes one renegotiation at a time: a subscribe that arrives while an offer is unanswered
+    # waits here (the newest wins) and runs when the answer comes.
+    answer_pending: bool = False
+    deferred: tuple[list[WantedFeed], Any] | None = None
 
 
 @dataclass
@@ -393,6 +397,8 @@ class SfuBridge:
         member.subscribed.clear()
         member.streams = []
         member.moderated.clear()
+        member.answer_pending = False
+        member.deferred = None
 
     async def _kick(self, room: SfuRoom, member_id: str) -> None:
         if self._admin is None:
@@ -461,8 +467,16 @@ class SfuBridge:
                     await handle.detach()
                     raise
                 member.screen = handle
+            # "record": false because Janus keeps a publisher's recording switched on across an unpublish and
+            # would record a republish on its own, under a name of its own; the recording policy decides.
             data, jsep = await handle.request(
-                {"request": "publish", "display": member.display, "descriptions": []},
+                {
+                    "request": "publish",
+                    "display": member.display,
+                    "descriptions": [],
+                    "record": False,
+                    "secret": room.secret,
+                },
                 {"type": "offer", "sdp": sdp},
             )
             if not jsep or jsep.get("type") != "answer":
@@ -569,9 +583,27 @@ class SfuBridge:
 
     # Subscribing ----------------------------------------------------------------------------------
 
-    async def subscribe(self, member_id: str, display: str, info: RoomInfo, wanted: list[WantedFeed]) -> Subscription:
+    async def subscribe(
+        self, member_id: str, display: str, info: RoomInfo, wanted: list[WantedFeed], request_id: Any = None
+    ) -> Subscription | None:
+        """The new subscription (its offer), or None when it must wait for the answer to the previous offer:
+        the reply then comes through the listener once that answer arrived."""
         room = await self._ensure_room(info)
         member = self._member(member_id, info, display)
+        if member.answer_pending and member.subscriber is not None:
+            superseded, member.deferred = member.deferred, (wanted, request_id)
+            if superseded is not None and self.listener is not None:
+                self.listener.sfu_to_member(
+                    member_id, Subscription(sdp=None, streams=member.streams, request_id=superseded[1])
+                )
+            return None
+        reply = await self._subscribe(member, room, info, wanted)
+        return reply.model_copy(update={"request_id": request_id})
+
+    async def _subscribe(
+        self, member: SfuMember, room: SfuRoom, info: RoomInfo, wanted: list[WantedFeed]
+    ) -> Subscription:
+        member_id = member.id
         async with member.lock:
             target: dict[tuple[str, str], str] = {}
             for want in wanted:
@@ -617,6 +649,8 @@ class SfuBridge:
             member.subscribed = target
             member.streams = self._streams_of(data)
             sdp = str(jsep["sdp"]) if jsep and jsep.get("type") == "offer" else None
+            if sdp is not None:
+                member.answer_pending = True
             return Subscription(sdp=sdp, streams=member.streams)
 
     @staticmethod
@@ -631,7 +665,21 @@ class SfuBridge:
         member = self.members.get(member_id)
         if member is None or member.subscriber is None:
             raise NotFound("there is no subscription to answer")
-        await member.subscriber.request({"request": "start"}, {"type": "answer", "sdp": sdp})
+        try:
+            await member.subscriber.request({"request": "start"}, {"type": "answer", "sdp": sdp})
+        finally:
+            member.answer_pending = False
+        deferred, member.deferred = member.deferred, None
+        room = self.rooms.get(member.room_id)
+        if deferred is not None and room is not None:
+            self._spawn(self._run_deferred(member, room, *deferred), name=f"sfu-subscribe-{member_id}")
+
+    async def _run_deferred(self, member: SfuMember, room: SfuRoom, wanted: list[WantedFeed], request_id: Any) -> None:
+        if self.members.get(member.id) is not member:
+            return
+        reply = await self._subscribe(member, room, room.info, wanted)
+        if self.listener is not None:
+            self.listener.sfu_to_member(member.id, reply.model_copy(update={"request_id": request_id}))
 
     def _on_subscriber_event(self, member_id: str, handle: Handle, event: dict[str, Any]) -> None:
         member = self.members.get(member_id)
@@ -641,6 +689,7 @@ class SfuBridge:
         if kind == "hangup":
             # The subscriber PeerConnection died: the next subscribe starts a new one.
             member.subscriber = None
+            member.answer_pending = False
             member.subscribed.clear()
             member.streams = []
             self._spawn(handle.detach(), name=f"sfu-detach-sub-{member_id}")
@@ -650,6 +699,7 @@ class SfuBridge:
         if data.get("videoroom") == "updated" and jsep and jsep.get("type") == "offer":
             # Janus renegotiates on its own (a subscribed feed went away): pass its offer on.
             member.streams = self._streams_of(data)
+            member.answer_pending = True
             if self.listener is not None:
                 self.listener.sfu_to_member(member_id, Subscription(sdp=str(jsep["sdp"]), streams=member.streams))
 

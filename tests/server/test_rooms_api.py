@@ -75,17 +75,29 @@ async def test_create_room_makes_a_breakout_with_default_capacity(client: Client
     assert [r["id"] for r in await rooms(client, workshop["id"])] == [workshop["plenary_room_id"], room["id"]]
 
 
-async def test_create_room_by_a_moderator_with_capacity_and_media(client: Client) -> None:
+async def test_create_room_by_a_moderator_with_capacity_and_publishing(client: Client) -> None:
     workshop = await create_workshop(client)
     moderator = await add_participant(client, workshop["id"], role="moderator")
     resp = await client.post(
         rooms_url(workshop["id"]),
-        json={"name": "Large", "capacity": 12, "media": "sfu"},
+        json={"name": "Large", "capacity": 12, "publishing": "moderated"},
         headers=bearer(moderator["join_token"]),
     )
     assert resp.status == 201, await resp.text()
     room = await resp.json()
-    assert (room["capacity"], room["media"], room["kind"]) == (12, "sfu", "breakout")
+    assert (room["capacity"], room["media"], room["publishing"], room["kind"]) == (12, "mesh", "moderated", "breakout")
+
+
+async def test_a_room_asking_for_sfu_on_a_server_without_one_is_refused_clearly(client: Client) -> None:
+    workshop = await create_workshop(client)
+    assert workshop["plenary_room_id"]
+    resp = await client.post(rooms_url(workshop["id"]), json={"name": "Large", "media": "sfu"}, headers=ADMIN)
+    error = await error_of(resp, 400, "invalid_argument")
+    assert "no SFU" in error["message"] and error["details"][0]["field"] == "media"
+    resp = await client.patch(
+        rooms_url(workshop["id"], workshop["plenary_room_id"]), json={"media": "sfu"}, headers=ADMIN
+    )
+    await error_of(resp, 400, "invalid_argument")
 
 
 async def test_create_room_refuses_an_invalid_body_and_creates_nothing(client: Client) -> None:
@@ -127,9 +139,9 @@ async def test_patch_room_renames_and_resizes_only_what_is_given(client: Client)
     assert resp.status == 200, await resp.text()
     assert await resp.json() == {**room, "name": "New"}
     resp = await client.patch(
-        rooms_url(workshop["id"], room["id"]), json={"capacity": 20, "media": "sfu"}, headers=ADMIN
+        rooms_url(workshop["id"], room["id"]), json={"capacity": 20, "publishing": "moderated"}, headers=ADMIN
     )
-    assert await resp.json() == {**room, "name": "New", "capacity": 20, "media": "sfu"}
+    assert await resp.json() == {**room, "name": "New", "capacity": 20, "publishing": "moderated"}
     resp = await client.get(rooms_url(workshop["id"], room["id"]), headers=ADMIN)
     assert (await resp.json())["capacity"] == 20
 

@@ -14,7 +14,7 @@ from server.app import create_app
 from tests import netns
 from tests.conftest import make_settings
 from tests.helpers import ADMIN, add_participant, create_workshop
-from tests.sfu.peer import SfuPeer
+from tests.sfu.peer import RED, SfuPeer
 
 
 def sfu_settings(database_url: str, data_dir: Path, **overrides: Any) -> Any:
@@ -64,11 +64,19 @@ class Room:
         room_id: str = self.workshop["plenary_room_id"]
         return room_id
 
-    async def person(self, name: str, *, role: str = "participant", decode: bool = True, start: bool = True) -> SfuPeer:
+    async def person(
+        self,
+        name: str,
+        *,
+        role: str = "participant",
+        decode: bool = True,
+        start: bool = True,
+        colour: tuple[int, int, int] = RED,
+    ) -> SfuPeer:
         participant = await add_participant(
             self.client, self.workshop["id"], display_name=name, country="PT", role=role
         )
-        peer = SfuPeer(self.client, participant["join_token"], name, decode=decode)
+        peer = SfuPeer(self.client, participant["join_token"], name, decode=decode, colour=colour)
         self.peers.append(peer)
         if start:
             await peer.start()

@@ -107,6 +107,11 @@ class SfuPeer:
     _reader: asyncio.Task[None] | None = None
     _wanted: list[str] | None = None  # None: every feed but one's own
     _subscribed: bool = False
+    # Mesh mode (rooms whose media is mesh): one connection per peer, the impolite side offers.
+    colour: tuple[int, int, int] = RED
+    hz: float = 440.0
+    mesh: dict[str, RTCPeerConnection] = field(default_factory=dict)
+    media: str = ""
 
     @property
     def id(self) -> str:
@@ -121,7 +126,11 @@ class SfuPeer:
     async def start(self) -> SfuPeer:
         self.signal = await join(self.client, self.token)
         self.feeds = {f["feed_id"]: f for f in self.welcome.get("feeds", [])}
+        self.media = self.welcome["room"]["media"]
         self._reader = asyncio.create_task(self._read(), name=f"sfu-peer-{self.name}")
+        if self.media == "mesh":
+            for peer in self.welcome["peers"]:  # the newcomer offers to everyone already there
+                self._background(self._mesh_offer(peer["id"]))
         return self
 
     async def close(self) -> None:
@@ -136,6 +145,8 @@ class SfuPeer:
                 await task
         for pub in self.published.values():
             await pub.pc.close()
+        for link in self.mesh.values():
+            await link.close()
         if self.subscriber is not None:
             await self.subscriber.close()
         if self.signal is not None:
@@ -179,7 +190,15 @@ class SfuPeer:
         self._subscribed = True
         ids = feed_ids if feed_ids is not None else [f for f, info in self.feeds.items() if info["peer_id"] != self.id]
         wanted = [{"feed_id": f, "audio": kinds.get("audio", True), "video": kinds.get("video", True)} for f in ids]
-        return await self.request({"type": "subscribe", "feeds": wanted})
+        if self.subscriber is None and len(wanted) > 1:
+            # aiortc (1.16) as the answerer of a first offer with several streams of one kind received only
+            # the first of them here; growing the subscription through updates works (browsers need neither).
+            await self.request({"type": "subscribe", "feeds": wanted[:1]})
+        reply = await self.request({"type": "subscribe", "feeds": wanted})
+        now = [f for f, info in self.feeds.items() if info["peer_id"] != self.id]
+        if feed_ids is None and set(now) != set(ids):  # feeds came or went meanwhile
+            return await self.subscribe(None, **kinds)
+        return reply
 
     # Waiting --------------------------------------------------------------------------------------
 
@@ -253,6 +272,81 @@ class SfuPeer:
             self._background(self._restore())
         elif kind in ("moved", "room_media_changed"):
             self.feeds = {f["feed_id"]: f for f in message.get("feeds", [])}
+            await self._switch(message)
+        elif kind == "offer":
+            await self._mesh_answer(message["from"], message["sdp"])
+        elif kind == "answer" and message["from"] in self.mesh:
+            await self.mesh[message["from"]].setRemoteDescription(RTCSessionDescription(message["sdp"], "answer"))
+        elif kind == "peer_left" and message["peer_id"] in self.mesh:
+            await self.mesh.pop(message["peer_id"]).close()
+
+    # Mesh and switching ---------------------------------------------------------------------------
+
+    async def _switch(self, message: dict[str, Any]) -> None:
+        media = message["room"]["media"]
+        self.media = media
+        self.received.clear()
+        for link in list(self.mesh.values()):
+            await link.close()
+        self.mesh.clear()
+        for pub in list(self.published.values()):
+            await pub.pc.close()
+        if self.subscriber is not None:
+            await self.subscriber.close()
+            self.subscriber = None
+        if media == "mesh":
+            self.published.clear()
+            for peer in message["peers"]:
+                if not peer["polite"] or message["type"] == "moved":  # one offer per pair
+                    self._background(self._mesh_offer(peer["id"]))
+        else:
+            self.published.clear()
+            self._background(self._enter_sfu())
+
+    async def _enter_sfu(self) -> None:
+        await self.publish(colour=self.colour, hz=self.hz)
+        await self.wait_until(lambda: any(f["peer_id"] != self.id for f in self.feeds.values()), "others' feeds")
+        await self.subscribe()
+
+    def _mesh_link(self, peer_id: str) -> RTCPeerConnection:
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        pc.addTrack(ToneTrack(self.hz))
+        pc.addTrack(ColourTrack(self.colour))
+        self.mesh[peer_id] = pc
+        key = f"mesh:{peer_id}"
+
+        @pc.on("track")
+        def on_track(track: MediaStreamTrack) -> None:
+            self._background(self._consume(pc, track, None, key=key))
+
+        return pc
+
+    async def _mesh_offer(self, peer_id: str) -> None:
+        pc = self._mesh_link(peer_id)
+        await pc.setLocalDescription(await pc.createOffer())
+        assert self.signal is not None
+        await self.signal.send({"type": "offer", "to": peer_id, "sdp": pc.localDescription.sdp})
+
+    async def _mesh_answer(self, peer_id: str, sdp: str) -> None:
+        old = self.mesh.pop(peer_id, None)
+        if old is not None:
+            await old.close()
+        pc = self._mesh_link(peer_id)
+        await pc.setRemoteDescription(RTCSessionDescription(sdp, "offer"))
+        await pc.setLocalDescription(await pc.createAnswer())
+        assert self.signal is not None
+        await self.signal.send({"type": "answer", "to": peer_id, "sdp": pc.localDescription.sdp})
+
+    def sees_peer(self, peer_id: str, colour: tuple[int, int, int]) -> bool:
+        """Whether this peer's video arrives in the room's current media (mesh link or sfu feed)."""
+        if self.media == "mesh":
+            return self.sees(f"mesh:{peer_id}", colour)
+        return any(self.sees(f, colour) for f, info in self.feeds.items() if info["peer_id"] == peer_id)
+
+    def hears_peer(self, peer_id: str) -> bool:
+        if self.media == "mesh":
+            return self.hears(f"mesh:{peer_id}")
+        return any(self.hears(f) for f, info in self.feeds.items() if info["peer_id"] == peer_id)
 
     def _background(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
@@ -286,17 +380,25 @@ class SfuPeer:
         assert self.signal is not None
         await self.signal.send({"type": "subscription_answer", "sdp": self.subscriber.localDescription.sdp})
 
-    async def _consume(self, pc: RTCPeerConnection, track: MediaStreamTrack, mid: str | None) -> None:
+    async def _consume(
+        self, pc: RTCPeerConnection, track: MediaStreamTrack, mid: str | None, key: str | None = None
+    ) -> None:
         while True:
             try:
                 frame = await track.recv()
             except MediaStreamError:
                 return
-            stream = self.streams.get(mid or "")
-            if stream is None or pc is not self.subscriber:
-                continue
-            key = (stream["feed_id"], track.kind)
-            got = self.received.setdefault(key, Received())
+            if key is not None:
+                if self.mesh.get(key.removeprefix("mesh:")) is not pc:
+                    continue
+                feed = key
+            else:
+                stream = self.streams.get(mid or "")
+                if stream is None or pc is not self.subscriber:
+                    continue
+                feed = stream["feed_id"]
+            key_ = (feed, track.kind)
+            got = self.received.setdefault(key_, Received())
             got.frames += 1
             if self.decode and isinstance(frame, VideoFrame):
                 rgb = frame.to_ndarray(format="rgb24")

@@ -77,6 +77,7 @@ async def test_welcome_describes_self_room_peers_ice_and_limits_and_echoes_the_h
         "organisation": "",
         "role": "participant",
         "state": {"audio": True, "video": True, "screen": False, "hand": False},
+        "may_publish": True,
     }
     assert w["room"] == {
         "id": workshop["plenary_room_id"],
@@ -85,6 +86,7 @@ async def test_welcome_describes_self_room_peers_ice_and_limits_and_echoes_the_h
         "kind": "plenary",
         "media": "mesh",
         "capacity": 300,
+        "publishing": "open",
     }
     assert [p["id"] for p in w["peers"]] == [ana["id"]]
     assert w["peers"][0]["polite"] == (ben["id"] < ana["id"])
