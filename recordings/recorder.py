@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 
 STREAM_COPY_MARK = "roundtable_stream_copy"
 KEYFRAME_WAIT_S = 1.0
+# `stop` always returns within this: what is not finished by then is marked partial and left behind.
+STOP_TIMEOUT_S = 10.0
 SUPPORTED_AIORTC = "1.16."
 
 
@@ -101,11 +103,26 @@ class TrackState:
     id: uuid.UUID
     participant_id: str
     kind: str
-    writer: TrackWriter
-    task: asyncio.Task[None] | None = None
+    key: str
+    writer: TrackWriter | None = None
+    closing: bool = False  # from here on _finish_track writes the track's final row
+    finished: bool = False
+    report: asyncio.Task[None] | None = None
+
+
+@dataclass(frozen=True)
+class TrackProblem:
+    """A track that cannot be written: reported at once, while the recording goes on."""
+
+    recording_id: uuid.UUID
+    track_id: uuid.UUID
+    participant_id: str
+    kind: str
+    reason: str
 
 
 Relay = Callable[[str, dict[str, Any]], None]
+ProblemReport = Callable[[TrackProblem], None]
 
 
 class Recorder:
@@ -121,6 +138,8 @@ class Recorder:
         storage: Storage,
         store: RecordingStore,
         relay: Relay,
+        on_problem: ProblemReport | None = None,
+        on_bytes: Callable[[int], None] | None = None,
     ) -> None:
         self.recording_id = recording_id
         self.peer_id = peer_id
@@ -137,6 +156,8 @@ class Recorder:
         self._runner: asyncio.Task[None] | None = None
         self._pending: set[asyncio.Task[None]] = set()
         self.failures: list[str] = []
+        self.on_problem = on_problem
+        self.on_bytes = on_bytes
 
     # Outbox --------------------------------------------------------------------------------------
     def send(self, text: str) -> bool:
@@ -226,15 +247,22 @@ class Recorder:
             file_key=key,
             offset_s=offset,
         )
-        writer = TrackWriter(self.storage.path(key), kind, codec)
-        state = TrackState(id=track_id, participant_id=participant_id, kind=kind, writer=writer)
+        state = TrackState(id=track_id, participant_id=participant_id, kind=kind, key=key)
         self.tracks[track_id] = state
-        dropped = 0
         loop = asyncio.get_running_loop()
+
+        def failed(reason: str) -> None:  # on the writer thread
+            loop.call_soon_threadsafe(self._writer_failed, state, reason)
+
+        writer = TrackWriter(self.storage.path(key), kind, codec, on_failure=failed, on_bytes=self.on_bytes)
+        state.writer = writer
+        dropped = 0
         next_pli = loop.time() + KEYFRAME_WAIT_S
         try:
             while True:
-                packet = await track.recv()
+                packet = await track.recv()  # drained even after a failure: aiortc's queue is unbounded
+                if writer.failure is not None:
+                    continue
                 if not writer.put(bytes(packet), int(packet.pts or 0)):
                     dropped += 1
                 if writer.waiting_for_keyframe and loop.time() >= next_pli:
@@ -244,26 +272,58 @@ class Recorder:
         except MediaStreamError:
             pass
         finally:
-            if dropped:
+            if dropped and writer.failure is None:
                 log.warning("recorder %s dropped %d frames of %s", self.recording_id, dropped, participant_id)
-            await self._finish_track(state, key)
+            await self._finish_track(state)
 
-    async def _finish_track(self, state: TrackState, key: str) -> None:
-        failure = await asyncio.to_thread(state.writer.close)
-        path = self.storage.path(key)
+    def _note_failure(self, reason: str) -> None:
+        if reason not in self.failures:
+            self.failures.append(reason)
+
+    def _writer_failed(self, state: TrackState, reason: str) -> None:
+        """A writer could not write: mark the track and the recording partial now, not at stop."""
+        self._note_failure(reason)
+        log.error("recording %s: %s (participant %s)", self.recording_id, reason, state.participant_id)
+        task = asyncio.create_task(self._report(state, reason), name=f"rec-problem-{state.id}")
+        state.report = task
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def _report(self, state: TrackState, reason: str) -> None:
+        try:
+            if not state.closing:
+                await self.store.finish_track(state.id, state="partial", size=None, duration_s=None, sha256=None)
+            await self.store.mark_partial(self.recording_id, "; ".join(self.failures))
+        except Exception:
+            log.exception("recording %s: could not record a writer failure", self.recording_id)
+        if self.on_problem is not None:
+            self.on_problem(TrackProblem(self.recording_id, state.id, state.participant_id, state.kind, reason))
+
+    async def _finish_track(self, state: TrackState) -> None:
+        assert state.writer is not None
+        state.closing = True
+        failure = await asyncio.to_thread(state.writer.close)  # bounded: see TrackWriter.close
         if failure:
-            self.failures.append(failure)
+            self._note_failure(failure)
+        await self._write_track_facts(state, partial=bool(failure))
+
+    async def _write_track_facts(self, state: TrackState, *, partial: bool) -> None:
+        if state.report is not None and state.report is not asyncio.current_task():
+            # Its early `partial` row must not land after the final one.
+            await asyncio.gather(state.report, return_exceptions=True)
+        path = self.storage.path(state.key)
         if path.exists():
             facts = await asyncio.to_thread(file_facts, path)
             await self.store.finish_track(
                 state.id,
-                state="partial" if failure else "complete",
+                state="partial" if partial else "complete",
                 size=facts.size,
                 duration_s=facts.duration_s,
                 sha256=facts.sha256,
             )
-        else:  # no keyframe ever arrived: nothing was written
+        else:  # no keyframe ever arrived, or the disk refused the header: nothing was written
             await self.store.finish_track(state.id, state="partial", size=0, duration_s=0.0, sha256=None)
+        state.finished = True
 
     async def stop_participant(self, participant_id: str) -> None:
         """Stop recording one participant (consent withdrawn, left the room): their tracks end now."""
@@ -274,13 +334,42 @@ class Recorder:
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def stop(self) -> None:
-        """Stop everything and finish every file."""
-        for participant_id in list(self.pcs):
-            await self.stop_participant(participant_id)
-        if self._pending:
-            await asyncio.gather(*list(self._pending), return_exceptions=True)
+    async def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> None:
+        """Stop everything and finish every file, within `timeout_s` whatever the disk does."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                for participant_id in list(self.pcs):
+                    await self.stop_participant(participant_id)
+                # A track that fails while finishing spawns its report meanwhile: wait for those too.
+                while self._pending:
+                    await asyncio.gather(*list(self._pending), return_exceptions=True)
+        except TimeoutError:
+            self._note_failure(f"the recorder did not finish within {timeout_s:g} s")
+            log.error("recording %s: stop took over %g s; leaving the rest behind", self.recording_id, timeout_s)
+            await self._abandon()
         self._inbox.put_nowait(None)
         if self._runner is not None:
+            try:
+                async with asyncio.timeout(1.0):
+                    await asyncio.shield(self._runner)
+            except TimeoutError:
+                self._runner.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._runner
+
+    async def _abandon(self) -> None:
+        """After a timed-out stop: cancel what is left and mark unfinished tracks partial."""
+        pending = list(self._pending)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        pcs, self.pcs = list(self.pcs.values()), {}
+        for pc in pcs:
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(1.0):
+                    await pc.close()
+        for state in self.tracks.values():
+            if not state.finished:
+                with contextlib.suppress(Exception):
+                    async with asyncio.timeout(2.0):
+                        await self._write_track_facts(state, partial=True)

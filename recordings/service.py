@@ -18,10 +18,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from recordings.model import consent_holds
-from recordings.recorder import Recorder
+from recordings.recorder import Recorder, TrackProblem
 from recordings.sfu import SFU_RECORDER_PEER_ID, Segment, SfuSession, convert, delete_mjr, mjr_files
 from recordings.storage import Storage, file_facts
 from recordings.store import RecordingStore
@@ -31,13 +31,14 @@ from signaling.protocol import (
     Consent,
     FeedInfo,
     IceServer,
+    RecordingProblem,
     RecordingStarted,
     RecordingStatus,
     RecordingStopped,
     RoomInfo,
 )
 from signaling.rooms import Member, Profile
-from signaling.service import SignalingService
+from signaling.service import MODERATOR_ROLES, SignalingService
 from signaling.sfu.bridge import SfuBridge
 from signaling.sfu.janus import JanusError, JanusGone
 
@@ -45,6 +46,16 @@ log = logging.getLogger(__name__)
 
 RECORDER_ROLE = "recorder"
 CRASH_REASON = "the server stopped during the recording; what was written is kept"
+
+
+class RecordingMetrics(Protocol):
+    """What recordings report for /metrics (implemented in server.metrics)."""
+
+    def recording_bytes(self, n: int) -> None:
+        """Media bytes written; called from writer threads, so it must be thread-safe."""
+        ...
+
+    def recording_failure(self) -> None: ...
 
 
 @dataclass
@@ -81,12 +92,16 @@ class RecordingCoordinator:
         ice_servers: Callable[[str], list[IceServer]],
         retention_days: int = 0,
         sfu: SfuBridge | None = None,
+        min_free_bytes: int = 0,
+        metrics: RecordingMetrics | None = None,
     ) -> None:
         self.store = store
         self.storage = storage
         self.service = service
         self.ice_servers = ice_servers
         self.retention_days = retention_days
+        self.min_free_bytes = min_free_bytes
+        self.metrics = metrics
         self.sfu = sfu
         # Where Janus writes .mjr files; known without a bridge too, so that recovery can finish them.
         self.sfu_rec_dir = Path(sfu.rec_dir) if sfu is not None and sfu.rec_dir else storage.root / "sfu"
@@ -113,9 +128,11 @@ class RecordingCoordinator:
             self._retention.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._retention
-        for recording_id in list(self.live):
-            with contextlib.suppress(Exception):
-                await self.stop(recording_id, reason="server shutting down")
+        # Side by side: each stop is bounded (Recorder.stop), so shutdown is bounded by one, not by their sum.
+        stops = [self.stop(recording_id, reason="server shutting down") for recording_id in list(self.live)]
+        for result in await asyncio.gather(*stops, return_exceptions=True):
+            if isinstance(result, Exception):
+                log.error("could not stop a recording at shutdown: %s", result)
 
     async def recover(self) -> list[uuid.UUID]:
         recovered = []
@@ -174,6 +191,7 @@ class RecordingCoordinator:
     # Start and stop -------------------------------------------------------------------------------
 
     async def start(self, room: RoomInfo, consent_mode: str, starter: Starter) -> Any:
+        self.storage.check_free(self.min_free_bytes)  # raises Unavailable with the numbers
         async with self._lock:
             row = await self.store.create(
                 workshop_id=uuid.UUID(room.workshop_id),
@@ -196,6 +214,8 @@ class RecordingCoordinator:
                     storage=self.storage,
                     store=self.store,
                     relay=lambda to, msg: self._answer(peer_id, to, msg),
+                    on_problem=self._problem,
+                    on_bytes=self.metrics.recording_bytes if self.metrics else None,
                 )
                 recorder.start()
             except Exception as exc:
@@ -296,7 +316,11 @@ class RecordingCoordinator:
         self.service.send_to_room(live.room_id, RecordingStopped(recording_id=str(recording_id)))
         if live.recorder is not None:
             self.service.remove_hidden(live.member)
-            await live.recorder.stop()
+            try:
+                await live.recorder.stop()  # bounded (Recorder.stop)
+            except Exception as exc:  # whatever broke, the recording must not stay `stopping`
+                log.exception("recording %s: the recorder failed while stopping", recording_id)
+                live.recorder.failures.append(f"the recorder failed while stopping: {exc}")
             failures = live.recorder.failures
         else:
             failures = await self._stop_sfu(live)
@@ -306,6 +330,25 @@ class RecordingCoordinator:
             "ready",
             reason="; ".join(failures) if failures else reason,
             partial=bool(failures),
+        )
+
+    def _problem(self, problem: TrackProblem) -> None:
+        """A track cannot be written: the workshop's moderators hear it at once (the API shows it too)."""
+        live = self.live.get(problem.recording_id)
+        if live is None:
+            return
+        if self.metrics is not None:
+            self.metrics.recording_failure()
+        self.service.send_to_workshop(
+            live.workshop_id,
+            RecordingProblem(
+                recording_id=str(problem.recording_id),
+                room_id=live.room_id,
+                participant_id=problem.participant_id,
+                kind="video" if problem.kind == "video" else "audio",
+                reason=problem.reason,
+            ),
+            roles=MODERATOR_ROLES,
         )
 
     def live_in_room(self, room_id: str) -> LiveRecording | None:

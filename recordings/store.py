@@ -30,6 +30,9 @@ UPDATE recordings SET state = $3,
     partial = partial OR $5
 WHERE id = $1 AND state = $2 RETURNING {REC_COLUMNS}
 """
+# A live recording whose writer failed: partial now, with the reason, whatever its state.
+MARK_PARTIAL = "UPDATE recordings SET partial = true, failure_reason = $2 WHERE id = $1 AND state <> 'deleted'"
+STATE_COUNTS = "SELECT state, count(*) AS n FROM recordings GROUP BY state"
 LIVE_RECORDINGS = f"SELECT {REC_COLUMNS} FROM recordings WHERE state IN ('starting', 'recording', 'stopping')"
 LIST_RECORDINGS = f"""
 SELECT {REC_COLUMNS} FROM recordings r
@@ -128,6 +131,13 @@ class RecordingStore:
             current = await self.get(recording_id)
             raise Conflict(f"the recording is {current['state']}, not {expected}")
         return row
+
+    async def mark_partial(self, recording_id: uuid.UUID, reason: str) -> None:
+        await self.pool.execute(MARK_PARTIAL, recording_id, reason)
+
+    async def state_counts(self) -> dict[str, int]:
+        """How many recordings are in each state (for /metrics)."""
+        return {r["state"]: r["n"] for r in await self.pool.fetch(STATE_COUNTS)}
 
     async def live(self) -> list[asyncpg.Record]:
         return list(await self.pool.fetch(LIVE_RECORDINGS))

@@ -28,10 +28,14 @@ from server.auth import (
     new_secret,
     read_or_create_secret_file,
 )
+from server.coturn import CoturnConfig, CoturnError, EmbeddedCoturn
 from server.db import EmbeddedPostgres, create_pool
 from server.directory import ServerDirectory, StoreRooms, ice_servers_for
+from server.heartbeat import Heartbeat
 from server.http_errors import error_middleware
 from server.janus_process import EmbeddedJanus, JanusTurn, SfuConfigError, new_config, resolve_ice_address
+from server.logs import echo_session_id, log_context_middleware
+from server.metrics import METRICS, install_metrics, metrics_middleware
 from server.migrate import migrate
 from server.packages import find_or_install
 from server.settings import Settings
@@ -51,6 +55,7 @@ VERSION = "0.1.0"
 ADMIN_SECRET_NAME = "admin_token_sha256"
 ADMIN_TOKEN_FILE = "admin-token"
 SECRET_KEY_FILE = "secret-key"
+TURN_SECRET_FILE = "turn-secret"
 
 EMBEDDED = web.AppKey("embedded", EmbeddedPostgres)
 SIGNALING_STORE = web.AppKey("signaling_store", PgSignalingStore)
@@ -74,6 +79,36 @@ def _janus_turn(settings: Settings) -> JanusTurn | None:
     transport = "tls" if scheme == "turns" else ("tcp" if "transport=tcp" in query else "udp")
     user, password = turn_credentials(settings.turn_secret, "janus", now_s=int(time.time()), ttl_s=JANUS_TURN_TTL_S)
     return JanusTurn(server=host.strip("[]"), port=int(port or 3478), transport=transport, user=user, password=password)
+
+
+async def _turn(app: web.Application) -> AsyncIterator[None]:
+    """ROUNDTABLE_TURN=embedded: start coturn first, so that clients (and Janus) get its URLs and credentials."""
+    settings = app[keys.SETTINGS]
+    if settings.turn != "embedded":
+        yield
+        return
+    found = await asyncio.to_thread(find_or_install, "turnserver", ("coturn",), allow_install=settings.turn_install)
+    if found.path is None:
+        raise CoturnError(f"ROUNDTABLE_TURN=embedded, but {found.why_not}")
+    secret = settings.turn_secret or read_or_create_secret_file(settings.resolved_data_dir() / TURN_SECRET_FILE)[0]
+    low, _, high = settings.turn_relay_ports.partition("-")
+    config = CoturnConfig(
+        secret=secret,
+        listen_ip=settings.turn_listen_ip,
+        port=settings.turn_port,
+        relay_ip=settings.turn_relay_ip,
+        external_ip=settings.turn_external_ip,
+        min_port=int(low),
+        max_port=int(high),
+        allow_loopback_peers=settings.turn_allow_loopback_peers,
+    )
+    coturn = EmbeddedCoturn(found.path, settings.resolved_data_dir() / "coturn", config)
+    await coturn.start()
+    app[keys.SETTINGS] = settings.model_copy(update={"turn_urls": config.urls(), "turn_secret": secret})
+    try:
+        yield
+    finally:
+        await coturn.stop()
 
 
 async def _sfu(app: web.Application) -> AsyncIterator[None]:
@@ -197,7 +232,11 @@ async def _auth(app: web.Application) -> AsyncIterator[None]:
 
 async def _signaling(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.SETTINGS]
-    store = PgSignalingStore(app[keys.POOL])
+    metrics = app[METRICS]
+    store = PgSignalingStore(app[keys.POOL], on_db_error=metrics.db_error)
+    heartbeat = Heartbeat(app[keys.POOL], settings.server_heartbeat_s, on_error=metrics.db_error)
+    await store.close_open_visits(await heartbeat.last_alive())  # crash leftovers, before anyone joins
+    heartbeat.start()
     store.start()
     config = SignalingConfig(
         max_message_bytes=settings.ws_max_message_bytes,
@@ -209,7 +248,9 @@ async def _signaling(app: web.Application) -> AsyncIterator[None]:
         mesh_max=settings.mesh_max,
     )
     directory = ServerDirectory(app[keys.AUTH], app[keys.STORE])
-    service = SignalingService(directory, store, config, sfu=app.get(keys.SFU), rooms_port=StoreRooms(app[keys.STORE]))
+    service = SignalingService(
+        directory, store, config, sfu=app.get(keys.SFU), rooms_port=StoreRooms(app[keys.STORE]), telemetry=metrics
+    )
     app[keys.SIGNALING] = service
     app[SIGNALING_STORE] = store
     breakout_store = BreakoutStore(app[keys.POOL])
@@ -228,6 +269,14 @@ async def _signaling(app: web.Application) -> AsyncIterator[None]:
         ice_servers=lambda pid: ice_servers_for(settings, pid),
         retention_days=settings.recording_retention_days,
         sfu=app.get(keys.SFU),
+        min_free_bytes=settings.recording_min_free_bytes,
+        metrics=metrics,
+    )
+    metrics.watch(
+        service=service,
+        pool=app[keys.POOL],
+        live_recordings=lambda: len(recordings.live),
+        recording_states=recording_store.state_counts,
     )
     app[keys.STORAGE] = storage
     app[keys.RECORDING_STORE] = recording_store
@@ -242,6 +291,7 @@ async def _signaling(app: web.Application) -> AsyncIterator[None]:
         service.shutdown()
         await service.drain_tasks()
         await store.close()
+        await heartbeat.close()
 
 
 async def _close_sessions(app: web.Application) -> None:
@@ -261,11 +311,13 @@ async def websocket(request: web.Request) -> web.StreamResponse:
 
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(
-        middlewares=[error_middleware],
+        middlewares=[log_context_middleware, metrics_middleware, error_middleware],
         client_max_size=settings.max_body_bytes,
         handler_args=connection_options(settings),
     )
+    app.on_response_prepare.append(echo_session_id)
     app[keys.SETTINGS] = settings
+    install_metrics(app, token=settings.metrics_token)
     origins = {settings.base_url, *settings.allowed_origins}
     app[SESSION_LIMITS] = SessionLimits(
         max_message_bytes=settings.ws_max_message_bytes,
@@ -281,6 +333,6 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/ws", websocket)
     add_web_routes(app)
     app[OPENAPI] = api.openapi(title="Roundtable", version=VERSION)
-    app.cleanup_ctx.extend([_database, _auth, _sfu, _signaling])
+    app.cleanup_ctx.extend([_database, _auth, _turn, _sfu, _signaling])
     app.on_shutdown.append(_close_sessions)
     return app

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,7 @@ class EmbeddedPostgres:
         self.pgdata.parent.mkdir(parents=True, exist_ok=True)
         # pgserver logs every command it runs at INFO; keep our log readable.
         logging.getLogger("pgserver").setLevel(logging.WARNING)
+        forget_dead_handles(self.pgdata)
         self._server = pgserver.get_server(self.pgdata, cleanup_mode="stop")  # type: ignore[attr-defined]
         exists = self._server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{EMBEDDED_DB_NAME}';")
         if "1 row" not in exists:
@@ -51,6 +54,38 @@ class EmbeddedPostgres:
             self._server.cleanup()
             self._server = None
             log.info("stopped embedded PostgreSQL")
+
+
+HANDLE_LIST = ".handle_pids.json"
+
+
+def forget_dead_handles(pgdata: Path) -> list[int]:
+    """Drop processes that no longer exist from pgserver's list of handles (returns them).
+
+    pgserver stops PostgreSQL when its last handle goes, and counts handles as pids in a file that only a
+    clean exit updates: after a SIGKILL the dead pid stays, every later exit believes another user is
+    left, and PostgreSQL is never stopped again. One data directory belongs to one server process here."""
+    path = pgdata / HANDLE_LIST
+    try:
+        pids = [int(p) for p in json.loads(path.read_text())]
+    except (OSError, ValueError, TypeError):
+        return []
+    alive = [pid for pid in pids if _alive(pid)]
+    dead = [pid for pid in pids if pid not in alive]
+    if dead:
+        path.write_text(json.dumps(alive))
+        log.warning("embedded PostgreSQL: forgot %d handle(s) of process(es) that died: %s", len(dead), dead)
+    return dead
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, another user's
+    return True
 
 
 async def _keep_session(conn: asyncpg.Connection) -> None:

@@ -25,6 +25,7 @@ class Settings(BaseSettings):
     admin_token: str | None = Field(None, min_length=16)
     secret_key: str | None = Field(None, min_length=32)
     log_level: str = Field("INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
+    log_format: Literal["text", "json"] = Field("text", description="json: one JSON object a line, for log pipelines.")
 
     # Join tokens stay valid this long after the workshop ends (and at least join_token_min_ttl_s).
     join_token_grace_s: int = Field(24 * 3600, ge=60)
@@ -34,6 +35,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
     header_timeout_s: float = Field(
         15.0, gt=0, description="A request's headers must arrive within this; also the keep-alive idle timeout."
+    )
+    server_heartbeat_s: float = Field(
+        10.0, ge=0.1, description="How often the server writes that it is alive (closes visits after a crash)."
     )
 
     # Signalling
@@ -52,6 +56,24 @@ class Settings(BaseSettings):
     # Recordings
     recordings_dir: Path | None = Field(None, description="Where recording files live; default DATA_DIR/recordings.")
     recording_retention_days: int = Field(0, ge=0, description="Delete recordings older than this; 0 keeps them.")
+    recording_min_free_bytes: int = Field(
+        1 << 30, ge=0, description="Refuse to start a recording with less free disk than this; 0 never refuses."
+    )
+
+    # Operations
+    metrics_token: str | None = Field(
+        None, min_length=16, description="When set, GET /metrics needs it as a bearer token; unset, it is open."
+    )
+
+    # TURN: off (clients get TURN_URLS if set), or embedded (Roundtable runs Debian's coturn; see docs/operations.md).
+    turn: Literal["off", "embedded"] = "off"
+    turn_listen_ip: str = Field("127.0.0.1", description="Where the embedded coturn listens (its public address).")
+    turn_port: int = Field(3478, ge=1, le=65535)
+    turn_relay_ip: str | None = Field(None, description="Where it relays from; default TURN_LISTEN_IP.")
+    turn_external_ip: str | None = Field(None, description="The public address when the host is behind a 1:1 NAT.")
+    turn_relay_ports: str = Field("49160-49200", pattern=r"^\d{1,5}-\d{1,5}$")
+    turn_install: bool = Field(True, description="Install Debian's coturn when it is missing (as root).")
+    turn_allow_loopback_peers: bool = Field(False, description="Relay to 127.x peers: for tests only.")
 
     # ICE servers handed to clients in `welcome`.
     stun_urls: Annotated[list[str], NoDecode] = Field(default_factory=list)
@@ -126,6 +148,11 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _turn_needs_secret(self) -> Settings:
+        if self.turn == "embedded" and self.turn_urls:
+            raise ValueError("ROUNDTABLE_TURN=embedded makes its own TURN URLs: unset ROUNDTABLE_TURN_URLS")
+        low, _, high = self.turn_relay_ports.partition("-")
+        if not 1024 <= int(low) <= int(high) <= 65535:
+            raise ValueError("ROUNDTABLE_TURN_RELAY_PORTS must be LOW-HIGH within 1024-65535")
         if self.turn_urls and not self.turn_secret:
             raise ValueError("ROUNDTABLE_TURN_URLS needs ROUNDTABLE_TURN_SECRET (coturn's static-auth-secret)")
         return self

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
+from collections.abc import Callable
 
 from aiohttp import web
 
@@ -52,8 +53,11 @@ class _SendQueue:
 class Connection:
     """Implements `signaling.rooms.Outbox` for an aiohttp WebSocketResponse."""
 
-    def __init__(self, ws: web.WebSocketResponse, *, queue_size: int) -> None:
+    def __init__(
+        self, ws: web.WebSocketResponse, *, queue_size: int, on_evicted: Callable[[], None] | None = None
+    ) -> None:
         self.ws = ws
+        self._on_evicted = on_evicted
         self._queue = _SendQueue(queue_size)
         self._closing: tuple[int, str] | None = None
         self._writer = asyncio.create_task(self._write(), name="ws-writer")
@@ -73,6 +77,8 @@ class Connection:
             self._queue.put_nowait(text)
         except asyncio.QueueFull:
             log.warning("closing a connection whose send queue overflowed")
+            if self._on_evicted is not None:
+                self._on_evicted()
             self._abort(CLOSE_TOO_SLOW, "too slow to receive")
             return False
         return True

@@ -432,6 +432,9 @@ class Bye(ServerMessage):
 
     type: Literal["bye"] = "bye"
     reason: str
+    reconnect: bool = Field(
+        False, description="True when the server is restarting: reconnect with backoff and send `resume`."
+    )
 
 
 # Breakouts (protocol v1 additions) ----------------------------------------------------------------
@@ -470,6 +473,18 @@ class RecordingStarted(ServerMessage):
 class RecordingStopped(ServerMessage):
     type: Literal["recording_stopped"] = "recording_stopped"
     recording_id: str
+
+
+class RecordingProblem(ServerMessage):
+    """To the workshop's moderators: a track of a running recording cannot be written (full disk, I/O
+    error). The recording goes on with its other tracks and will be partial."""
+
+    type: Literal["recording_problem"] = "recording_problem"
+    recording_id: str
+    room_id: str
+    participant_id: str | None = None
+    kind: Literal["audio", "video"] | None = None
+    reason: str
 
 
 class Moved(ServerMessage):
@@ -583,6 +598,7 @@ AnyServerMessage = Annotated[
     | MuteRequested
     | RecordingStarted
     | RecordingStopped
+    | RecordingProblem
     | Published
     | Subscription
     | FeedAdded

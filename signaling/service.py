@@ -70,6 +70,7 @@ from signaling.protocol import (
     Welcome,
 )
 from signaling.rooms import Member, Outbox, Profile, Room, is_polite, may_publish
+from signaling.telemetry import NoTelemetry, SignalingTelemetry
 
 if TYPE_CHECKING:
     from signaling.sfu.bridge import SfuBridge
@@ -196,10 +197,12 @@ class SignalingService:
         *,
         sfu: SfuBridge | None = None,
         rooms_port: RoomsPort | None = None,
+        telemetry: SignalingTelemetry | None = None,
     ) -> None:
         self.directory = directory
         self.store = store
         self.config = config
+        self.telemetry: SignalingTelemetry = telemetry or NoTelemetry()
         self.rooms: dict[str, Room] = {}
         self.members: dict[str, Member] = {}
         self._grace: dict[str, asyncio.TimerHandle] = {}
@@ -222,6 +225,19 @@ class SignalingService:
 
     async def join(self, hello: Hello, version: int, outbox: Outbox) -> Member:
         """Admit a connection that said hello: resume its member, or add a new one to its room."""
+        began = time.monotonic()
+        member, resumed = await self._join(hello, version, outbox)
+        self.telemetry.joined(seconds=time.monotonic() - began, resumed=resumed)
+        log.info(
+            "%s %s in room %s",
+            "resumed" if resumed else "joined",
+            member.id,
+            member.room_id,
+            extra={"participant_id": member.id, "workshop_id": member.workshop_id, "room_id": member.room_id},
+        )
+        return member
+
+    async def _join(self, hello: Hello, version: int, outbox: Outbox) -> tuple[Member, bool]:
         identity = await self.directory.authenticate(hello.token)
         pid = identity.participant_id
         existing = self.members.get(pid)
@@ -234,7 +250,7 @@ class SignalingService:
                 and self._resume_matches(existing, hello.resume)
             ):
                 self._resume(existing, identity, outbox, version, hello, history=missed)
-                return existing
+                return existing, True
 
         room_info = identity.room or await self.directory.assigned_room(identity)
         history = await self._recent_chat(room_info.id)
@@ -270,7 +286,7 @@ class SignalingService:
         outbox.send(encode(self._welcome(member, room, version, hello, history=history, resumed=False)))
         self._attend(member, "join", "joined")
         self._maybe_grow_to_sfu(room)
-        return member
+        return member, False
 
     async def _recent_chat(self, room_id: str) -> list[ChatMessage]:
         """From memory while the room is live (filled when a join opened it), else from PostgreSQL."""
@@ -368,14 +384,14 @@ class SignalingService:
         if self.members.get(member.id) is member and member.outbox is None:
             self._remove(member, reason="timeout", close=None)
 
-    def _remove(self, member: Member, *, reason: str, close: tuple[int, str] | None) -> None:
+    def _remove(self, member: Member, *, reason: str, close: tuple[int, str] | None, reconnect: bool = False) -> None:
         handle = self._grace.pop(member.id, None)
         if handle is not None:
             handle.cancel()
         left_at = self._detached_at.pop(member.id, None)
         if close is not None and member.outbox is not None:
             # Say why before closing: a client can show the reason, not just a close code.
-            member.outbox.send(encode(Bye(reason=close[1])))
+            member.outbox.send(encode(Bye(reason=close[1], reconnect=reconnect)))
             member.outbox.close(*close)
         member.outbox = None
         if self.members.get(member.id) is member:
@@ -407,10 +423,12 @@ class SignalingService:
         return len(gone)
 
     def shutdown(self) -> None:
-        """Close every session with 1001 and record everyone's leave."""
+        """Close every session with 1001 and record everyone's leave. The `bye` asks clients to reconnect."""
         self._closed = True
         for member in list(self.members.values()):
-            self._remove(member, reason="server_shutdown", close=(CLOSE_GOING_AWAY, "server shutting down"))
+            self._remove(
+                member, reason="server_shutdown", close=(CLOSE_GOING_AWAY, "server restarting"), reconnect=True
+            )
 
     # Breakouts ------------------------------------------------------------------------------------
 
@@ -799,7 +817,9 @@ class SignalingService:
             out = RelayedAnswer(from_=sender.id, sdp=message.sdp)
         else:
             out = RelayedCandidate(from_=sender.id, candidate=message.candidate)
-        target.outbox.send(encode(out))
+        text = encode(out)
+        target.outbox.send(text)
+        self.telemetry.relayed(out.type, len(text))
         self._ack(sender, message.request_id)
 
     def update(self, member: Member, message: Update) -> None:

@@ -95,7 +95,7 @@ async def serve_websocket(request: web.Request, service: SignalingService, limit
         timeout=2.0,
     )
     await ws.prepare(request)
-    connection = Connection(ws, queue_size=limits.queue_size)
+    connection = Connection(ws, queue_size=limits.queue_size, on_evicted=service.telemetry.evicted)
     try:
         await Session(service, connection, limits).run()
     finally:
@@ -148,6 +148,7 @@ class Session:
         self._broken = False  # the client broke the protocol: no resume grace for it
 
     def error(self, code: str, message: str, request_id: Any = None) -> None:
+        self.service.telemetry.error(code)
         self.connection.send(encode(Error(code=code, message=message, request_id=request_id)))
 
     def fatal(self, code: str, message: str, close_code: int, request_id: Any = None) -> None:

@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from collections.abc import Callable
+from datetime import datetime
 
 import asyncpg
 
@@ -20,6 +22,17 @@ INSERT_ATTENDANCE = """
 INSERT INTO attendance_events (workshop_id, room_id, participant_id, event, at, reason)
 SELECT $1::uuid, $2::uuid, $3::uuid, $4::text, $5::timestamptz, $6::text
 WHERE EXISTS (SELECT 1 FROM participants WHERE id = $3::uuid AND workshop_id = $1::uuid)
+"""
+# Crash leftovers: the latest event of each participant is its current state (one room at a time), and ids give
+# the order in which the one writer recorded them. GREATEST ignores a NULL `last alive`: the join time is used then.
+CLOSE_OPEN_VISITS = """
+INSERT INTO attendance_events (workshop_id, room_id, participant_id, event, at, reason)
+SELECT latest.workshop_id, latest.room_id, latest.participant_id, 'leave', GREATEST(latest.at, $1), 'server_crash'
+FROM (
+    SELECT DISTINCT ON (participant_id) workshop_id, room_id, participant_id, event, at
+    FROM attendance_events ORDER BY participant_id, id DESC
+) latest
+WHERE latest.event = 'join'
 """
 INSERT_CHAT = """
 INSERT INTO chat_messages (workshop_id, room_id, participant_id, display_name, text)
@@ -45,12 +58,24 @@ class PgSignalingStore:
     database; the writer batches, retries while the database is away, and flushes on close.
     """
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, *, on_db_error: Callable[[str], None] | None = None) -> None:
         self.pool = pool
+        self._on_db_error = on_db_error
         self._pending: asyncio.Queue[Attendance] = asyncio.Queue(maxsize=MAX_PENDING)
         self._writer: asyncio.Task[None] | None = None
         self._idle = asyncio.Event()
         self._idle.set()
+
+    async def close_open_visits(self, last_alive: datetime | None) -> int:
+        """At start, before anyone joins: close the visits a dead process left open, at the time it was last
+        alive (`server_crash`). Returns how many were closed."""
+        status: str = await self.pool.execute(CLOSE_OPEN_VISITS, last_alive)
+        closed = int(status.rsplit(maxsplit=1)[-1])
+        if closed:
+            log.warning(
+                "closed %d attendance visit(s) left open by a previous process (last alive %s)", closed, last_alive
+            )
+        return closed
 
     def start(self) -> None:
         self._writer = asyncio.create_task(self._write_loop(), name="attendance-writer")
@@ -79,6 +104,8 @@ class PgSignalingStore:
                     break
                 except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                     log.warning("attendance write failed (%s); retrying in %.1fs", exc, delay)
+                    if self._on_db_error is not None:
+                        self._on_db_error("attendance")
                     await asyncio.sleep(delay)  # back-off while the database is away
                     delay = min(delay * 2, MAX_RETRY_DELAY_S)
             if self._pending.empty():

@@ -59,7 +59,7 @@ class HttpClient:
         return await self.session.ws_connect(self.base + path, **kwargs)
 
 
-async def start_server(database_url: str, data_dir: Path, port: int) -> Server:
+async def start_server(database_url: str, data_dir: Path, port: int, **extra: str) -> Server:
     env = _env(
         data_dir,
         port,
@@ -67,6 +67,7 @@ async def start_server(database_url: str, data_dir: Path, port: int) -> Server:
         ROUNDTABLE_ADMIN_TOKEN=ADMIN_TOKEN,
         ROUNDTABLE_SECRET_KEY=SECRET_KEY,
         ROUNDTABLE_ICE_HOST_ADDRESSES="127.0.0.1",
+        **extra,
     )
     proc = await asyncio.create_subprocess_exec(
         sys.executable,

@@ -310,7 +310,7 @@ async def own_session() -> AsyncIterator[aiohttp.ClientSession]:
         yield s
 
 
-async def test_shutdown_closes_every_socket_with_1001_and_records_the_leaves(
+async def test_shutdown_tells_every_socket_to_reconnect_closes_it_with_1001_and_records_the_leaves(
     database_url: str, tmp_path: Path, aiohttp_client: Any, own_session: aiohttp.ClientSession
 ) -> None:
     client = await app_with(database_url, tmp_path, aiohttp_client)
@@ -324,6 +324,9 @@ async def test_shutdown_closes_every_socket_with_1001_and_records_the_leaves(
     closing = asyncio.gather(*(sc.wait_closed(timeout=30) for sc in socks))
     await client.server.close()
     assert await closing == [1001, 1001]
+    for sc in socks:
+        (bye,) = [m for m in sc.seen if m["type"] == "bye"]
+        assert bye["reconnect"] is True, bye
     conn = await asyncpg.connect(database_url)
     try:
         rows = await conn.fetch("SELECT participant_id::text AS pid, event, reason FROM attendance_events ORDER BY id")
@@ -355,3 +358,6 @@ async def test_a_peer_too_slow_to_read_is_cut_off_and_never_stalls_the_room(
     assert [m["code"] for m in a.seen if m["type"] == "error"][-1:] == ["not_found"]
     code = await b.wait_closed(timeout=30)
     assert code in (1013, 1006), code  # 1013, unless the close frame itself could not get through
+    from tests.server.test_metrics import scrape, value
+
+    assert value(await scrape(client), "roundtable_slow_client_evictions_total") == 1

@@ -1,0 +1,64 @@
+"""The server's heartbeat row: when this server was last known alive.
+
+A process that dies (SIGKILL, power loss) records no leaves: its members' attendance visits stay open.
+The next start closes each of them at the last heartbeat of the dead process (see
+`PgSignalingStore.close_open_visits`) before it admits anyone. One server owns the database; several
+nodes would need a heartbeat each (a `node` column) so that one start does not close another's visits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+import asyncpg
+
+log = logging.getLogger(__name__)
+
+LAST_ALIVE = "SELECT alive_at FROM server_heartbeat WHERE id"
+BEAT = """
+INSERT INTO server_heartbeat (id, alive_at) VALUES (true, now())
+ON CONFLICT (id) DO UPDATE SET alive_at = EXCLUDED.alive_at
+"""
+
+
+class Heartbeat:
+    """Beats every `interval_s` until closed. A failed beat is logged and counted, never fatal."""
+
+    def __init__(self, pool: asyncpg.Pool, interval_s: float, *, on_error: Callable[[str], None] | None = None) -> None:
+        self.pool = pool
+        self.interval_s = interval_s
+        self.on_error = on_error
+        self._task: asyncio.Task[None] | None = None
+
+    async def last_alive(self) -> datetime | None:
+        """The last beat written (by a previous process, when called before `start`)."""
+        at: datetime | None = await self.pool.fetchval(LAST_ALIVE)
+        return at
+
+    async def beat(self) -> None:
+        await self.pool.execute(BEAT)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="server-heartbeat")
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.beat()
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("heartbeat write failed: %s", exc)
+                if self.on_error is not None:
+                    self.on_error("heartbeat")
+            await asyncio.sleep(self.interval_s)  # pacing, not synchronisation
+
+    async def close(self) -> None:
+        if self._task is None:
+            return
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        self._task = None
