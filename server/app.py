@@ -253,7 +253,7 @@ async def _signaling(app: web.Application) -> AsyncIterator[None]:
     )
     app[keys.SIGNALING] = service
     app[SIGNALING_STORE] = store
-    breakout_store = BreakoutStore(app[keys.POOL])
+    breakout_store = BreakoutStore(app[keys.POOL], on_change=app[keys.STORE].joins.forget_all)
     coordinator = BreakoutCoordinator(breakout_store, service, directory)
     app[keys.BREAKOUT_STORE] = breakout_store
     app[keys.BREAKOUTS] = coordinator

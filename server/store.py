@@ -11,6 +11,7 @@ from typing import Any
 
 import asyncpg
 
+from server.join_cache import JoinCache
 from signaling.errors import Conflict, InvalidArgument, NotFound
 
 WORKSHOP_COLUMNS = """w.id, w.title, w.description, w.timezone, w.starts_at, w.ends_at, w.status,
@@ -173,10 +174,29 @@ def _page_args(after: PageKey | None) -> tuple[datetime | None, uuid.UUID | None
 
 
 class Store:
-    """Workshops, rooms and participants in PostgreSQL."""
+    """Workshops, rooms and participants in PostgreSQL.
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    `joins` is what joins read from memory; every write below that can change it forgets the entries concerned,
+    before the write and again after it (see server.join_cache)."""
+
+    def __init__(self, pool: asyncpg.Pool, *, joins: JoinCache | None = None) -> None:
         self.pool = pool
+        self.joins = joins if joins is not None else JoinCache()
+
+    @asynccontextmanager
+    async def _changing(self, participant_id: uuid.UUID | None = None) -> AsyncIterator[None]:
+        """Around a write: forget one participant's entry, or every entry (rooms, workshops)."""
+        self._forget(participant_id)
+        try:
+            yield
+        finally:
+            self._forget(participant_id)
+
+    def _forget(self, participant_id: uuid.UUID | None) -> None:
+        if participant_id is None:
+            self.joins.forget_all()
+        else:
+            self.joins.forget(participant_id)
 
     # Workshops -----------------------------------------------------------------------------------
     async def create_workshop(
@@ -230,8 +250,9 @@ class Store:
         return row
 
     async def delete_workshop(self, workshop_id: uuid.UUID) -> None:
-        if await self.pool.fetchval(DELETE_WORKSHOP, workshop_id) is None:
-            raise NotFound("workshop not found")
+        async with self._changing():
+            if await self.pool.fetchval(DELETE_WORKSHOP, workshop_id) is None:
+                raise NotFound("workshop not found")
 
     # Rooms ---------------------------------------------------------------------------------------
     async def room_ids(self, workshop_id: uuid.UUID) -> set[uuid.UUID]:
@@ -258,7 +279,7 @@ class Store:
         return row
 
     async def update_room(self, workshop_id: uuid.UUID, room_id: uuid.UUID, changes: dict[str, Any]) -> asyncpg.Record:
-        async with translated():
+        async with translated(), self._changing():
             row = await self.pool.fetchrow(
                 UPDATE_ROOM,
                 room_id,
@@ -274,7 +295,9 @@ class Store:
 
     async def delete_room(self, workshop_id: uuid.UUID, room_id: uuid.UUID) -> None:
         """Delete a breakout room; its assignees fall back to the plenary. The plenary cannot be deleted."""
-        if await self.pool.fetchval(DELETE_ROOM, room_id, workshop_id) is None:
+        async with self._changing():
+            deleted = await self.pool.fetchval(DELETE_ROOM, room_id, workshop_id)
+        if deleted is None:
             room = await self.get_workshop_room(workshop_id, room_id)
             raise Conflict(f"the {room['kind']} room cannot be deleted")
 
@@ -336,7 +359,8 @@ class Store:
         return {r[0] for r in rows}
 
     async def participant_and_room(self, participant_id: uuid.UUID) -> asyncpg.Record | None:
-        """A live participant with its current room (columns prefixed `r_`)."""
+        """A live participant with its current room (columns prefixed `r_`), from PostgreSQL (joins use
+        server.directory, which keeps the answer in `joins`)."""
         return await self.pool.fetchrow(SELECT_PARTICIPANT_AND_ROOM, participant_id)
 
     async def find_participant(self, participant_id: uuid.UUID) -> asyncpg.Record | None:
@@ -346,7 +370,7 @@ class Store:
     async def update_participant(
         self, workshop_id: uuid.UUID, participant_id: uuid.UUID, changes: dict[str, Any]
     ) -> asyncpg.Record:
-        async with translated():
+        async with translated(), self._changing(participant_id):
             row = await self.pool.fetchrow(
                 UPDATE_PARTICIPANT,
                 participant_id,
@@ -365,11 +389,14 @@ class Store:
         return row
 
     async def delete_participant(self, workshop_id: uuid.UUID, participant_id: uuid.UUID) -> None:
-        if await self.pool.fetchval(DELETE_PARTICIPANT, participant_id, workshop_id) is None:
+        async with self._changing(participant_id):
+            deleted = await self.pool.fetchval(DELETE_PARTICIPANT, participant_id, workshop_id)
+        if deleted is None:
             raise NotFound("participant not found")
 
     async def revoke_participant(self, workshop_id: uuid.UUID, participant_id: uuid.UUID) -> asyncpg.Record:
-        row = await self.pool.fetchrow(REVOKE_PARTICIPANT, participant_id, workshop_id)
+        async with self._changing(participant_id):
+            row = await self.pool.fetchrow(REVOKE_PARTICIPANT, participant_id, workshop_id)
         if row is None:
             raise NotFound("participant not found")
         return row

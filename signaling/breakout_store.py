@@ -8,7 +8,8 @@ import json
 import logging
 import uuid
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -123,8 +124,18 @@ class PlanView:
 
 
 class BreakoutStore:
-    def __init__(self, pool: asyncpg.Pool, *, retry_first_s: float = 0.5, retry_max_s: float = 4.0) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        retry_first_s: float = 0.5,
+        retry_max_s: float = 4.0,
+        on_change: Callable[[], None] | None = None,
+    ) -> None:
         self.pool = pool
+        # Called before and after every write of plans, their rooms or assignments: where people belong may have
+        # changed (the server forgets the rooms it keeps for joins: server.join_cache).
+        self._on_change = on_change
         # Actions logged while PostgreSQL is away, oldest first; one flusher writes them when it returns.
         self._deferred: deque[tuple[Any, ...]] = deque()
         self._flusher: asyncio.Task[None] | None = None
@@ -132,6 +143,16 @@ class BreakoutStore:
         self._idle.set()
         self._retry_first_s = retry_first_s
         self._retry_max_s = retry_max_s
+
+    @asynccontextmanager
+    async def _changing(self) -> AsyncIterator[None]:
+        if self._on_change is not None:
+            self._on_change()
+        try:
+            yield
+        finally:
+            if self._on_change is not None:
+                self._on_change()
 
     async def _view(self, conn: asyncpg.Connection, row: Mapping[str, Any]) -> PlanView:
         rooms = [dict(r) for r in await conn.fetch(PLAN_ROOMS, row["id"])]
@@ -154,7 +175,7 @@ class BreakoutStore:
         assignments: Mapping[uuid.UUID, int],
         copied_from: uuid.UUID | None = None,
     ) -> PlanView:
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with self._changing(), self.pool.acquire() as conn, conn.transaction():
             row = await conn.fetchrow(
                 INSERT_PLAN,
                 workshop_id,
@@ -201,7 +222,7 @@ class BreakoutStore:
             return await self._view(conn, row) if row else None
 
     async def update_plan(self, workshop_id: uuid.UUID, plan_id: uuid.UUID, changes: Mapping[str, Any]) -> PlanView:
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with self._changing(), self.pool.acquire() as conn, conn.transaction():
             row = await conn.fetchrow(
                 UPDATE_PLAN,
                 plan_id,
@@ -222,7 +243,7 @@ class BreakoutStore:
     async def replace_assignments(
         self, workshop_id: uuid.UUID, plan_id: uuid.UUID, assignments: Mapping[uuid.UUID, uuid.UUID]
     ) -> PlanView:
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with self._changing(), self.pool.acquire() as conn, conn.transaction():
             row = await conn.fetchrow(SELECT_PLAN_FOR_UPDATE, plan_id, workshop_id)
             if row is None:
                 raise NotFound("breakout plan not found")
@@ -231,16 +252,18 @@ class BreakoutStore:
             return await self._view(conn, row)
 
     async def add_assignments(self, plan_id: uuid.UUID, assignments: Mapping[uuid.UUID, uuid.UUID]) -> None:
-        await self.pool.executemany(UPSERT_ASSIGNMENT, [(plan_id, p, r) for p, r in assignments.items()])
+        async with self._changing():
+            await self.pool.executemany(UPSERT_ASSIGNMENT, [(plan_id, p, r) for p, r in assignments.items()])
 
     async def set_assignment(self, plan_id: uuid.UUID, participant_id: uuid.UUID, room_id: uuid.UUID | None) -> None:
-        if room_id is None:
-            await self.pool.execute(DELETE_ASSIGNMENT, plan_id, participant_id)
-        else:
-            await self.pool.execute(UPSERT_ASSIGNMENT, plan_id, participant_id, room_id)
+        async with self._changing():
+            if room_id is None:
+                await self.pool.execute(DELETE_ASSIGNMENT, plan_id, participant_id)
+            else:
+                await self.pool.execute(UPSERT_ASSIGNMENT, plan_id, participant_id, room_id)
 
     async def _transition(self, sql: str, workshop_id: uuid.UUID, plan_id: uuid.UUID, *args: Any) -> PlanView:
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with self._changing(), self.pool.acquire() as conn, conn.transaction():
             try:
                 row = await conn.fetchrow(sql, plan_id, workshop_id, *args)
             except asyncpg.UniqueViolationError as exc:
@@ -265,7 +288,7 @@ class BreakoutStore:
         return await self._transition(CLOSE_PLAN, workshop_id, plan_id)
 
     async def delete_plan(self, workshop_id: uuid.UUID, plan_id: uuid.UUID) -> None:
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with self._changing(), self.pool.acquire() as conn, conn.transaction():
             row = await conn.fetchrow(SELECT_PLAN_FOR_UPDATE, plan_id, workshop_id)
             if row is None:
                 raise NotFound("breakout plan not found")

@@ -90,6 +90,7 @@ CLOSE_UNAVAILABLE = 4503  # the database is away: retry with backoff, the resume
 
 MODERATOR_ROLES = frozenset({"organiser", "moderator"})
 HELP_COALESCE_S = 60.0
+JOIN_READ_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,8 @@ class Identity:
     profile: Profile
     # The room the participant belongs in, when the directory read it together with the identity.
     room: RoomInfo | None = None
+    # When the directory read it, in the directory's own terms (see Directory.still_valid).
+    read_at: int = 0
 
 
 AttendanceEvent = Literal["join", "leave"]
@@ -125,6 +128,11 @@ class Directory(Protocol):
 
     async def assigned_room(self, identity: Identity) -> RoomInfo:
         """The room this participant belongs in right now (the plenary unless a breakout says otherwise)."""
+        ...
+
+    def still_valid(self, identity: Identity) -> bool:
+        """False when the participant (or where it belongs) changed after `identity` was read: revoked, edited,
+        moved. Must not block: the service asks it in the step that admits the member."""
         ...
 
 
@@ -238,24 +246,32 @@ class SignalingService:
         return member
 
     async def _join(self, hello: Hello, version: int, outbox: Outbox) -> tuple[Member, bool]:
-        identity = await self.directory.authenticate(hello.token)
-        pid = identity.participant_id
-        existing = self.members.get(pid)
-        if existing is not None and hello.resume and self._resume_matches(existing, hello.resume):
-            # Chat sent while the socket was down: the recent history comes again (clients dedupe by id).
-            missed = await self._recent_chat(existing.room_id)
-            if (
-                self.members.get(pid) is existing
-                and existing.resume_secret
-                and self._resume_matches(existing, hello.resume)
-            ):
-                self._resume(existing, identity, outbox, version, hello, history=missed)
-                return existing, True
+        # What was read may change while reading the rest (a revocation, a move): then read again.
+        for _attempt in range(JOIN_READ_ATTEMPTS):
+            identity = await self.directory.authenticate(hello.token)
+            pid = identity.participant_id
+            existing = self.members.get(pid)
+            if existing is not None and hello.resume and self._resume_matches(existing, hello.resume):
+                # Chat sent while the socket was down: the recent history comes again (clients dedupe by id).
+                missed = await self._recent_chat(existing.room_id)
+                if not self.directory.still_valid(identity):
+                    continue
+                if (
+                    self.members.get(pid) is existing
+                    and existing.resume_secret
+                    and self._resume_matches(existing, hello.resume)
+                ):
+                    self._resume(existing, identity, outbox, version, hello, history=missed)
+                    return existing, True
 
-        room_info = identity.room or await self.directory.assigned_room(identity)
-        history = await self._recent_chat(room_info.id)
+            room_info = identity.room or await self.directory.assigned_room(identity)
+            history = await self._recent_chat(room_info.id)
+            if self.directory.still_valid(identity):
+                break
+        else:
+            raise Unavailable("the roster kept changing while joining; try again")
 
-        # Nothing below awaits: the roster check and change are one step.
+        # Nothing below awaits: the roster check and change are one step (the check above included).
         if self._closed:
             raise Unavailable("the server is shutting down")
         replaced = self.members.get(pid)

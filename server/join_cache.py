@@ -1,0 +1,118 @@
+"""What a join needs to know about a participant, kept in memory: token generation, profile and current room.
+
+A join reads one row (server.store `SELECT_PARTICIPANT_AND_ROOM`) the first time a participant joins; later joins
+and reconnects are answered from here. Correctness rests on two rules:
+
+- Every write that can change an entry forgets it, before and after the write: participant edits, revocations and
+  deletions forget that participant; room edits and deletions, workshop deletion and every breakout plan or
+  assignment change forget everything (they are rare, and may move many people at once). The stores do this
+  themselves (server.store.Store, signaling.breakout_store.BreakoutStore), so no handler can forget to.
+- A read that raced with a write is not cached: `put` refuses an entry read before the last forget.
+
+It assumes that this process is the only writer of the roster, as it is today (one node); with several nodes the
+forgets must travel on the bus too.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from signaling.errors import Unauthenticated
+from signaling.protocol import RoomInfo
+from signaling.rooms import Profile
+
+MAX_ENTRIES = 200_000
+MAX_FORGOTTEN = 100_000
+
+
+@dataclass(frozen=True, eq=False)
+class JoinEntry:
+    """A live participant as of its last read from PostgreSQL."""
+
+    participant_id: uuid.UUID
+    workshop_id: uuid.UUID
+    token_generation: int
+    profile: Profile
+    room: RoomInfo
+
+    def admit(self, workshop_id: uuid.UUID, generation: int) -> None:
+        """Raise Unauthenticated unless a token for this workshop and generation is still good."""
+        if workshop_id != self.workshop_id:
+            raise Unauthenticated("token refers to no participant")
+        if generation != self.token_generation:
+            raise Unauthenticated("token revoked")
+
+
+def entry_of(row: Mapping[str, Any]) -> JoinEntry:
+    """A row of `SELECT_PARTICIPANT_AND_ROOM` (room columns prefixed `r_`)."""
+    return JoinEntry(
+        participant_id=row["id"],
+        workshop_id=row["workshop_id"],
+        token_generation=row["token_generation"],
+        profile=Profile(
+            display_name=row["display_name"],
+            country=row["country"],
+            organisation=row["organisation"],
+            role=row["role"],
+        ),
+        room=RoomInfo(
+            id=str(row["r_id"]),
+            workshop_id=str(row["r_workshop_id"]),
+            name=row["r_name"],
+            kind=row["r_kind"],
+            media=row["r_media"],
+            capacity=row["r_capacity"],
+            publishing=row["r_publishing"],
+        ),
+    )
+
+
+class JoinCache:
+    """Participant id → JoinEntry, with a version that every forget advances."""
+
+    def __init__(self, *, max_entries: int = MAX_ENTRIES) -> None:
+        self._entries: dict[uuid.UUID, JoinEntry] = {}
+        self._max_entries = max_entries
+        self._version = 0
+        # When each participant was last forgotten (by version), so that a join that read it earlier can tell.
+        self._forgotten: dict[uuid.UUID, int] = {}
+        self._floor = 0  # every read older than this is stale (set by forget_all, and when `_forgotten` is pruned)
+
+    @property
+    def version(self) -> int:
+        return self._version
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, participant_id: uuid.UUID) -> JoinEntry | None:
+        return self._entries.get(participant_id)
+
+    def put(self, entry: JoinEntry, *, read_at: int) -> None:
+        """Keep `entry`, read when the version was `read_at`, unless anything was forgotten since."""
+        if read_at != self._version:
+            return
+        if len(self._entries) >= self._max_entries:
+            self._entries.clear()  # crude, and rare: a roster this size across workshops
+        self._entries[entry.participant_id] = entry
+
+    def still_valid(self, participant_id: uuid.UUID, read_at: int) -> bool:
+        """Whether nothing about this participant was forgotten since version `read_at`."""
+        return read_at >= self._floor and self._forgotten.get(participant_id, -1) <= read_at
+
+    def forget(self, participant_id: uuid.UUID) -> None:
+        self._version += 1
+        self._entries.pop(participant_id, None)
+        if len(self._forgotten) >= MAX_FORGOTTEN:
+            self._forgotten.clear()
+            self._floor = self._version
+        self._forgotten[participant_id] = self._version
+
+    def forget_all(self) -> None:
+        """Rooms or assignments changed: every entry's room may be wrong, and so may any read in flight."""
+        self._version += 1
+        self._entries.clear()
+        self._floor = self._version

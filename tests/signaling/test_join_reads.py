@@ -1,0 +1,95 @@
+"""The service admits a member only with what the directory still vouches for: a revocation (or a move) that lands
+while a join is reading is seen before the member is added. Component test with fakes of our own ports."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from signaling.errors import Unauthenticated
+from signaling.protocol import ChatMessage, Hello, RoomInfo
+from signaling.rooms import Profile
+from signaling.service import Attendance, Identity, SignalingConfig, SignalingService
+
+ROOM = RoomInfo(id="r1", workshop_id="w1", name="Plenary", kind="plenary", media="mesh", capacity=10)
+
+
+class SlowDirectory:
+    """The first read waits on `gate`; `revoke` bumps the version, as server.join_cache's forget does."""
+
+    def __init__(self) -> None:
+        self.version = 0
+        self.revoked = False
+        self.reading = asyncio.Event()
+        self.gate = asyncio.Event()
+        self.reads = 0
+
+    async def authenticate(self, token: str) -> Identity:
+        self.reads += 1
+        read_at, revoked = self.version, self.revoked  # what the row said when it was read
+        if self.reads == 1:
+            self.reading.set()
+            await self.gate.wait()
+        if revoked:
+            raise Unauthenticated("token revoked")
+        return Identity("p1", "w1", Profile("Ana", "PT", "", "participant"), room=ROOM, read_at=read_at)
+
+    async def assigned_room(self, identity: Identity) -> RoomInfo:
+        raise AssertionError("the identity carries its room")
+
+    def still_valid(self, identity: Identity) -> bool:
+        return identity.read_at == self.version
+
+    def revoke(self) -> None:
+        self.revoked = True
+        self.version += 1
+
+
+class NoStore:
+    def record_attendance(self, event: Attendance) -> None:
+        pass
+
+    async def save_chat(self, **_: Any) -> ChatMessage:
+        raise AssertionError("no chat here")
+
+    async def recent_chat(self, room_id: str, limit: int) -> list[ChatMessage]:
+        return []
+
+
+class Box:
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    def send(self, text: str) -> bool:
+        self.sent.append(text)
+        return True
+
+    def close(self, code: int, reason: str) -> None:
+        pass
+
+
+async def test_a_revocation_during_the_read_keeps_the_member_out() -> None:
+    directory = SlowDirectory()
+    service = SignalingService(directory, NoStore(), SignalingConfig())
+    hello = Hello(type="hello", protocol=[1], token="t")
+    joining = asyncio.create_task(service.join(hello, 1, Box()))
+    async with asyncio.timeout(5):
+        await directory.reading.wait()
+    directory.revoke()  # committed and forgotten while the join's read is in flight
+    directory.gate.set()
+    with pytest.raises(Unauthenticated):
+        await joining
+    assert directory.reads == 2, "the join read again"
+    assert service.members == {}
+    assert service.roster(ROOM.id) == []
+
+
+async def test_an_unchanged_read_admits_at_once() -> None:
+    directory = SlowDirectory()
+    directory.reads = 1  # no waiting
+    service = SignalingService(directory, NoStore(), SignalingConfig())
+    member = await service.join(Hello(type="hello", protocol=[1], token="t"), 1, Box())
+    assert (member.id, directory.reads) == ("p1", 2)
+    assert service.roster(ROOM.id) == ["p1"]
