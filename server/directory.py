@@ -60,7 +60,8 @@ class ServerDirectory:
         )
 
     def still_valid(self, identity: Identity) -> bool:
-        return self.store.joins.still_valid(uuid.UUID(identity.participant_id), identity.read_at)
+        room_id = identity.room.id if identity.room is not None else None
+        return self.store.joins.still_valid(uuid.UUID(identity.participant_id), room_id, identity.read_at)
 
     async def assigned_room(self, identity: Identity) -> RoomInfo:
         row = await self.store.assigned_room(uuid.UUID(identity.workshop_id), uuid.UUID(identity.participant_id))

@@ -4,7 +4,8 @@ A join reads one row (server.store `SELECT_PARTICIPANT_AND_ROOM`) the first time
 and reconnects are answered from here. Correctness rests on two rules:
 
 - Every write that can change an entry forgets it, before and after the write: participant edits, revocations and
-  deletions forget that participant; room edits and deletions, workshop deletion and every breakout plan or
+  deletions forget that participant; a room edit (name, capacity, media, publishing: a mesh room growing into an
+  sfu one is one) forgets the entries in that room; room and workshop deletions and every breakout plan or
   assignment change forget everything (they are rare, and may move many people at once). The stores do this
   themselves (server.store.Store, signaling.breakout_store.BreakoutStore), so no handler can forget to.
 - A read that raced with a write is not cached: `put` refuses an entry read before the last forget.
@@ -75,10 +76,12 @@ class JoinCache:
 
     def __init__(self, *, max_entries: int = MAX_ENTRIES) -> None:
         self._entries: dict[uuid.UUID, JoinEntry] = {}
+        self._by_room: dict[str, set[uuid.UUID]] = {}
         self._max_entries = max_entries
         self._version = 0
         # When each participant was last forgotten (by version), so that a join that read it earlier can tell.
         self._forgotten: dict[uuid.UUID, int] = {}
+        self._rooms_changed: dict[str, int] = {}
         self._floor = 0  # every read older than this is stale (set by forget_all, and when `_forgotten` is pruned)
 
     @property
@@ -97,22 +100,51 @@ class JoinCache:
             return
         if len(self._entries) >= self._max_entries:
             self._entries.clear()  # crude, and rare: a roster this size across workshops
+            self._by_room.clear()
+        self._drop(entry.participant_id)
         self._entries[entry.participant_id] = entry
+        self._by_room.setdefault(entry.room.id, set()).add(entry.participant_id)
 
-    def still_valid(self, participant_id: uuid.UUID, read_at: int) -> bool:
-        """Whether nothing about this participant was forgotten since version `read_at`."""
-        return read_at >= self._floor and self._forgotten.get(participant_id, -1) <= read_at
+    def still_valid(self, participant_id: uuid.UUID, room_id: str | None, read_at: int) -> bool:
+        """Whether nothing about this participant (or the room it was read with) was forgotten since `read_at`."""
+        return (
+            read_at >= self._floor
+            and self._forgotten.get(participant_id, -1) <= read_at
+            and (room_id is None or self._rooms_changed.get(room_id, -1) <= read_at)
+        )
 
     def forget(self, participant_id: uuid.UUID) -> None:
         self._version += 1
-        self._entries.pop(participant_id, None)
+        self._drop(participant_id)
         if len(self._forgotten) >= MAX_FORGOTTEN:
             self._forgotten.clear()
+            self._rooms_changed.clear()
             self._floor = self._version
         self._forgotten[participant_id] = self._version
+
+    def forget_room(self, room_id: str) -> None:
+        """A room was edited: the entries that carry it are stale (who belongs where is unchanged)."""
+        self._version += 1
+        for participant_id in self._by_room.pop(room_id, set()):
+            self._entries.pop(participant_id, None)
+        if len(self._rooms_changed) >= MAX_FORGOTTEN:
+            self._forgotten.clear()
+            self._rooms_changed.clear()
+            self._floor = self._version
+        self._rooms_changed[room_id] = self._version
 
     def forget_all(self) -> None:
         """Rooms or assignments changed: every entry's room may be wrong, and so may any read in flight."""
         self._version += 1
         self._entries.clear()
+        self._by_room.clear()
         self._floor = self._version
+
+    def _drop(self, participant_id: uuid.UUID) -> None:
+        entry = self._entries.pop(participant_id, None)
+        if entry is not None:
+            members = self._by_room.get(entry.room.id)
+            if members is not None:
+                members.discard(participant_id)
+                if not members:
+                    del self._by_room[entry.room.id]

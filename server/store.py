@@ -184,19 +184,23 @@ class Store:
         self.joins = joins if joins is not None else JoinCache()
 
     @asynccontextmanager
-    async def _changing(self, participant_id: uuid.UUID | None = None) -> AsyncIterator[None]:
-        """Around a write: forget one participant's entry, or every entry (rooms, workshops)."""
-        self._forget(participant_id)
+    async def _changing(
+        self, participant_id: uuid.UUID | None = None, *, room_id: uuid.UUID | None = None
+    ) -> AsyncIterator[None]:
+        """Around a write: forget one participant's entry, one room's entries, or every entry."""
+        self._forget(participant_id, room_id)
         try:
             yield
         finally:
-            self._forget(participant_id)
+            self._forget(participant_id, room_id)
 
-    def _forget(self, participant_id: uuid.UUID | None) -> None:
-        if participant_id is None:
-            self.joins.forget_all()
-        else:
+    def _forget(self, participant_id: uuid.UUID | None, room_id: uuid.UUID | None) -> None:
+        if participant_id is not None:
             self.joins.forget(participant_id)
+        elif room_id is not None:
+            self.joins.forget_room(str(room_id))
+        else:
+            self.joins.forget_all()
 
     # Workshops -----------------------------------------------------------------------------------
     async def create_workshop(
@@ -279,7 +283,7 @@ class Store:
         return row
 
     async def update_room(self, workshop_id: uuid.UUID, room_id: uuid.UUID, changes: dict[str, Any]) -> asyncpg.Record:
-        async with translated(), self._changing():
+        async with translated(), self._changing(room_id=room_id):
             row = await self.pool.fetchrow(
                 UPDATE_ROOM,
                 room_id,

@@ -172,9 +172,9 @@ def test_a_read_that_raced_a_forget_is_not_kept_nor_valid() -> None:
     cache.forget(pid)  # ... a revocation commits meanwhile ...
     cache.put(_entry(pid), read_at=read_at)  # ... and the join's (old) row arrives
     assert cache.get(pid) is None
-    assert not cache.still_valid(pid, read_at)
-    assert cache.still_valid(pid, cache.version), "a read after the forget is good"
-    assert cache.still_valid(uuid.uuid4(), read_at), "others are not affected"
+    assert not cache.still_valid(pid, None, read_at)
+    assert cache.still_valid(pid, None, cache.version), "a read after the forget is good"
+    assert cache.still_valid(uuid.uuid4(), None, read_at), "others are not affected"
 
 
 def test_forget_all_drops_every_entry_and_every_read_in_flight() -> None:
@@ -183,4 +183,16 @@ def test_forget_all_drops_every_entry_and_every_read_in_flight() -> None:
     read_at = cache.version
     cache.forget_all()
     assert cache.get(pid) is None
-    assert not cache.still_valid(pid, read_at)
+    assert not cache.still_valid(pid, None, read_at)
+
+
+def test_a_room_edit_forgets_the_entries_in_that_room_only() -> None:
+    cache, ana, ben = JoinCache(), uuid.uuid4(), uuid.uuid4()
+    a, b = _entry(ana), _entry(ben)
+    cache.put(a, read_at=cache.version)
+    cache.put(b, read_at=cache.version)
+    read_at = cache.version
+    cache.forget_room(a.room.id)
+    assert (cache.get(ana), cache.get(ben)) == (None, b)
+    assert not cache.still_valid(ana, a.room.id, read_at), "a read carrying the old room is stale"
+    assert cache.still_valid(ben, b.room.id, read_at)
