@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import re
 import secrets
+import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -62,11 +63,19 @@ class JoinClaims:
     expires_at: datetime
 
 
+VERIFIED_TOKENS_KEPT = 20_000
+
+
 class TokenSigner:
-    """Mints and verifies join tokens with the server's secret key."""
+    """Mints and verifies join tokens with the server's secret key.
+
+    A token that verified once is remembered (by its exact text) with its claims, so that reconnecting does not pay
+    for PyJWT again: the signature of the same bytes verifies the same way, and the one check that depends on time,
+    expiry, is made at every use. Revocation is not the signer's business (see `check_claims`)."""
 
     def __init__(self, secret_key: str) -> None:
         self._key = secret_key
+        self._verified: dict[str, JoinClaims] = {}
 
     def mint(
         self,
@@ -91,6 +100,18 @@ class TokenSigner:
         return jwt.encode(claims, self._key, algorithm="HS256")
 
     def verify(self, token: str) -> JoinClaims:
+        claims = self._verified.get(token)
+        if claims is None:
+            claims = self._decode(token)
+            if len(self._verified) >= VERIFIED_TOKENS_KEPT:
+                self._verified.clear()
+            self._verified[token] = claims
+        elif claims.expires_at.timestamp() <= time.time():  # as PyJWT decides it: exp <= now
+            del self._verified[token]
+            raise Unauthenticated("token expired")
+        return claims
+
+    def _decode(self, token: str) -> JoinClaims:
         try:
             claims = jwt.decode(
                 token,

@@ -196,3 +196,27 @@ def test_a_room_edit_forgets_the_entries_in_that_room_only() -> None:
     assert (cache.get(ana), cache.get(ben)) == (None, b)
     assert not cache.still_valid(ana, a.room.id, read_at), "a read carrying the old room is stale"
     assert cache.still_valid(ben, b.room.id, read_at)
+
+
+def test_a_remembered_token_still_expires_and_a_tampered_one_is_verified_afresh(monkeypatch: Any) -> None:
+    import time
+    from datetime import UTC, datetime, timedelta
+
+    import pytest
+
+    from server import auth
+    from signaling.errors import Unauthenticated
+
+    signer = auth.TokenSigner("k" * 32)
+    expires = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=60)
+    token = signer.mint(
+        workshop_id=uuid.uuid4(), participant_id=uuid.uuid4(), role="participant", generation=3, expires_at=expires
+    )
+    first = signer.verify(token)
+    assert signer.verify(token) is first, "remembered"
+    with pytest.raises(Unauthenticated, match="invalid token"):
+        signer.verify(token[:-2] + ("AA" if not token.endswith("AA") else "BB"))
+    later = time.time() + 61
+    monkeypatch.setattr(auth.time, "time", lambda: later)
+    with pytest.raises(Unauthenticated, match="token expired"):
+        signer.verify(token)
