@@ -44,10 +44,37 @@ class Member:
     hidden: bool = False
     # Whether the member may publish in its room (kept by the service from the room's rules and the floor).
     may_publish: bool = True
+    # This member as roster entries, built once per state (see `_views`).
+    _views_cache: _PeerViews | None = field(default=None, repr=False)
 
     @property
     def connected(self) -> bool:
         return self.outbox is not None
+
+    def _views(self) -> _PeerViews:
+        """The roster entries (model and JSON, for either side of `polite`) of this member as it is now.
+
+        Rebuilt when anything they show changes: the service replaces `state` and `profile` on every change (never
+        mutates them), so comparing by identity is enough."""
+        views = self._views_cache
+        connected = self.outbox is not None
+        if (
+            views is None
+            or views.state is not self.state
+            or views.profile is not self.profile
+            or views.may_publish != self.may_publish
+            or views.connected != connected
+        ):
+            impolite, polite = self._build_peer(False), self._build_peer(True)
+            views = self._views_cache = _PeerViews(
+                self.state,
+                self.profile,
+                self.may_publish,
+                connected,
+                (impolite, polite),
+                (impolite.model_dump_json(), polite.model_dump_json()),
+            )
+        return views
 
     def self_info(self) -> SelfInfo:
         p = self.profile
@@ -63,6 +90,13 @@ class Member:
 
     def as_peer(self, polite: bool) -> PeerInfo:
         """This member as a roster entry for a receiver who is `polite` towards it."""
+        return self._views().models[polite]
+
+    def peer_json(self, polite: bool) -> str:
+        """`as_peer(polite)` as JSON, as the wire has it."""
+        return self._views().json[polite]
+
+    def _build_peer(self, polite: bool) -> PeerInfo:
         p = self.profile
         return PeerInfo(
             id=self.id,
@@ -78,6 +112,16 @@ class Member:
 
     def seen_by(self, receiver_id: str) -> PeerInfo:
         return self.as_peer(is_polite(receiver_id, self.id))
+
+
+@dataclass(frozen=True, slots=True)
+class _PeerViews:
+    state: PeerState
+    profile: Profile
+    may_publish: bool
+    connected: bool
+    models: tuple[PeerInfo, PeerInfo]  # indexed by `polite`
+    json: tuple[str, str]
 
 
 def room_info(row: Mapping[str, Any]) -> RoomInfo:
@@ -143,3 +187,15 @@ class Room:
 
     def peers_for(self, receiver_id: str) -> list[PeerInfo]:
         return [m.seen_by(receiver_id) for m in self.others(receiver_id)]
+
+    def peers_json_for(self, receiver_id: str) -> str:
+        """`peers_for(receiver_id)` as a JSON array, from each member's cached entries (no model is built)."""
+        return (
+            "["
+            + ",".join(
+                m.peer_json(receiver_id < m.id)  # is_polite, inline: this runs for every peer of every welcome
+                for m in self.members.values()
+                if m.id != receiver_id and not m.hidden
+            )
+            + "]"
+        )

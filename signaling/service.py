@@ -91,6 +91,7 @@ CLOSE_UNAVAILABLE = 4503  # the database is away: retry with backoff, the resume
 MODERATOR_ROLES = frozenset({"organiser", "moderator"})
 HELP_COALESCE_S = 60.0
 JOIN_READ_ATTEMPTS = 3
+EMPTY_PEERS = '"peers":[]'
 
 
 @dataclass(frozen=True)
@@ -299,7 +300,7 @@ class SignalingService:
         room.members[pid] = member
         self.members[pid] = member
         self._to_others(room, member, lambda polite: PeerJoined(peer=member.as_peer(polite)))
-        outbox.send(encode(self._welcome(member, room, version, hello, history=history, resumed=False)))
+        outbox.send(self._welcome(member, room, version, hello, history=history, resumed=False))
         self._attend(member, "join", "joined")
         self._maybe_grow_to_sfu(room)
         return member, False
@@ -345,7 +346,7 @@ class SignalingService:
         member.outbox = outbox
         member.resume_secret = secrets.token_urlsafe(24)
         self._to_others(room, member, lambda _p: PeerResumed(peer_id=member.id))
-        outbox.send(encode(self._welcome(member, room, version, hello, history=history, resumed=True)))
+        outbox.send(self._welcome(member, room, version, hello, history=history, resumed=True))
 
     def _welcome(
         self,
@@ -356,23 +357,30 @@ class SignalingService:
         *,
         history: list[ChatMessage],
         resumed: bool,
-    ) -> Welcome:
-        return Welcome(
-            protocol=version,
-            self_=member.self_info(),
-            room=room.info,
-            peers=room.peers_for(member.id),
-            ice_servers=self.config.ice_servers(member.id),
-            resume=self._resume_token(member),
-            resumed=resumed,
-            limits=self.config.limits(),
-            chat=history,
-            breakout=self.breakout_status(member.workshop_id),
-            recording=self._recording.get(room.id),
-            feeds=self._feeds(room),
-            sfu_available=self._sfu_available(room),
-            request_id=hello.request_id,
+    ) -> str:
+        """`welcome`, encoded. The roster is most of it: it is spliced in from the members' cached entries
+        (signaling.rooms.Member.peer_json) instead of being built and serialized per joiner."""
+        text = encode(
+            Welcome(
+                protocol=version,
+                self_=member.self_info(),
+                room=room.info,
+                peers=[],
+                ice_servers=self.config.ice_servers(member.id),
+                resume=self._resume_token(member),
+                resumed=resumed,
+                limits=self.config.limits(),
+                chat=history,
+                breakout=self.breakout_status(member.workshop_id),
+                recording=self._recording.get(room.id),
+                feeds=self._feeds(room),
+                sfu_available=self._sfu_available(room),
+                request_id=hello.request_id,
+            )
         )
+        # The first occurrence is the roster: only `type`, `protocol`, `self` and `room` come before it, and a
+        # quote inside a JSON string is escaped, so no string value can hold this sequence.
+        return text.replace(EMPTY_PEERS, '"peers":' + room.peers_json_for(member.id), 1)
 
     # Leaving --------------------------------------------------------------------------------------
 

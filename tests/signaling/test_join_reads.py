@@ -93,3 +93,29 @@ async def test_an_unchanged_read_admits_at_once() -> None:
     member = await service.join(Hello(type="hello", protocol=[1], token="t"), 1, Box())
     assert (member.id, directory.reads) == ("p1", 2)
     assert service.roster(ROOM.id) == ["p1"]
+
+
+def test_the_welcome_roster_from_cached_entries_is_what_the_models_encode_and_follows_changes() -> None:
+    from pydantic import TypeAdapter
+
+    from signaling.protocol import PeerInfo
+    from signaling.rooms import Member, Room
+
+    room = Room(info=ROOM)
+    for pid, name in (("b", "Ben"), ("a", "Ana"), ("c", 'Cleo "C" \u00e9')):
+        room.members[pid] = Member(pid, "w1", Profile(name, "PT", "", "participant"), ROOM.id, "s", outbox=Box())
+    hidden = Member("z", "w1", Profile("Recorder", "", "", "recorder"), ROOM.id, "s", hidden=True)
+    room.members["z"] = hidden
+    peers = TypeAdapter(list[PeerInfo])
+
+    def expected(receiver: str) -> str:
+        return peers.dump_json(room.peers_for(receiver)).decode()
+
+    for receiver in ("a", "b", "c", "nobody"):
+        assert room.peers_json_for(receiver) == expected(receiver)
+    ana = room.members["a"]
+    ana.state = ana.state.model_copy(update={"hand": True})
+    ana.may_publish = False
+    room.members["b"].outbox = None  # reconnecting
+    assert room.peers_json_for("c") == expected("c")
+    assert '"hand":true' in room.peers_json_for("c")
