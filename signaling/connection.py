@@ -2,12 +2,6 @@
 
 Broadcasts `put_nowait` already-encoded text, so a room never waits on its slowest member; a
 connection whose queue overflows is closed (1013) instead of being allowed to buffer without bound.
-
-When the writer is idle (nothing queued, nothing being written), a send writes the frame at once, in the
-caller's step, as a bare `await ws.send_str` would: an uncompressed frame goes to the transport without
-suspending, and waking the writer task for it would cost more than the write (bench W4). Only when the
-transport pushes back (flow control) does the frame become the writer's to finish, ahead of anything sent
-after it.
 """
 
 from __future__ import annotations
@@ -16,8 +10,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Callable, Coroutine
-from typing import Any
+from collections.abc import Callable
 
 from aiohttp import web
 
@@ -39,12 +32,6 @@ class _SendQueue:
         self._maxsize = maxsize
         self._waiter: asyncio.Future[None] | None = None
 
-    @property
-    def idle(self) -> bool:
-        """The consumer waits on an empty queue."""
-        waiter = self._waiter
-        return waiter is not None and not self._items and not waiter.done()
-
     def put_nowait(self, item: object) -> None:
         if len(self._items) >= self._maxsize:
             raise asyncio.QueueFull
@@ -61,31 +48,6 @@ class _SendQueue:
             finally:
                 self._waiter = None
         return self._items.popleft()
-
-
-class _Blocked:
-    """A frame's write that the transport's flow control suspended: the coroutine and what it waits on."""
-
-    __slots__ = ("coro", "waiting_on")
-
-    def __init__(self, coro: Coroutine[Any, Any, None], waiting_on: Any) -> None:
-        self.coro = coro
-        self.waiting_on = waiting_on
-
-    async def finish(self) -> None:
-        """Drive the suspended write to its end, as a task would have (it is resumed once what it waits on is done)."""
-        try:
-            while True:
-                if isinstance(self.waiting_on, asyncio.Future):
-                    await asyncio.wait((self.waiting_on,))
-                else:  # a bare yield
-                    await asyncio.sleep(0)
-                self.waiting_on = self.coro.send(None)
-        except StopIteration:
-            return
-        except BaseException:
-            self.coro.close()
-            raise
 
 
 class Connection:
@@ -111,9 +73,6 @@ class Connection:
     def send(self, text: str) -> bool:
         if self._closing is not None:
             return False
-        if self._queue.idle:
-            self._write_now(text)
-            return True
         try:
             self._queue.put_nowait(text)
         except asyncio.QueueFull:
@@ -123,18 +82,6 @@ class Connection:
             self._abort(CLOSE_TOO_SLOW, "too slow to receive")
             return False
         return True
-
-    def _write_now(self, text: str) -> None:
-        coro = self.ws.send_str(text)
-        try:
-            waiting_on = coro.send(None)
-        except StopIteration:
-            return  # written
-        except (ConnectionError, RuntimeError) as exc:
-            # The socket went away under us; the reader notices and ends the session.
-            log.debug("write failed: %s", exc)
-            return
-        self._queue.put_nowait(_Blocked(coro, waiting_on))  # the queue was empty: this goes first
 
     def close(self, code: int, reason: str) -> None:
         """Close after what is already queued (an error, a `bye`) has been written."""
@@ -165,9 +112,6 @@ class Connection:
                     code, reason = self._closing or (1000, "")
                     await self._close_now(code, reason)
                     return
-                if isinstance(item, _Blocked):
-                    await item.finish()
-                    continue
                 assert isinstance(item, str)
                 await self.ws.send_str(item)
         except (ConnectionError, RuntimeError) as exc:
