@@ -44,11 +44,9 @@ from signaling.protocol import (
     Moved,
     MuteRequested,
     Offer,
-    PeerJoined,
     PeerLeft,
     PeerReconnecting,
     PeerResumed,
-    PeerUpdated,
     Publish,
     Published,
     RecordingStatus,
@@ -92,6 +90,9 @@ MODERATOR_ROLES = frozenset({"organiser", "moderator"})
 HELP_COALESCE_S = 60.0
 JOIN_READ_ATTEMPTS = 3
 EMPTY_PEERS = '"peers":[]'
+# The JSON of PeerJoined and PeerUpdated up to their one field, `peer` (tests check it against the models).
+PEER_JOINED_HEAD = '{"type":"peer_joined","peer":'
+PEER_UPDATED_HEAD = '{"type":"peer_updated","peer":'
 
 
 @dataclass(frozen=True)
@@ -299,7 +300,7 @@ class SignalingService:
         # their targets already knowing it (per-connection queues keep this order).
         room.members[pid] = member
         self.members[pid] = member
-        self._to_others(room, member, lambda polite: PeerJoined(peer=member.as_peer(polite)))
+        self._peer_news(room, member, PEER_JOINED_HEAD, include_self=False)
         outbox.send(self._welcome(member, room, version, hello, history=history, resumed=False))
         self._attend(member, "join", "joined")
         self._maybe_grow_to_sfu(room)
@@ -497,7 +498,7 @@ class SignalingService:
         member.room_id = room.id
         member.may_publish = may_publish(member.profile.role, room.info, member.id in room.floor)
         room.members[member.id] = member
-        self._to_others(room, member, lambda polite: PeerJoined(peer=member.as_peer(polite)))
+        self._peer_news(room, member, PEER_JOINED_HEAD, include_self=False)
         self._attend(member, "join", reason)
         if member.outbox is not None:
             moved = Moved(
@@ -896,7 +897,17 @@ class SignalingService:
         """peer_updated to the room, the member included (a moderator may have changed its state)."""
         room = self.rooms.get(member.room_id)
         if room is not None:
-            self._fan_out(room, member, lambda polite: PeerUpdated(peer=member.as_peer(polite)), include_self=True)
+            self._peer_news(room, member, PEER_UPDATED_HEAD, include_self=True)
+
+    @staticmethod
+    def _peer_news(room: Room, subject: Member, head: str, *, include_self: bool) -> None:
+        """peer_joined or peer_updated about `subject`: each variant (polite or not) is the subject's cached roster
+        entry in the message's envelope, so news costs no model and no encoding beyond the entry's, once per state."""
+        texts = (head + subject.peer_json(False) + "}", head + subject.peer_json(True) + "}")
+        for receiver in room.members.values():
+            if receiver.hidden or receiver.outbox is None or (receiver is subject and not include_self):
+                continue
+            receiver.outbox.send(texts[receiver.id < subject.id])  # is_polite, inline: once per delivery
 
     def _to_others(self, room: Room, subject: Member, build: Callable[[bool], ServerMessage]) -> None:
         self._fan_out(room, subject, build, include_self=False)

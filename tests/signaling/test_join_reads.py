@@ -119,3 +119,15 @@ def test_the_welcome_roster_from_cached_entries_is_what_the_models_encode_and_fo
     room.members["b"].outbox = None  # reconnecting
     assert room.peers_json_for("c") == expected("c")
     assert '"hand":true' in room.peers_json_for("c")
+
+
+def test_peer_news_envelopes_are_what_the_models_encode() -> None:
+    from signaling.protocol import PeerJoined, PeerUpdated
+    from signaling.rooms import Member
+    from signaling.service import PEER_JOINED_HEAD, PEER_UPDATED_HEAD, encode
+
+    ana = Member("a", "w1", Profile('Ana "A"', "PT", "Org", "moderator"), ROOM.id, "s", outbox=Box())
+    ana.state = ana.state.model_copy(update={"hand": True})
+    for polite in (False, True):
+        assert PEER_JOINED_HEAD + ana.peer_json(polite) + "}" == encode(PeerJoined(peer=ana.as_peer(polite)))
+        assert PEER_UPDATED_HEAD + ana.peer_json(polite) + "}" == encode(PeerUpdated(peer=ana.as_peer(polite)))
