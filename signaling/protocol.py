@@ -399,6 +399,13 @@ class RoomMediaChanged(ServerMessage):
     feeds: list[FeedInfo]
 
 
+class RoomUpdated(ServerMessage):
+    """The room was renamed, resized or changed who may publish (its media unchanged)."""
+
+    type: Literal["room_updated"] = "room_updated"
+    room: RoomInfo
+
+
 class Speaking(ServerMessage):
     type: Literal["speaking"] = "speaking"
     peer_id: PeerId
@@ -606,6 +613,7 @@ AnyServerMessage = Annotated[
     | SfuUnavailable
     | SfuRestored
     | RoomMediaChanged
+    | RoomUpdated
     | Speaking
     | Floor,
     Field(discriminator="type"),

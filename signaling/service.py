@@ -58,6 +58,7 @@ from signaling.protocol import (
     RevokeFloor,
     RoomInfo,
     RoomMediaChanged,
+    RoomUpdated,
     Sender,
     ServerMessage,
     SfuRestored,
@@ -506,12 +507,16 @@ class SignalingService:
         room.info = info
         if old.media == "sfu" and info.media != "sfu" and self.sfu is not None:
             self.sfu.room_ended(room.id)  # every feed ends; the members hear room_media_changed below
+        if old.media == info.media:
+            if old != info:  # renamed, resized, or who may publish changed: clients keep their connections
+                self.send_to_room(room.id, RoomUpdated(room=info))
+            self._refresh_may_publish(room)
+            return
         self._refresh_may_publish(room)
-        if old.media != info.media:
-            for member in room.roster():
-                if member.outbox is not None:
-                    changed = RoomMediaChanged(room=info, peers=room.peers_for(member.id), feeds=self._feeds(room))
-                    member.outbox.send(encode(changed))
+        for member in room.roster():
+            if member.outbox is not None:
+                changed = RoomMediaChanged(room=info, peers=room.peers_for(member.id), feeds=self._feeds(room))
+                member.outbox.send(encode(changed))
 
     def _refresh_may_publish(self, room: Room) -> None:
         for member in room.roster():

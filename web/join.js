@@ -256,6 +256,13 @@ async function handle(msg) {
       return onSfuRestored();
     case "room_media_changed":
       return onRoomMediaChanged(msg);
+    case "room_updated":
+      // Renamed, resized or who may publish changed: the connections stay as they are.
+      if (state.room && state.room.id === msg.room.id) {
+        state.room = msg.room;
+        renderRoom();
+      }
+      return;
     case "speaking":
       return onSpeaking(msg);
     case "floor":
