@@ -137,6 +137,9 @@ class WantedFeed(BaseModel):
     feed_id: str = Field(min_length=1, max_length=100)
     audio: bool = True
     video: bool = True
+    quality: Literal["low", "medium", "high"] = Field(
+        "high", description="The simulcast layer to receive (ignored for feeds without layers)."
+    )
 
 
 class Subscribe(ClientMessage):
@@ -163,6 +166,22 @@ class RevokeFloor(ClientMessage):
 
     type: Literal["revoke_floor"]
     peer_id: PeerId
+
+
+REACTIONS = ("👍", "👏", "❤️", "😂", "😮", "🎉", "✋")
+Reaction_ = Literal["👍", "👏", "❤️", "😂", "😮", "🎉", "✋"]
+
+
+class SpotlightSet(ClientMessage):
+    """A moderator puts someone on everyone's stage (null ends it)."""
+
+    type: Literal["spotlight"]
+    peer_id: PeerId | None
+
+
+class React(ClientMessage):
+    type: Literal["react"]
+    emoji: Reaction_
 
 
 class PeerState(BaseModel):
@@ -287,6 +306,7 @@ class Welcome(ServerMessage):
     recording: RecordingStatus | None = Field(None, description="The recording running in this room, if any.")
     feeds: list[FeedInfo] = Field(default_factory=list, description="Published feeds of the room (sfu rooms).")
     sfu_available: bool = Field(True, description="False while the SFU is down (sfu rooms): wait for sfu_restored.")
+    spotlight: PeerId | None = Field(None, description="Who a moderator put on everyone's stage, if anyone.")
     request_id: RequestId = None
 
 
@@ -399,6 +419,20 @@ class RoomMediaChanged(ServerMessage):
     feeds: list[FeedInfo]
 
 
+class Spotlight(ServerMessage):
+    """Who is on everyone's stage now (null: each viewer's own choice again)."""
+
+    type: Literal["spotlight"] = "spotlight"
+    peer_id: PeerId | None
+    by: Sender
+
+
+class Reaction(ServerMessage):
+    type: Literal["reaction"] = "reaction"
+    peer_id: PeerId
+    emoji: str
+
+
 class RoomUpdated(ServerMessage):
     """The room was renamed, resized or changed who may publish (its media unchanged)."""
 
@@ -502,6 +536,7 @@ class Moved(ServerMessage):
     recording: RecordingStatus | None = None
     reason: str
     feeds: list[FeedInfo] = Field(default_factory=list)
+    spotlight: PeerId | None = None
 
 
 class BreakoutsOpened(ServerMessage):
@@ -576,7 +611,9 @@ AnyClientMessage = Annotated[
     | Subscribe
     | SubscriptionAnswer
     | GrantFloor
-    | RevokeFloor,
+    | RevokeFloor
+    | SpotlightSet
+    | React,
     Field(discriminator="type"),
 ]
 CLIENT_MESSAGES: TypeAdapter[Any] = TypeAdapter(AnyClientMessage)
@@ -614,6 +651,8 @@ AnyServerMessage = Annotated[
     | SfuRestored
     | RoomMediaChanged
     | RoomUpdated
+    | Spotlight
+    | Reaction
     | Speaking
     | Floor,
     Field(discriminator="type"),

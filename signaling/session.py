@@ -37,7 +37,9 @@ from signaling.protocol import (
     LowerHand,
     Offer,
     Publish,
+    React,
     RevokeFloor,
+    SpotlightSet,
     Subscribe,
     SubscriptionAnswer,
     Unpublish,
@@ -325,6 +327,10 @@ class Session:
             await service.subscription_answer(member, message)
         elif isinstance(message, GrantFloor | RevokeFloor):
             await service.grant_floor(member, message)
+        elif isinstance(message, SpotlightSet):
+            service.spotlight(member, message)
+        elif isinstance(message, React):
+            service.react(member, message)
         elif isinstance(message, Update):
             service.update(member, message)
         elif isinstance(message, ChatSend):
