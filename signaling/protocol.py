@@ -123,7 +123,7 @@ class Publish(ClientMessage):
 
     type: Literal["publish"]
     source: Source
-    sdp: Sdp = Field(max_length=60_000)
+    sdp: Sdp = Field(max_length=250_000)
 
 
 class Unpublish(ClientMessage):
@@ -151,7 +151,7 @@ class Subscribe(ClientMessage):
 
 class SubscriptionAnswer(ClientMessage):
     type: Literal["subscription_answer"]
-    sdp: Sdp = Field(max_length=60_000)
+    sdp: Sdp = Field(max_length=250_000)
 
 
 class GrantFloor(ClientMessage):
@@ -247,6 +247,9 @@ class IceServer(BaseModel):
 
 class Limits(BaseModel):
     max_message_bytes: int
+    max_sdp_message_bytes: int = Field(
+        256 * 1024, description="The larger limit of publish and subscription_answer (SFU SDPs grow with the streams)."
+    )
     rate_per_s: float
     rate_burst: int
     resume_grace_s: float

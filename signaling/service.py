@@ -179,6 +179,7 @@ class SignalingStore(Protocol):
 @dataclass(frozen=True)
 class SignalingConfig:
     max_message_bytes: int = 64 * 1024
+    max_sdp_message_bytes: int = 256 * 1024
     rate_per_s: float = 50.0
     rate_burst: int = 200
     resume_grace_s: float = 30.0
@@ -190,6 +191,7 @@ class SignalingConfig:
     def limits(self) -> Limits:
         return Limits(
             max_message_bytes=self.max_message_bytes,
+            max_sdp_message_bytes=self.max_sdp_message_bytes,
             rate_per_s=self.rate_per_s,
             rate_burst=self.rate_burst,
             resume_grace_s=self.resume_grace_s,
