@@ -168,6 +168,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             }
             for workload in workloads:
                 reps = min(args.reps, args.w5_reps) if workload == "w5" else args.reps
+                reps = min(reps, args.w8_reps) if workload == "w8" else reps
                 rep_s = 0.0
                 for rep in range(reps):
                     elapsed = time.monotonic() - t_start
@@ -236,6 +237,9 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=5,
         help="at most this many repetitions of W5 (10k connections, the longest phase)",
+    )
+    parser.add_argument(
+        "--w8-reps", type=int, default=2, help="at most this many repetitions of W8 (the sfu plenary, ~3 min each)"
     )
     parser.add_argument(
         "--budget-min", type=float, default=24.0, help="start no repetition that would end past this many minutes"

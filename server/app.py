@@ -240,6 +240,7 @@ async def _signaling(app: web.Application) -> AsyncIterator[None]:
     store.start()
     config = SignalingConfig(
         max_message_bytes=settings.ws_max_message_bytes,
+        max_sdp_message_bytes=settings.ws_max_sdp_message_bytes,
         rate_per_s=settings.ws_rate_per_s,
         rate_burst=settings.ws_rate_burst,
         resume_grace_s=settings.resume_grace_s,
@@ -321,6 +322,7 @@ def create_app(settings: Settings) -> web.Application:
     origins = {settings.base_url, *settings.allowed_origins}
     app[SESSION_LIMITS] = SessionLimits(
         max_message_bytes=settings.ws_max_message_bytes,
+        max_sdp_message_bytes=settings.ws_max_sdp_message_bytes,
         hard_cap_bytes=settings.ws_hard_cap_bytes,
         heartbeat_s=settings.ws_heartbeat_s,
         queue_size=settings.ws_send_queue,

@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     # Signalling
     ws_heartbeat_s: float = Field(10.0, gt=0)
     ws_max_message_bytes: int = Field(64 * 1024, ge=1024)
+    ws_max_sdp_message_bytes: int = Field(
+        256 * 1024, ge=1024, description="The larger limit of messages carrying an SDP (publish, subscription_answer)."
+    )
     ws_hard_cap_bytes: int = Field(1024 * 1024, ge=1024)
     ws_send_queue: int = Field(256, ge=8, description="Outbound messages buffered per connection.")
     ws_rate_per_s: float = Field(50.0, gt=0)

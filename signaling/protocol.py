@@ -123,7 +123,7 @@ class Publish(ClientMessage):
 
     type: Literal["publish"]
     source: Source
-    sdp: Sdp = Field(max_length=60_000)
+    sdp: Sdp = Field(max_length=250_000)
 
 
 class Unpublish(ClientMessage):
@@ -137,6 +137,9 @@ class WantedFeed(BaseModel):
     feed_id: str = Field(min_length=1, max_length=100)
     audio: bool = True
     video: bool = True
+    quality: Literal["low", "medium", "high"] = Field(
+        "high", description="The simulcast layer to receive (ignored for feeds without layers)."
+    )
 
 
 class Subscribe(ClientMessage):
@@ -148,7 +151,7 @@ class Subscribe(ClientMessage):
 
 class SubscriptionAnswer(ClientMessage):
     type: Literal["subscription_answer"]
-    sdp: Sdp = Field(max_length=60_000)
+    sdp: Sdp = Field(max_length=250_000)
 
 
 class GrantFloor(ClientMessage):
@@ -163,6 +166,22 @@ class RevokeFloor(ClientMessage):
 
     type: Literal["revoke_floor"]
     peer_id: PeerId
+
+
+REACTIONS = ("👍", "👏", "❤️", "😂", "😮", "🎉", "✋")
+Reaction_ = Literal["👍", "👏", "❤️", "😂", "😮", "🎉", "✋"]
+
+
+class SpotlightSet(ClientMessage):
+    """A moderator puts someone on everyone's stage (null ends it)."""
+
+    type: Literal["spotlight"]
+    peer_id: PeerId | None
+
+
+class React(ClientMessage):
+    type: Literal["react"]
+    emoji: Reaction_
 
 
 class PeerState(BaseModel):
@@ -228,6 +247,9 @@ class IceServer(BaseModel):
 
 class Limits(BaseModel):
     max_message_bytes: int
+    max_sdp_message_bytes: int = Field(
+        256 * 1024, description="The larger limit of publish and subscription_answer (SFU SDPs grow with the streams)."
+    )
     rate_per_s: float
     rate_burst: int
     resume_grace_s: float
@@ -287,6 +309,7 @@ class Welcome(ServerMessage):
     recording: RecordingStatus | None = Field(None, description="The recording running in this room, if any.")
     feeds: list[FeedInfo] = Field(default_factory=list, description="Published feeds of the room (sfu rooms).")
     sfu_available: bool = Field(True, description="False while the SFU is down (sfu rooms): wait for sfu_restored.")
+    spotlight: PeerId | None = Field(None, description="Who a moderator put on everyone's stage, if anyone.")
     request_id: RequestId = None
 
 
@@ -399,6 +422,27 @@ class RoomMediaChanged(ServerMessage):
     feeds: list[FeedInfo]
 
 
+class Spotlight(ServerMessage):
+    """Who is on everyone's stage now (null: each viewer's own choice again)."""
+
+    type: Literal["spotlight"] = "spotlight"
+    peer_id: PeerId | None
+    by: Sender
+
+
+class Reaction(ServerMessage):
+    type: Literal["reaction"] = "reaction"
+    peer_id: PeerId
+    emoji: str
+
+
+class RoomUpdated(ServerMessage):
+    """The room was renamed, resized or changed who may publish (its media unchanged)."""
+
+    type: Literal["room_updated"] = "room_updated"
+    room: RoomInfo
+
+
 class Speaking(ServerMessage):
     type: Literal["speaking"] = "speaking"
     peer_id: PeerId
@@ -495,6 +539,7 @@ class Moved(ServerMessage):
     recording: RecordingStatus | None = None
     reason: str
     feeds: list[FeedInfo] = Field(default_factory=list)
+    spotlight: PeerId | None = None
 
 
 class BreakoutsOpened(ServerMessage):
@@ -569,7 +614,9 @@ AnyClientMessage = Annotated[
     | Subscribe
     | SubscriptionAnswer
     | GrantFloor
-    | RevokeFloor,
+    | RevokeFloor
+    | SpotlightSet
+    | React,
     Field(discriminator="type"),
 ]
 CLIENT_MESSAGES: TypeAdapter[Any] = TypeAdapter(AnyClientMessage)
@@ -606,6 +653,9 @@ AnyServerMessage = Annotated[
     | SfuUnavailable
     | SfuRestored
     | RoomMediaChanged
+    | RoomUpdated
+    | Spotlight
+    | Reaction
     | Speaking
     | Floor,
     Field(discriminator="type"),

@@ -171,6 +171,7 @@ class Room:
     # Participants a moderator gave the floor to (moderated rooms); it outlives their drops and resumes.
     floor: set[str] = field(default_factory=set)
     switching: bool = False  # a switch of media is being persisted
+    spotlight: str | None = None  # who a moderator put on everyone's stage
 
     @property
     def id(self) -> str:

@@ -19,7 +19,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from signaling.errors import InvalidArgument, LimitExceeded, NotFound, PermissionDenied, ServiceError, Unavailable
+from signaling.errors import (
+    InvalidArgument,
+    LimitExceeded,
+    NotFound,
+    PermissionDenied,
+    RateLimited,
+    ServiceError,
+    Unavailable,
+)
 from signaling.protocol import (
     Ack,
     Answer,
@@ -49,6 +57,8 @@ from signaling.protocol import (
     PeerResumed,
     Publish,
     Published,
+    React,
+    Reaction,
     RecordingStatus,
     RelayedAnswer,
     RelayedCandidate,
@@ -56,11 +66,14 @@ from signaling.protocol import (
     RevokeFloor,
     RoomInfo,
     RoomMediaChanged,
+    RoomUpdated,
     Sender,
     ServerMessage,
     SfuRestored,
     SfuUnavailable,
     Speaking,
+    Spotlight,
+    SpotlightSet,
     Subscribe,
     SubscriptionAnswer,
     Unpublish,
@@ -88,6 +101,7 @@ CLOSE_UNAVAILABLE = 4503  # the database is away: retry with backoff, the resume
 
 MODERATOR_ROLES = frozenset({"organiser", "moderator"})
 HELP_COALESCE_S = 60.0
+REACTION_INTERVAL_S = 0.8  # "about one a second": a little slack for clients that throttle at 1 s
 JOIN_READ_ATTEMPTS = 3
 EMPTY_PEERS = '"peers":[]'
 # The JSON of PeerJoined and PeerUpdated up to their one field, `peer` (tests check it against the models).
@@ -175,6 +189,7 @@ class SignalingStore(Protocol):
 @dataclass(frozen=True)
 class SignalingConfig:
     max_message_bytes: int = 64 * 1024
+    max_sdp_message_bytes: int = 256 * 1024
     rate_per_s: float = 50.0
     rate_burst: int = 200
     resume_grace_s: float = 30.0
@@ -186,6 +201,7 @@ class SignalingConfig:
     def limits(self) -> Limits:
         return Limits(
             max_message_bytes=self.max_message_bytes,
+            max_sdp_message_bytes=self.max_sdp_message_bytes,
             rate_per_s=self.rate_per_s,
             rate_burst=self.rate_burst,
             resume_grace_s=self.resume_grace_s,
@@ -223,6 +239,7 @@ class SignalingService:
         self._recording: dict[str, RecordingStatus] = {}
         self._breakout: dict[str, BreakoutStatus] = {}
         self._help_asked: dict[str, float] = {}
+        self._reacted: dict[str, float] = {}
         # Recent chat of each live room, so that joining a room people are in reads no database.
         self._chat: dict[str, deque[ChatMessage]] = {}
         self.sfu = sfu
@@ -376,6 +393,7 @@ class SignalingService:
                 recording=self._recording.get(room.id),
                 feeds=self._feeds(room),
                 sfu_available=self._sfu_available(room),
+                spotlight=room.spotlight,
                 request_id=hello.request_id,
             )
         )
@@ -424,6 +442,7 @@ class SignalingService:
         room = self.rooms.get(member.room_id)
         if room is not None and room.members.get(member.id) is member:
             del room.members[member.id]
+            self._end_spotlight_of(room, member)
             if self.sfu is not None:
                 self.sfu.member_left(member.id, reason, kick=reason == "removed")
             if not member.hidden:
@@ -485,6 +504,7 @@ class SignalingService:
         old = self.rooms.get(member.room_id)
         if old is not None and old.members.get(member.id) is member:
             del old.members[member.id]
+            self._end_spotlight_of(old, member)
             if self.sfu is not None:
                 self.sfu.member_left(member.id, "moved")
             self._to_others(old, member, lambda _p: PeerLeft(peer_id=member.id, reason="moved"))
@@ -508,6 +528,7 @@ class SignalingService:
                 recording=self._recording.get(room.id),
                 reason=reason,
                 feeds=self._feeds(room),
+                spotlight=room.spotlight,
             )
             member.outbox.send(encode(moved))
         self._maybe_grow_to_sfu(room)
@@ -531,12 +552,16 @@ class SignalingService:
         room.info = info
         if old.media == "sfu" and info.media != "sfu" and self.sfu is not None:
             self.sfu.room_ended(room.id)  # every feed ends; the members hear room_media_changed below
+        if old.media == info.media:
+            if old != info:  # renamed, resized, or who may publish changed: clients keep their connections
+                self.send_to_room(room.id, RoomUpdated(room=info))
+            self._refresh_may_publish(room)
+            return
         self._refresh_may_publish(room)
-        if old.media != info.media:
-            for member in room.roster():
-                if member.outbox is not None:
-                    changed = RoomMediaChanged(room=info, peers=room.peers_for(member.id), feeds=self._feeds(room))
-                    member.outbox.send(encode(changed))
+        for member in room.roster():
+            if member.outbox is not None:
+                changed = RoomMediaChanged(room=info, peers=room.peers_for(member.id), feeds=self._feeds(room))
+                member.outbox.send(encode(changed))
 
     def _refresh_may_publish(self, room: Room) -> None:
         for member in room.roster():
@@ -677,6 +702,38 @@ class SignalingService:
     async def grant_floor(self, member: Member, message: GrantFloor | RevokeFloor) -> None:
         by = Sender(id=member.id, display_name=member.profile.display_name)
         await self.set_floor(member, message.peer_id, isinstance(message, GrantFloor), by)
+        self._ack(member, message.request_id)
+
+    # The stage: spotlight and reactions ---------------------------------------------------------
+
+    def spotlight(self, member: Member, message: SpotlightSet) -> None:
+        if member.profile.role not in MODERATOR_ROLES:
+            raise PermissionDenied("only moderators may put someone in the spotlight")
+        room = self.rooms.get(member.room_id)
+        if room is None:
+            raise NotFound("you are in no room")
+        target = room.members.get(message.peer_id) if message.peer_id is not None else None
+        if message.peer_id is not None and (target is None or target.hidden):
+            raise NotFound(f"peer {message.peer_id} is not in your room")
+        if room.spotlight != message.peer_id:
+            room.spotlight = message.peer_id
+            by = Sender(id=member.id, display_name=member.profile.display_name)
+            self.send_to_room(room.id, Spotlight(peer_id=message.peer_id, by=by))
+        self._ack(member, message.request_id)
+
+    def _end_spotlight_of(self, room: Room, member: Member) -> None:
+        if room.spotlight == member.id:
+            room.spotlight = None
+            self.send_to_room(room.id, Spotlight(peer_id=None, by=Sender(id=None, display_name="")))
+
+    def react(self, member: Member, message: React) -> None:
+        """An emoji over the sender's tile for the room; about one a second per person."""
+        now = time.monotonic()
+        last = self._reacted.get(member.id)
+        if last is not None and now - last < REACTION_INTERVAL_S:
+            raise RateLimited("one reaction a second at most")
+        self._reacted[member.id] = now
+        self.send_to_room(member.room_id, Reaction(peer_id=member.id, emoji=message.emoji))
         self._ack(member, message.request_id)
 
     # What the SFU bridge tells the hub (signaling.sfu.bridge.SfuListener).

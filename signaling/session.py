@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,7 +38,9 @@ from signaling.protocol import (
     LowerHand,
     Offer,
     Publish,
+    React,
     RevokeFloor,
+    SpotlightSet,
     Subscribe,
     SubscriptionAnswer,
     Unpublish,
@@ -61,12 +64,17 @@ from signaling.text import find_bad_text, is_clean
 
 log = logging.getLogger(__name__)
 
+# The messages that may use max_sdp_message_bytes (checked again by validation: a lie about the type fails there).
+_SDP_MESSAGE = re.compile(r'"type"\s*:\s*"(?:publish|subscription_answer)"')
+
 __all__ = ["CLOSE_REMOVED", "CLOSE_UNAUTHENTICATED", "SessionLimits", "serve_websocket"]
 
 
 @dataclass(frozen=True)
 class SessionLimits:
     max_message_bytes: int = 64 * 1024
+    # Messages that carry an SDP may be larger: a subscription to every audio of a plenary is ~0.6 KB per stream.
+    max_sdp_message_bytes: int = 256 * 1024
     hard_cap_bytes: int = 1024 * 1024
     heartbeat_s: float = 10.0
     hello_timeout_s: float = 10.0
@@ -266,12 +274,11 @@ class Session:
         if len(text) > self.limits.max_message_bytes or (
             len(text) * 4 > self.limits.max_message_bytes and len(text.encode()) > self.limits.max_message_bytes
         ):
-            self.error(
-                "payload_too_large",
-                f"message over {self.limits.max_message_bytes} bytes",
-                _loose_request_id(text),
-            )
-            return
+            size = len(text.encode())
+            limit = self.limits.max_sdp_message_bytes if _SDP_MESSAGE.search(text) else self.limits.max_message_bytes
+            if size > max(limit, self.limits.max_message_bytes):
+                self.error("payload_too_large", f"message over {limit} bytes", _loose_request_id(text))
+                return
         try:
             message = CLIENT_MESSAGES.validate_json(text)
         except ValidationError as exc:
@@ -325,6 +332,10 @@ class Session:
             await service.subscription_answer(member, message)
         elif isinstance(message, GrantFloor | RevokeFloor):
             await service.grant_floor(member, message)
+        elif isinstance(message, SpotlightSet):
+            service.spotlight(member, message)
+        elif isinstance(message, React):
+            service.react(member, message)
         elif isinstance(message, Update):
             service.update(member, message)
         elif isinstance(message, ChatSend):

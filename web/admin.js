@@ -3,7 +3,7 @@
 
 import { Api, ApiError } from "./api.js";
 import { $, clear, countryBadge, h, toast } from "./dom.js";
-import { applyStrings, countryName, roleName, t } from "./strings.js";
+import { applyStrings, countryName, formatDateTime, mountLanguageSwitches, onLanguageChange, roleName, t } from "./strings.js";
 
 const TOKEN_KEY = "roundtable.admin_token";
 const ROLES = ["participant", "moderator", "organiser", "observer"];
@@ -12,6 +12,11 @@ let api = null;
 
 async function main() {
   applyStrings();
+  mountLanguageSwitches();
+  onLanguageChange(() => {
+    document.title = t("admin_title");
+    route(); // redraw the current view in the new language
+  });
   $("#sign-in-form").addEventListener("submit", async (e) => {
     e.preventDefault();
     await signIn($("#admin-token").value.trim());
@@ -103,7 +108,7 @@ async function showWorkshops() {
 }
 
 function formatWhen(iso) {
-  return new Date(iso).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
+  return formatDateTime(iso, { dateStyle: "medium", timeStyle: "short" });
 }
 
 function localInput(date) {

@@ -1,5 +1,7 @@
 // Small DOM helpers shared by the pages. No framework: the pages are small enough to update by hand.
 
+import { t } from "./strings.js";
+
 /**
  * Build an element: h("button", {class: "x", onclick: fn, "aria-label": "..."}, "text", child, ...).
  * Attributes starting with "on" become listeners; `dataset` takes an object; false/null attributes are left out.
@@ -88,7 +90,7 @@ export function countryBadge(code, title) {
   );
 }
 
-/** Announce a short message in the page's live region and as a toast that fades. */
+/** Announce a short message in the page's live region and as a toast that fades on its own or is dismissed. */
 export function toast(text, { kind = "info", timeoutMs = 6000 } = {}) {
   let region = document.getElementById("toasts");
   if (!region) {
@@ -96,10 +98,36 @@ export function toast(text, { kind = "info", timeoutMs = 6000 } = {}) {
     document.body.append(region);
   }
   if (kind === "error") console.warn(text);
-  const item = h("div", { class: `toast toast-${kind}` }, text);
+  const label = t("dismiss");
+  const item = h("div", { class: `toast toast-${kind}` }, h("span", { class: "toast-text" }, text));
+  const close = h("button", { type: "button", class: "toast-close icon-button", "aria-label": label, title: label, onclick: () => item.remove() },
+    document.getElementById("i-close") ? icon("i-close") : h("span", { "aria-hidden": "true" }, "×"),
+  );
+  item.append(close);
   region.append(item);
   setTimeout(() => item.remove(), timeoutMs);
   return item;
+}
+
+const SVG_NS = "http://www.w3.org/2000/svg";
+
+/** Build an SVG element (h() makes HTML ones): svg("rect", {x: 1, y: 2, width: 3, height: 4}). */
+export function svg(tag, attrs = {}, ...children) {
+  const el = document.createElementNS(SVG_NS, tag);
+  for (const [name, value] of Object.entries(attrs || {})) {
+    if (value === false || value === null || value === undefined) continue;
+    el.setAttribute(name, String(value));
+  }
+  for (const child of children) if (child) el.append(child);
+  return el;
+}
+
+/**
+ * An icon from the page's inline sprite (<symbol id="i-..."> in join.html): decorative, so hidden from
+ * assistive technology; the button it sits in keeps a visible or an aria-label.
+ */
+export function icon(id, className = "icon") {
+  return svg("svg", { class: className, "aria-hidden": "true", focusable: "false" }, svg("use", { href: `#${id}` }));
 }
 
 /** Decode a JWT's payload without checking it (the server checks; the page only wants ids). */

@@ -2,13 +2,14 @@
 // or the SFU, chat, people, breakouts), and the moderator console for moderators and organisers.
 
 import { Api, ApiError } from "./api.js";
-import { $, clear, countryBadge, h, jwtClaims, toast } from "./dom.js";
+import { $, clear, countryBadge, h, icon, jwtClaims, svg, toast } from "./dom.js";
 import { LocalMedia } from "./media.js";
 import { ModeratorConsole } from "./moderator.js";
 import { PeerMesh } from "./peers.js";
 import { SfuSession } from "./sfu.js";
+import { ActiveSpeaker, GRID, STAGE, Visibility, arrange, columnsFor, pageSizeFor, qualityFor } from "./stage.js";
 import { Signaling } from "./signaling.js";
-import { applyStrings, countryName, formatDuration, formatTime, roleName, t } from "./strings.js";
+import { applyStrings, countryName, currentLocale, formatDuration, formatTime, mountLanguageSwitches, onLanguageChange, roleName, t } from "./strings.js";
 
 const MODERATOR_ROLES = new Set(["organiser", "moderator"]);
 
@@ -38,7 +39,8 @@ const state = {
   breakoutDeadline: null, // performance.now() ms when the breakouts end
   closingDeadline: null, // performance.now() ms when the closing countdown ends
   hand: false,
-  speaking: new Set(), // peer ids speaking now (sfu rooms)
+  speaking: new Set(), // peer ids speaking now (sfu rooms: the server's `speaking`; mesh rooms: audio levels)
+  spotlight: null, // the peer id a moderator put on everyone's stage
   sfuAvailable: true, // false between sfu_unavailable and sfu_restored
   joined: false,
   reconnecting: false,
@@ -54,10 +56,28 @@ let moderator = null;
 let timer = null;
 const tiles = new Map(); // peer id, "self", or "screen:<feed id>" (a screen share in an sfu room) -> tile element
 
+// The video area (see stage.js): the viewer's own choices and what is on screen.
+const view = {
+  chosen: null, // the viewer's layout (GRID or STAGE); null: the default (the grid, the stage for a screen or a pin)
+  pinned: null, // a tile id pinned to one's own stage
+  page: 0, // the grid page
+  pageSize: null, // a test's override of the page size
+  arranged: null, // the last arrange() result
+  screens: new Set(), // screen tiles last shown: a new share brings the default layout back
+  panelHidden: false,
+  panelAuto: false, // the panel was hidden to make room for a shared screen, and comes back when it goes
+};
+const speaker = new ActiveSpeaker({ onChange: () => renderTiles() });
+let subscriptionTimer = null;
+const visibility = new Visibility(() => resubscribeSoon());
+
 // Start -------------------------------------------------------------------------------------------
 
 async function main() {
   applyStrings();
+  mountLanguageSwitches();
+  onLanguageChange(relabel);
+  renderReactionBar();
   state.token = decodeURIComponent(location.hash.replace(/^#/, "")).trim();
   state.claims = state.token ? jwtClaims(state.token) : null;
   if (!state.claims || !state.claims.sub || !state.claims.wid) {
@@ -112,6 +132,7 @@ async function showPrejoin() {
     await media.start();
     if (media.error) showPrejoinError(t("prejoin_media_error", { error: media.error.name || media.error.message }));
     $("#preview").srcObject = media.stream;
+    meter.attach(media.audioTrack);
     await fillDevices();
     navigator.mediaDevices.addEventListener("devicechange", fillDevices);
   }
@@ -151,6 +172,7 @@ async function changeDevice(kind, deviceId) {
     if (isSfu()) await sfu.replaceTrack(kind, track); // the camera connection keeps the camera while a screen is shared
     else if (mesh && !(kind === "video" && media.sharingScreen)) await mesh.replaceTrack(kind, track);
     $("#preview").srcObject = media.stream;
+    if (kind === "audio") meter.attach(media.audioTrack);
     refreshSelfTile();
   } catch (err) {
     toast(t("device_switch_failed", { error: err.name || err.message }), { kind: "error" });
@@ -180,6 +202,7 @@ function join() {
     onFeedMedia: () => renderTiles(),
     onChange: () => renderTiles(),
     onRefused: onSfuRefused,
+    videoFor: videoForFeed,
   });
   signaling = new Signaling({
     token: state.token,
@@ -209,6 +232,7 @@ async function handle(msg) {
     case "peer_left":
       state.roster.delete(msg.peer_id);
       state.speaking.delete(msg.peer_id);
+      speaker.forget(msg.peer_id);
       mesh.close(msg.peer_id);
       if (isSfu()) sfu.peerLeft(msg.peer_id);
       return renderRoom();
@@ -256,8 +280,17 @@ async function handle(msg) {
       return onSfuRestored();
     case "room_media_changed":
       return onRoomMediaChanged(msg);
+    case "room_updated":
+      // Renamed, resized or who may publish changed: the connections stay as they are.
+      if (state.room && state.room.id === msg.room.id) {
+        state.room = msg.room;
+        renderRoom();
+      }
+      return;
     case "speaking":
       return onSpeaking(msg);
+    case "spotlight":
+      return onSpotlight(msg);
     case "floor":
       return onFloor(msg);
     case "chat":
@@ -284,6 +317,8 @@ async function handle(msg) {
       return;
     case "broadcast":
       return showBroadcast(msg);
+    case "reaction":
+      return onReaction(msg);
     case "help_requested":
       moderator?.onEvent(msg);
       return;
@@ -328,6 +363,7 @@ function onWelcome(msg) {
   state.hand = msg.self.state.hand;
   mesh.setIceServers(msg.ice_servers);
   sfu.setIceServers(mesh.iceServers);
+  state.spotlight = msg.spotlight ?? null;
   const available = msg.sfu_available !== false;
   if (msg.resumed && isSfu() && state.room.id === msg.room.id && msg.room.media === "sfu" && available && state.sfuAvailable) {
     // The server kept our SFU handles across the drop, and media never went through the socket: keep them.
@@ -379,6 +415,9 @@ function enterRoom(room, peers, feeds = []) {
   state.roster = new Map(peers.map((p) => [p.id, p]));
   state.connection.clear();
   state.speaking.clear();
+  speaker.reset();
+  view.pinned = null;
+  view.page = 0;
   if (isSfu()) {
     sfu.enter(feeds, state.sfuAvailable);
     sfu.resubscribe();
@@ -463,7 +502,80 @@ function onRoomMediaChanged(msg) {
 function onSpeaking(msg) {
   if (msg.speaking) state.speaking.add(msg.peer_id);
   else state.speaking.delete(msg.peer_id);
-  renderTile(state.self && msg.peer_id === state.self.id ? "self" : msg.peer_id);
+  speakingChanged();
+}
+
+/** Who speaks changed: outline their tiles, mark them in the people list, let the stage follow (held). */
+function speakingChanged() {
+  for (const [id, tile] of tiles) {
+    const peerId = id === "self" ? state.self && state.self.id : id;
+    tile.classList.toggle("speaking", state.speaking.has(peerId));
+  }
+  for (const li of document.querySelectorAll("#people-list .person")) {
+    const on = state.speaking.has(li.dataset.peerId);
+    li.classList.toggle("speaking", on);
+    const badge = li.querySelector(".badge-speaking");
+    if (badge) badge.hidden = !on;
+  }
+  const others = new Set([...state.speaking].filter((id) => !state.self || id !== state.self.id));
+  speaker.update(others); // calls renderTiles when the stage should follow
+}
+
+// Mesh rooms have no server to tell who speaks: the browser reads the audio levels of what it receives (and of
+// its own microphone), a speaker staying "speaking" for a moment after the last loud sample.
+const LEVEL_POLL_MS = 300;
+const LEVEL_ON = 0.03;
+const LEVEL_LINGER_MS = 900;
+const lastLoud = new Map(); // peer id -> performance.now() of its last loud sample
+
+async function pollMeshLevels() {
+  if (!state.joined || state.ended || isSfu() || !mesh || !state.self) return;
+  const now = performance.now();
+  const recorder = state.recording && state.recording.recorder_peer_id;
+  let first = null;
+  for (const [peerId, { pc }] of mesh.peers) {
+    if (peerId === recorder) continue;
+    first = first || pc;
+    for (const receiver of pc.getReceivers()) {
+      if (!receiver.track || receiver.track.kind !== "audio") continue;
+      const source = receiver.getSynchronizationSources()[0];
+      if (source && source.audioLevel > LEVEL_ON) lastLoud.set(peerId, now);
+    }
+  }
+  if (first && media.hasAudio && media.audioEnabled) {
+    try {
+      for (const stat of (await first.getStats()).values()) {
+        if (stat.type === "media-source" && stat.kind === "audio" && stat.audioLevel > LEVEL_ON) lastLoud.set(state.self.id, now);
+      }
+    } catch {
+      // closed meanwhile
+    }
+  }
+  if (isSfu()) return; // the room switched while we looked
+  const speaking = new Set([...lastLoud].filter(([, at]) => now - at < LEVEL_LINGER_MS).map(([id]) => id));
+  for (const id of [...lastLoud.keys()]) if (!speaking.has(id)) lastLoud.delete(id);
+  const same = speaking.size === state.speaking.size && [...speaking].every((id) => state.speaking.has(id));
+  if (same) return;
+  state.speaking = speaking;
+  speakingChanged();
+}
+
+function onSpotlight(msg) {
+  const before = state.spotlight;
+  state.spotlight = msg.peer_id || null;
+  if (state.spotlight && state.spotlight !== before) {
+    const who = state.self && state.spotlight === state.self.id ? state.self : state.roster.get(state.spotlight);
+    toast(t("spotlight_on", { by: msg.by ? msg.by.display_name : "", name: who ? who.display_name : "" }));
+  } else if (!state.spotlight && before) {
+    toast(t("spotlight_off"));
+  }
+  renderTiles();
+  moderator?.renderRooms();
+}
+
+/** A moderator's spotlight on a peer (null ends it). */
+function setSpotlight(peerId) {
+  return signaling.send({ type: "spotlight", peer_id: peerId }, { withRequestId: true });
 }
 
 function onFloor(msg) {
@@ -486,6 +598,7 @@ function onFloor(msg) {
 
 function onMoved(msg) {
   state.sfuAvailable = true; // not told in a mesh room; a refused request says otherwise
+  state.spotlight = msg.spotlight ?? null;
   enterRoom(msg.room, msg.peers, msg.feeds);
   setBreakout(msg.breakout);
   setRecording(msg.recording);
@@ -652,10 +765,13 @@ function renderRecording(forcePrompt = false) {
     banner.hidden = true;
     return;
   }
+  // Plainly whether *you* are in the recording; a click reopens the consent choice.
   const recorded = consentHolds();
-  pill.textContent = `● ${t("recording_indicator")}`;
+  const wording = t(recorded ? "recording_included" : "recording_not_included");
+  clear(pill, icon("i-rec", "icon rec-dot"), h("span", { class: "recording-text" }, wording));
+  pill.dataset.included = String(recorded);
   pill.title = t(recorded ? "recording_you_are" : "recording_you_are_not");
-  pill.setAttribute("aria-label", `${t(recorded ? "recording_you_are" : "recording_you_are_not")}. ${t("recording_indicator_label")}`);
+  pill.setAttribute("aria-label", `${wording}. ${t("recording_indicator_label")}`);
   pill.hidden = false;
   const answered = state.consent.has(rec.recording_id);
   if (!answered || forcePrompt) {
@@ -678,9 +794,15 @@ function answerConsent(granted) {
 }
 
 function showBroadcast(msg) {
-  $("#broadcast-from").textContent = t("broadcast_from", { name: msg.from.display_name }) + ":";
+  clear(
+    $("#broadcast-from"),
+    t("broadcast_from", { name: msg.from.display_name }),
+    msg.sent_at ? h("time", { class: "banner-time", datetime: msg.sent_at }, ` · ${formatTime(msg.sent_at)}`) : null,
+    ":",
+  );
   $("#broadcast-text").textContent = msg.text;
   $("#broadcast-banner").hidden = false;
+  armBroadcastExpiry(broadcastLifetime(msg.text));
   addSystemLine(`${t("broadcast_from", { name: msg.from.display_name })}: ${msg.text}`);
 }
 
@@ -698,6 +820,7 @@ function showRoom() {
   $("#preview").srcObject = null;
   setupTabs();
   setupControls();
+  setupView();
   $("#chat-form").addEventListener("submit", (e) => {
     e.preventDefault();
     const input = $("#chat-input");
@@ -705,7 +828,9 @@ function showRoom() {
     if (!text) return;
     if (signaling.send({ type: "chat", text }, { withRequestId: true })) input.value = "";
   });
-  $("#broadcast-dismiss").addEventListener("click", () => ($("#broadcast-banner").hidden = true));
+  $("#broadcast-dismiss").addEventListener("click", hideBroadcast);
+  setupBanners();
+  startQuality();
   $("#consent-yes").addEventListener("click", () => answerConsent(true));
   $("#consent-no").addEventListener("click", () => answerConsent(false));
   $("#recording-indicator").addEventListener("click", () => {
@@ -727,32 +852,194 @@ function renderRoom() {
   moderator?.renderRooms();
 }
 
+/** Every tile in display order: ours first, then people by name, each sfu screen share after its sharer's. */
+function tileList() {
+  const list = [{ id: "self", peerId: state.self.id, kind: "self", sharing: false }];
+  for (const peer of [...state.roster.values()].sort(byName)) {
+    // In a mesh room a shared screen replaces the sharer's camera: their tile is the screen.
+    list.push({ id: peer.id, peerId: peer.id, kind: "camera", sharing: !isSfu() && Boolean(peer.state && peer.state.screen) });
+    if (isSfu()) {
+      for (const feed of sfu.remoteFeeds()) {
+        if (feed.peer_id === peer.id && feed.source === "screen") list.push({ id: `screen:${feed.feed_id}`, peerId: peer.id, kind: "screen", sharing: true });
+      }
+    }
+  }
+  return list;
+}
+
+/** The tiles in their layout (stage.js decides; this puts the elements where it says). */
 function renderTiles() {
   const grid = $("#grid");
-  if (!state.room) return;
-  const wanted = ["self"];
-  for (const peer of [...state.roster.values()].sort(byName)) {
-    wanted.push(peer.id);
-    // In an sfu room a screen share is a feed, and a tile, of its own (after its sharer's).
-    if (isSfu()) for (const feed of sfu.remoteFeeds()) if (feed.peer_id === peer.id && feed.source === "screen") wanted.push(`screen:${feed.feed_id}`);
-  }
+  if (!state.room || !state.self) return;
+  const list = tileList();
+  const wanted = new Set(list.map((tile) => tile.id));
   for (const [id, tile] of tiles) {
-    if (!wanted.includes(id)) {
+    if (!wanted.has(id)) {
       tile.querySelector("video").srcObject = null;
+      visibility.unobserve(tile);
       tile.remove();
       tiles.delete(id);
     }
   }
-  wanted.forEach((id, index) => {
-    let tile = tiles.get(id);
-    if (!tile) {
-      tile = makeTile(id);
-      tiles.set(id, tile);
+  for (const item of list) {
+    if (!tiles.has(item.id)) {
+      const tile = makeTile(item.id);
+      tiles.set(item.id, tile);
     }
-    if (grid.children[index] !== tile) grid.insertBefore(tile, grid.children[index] || null);
-    renderTile(id);
+  }
+  // A new screen share goes to the stage for everyone: the viewer's earlier choice of layout gives way once.
+  const screens = new Set(list.filter((tile) => tile.sharing).map((tile) => tile.id));
+  if ([...screens].some((id) => !view.screens.has(id))) view.chosen = null;
+  view.screens = screens;
+
+  const phone = window.matchMedia("(max-width: 820px)").matches;
+  const pageSize = view.pageSize || pageSizeFor(window.innerWidth);
+  // arrange() treats a mesh tile showing a screen like a screen tile.
+  const forStage = list.map((tile) => (tile.sharing && tile.kind === "camera" ? { ...tile, kind: "screen" } : tile));
+  const arranged = arrange({
+    tiles: forStage,
+    chosen: view.chosen,
+    pinned: view.pinned,
+    spotlight: state.spotlight,
+    speaker: speaker.current,
+    page: view.page,
+    pageSize,
   });
-  grid.dataset.count = String(Math.min(wanted.length, 9));
+  view.page = arranged.page;
+  view.arranged = { ...arranged, pageSize };
+
+  const areas = videoAreas(grid);
+  const place = (box, ids) => {
+    ids.forEach((id, i) => {
+      const tile = tiles.get(id);
+      if (box.children[i] !== tile) box.insertBefore(tile, box.children[i] || null);
+    });
+  };
+  const shown = new Set();
+  if (arranged.layout === STAGE) {
+    const main = arranged.main ? [arranged.main] : [];
+    const side = [arranged.beside, ...arranged.strip].filter(Boolean);
+    place(areas.main, main);
+    place(areas.strip, side);
+    for (const id of [...main, ...side]) shown.add(id);
+  } else {
+    place(areas.page, arranged.grid);
+    for (const id of arranged.grid) shown.add(id);
+    areas.page.style.setProperty("--cols", String(columnsFor(arranged.grid.length, phone)));
+    areas.page.dataset.count = String(arranged.grid.length);
+  }
+  const off = list.map((tile) => tile.id).filter((id) => !shown.has(id));
+  place(areas.offstage, off); // still playing their sound, never on screen
+  grid.dataset.layout = arranged.layout;
+  grid.dataset.count = String(Math.min(list.length, 9));
+  areas.main.hidden = areas.strip.hidden = arranged.layout !== STAGE;
+  areas.page.hidden = arranged.layout !== GRID;
+
+  for (const item of list) {
+    const tile = tiles.get(item.id);
+    tile.classList.toggle("on-stage", item.id === arranged.main);
+    tile.classList.toggle("beside", item.id === arranged.beside);
+    tile.classList.toggle("sharing", item.sharing);
+    renderTile(item.id);
+  }
+  renderViewControls(arranged);
+}
+
+/** The boxes of the video area, made once: the stage, its strip, a grid page, and the tiles not shown. */
+function videoAreas(grid) {
+  let main = grid.querySelector(":scope > .stage-main");
+  if (!main) {
+    main = h("div", { class: "stage-main" });
+    const strip = h("div", { class: "strip" });
+    const page = h("div", { class: "grid-page" });
+    const offstage = h("div", { class: "offstage", hidden: true, "aria-hidden": "true" });
+    grid.replaceChildren(main, strip, page, offstage);
+  }
+  return {
+    main,
+    strip: grid.querySelector(":scope > .strip"),
+    page: grid.querySelector(":scope > .grid-page"),
+    offstage: grid.querySelector(":scope > .offstage"),
+  };
+}
+
+function renderViewControls(arranged) {
+  const grid = arranged.layout === GRID;
+  const layoutButton = $("#btn-layout");
+  layoutButton.textContent = t(grid ? "layout_to_stage" : "layout_to_grid");
+  layoutButton.setAttribute("aria-pressed", String(!grid));
+  layoutButton.disabled = Boolean(state.spotlight && arranged.reason === "spotlight");
+  const pager = $("#pager");
+  pager.hidden = !grid || arranged.pages < 2;
+  $("#page-label").textContent = t("page_of", { page: arranged.page + 1, pages: arranged.pages });
+  $("#page-prev").disabled = arranged.page === 0;
+  $("#page-next").disabled = arranged.page >= arranged.pages - 1;
+  // A screen on the stage of a laptop needs the panel's room; it comes back when the screen goes.
+  const mainTile = arranged.main && tiles.get(arranged.main);
+  const screenOnStage = Boolean(mainTile && mainTile.classList.contains("sharing"));
+  if (screenOnStage && !view.panelAuto && !view.panelHidden && window.innerWidth < 1600) {
+    view.panelHidden = true;
+    view.panelAuto = true;
+  } else if (!screenOnStage && view.panelAuto) {
+    view.panelHidden = false;
+    view.panelAuto = false;
+  }
+  $(".room-body").classList.toggle("panel-hidden", view.panelHidden);
+  const panelButton = $("#btn-panel");
+  panelButton.textContent = t(view.panelHidden ? "panel_show" : "panel_hide");
+  panelButton.setAttribute("aria-expanded", String(!view.panelHidden));
+}
+
+function setupView() {
+  $("#btn-layout").addEventListener("click", () => {
+    const grid = view.arranged && view.arranged.layout === GRID;
+    view.chosen = grid ? STAGE : GRID;
+    if (!grid) view.pinned = null; // the grid has no stage to pin to
+    renderTiles();
+  });
+  const turn = (by) => {
+    view.page += by;
+    renderTiles();
+  };
+  $("#page-prev").addEventListener("click", () => turn(-1));
+  $("#page-next").addEventListener("click", () => turn(1));
+  $("#btn-panel").addEventListener("click", () => {
+    view.panelHidden = !view.panelHidden;
+    renderTiles();
+  });
+  let resized = null;
+  window.addEventListener("resize", () => {
+    clearTimeout(resized);
+    resized = setTimeout(() => {
+      renderTiles();
+      resubscribeSoon(); // tiles changed size: maybe another simulcast layer
+    }, 150);
+  });
+  // A tab in the background receives sound only.
+  document.addEventListener("visibilitychange", () => resubscribeSoon());
+  setInterval(pollMeshLevels, LEVEL_POLL_MS);
+}
+
+function resubscribeSoon() {
+  clearTimeout(subscriptionTimer);
+  subscriptionTimer = setTimeout(() => {
+    if (sfu && isSfu()) sfu.resubscribe();
+  }, 50);
+}
+
+/** The layer of a feed's video to receive: null unless its tile is on screen (and the tab in front). */
+function videoForFeed(feed) {
+  if (document.hidden) return null;
+  const id = feed.source === "screen" ? `screen:${feed.feed_id}` : feed.peer_id;
+  const tile = tiles.get(id);
+  if (!tile || !visibility.has(id)) return null;
+  return qualityFor(tile.getBoundingClientRect().width * (window.devicePixelRatio || 1));
+}
+
+function togglePin(id) {
+  view.pinned = view.pinned === id ? null : id;
+  if (view.pinned && view.chosen === GRID) view.chosen = null; // a pin is a stage of one's own
+  renderTiles();
 }
 
 function makeTile(id) {
@@ -761,17 +1048,49 @@ function makeTile(id) {
   video.muted = isSelf;
   const screenFeed = id.startsWith("screen:") ? id.slice("screen:".length) : null;
   const dataset = screenFeed
-    ? { feedId: screenFeed, screenOf: sfu.feeds.get(screenFeed)?.peer_id || "", self: "false" }
-    : { peerId: isSelf ? state.self.id : id, self: isSelf ? "true" : "false" };
+    ? { feedId: screenFeed, screenOf: sfu.feeds.get(screenFeed)?.peer_id || "", self: "false", tileId: id }
+    : { peerId: isSelf ? state.self.id : id, self: isSelf ? "true" : "false", tileId: id };
+  const actions = h(
+    "div",
+    { class: "tile-actions" },
+    h("button", { type: "button", class: "small tile-pin", onclick: () => togglePin(id) }),
+    screenFeed ? null : h("button", { type: "button", class: "small tile-spotlight", hidden: true, onclick: () => spotlightTile(id) }),
+  );
   const tile = h(
     "figure",
     { class: screenFeed ? "tile tile-screen" : "tile", dataset },
     video,
     h("div", { class: "tile-status" }),
     h("figcaption", { class: "tile-caption" }),
+    actions,
   );
   if (isSelf) video.srcObject = media.stream;
+  visibility.observe(tile);
   return tile;
+}
+
+function spotlightTile(id) {
+  const peerId = id === "self" ? state.self.id : id;
+  setSpotlight(state.spotlight === peerId ? null : peerId);
+}
+
+/** The pin and spotlight buttons of a tile. */
+function renderTileActions(tile, id, name) {
+  const pin = tile.querySelector(".tile-pin");
+  const pinned = view.pinned === id;
+  pin.textContent = t(pinned ? "unpin" : "pin");
+  pin.setAttribute("aria-label", t(pinned ? "unpin_label" : "pin_label", { name }));
+  pin.setAttribute("aria-pressed", String(pinned));
+  tile.classList.toggle("pinned", pinned);
+  const spot = tile.querySelector(".tile-spotlight");
+  if (!spot) return;
+  const peerId = id === "self" ? state.self.id : id;
+  const on = state.spotlight === peerId;
+  spot.hidden = !MODERATOR_ROLES.has(state.self.role);
+  spot.textContent = t(on ? "spotlight_end" : "spotlight");
+  spot.setAttribute("aria-label", t(on ? "spotlight_end_label" : "spotlight_label", { name }));
+  spot.setAttribute("aria-pressed", String(on));
+  tile.classList.toggle("spotlit", on);
 }
 
 function refreshSelfTile() {
@@ -813,6 +1132,7 @@ function renderTile(id) {
   tile.classList.toggle("hand", info.state.hand);
   tile.classList.toggle("speaking", state.speaking.has(info.id));
   tile.dataset.connection = connection;
+  renderTileActions(tile, id, name);
   clear(tile.querySelector(".tile-caption"), 
     countryBadge(info.country, countryName(info.country)),
     h("span", { class: "tile-name" }, name),
@@ -835,6 +1155,7 @@ function renderScreenTile(id, tile) {
   statusEl.hidden = connected;
   tile.dataset.connection = connected ? "connected" : "new";
   clear(tile.querySelector(".tile-caption"), countryBadge(owner.country, countryName(owner.country)), h("span", { class: "tile-name" }, name));
+  renderTileActions(tile, id, name);
 }
 
 function showStream(tile, stream) {
@@ -907,10 +1228,11 @@ function renderPeople() {
         );
       }
     }
+    const speaking = state.speaking.has(person.id);
     list.append(
       h(
         "li",
-        { class: "person", dataset: { peerId: person.id } },
+        { class: speaking ? "person speaking" : "person", dataset: { peerId: person.id } },
         countryBadge(person.country, countryName(person.country)),
         h(
           "div",
@@ -923,6 +1245,7 @@ function renderPeople() {
             person.reconnecting ? ` · ${t("peer_reconnecting")}` : "",
           ),
         ),
+        h("span", { class: "badge badge-speaking", hidden: !speaking }, t("state_speaking")),
         stateBadges(person.state),
         actions.length ? h("span", { class: "person-actions" }, actions) : null,
       ),
@@ -1027,8 +1350,13 @@ function setupControls() {
     $("#devices-dialog").showModal();
   });
   $("#btn-leave").addEventListener("click", () => signaling.leave());
+  $("#btn-react").addEventListener("click", () => toggleReactions());
   document.addEventListener("keydown", (e) => {
-    if (e.key === "Escape" && !$("#broadcast-banner").hidden) $("#broadcast-banner").hidden = true;
+    if (e.key !== "Escape") return;
+    if (!$("#reactions").hidden) {
+      toggleReactions(false);
+      $("#btn-react").focus();
+    } else if (!$("#broadcast-banner").hidden) hideBroadcast();
   });
 }
 
@@ -1060,8 +1388,11 @@ async function toggleScreen() {
   }
 }
 
-function setControl(button, { on, text, label }) {
-  button.textContent = text;
+function setControl(button, { on, text, label, icon: iconId }) {
+  const labelEl = button.querySelector(".control-label");
+  if (labelEl) labelEl.textContent = text;
+  else button.textContent = text;
+  if (iconId) button.querySelector("svg use")?.setAttribute("href", `#${iconId}`);
   button.setAttribute("aria-label", label || text);
   button.setAttribute("aria-pressed", String(on));
 }
@@ -1070,10 +1401,11 @@ function renderControls() {
   if (!state.self) return;
   const audio = media.hasAudio && media.audioEnabled;
   const video = media.hasVideo && media.videoEnabled;
-  setControl($("#btn-mic"), { on: !audio, text: audio ? t("mute") : t("unmute"), label: audio ? t("mic_label_on") : t("mic_label_off") });
+  setControl($("#btn-mic"), { on: !audio, text: audio ? t("mute") : t("unmute"), label: audio ? t("mic_label_on") : t("mic_label_off"), icon: audio ? "i-mic" : "i-mic-off" });
+  if (audio) hideMutedHint();
   $("#btn-mic").classList.toggle("off", !audio);
   $("#btn-mic").disabled = !media.hasAudio;
-  setControl($("#btn-cam"), { on: !video, text: video ? t("camera_off") : t("camera_on"), label: video ? t("camera_label_on") : t("camera_label_off") });
+  setControl($("#btn-cam"), { on: !video, text: video ? t("camera_off") : t("camera_on"), label: video ? t("camera_label_on") : t("camera_label_off"), icon: video ? "i-cam" : "i-cam-off" });
   $("#btn-cam").classList.toggle("off", !video);
   $("#btn-cam").disabled = !media.hasVideo;
   const sharing = media.sharingScreen;
@@ -1100,6 +1432,8 @@ function startModerator() {
     getBreakout: () => state.breakout,
     getRecording: () => state.recording,
     chooseRoom,
+    getSpotlight: () => state.spotlight,
+    setSpotlight,
     setFloor: (peerId, granted) => signaling.send({ type: granted ? "grant_floor" : "revoke_floor", peer_id: peerId }, { withRequestId: true }),
     onHelpCount: (n) => {
       const badge = $("#help-count");
@@ -1111,6 +1445,337 @@ function startModerator() {
   $("#sidepanel").classList.add("with-moderator");
 }
 
+// Microphone level, the muted hint, reactions, connection quality, language --------------------------
+
+const REACTIONS = [
+  ["👍", "reaction_like"],
+  ["👏", "reaction_clap"],
+  ["❤️", "reaction_heart"],
+  ["😂", "reaction_laugh"],
+  ["😮", "reaction_wow"],
+  ["🎉", "reaction_party"],
+  ["✋", "reaction_hand"],
+];
+const REACTION_INTERVAL_MS = 1100; // the server allows about one a second per person: stay under it
+const REACTION_SHOW_MS = 3500;
+const MUTED_HINT_LEVEL = 0.4; // -40 dBFS and up: someone speaking, not a fan
+const MUTED_HINT_WINDOW_MS = 1500; // ... at least twice within this time
+const MUTED_HINT_MS = 4000;
+const QUALITY_POLL_MS = 3000;
+let lastReactionAt = -Infinity;
+let reactionCooldown = null;
+const reactionLog = []; // reactions received, newest last (the test hook shows them)
+let mutedHintTimer = null;
+let loudAt = []; // performance.now() of recent loud ticks while muted
+let qualityTimer = null;
+const qualitySamples = new WeakMap(); // RTCPeerConnection -> the previous {lost, received}
+let broadcastTimer = null;
+let broadcastLifetimeMs = null; // null: from the text's length (tests shorten it)
+
+/**
+ * The microphone's level, 0..1, ten times a second, from a clone of its track: a muted (disabled) track is
+ * silence to Web Audio, and the muted hint needs to hear the person who speaks while muted.
+ */
+class LevelMeter {
+  constructor(onLevel) {
+    this.onLevel = onLevel;
+    this.ctx = null;
+    this.track = null;
+    this.source = null;
+    this.analyser = null;
+    this.data = null;
+    this.timer = null;
+    this.level = 0;
+  }
+
+  attach(track) {
+    this.detach();
+    if (!track || typeof AudioContext === "undefined") return;
+    try {
+      this.ctx = this.ctx || new AudioContext();
+      this.track = track.clone();
+      this.track.enabled = true;
+      this.source = this.ctx.createMediaStreamSource(new MediaStream([this.track]));
+      this.analyser = this.ctx.createAnalyser();
+      this.analyser.fftSize = 1024;
+      this.data = new Float32Array(this.analyser.fftSize);
+      this.source.connect(this.analyser);
+      // Browsers may start an AudioContext suspended until the first click (join is one).
+      if (this.ctx.state === "suspended") {
+        this.ctx.resume().catch(() => {});
+        document.addEventListener("pointerdown", () => this.ctx && this.ctx.resume().catch(() => {}), { once: true });
+      }
+    } catch (err) {
+      console.warn("level meter:", err);
+      this.detach();
+      return;
+    }
+    if (!this.timer) this.timer = setInterval(() => this.tick(), 100);
+  }
+
+  detach() {
+    if (this.source) this.source.disconnect();
+    if (this.track) this.track.stop();
+    this.source = this.analyser = this.track = null;
+  }
+
+  stop() {
+    this.detach();
+    clearInterval(this.timer);
+    this.timer = null;
+    if (this.ctx) this.ctx.close().catch(() => {});
+    this.ctx = null;
+    this.level = 0;
+    this.onLevel(0);
+  }
+
+  tick() {
+    if (!this.analyser) return;
+    this.analyser.getFloatTimeDomainData(this.data);
+    let sum = 0;
+    for (const v of this.data) sum += v * v;
+    const rms = Math.sqrt(sum / this.data.length);
+    const target = Math.min(1, Math.max(0, (20 * Math.log10(rms || 1e-9) + 60) / 50)); // -60..-10 dBFS
+    this.level = target > this.level ? target : this.level * 0.6 + target * 0.4; // quick up, gentle down
+    this.onLevel(this.level);
+  }
+}
+
+const meter = new LevelMeter(onLevel);
+
+function onLevel(level) {
+  for (const el of document.querySelectorAll(".level-meter")) {
+    el.querySelector(".level-bar").style.transform = `scaleX(${level.toFixed(3)})`;
+    el.dataset.active = String(level > 0.05);
+    el.dataset.muted = String(media.hasAudio && !media.audioEnabled);
+    if (el.getAttribute("role") === "meter") el.setAttribute("aria-valuenow", String(Math.round(level * 100)));
+  }
+  // Someone speaking into a muted microphone: say so, once, for a few seconds.
+  const muted = state.joined && !state.ended && media.hasAudio && !media.audioEnabled;
+  if (!muted) {
+    loudAt = [];
+    hideMutedHint();
+    return;
+  }
+  const now = performance.now();
+  loudAt = loudAt.filter((at) => now - at < MUTED_HINT_WINDOW_MS);
+  if (level >= MUTED_HINT_LEVEL) loudAt.push(now);
+  if (loudAt.length >= 2) showMutedHint();
+}
+
+function showMutedHint() {
+  $("#muted-hint").hidden = false;
+  clearTimeout(mutedHintTimer);
+  mutedHintTimer = setTimeout(hideMutedHint, MUTED_HINT_MS);
+}
+
+function hideMutedHint() {
+  clearTimeout(mutedHintTimer);
+  mutedHintTimer = null;
+  const hint = $("#muted-hint");
+  if (hint && !hint.hidden) hint.hidden = true;
+}
+
+// Reactions: a small fixed set that floats over the sender's tile, for everyone (the sender included).
+
+function renderReactionBar() {
+  clear(
+    $("#reactions"),
+    REACTIONS.map(([emoji, key]) =>
+      h(
+        "button",
+        { type: "button", class: "reaction", "aria-label": t(key), title: t(key), dataset: { emoji }, onclick: () => sendReaction(emoji) },
+        h("span", { "aria-hidden": "true" }, emoji),
+      ),
+    ),
+  );
+}
+
+function toggleReactions(open = $("#reactions").hidden) {
+  $("#reactions").hidden = !open;
+  const button = $("#btn-react");
+  button.setAttribute("aria-expanded", String(open));
+  button.classList.toggle("active", open);
+}
+
+/** Send a reaction unless the last one was under a second ago (the server would refuse it). */
+function sendReaction(emoji) {
+  const now = performance.now();
+  const wait = lastReactionAt + REACTION_INTERVAL_MS - now;
+  if (wait > 0) {
+    // Too soon: show that the bar is cooling down instead of sending.
+    const bar = $("#reactions");
+    bar.classList.add("cooling");
+    clearTimeout(reactionCooldown);
+    reactionCooldown = setTimeout(() => bar.classList.remove("cooling"), wait);
+    return false;
+  }
+  lastReactionAt = now;
+  return signaling.send({ type: "react", emoji }, { withRequestId: true });
+}
+
+function onReaction(msg) {
+  if (!REACTIONS.some(([emoji]) => emoji === msg.emoji)) return;
+  reactionLog.push({ peer_id: msg.peer_id, emoji: msg.emoji });
+  if (reactionLog.length > 100) reactionLog.shift();
+  const tile = [...document.querySelectorAll(".tile")].find((el) => el.dataset.peerId === msg.peer_id && !el.classList.contains("tile-screen"));
+  if (!tile) return;
+  const float = h("span", { class: "reaction-float", "aria-hidden": "true", dataset: { emoji: msg.emoji } }, msg.emoji);
+  float.style.setProperty("--drift", `${Math.round(Math.random() * 50 - 25)}px`);
+  tile.append(float);
+  setTimeout(() => float.remove(), REACTION_SHOW_MS);
+}
+
+// Connection quality per tile, from getStats: packet loss since the last poll and the round-trip time.
+
+async function measureConnection(pc) {
+  const report = await pc.getStats();
+  let lost = 0;
+  let received = 0;
+  let rtt = null;
+  let remoteRtt = null;
+  for (const s of report.values()) {
+    if (s.type === "inbound-rtp") {
+      lost += Math.max(0, s.packetsLost || 0);
+      received += s.packetsReceived || 0;
+    } else if (s.type === "candidate-pair" && s.nominated && s.state === "succeeded" && typeof s.currentRoundTripTime === "number") {
+      rtt = s.currentRoundTripTime;
+    } else if (s.type === "remote-inbound-rtp" && typeof s.roundTripTime === "number") {
+      remoteRtt = Math.max(remoteRtt ?? 0, s.roundTripTime);
+    }
+  }
+  const before = qualitySamples.get(pc);
+  qualitySamples.set(pc, { lost, received });
+  const dLost = before ? lost - before.lost : lost;
+  const dReceived = before ? received - before.received : received;
+  const seconds = rtt ?? remoteRtt;
+  return {
+    connected: pc.connectionState === "connected",
+    loss: dLost + dReceived > 0 ? (100 * Math.max(0, dLost)) / (dLost + dReceived) : null,
+    rtt: seconds === null ? null : seconds * 1000,
+  };
+}
+
+function qualityLevel(m) {
+  if (!m || !m.connected || (m.loss === null && m.rtt === null)) return "unknown";
+  const loss = m.loss ?? 0;
+  const rtt = m.rtt ?? 0;
+  if (loss >= 10 || rtt >= 800) return "poor";
+  if (loss >= 3 || rtt >= 300) return "fair";
+  return "good";
+}
+
+function renderQuality(peerId, m) {
+  const tile = [...document.querySelectorAll(".tile")].find((el) => el.dataset.peerId === peerId && el.dataset.self !== "true");
+  if (!tile) return;
+  let el = tile.querySelector(".tile-quality");
+  if (!el) {
+    el = h("span", { class: "tile-quality", role: "img" });
+    el.append(svg("svg", { class: "quality-bars", viewBox: "0 0 12 12", "aria-hidden": "true", focusable: "false" },
+      svg("rect", { x: 0, y: 8, width: 3, height: 4, rx: 0.5 }),
+      svg("rect", { x: 4.5, y: 4.5, width: 3, height: 7.5, rx: 0.5 }),
+      svg("rect", { x: 9, y: 1, width: 3, height: 11, rx: 0.5 }),
+    ));
+    tile.append(el);
+  }
+  const level = qualityLevel(m);
+  const number = new Intl.NumberFormat(currentLocale(), { maximumFractionDigits: 1 });
+  const text =
+    level === "unknown"
+      ? t("quality_unknown")
+      : t("quality_detail", { quality: t(`quality_${level}`), loss: number.format(m.loss ?? 0), rtt: number.format(Math.round(m.rtt ?? 0)) });
+  el.dataset.quality = level;
+  tile.dataset.quality = level;
+  if (el.title !== text) {
+    el.title = text;
+    el.setAttribute("aria-label", text);
+  }
+}
+
+async function pollQuality() {
+  if (!state.joined || state.ended || document.hidden) return;
+  try {
+    if (isSfu()) {
+      // Everything we receive comes through one subscriber connection: its quality is every remote tile's.
+      const sub = sfu.connections().find((c) => c.role === "subscribe");
+      const m = sub ? await measureConnection(sub.pc) : null;
+      for (const peer of state.roster.values()) renderQuality(peer.id, cameraFeedOf(peer.id) ? m : null);
+    } else {
+      for (const peer of state.roster.values()) {
+        const entry = mesh.peers.get(peer.id);
+        renderQuality(peer.id, entry ? await measureConnection(entry.pc) : null);
+      }
+    }
+  } catch (err) {
+    console.debug("quality:", err);
+  }
+}
+
+function startQuality() {
+  if (qualityTimer) return;
+  qualityTimer = setInterval(pollQuality, QUALITY_POLL_MS);
+}
+
+// Broadcasts stay long enough to read (longer for longer text), then go; hovering or focusing one keeps it.
+
+function broadcastLifetime(text) {
+  return broadcastLifetimeMs ?? Math.min(90_000, 30_000 + 80 * text.length);
+}
+
+function armBroadcastExpiry(ms) {
+  clearTimeout(broadcastTimer);
+  broadcastTimer = setTimeout(hideBroadcast, ms);
+}
+
+function hideBroadcast() {
+  clearTimeout(broadcastTimer);
+  broadcastTimer = null;
+  const banner = $("#broadcast-banner");
+  const hadFocus = banner.contains(document.activeElement);
+  banner.hidden = true;
+  if (hadFocus) $("#btn-mic").focus();
+}
+
+function setupBanners() {
+  const banner = $("#broadcast-banner");
+  const pause = () => clearTimeout(broadcastTimer);
+  const resume = () => {
+    if (!banner.hidden && !banner.matches(":hover") && !banner.contains(document.activeElement)) {
+      armBroadcastExpiry(Math.min(8000, broadcastLifetime($("#broadcast-text").textContent)));
+    }
+  };
+  // Banners sit just under the room header, whose height changes (it wraps on a phone).
+  const header = $(".room-header");
+  if (header && "ResizeObserver" in window) {
+    new ResizeObserver(() => document.documentElement.style.setProperty("--room-header-h", `${header.offsetHeight}px`)).observe(header);
+  }
+  banner.addEventListener("pointerenter", pause);
+  banner.addEventListener("focusin", pause);
+  banner.addEventListener("pointerleave", resume);
+  banner.addEventListener("focusout", () => setTimeout(resume, 0));
+}
+
+// Language: the switch redraws everything built with t().
+
+function relabel() {
+  if (state.workshop) document.title = `${state.workshop.title} · ${t("app_name")}`;
+  if (state.me && !$("#prejoin").hidden) {
+    clear($("#pre-country"), countryBadge(state.me.country, countryName(state.me.country)));
+    $("#pre-role").textContent = roleName(state.me.role);
+    if ($("#join-button").disabled) $("#join-button").textContent = t("joining");
+  }
+  fillDevices().catch(() => {});
+  renderReactionBar();
+  if (state.joined && !state.ended) {
+    renderControls();
+    renderRoom();
+    renderRecording();
+    renderBreakout();
+    moderator?.render();
+    pollQuality();
+  }
+}
+
 // The end -----------------------------------------------------------------------------------------
 
 function ended(code) {
@@ -1118,6 +1783,11 @@ function ended(code) {
   mesh?.closeAll();
   sfu?.leave();
   media.stop();
+  meter.stop();
+  hideMutedHint();
+  clearInterval(qualityTimer);
+  qualityTimer = null;
+  toggleReactions(false);
   clearInterval(timer);
   for (const tile of tiles.values()) tile.querySelector("video").srcObject = null;
   $("#reconnect-banner").hidden = true;
@@ -1160,12 +1830,37 @@ window.roundtable = {
     peers: [...state.roster.values()].map((p) => ({ ...p, connection: isSfu() ? connectionOf(p.id) : state.connection.get(p.id) || null })),
     sfuAvailable: state.sfuAvailable,
     speaking: [...state.speaking],
+    spotlight: state.spotlight,
+    activeSpeaker: speaker.current,
     breakout: state.breakout,
     recording: state.recording,
     recordingConsent: state.recording ? state.consent.get(state.recording.recording_id) ?? null : null,
   }),
+  /** The video area: the layout, what is on the stage, the grid page, the tiles on screen, the active speaker. */
+  layout: () => ({
+    ...view.arranged,
+    chosen: view.chosen,
+    pinned: view.pinned,
+    spotlight: state.spotlight,
+    speaker: speaker.current,
+    visible: [...visibility.visible].sort(),
+    panelHidden: view.panelHidden,
+  }),
+  /** Make grid pages hold `n` tiles (null: the default for the screen). */
+  setPageSize: (n) => {
+    view.pageSize = n;
+    renderTiles();
+  },
+  /** What the subscriber connection asked the SFU for and what it receives, per feed and kind. */
+  subscription: () => (sfu ? sfu.subscriptionInfo() : null),
   /** Drop the signalling socket as a network failure would. */
   dropConnection: () => signaling && signaling.dropForTest(),
+  /** Reactions received, oldest first: [{peer_id, emoji}]. */
+  reactions: () => reactionLog.map((r) => ({ ...r })),
+  /** How long the next broadcast banners stay (null: from their length). */
+  setBroadcastLifetime: (ms) => {
+    broadcastLifetimeMs = ms;
+  },
 };
 
 main().catch((err) => {

@@ -28,8 +28,8 @@ const STRATEGIES = ["manual", "random", "balanced", "country_mixed", "self_selec
 const AUTO_REFRESH_MS = 15000;
 
 export class ModeratorConsole {
-  constructor({ root, api, workshopId, getSelf, getRoom, getRoster, getPlenaryId, getBreakout, getRecording, chooseRoom, setFloor, onHelpCount }) {
-    Object.assign(this, { root, api, workshopId, getSelf, getRoom, getRoster, getPlenaryId, getBreakout, getRecording, chooseRoom, setFloor, onHelpCount });
+  constructor({ root, api, workshopId, getSelf, getRoom, getRoster, getPlenaryId, getBreakout, getRecording, chooseRoom, setFloor, onHelpCount, getSpotlight = () => null, setSpotlight = () => false }) {
+    Object.assign(this, { root, api, workshopId, getSelf, getRoom, getRoster, getPlenaryId, getBreakout, getRecording, chooseRoom, setFloor, onHelpCount, getSpotlight, setSpotlight });
     this.rooms = [];
     this.recordings = []; // recordings running in any room of the workshop
     this.people = [];
@@ -490,6 +490,24 @@ export class ModeratorConsole {
     );
   }
 
+  /** "Spotlight" puts someone of our room on everyone's stage (live, for the whole room); again ends it. */
+  spotlightButton(person, self, roster) {
+    if (person.id !== self.id && !roster.has(person.id)) return null;
+    const on = this.getSpotlight() === person.id;
+    return h(
+      "button",
+      {
+        type: "button",
+        class: on ? "small active" : "small",
+        "aria-pressed": String(on),
+        "aria-label": t(on ? "mod_spotlight_end_label" : "mod_spotlight_label", { name: person.display_name }),
+        dataset: { spotlight: on ? "on" : "off" },
+        onclick: () => this.setSpotlight(on ? null : person.id),
+      },
+      t("mod_spotlight"),
+    );
+  }
+
   personRow(person, self, roster) {
     const presence = this.present && this.present.get(person.id);
     const live = person.id === self.id || roster.has(person.id) || Boolean(presence && presence.connected);
@@ -502,10 +520,11 @@ export class ModeratorConsole {
       h("span", { class: "person-name" }, person.display_name, isSelf ? ` (${t("you")})` : ""),
       h("span", { class: "hint" }, roleName(person.role)),
       isSelf
-        ? null
+        ? h("span", { class: "person-actions" }, this.spotlightButton(person, self, roster))
         : h(
             "span",
             { class: "person-actions" },
+            this.spotlightButton(person, self, roster),
             this.floorButton(person, roster),
             h("button", { type: "button", class: "small", "aria-label": t("mod_mute_label", { name: person.display_name }), onclick: () => this.mute(person) }, t("mod_mute")),
             h(

@@ -5,7 +5,9 @@
 //   "screen" the screen share; each becomes one feed. We offer (`publish`), the server answers (`published`).
 // - Subscribing: ONE receive-only RTCPeerConnection for every feed we watch. The SFU offers (`subscription`), we
 //   answer (`subscription_answer`); a new `subscribe` replaces the whole set and brings a new offer for the same
-//   connection. Which track is which feed comes from the offer's `streams` (by transceiver mid).
+//   connection. Which track is which feed comes from the offer's `streams` (by transceiver mid). We take the audio
+//   of every feed but video only of those whose tiles are on screen (`videoFor`, from stage.js's visibility), each
+//   in the simulcast layer (`quality`) its tile's size needs; the camera is published with three layers.
 //
 // Everything runs on one promise chain of its own, in call order: a `subscription` offer must not meet a
 // half-built connection, and waiting for ICE gathering here must not hold up chat and presence.
@@ -27,6 +29,19 @@ function gathered(pc, ms) {
   });
 }
 
+// The camera's simulcast layers (Janus VideoRoom substreams 2, 1, 0): full, half and quarter size. Chromium sends
+// fewer for a small camera picture.
+const SIMULCAST_LAYERS = [
+  { rid: "h", scaleResolutionDownBy: 1 },
+  { rid: "m", scaleResolutionDownBy: 2 },
+  { rid: "l", scaleResolutionDownBy: 4 },
+];
+
+function simulcastSupported() {
+  const caps = typeof RTCRtpSender !== "undefined" && RTCRtpSender.getCapabilities && RTCRtpSender.getCapabilities("video");
+  return Boolean(caps && caps.codecs.some((c) => /vp8/i.test(c.mimeType)));
+}
+
 function closePc(pc) {
   pc.onicecandidate = pc.onconnectionstatechange = pc.ontrack = null;
   pc.close();
@@ -43,9 +58,11 @@ export class SfuSession {
    * @param {() => void} options.onChange feeds, connection states or publishing changed (re-render)
    * @param {(code: string, what: string) => void} options.onRefused the server refused a request of ours: `what`
    *   is the source of a publish, or "subscribe"
+   * @param {(feed: object) => (string|null)} [options.videoFor] the simulcast layer ("low", "medium", "high") to
+   *   receive of a feed's video, or null for none (its tile is not on screen); by default every video, "high"
    */
-  constructor({ send, selfId, tracksFor, onFeedMedia, onChange, onRefused }) {
-    Object.assign(this, { send, selfId, tracksFor, onFeedMedia, onChange, onRefused });
+  constructor({ send, selfId, tracksFor, onFeedMedia, onChange, onRefused, videoFor = () => "high" }) {
+    Object.assign(this, { send, selfId, tracksFor, onFeedMedia, onChange, onRefused, videoFor });
     this.iceServers = [];
     this.queue = Promise.resolve();
     this.active = false; // in an sfu room with the SFU up
@@ -229,7 +246,16 @@ export class SfuSession {
     const pub = { pc, requestId: null, feedId: null, pending: [], outbox: [], offerSent: false };
     this.publishers.set(source, pub);
     const stream = new MediaStream(tracks);
-    for (const track of tracks) pc.addTransceiver(track, { direction: "sendonly", streams: [stream] });
+    for (const track of tracks) {
+      const init = { direction: "sendonly", streams: [stream] };
+      if (source === "camera" && track.kind === "video" && simulcastSupported()) init.sendEncodings = SIMULCAST_LAYERS.map((l) => ({ ...l }));
+      try {
+        pc.addTransceiver(track, init);
+      } catch (err) {
+        console.warn("sfu: no simulcast here", err);
+        pc.addTransceiver(track, { direction: "sendonly", streams: [stream] });
+      }
+    }
     pc.onicecandidate = ({ candidate }) => {
       // Those gathered before the offer left are in its SDP; later ones wait for the answer (the server has a
       // handle to give them to from then on).
@@ -316,8 +342,20 @@ export class SfuSession {
     return this.run(() => this._syncSubscription());
   }
 
+  /**
+   * The audio of every feed, and video only of the feeds whose tiles are on screen, each in the layer its tile
+   * needs (`videoFor`). A feed with nothing to receive is left out.
+   */
   _wanted() {
-    return this.remoteFeeds().map((f) => ({ feed_id: f.feed_id, audio: f.audio, video: f.video }));
+    const wanted = [];
+    for (const f of this.remoteFeeds()) {
+      const quality = f.video ? this.videoFor(f) : null;
+      if (!f.audio && !quality) continue;
+      const item = { feed_id: f.feed_id, audio: Boolean(f.audio), video: Boolean(quality) };
+      if (quality) item.quality = quality;
+      wanted.push(item);
+    }
+    return wanted;
   }
 
   _syncSubscription() {
@@ -403,26 +441,14 @@ export class SfuSession {
     for (const [feedId, tracks] of byFeed) {
       const feed = this.feeds.get(feedId);
       if (!feed) continue;
-      let stream = this.media.get(feedId);
-      const fresh = !stream;
-      if (fresh) {
-        stream = new MediaStream();
-        this.media.set(feedId, stream);
-      }
-      let changed = fresh;
-      for (const old of stream.getTracks()) {
-        if (!tracks.includes(old)) {
-          stream.removeTrack(old);
-          changed = true;
-        }
-      }
-      for (const track of tracks) {
-        if (!stream.getTracks().includes(track)) {
-          stream.addTrack(track);
-          changed = true;
-        }
-      }
-      if (changed) this.onFeedMedia(feed, stream);
+      const old = this.media.get(feedId);
+      const had = old ? old.getTracks() : [];
+      if (old && had.length === tracks.length && tracks.every((track) => had.includes(track))) continue;
+      // A new stream object when its tracks change (video dropped or added with the tile's visibility): a
+      // <video> given the new one starts again with what is there now.
+      const stream = new MediaStream(tracks);
+      this.media.set(feedId, stream);
+      this.onFeedMedia(feed, stream);
     }
   }
 
@@ -498,6 +524,21 @@ export class SfuSession {
   }
 
   // Test and debugging hook ---------------------------------------------------------------------
+
+  /**
+   * What we asked the SFU for (the last `subscribe` sent) and what its offer carries: per mid, the feed, the
+   * kind and whether that transceiver receives now.
+   */
+  subscriptionInfo() {
+    const sub = this.sub;
+    if (!sub) return { wanted: null, streams: [] };
+    const active = new Map(sub.pc.getTransceivers().map((t) => [t.mid, !t.stopped && t.currentDirection !== "inactive"]));
+    return {
+      wanted: sub.sentKey ? JSON.parse(sub.sentKey) : null,
+      pending: sub.requestId !== null,
+      streams: [...sub.streams.values()].map((s) => ({ ...s, active: Boolean(active.get(s.mid)) })),
+    };
+  }
 
   /** Every connection with its role. */
   connections() {

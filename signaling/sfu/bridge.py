@@ -31,6 +31,7 @@ from signaling.sfu.sdp import sent_kinds
 
 log = logging.getLogger(__name__)
 
+SUBSTREAMS = {"low": 0, "medium": 1, "high": 2}  # Janus's simulcast substreams, smallest first
 SPEAKING_MIN_INTERVAL_S = 0.3  # at most about three speaking updates a second per room
 RECONNECT_BACKOFF_S = (0.2, 0.5, 1.0, 2.0)
 Source = Literal["camera", "screen"]
@@ -96,6 +97,7 @@ class SfuMember:
     # waits here (the newest wins) and runs when the answer comes.
     answer_pending: bool = False
     deferred: tuple[list[WantedFeed], Any] | None = None
+    layers: dict[str, int] = field(default_factory=dict)  # feed id -> the simulcast substream asked of Janus
 
 
 @dataclass
@@ -399,6 +401,7 @@ class SfuBridge:
         member.moderated.clear()
         member.answer_pending = False
         member.deferred = None
+        member.layers.clear()
 
     async def _kick(self, room: SfuRoom, member_id: str) -> None:
         if self._admin is None:
@@ -606,6 +609,7 @@ class SfuBridge:
         member_id = member.id
         async with member.lock:
             target: dict[tuple[str, str], str] = {}
+            layers = {w.feed_id: SUBSTREAMS[w.quality] for w in wanted if w.video}
             for want in wanted:
                 feed = room.feeds.get(want.feed_id)
                 if feed is None or not feed.live or feed.info.peer_id == member_id:
@@ -639,6 +643,7 @@ class SfuBridge:
                 add = [{"feed": f, "mid": m} for (f, m) in target if (f, m) not in member.subscribed]
                 drop = [{"feed": f, "mid": m} for (f, m) in member.subscribed if (f, m) not in target]
                 if not add and not drop:
+                    await self._apply_layers(member, layers)
                     return Subscription(sdp=None, streams=member.streams)
                 body: dict[str, Any] = {"request": "update"}
                 if add:
@@ -648,10 +653,27 @@ class SfuBridge:
                 data, jsep = await member.subscriber.request(body)
             member.subscribed = target
             member.streams = self._streams_of(data)
+            member.layers = {f: n for f, n in member.layers.items() if any(s.feed_id == f for s in member.streams)}
+            await self._apply_layers(member, layers)
             sdp = str(jsep["sdp"]) if jsep and jsep.get("type") == "offer" else None
             if sdp is not None:
                 member.answer_pending = True
             return Subscription(sdp=sdp, streams=member.streams)
+
+    async def _apply_layers(self, member: SfuMember, layers: dict[str, int]) -> None:
+        """Ask Janus for the simulcast layer each video tile wants (Janus ignores it for feeds without layers)."""
+        if member.subscriber is None:
+            return
+        changes = []
+        for stream in member.streams:
+            if stream.kind != "video":
+                continue
+            wanted = layers.get(stream.feed_id, SUBSTREAMS["high"])
+            if member.layers.get(stream.feed_id, SUBSTREAMS["high"]) != wanted:
+                changes.append({"mid": stream.mid, "substream": wanted})
+                member.layers[stream.feed_id] = wanted
+        if changes:
+            await member.subscriber.request({"request": "configure", "streams": changes})
 
     @staticmethod
     def _streams_of(data: dict[str, Any]) -> list[SubscribedStream]:

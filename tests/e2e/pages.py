@@ -123,6 +123,12 @@ async def wait_until(
     assert held, f"not within {timeout_ms} ms: {what}"
 
 
+async def layout(page: Page) -> dict[str, Any]:
+    """The page's video area (web/stage.js): layout, stage, strip, grid page, visible tiles, active speaker."""
+    shown: dict[str, Any] = await page.evaluate("() => window.roundtable.layout()")
+    return shown
+
+
 async def inbound(page: Page) -> dict[str, dict[str, int]]:
     stats = await page.evaluate("() => window.roundtable.stats()")
     return {s["peerId"]: s["inbound"] for s in stats}

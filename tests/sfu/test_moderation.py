@@ -143,3 +143,27 @@ async def test_janus_killed_mid_session_is_restarted_and_publishers_and_subscrib
     assert janus.pid not in (None, pid)
     # The clients publish and subscribe again on their own (as the browser client does).
     await listener.wait_until(lambda: listener.sees(feed_id, RED) and listener.hears(feed_id), "media again")
+
+
+async def test_making_a_live_room_moderated_stops_the_feeds_of_those_who_lost_the_right_to_publish(
+    sfu_room: Room,
+) -> None:
+    chair = await sfu_room.person("Chair", role="moderator")
+    delegate = await sfu_room.person("Delegate")
+    chair_feed = (await chair.publish(colour=RED))["feed_id"]
+    delegate_feed = (await delegate.publish(colour=BLUE))["feed_id"]
+    await chair.wait_until(lambda: delegate_feed in chair.feeds, "the delegate's feed")
+
+    await sfu_room.patch(publishing="moderated")
+    updated = await delegate.wait_message("room_updated")
+    assert updated["room"]["publishing"] == "moderated" and updated["room"]["media"] == "sfu"
+    removed = await chair.wait_message("feed_removed", feed_id=delegate_feed)
+    assert removed["reason"] == "floor_revoked"
+    await chair.wait_until(
+        lambda: any(
+            m["peer"]["id"] == delegate.id and not m["peer"]["may_publish"] for m in chair.seen("peer_updated")
+        ),
+        "the delegate shown without the right to publish",
+    )
+    assert chair_feed in delegate.feeds  # the moderator keeps publishing
+    assert not delegate.seen("room_media_changed")  # nobody renegotiates for it
