@@ -9,7 +9,6 @@ Relaying never touches PostgreSQL; attendance is handed to a background writer.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 import time
@@ -17,7 +16,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from signaling.errors import (
     InvalidArgument,
@@ -81,6 +80,7 @@ from signaling.protocol import (
     Welcome,
 )
 from signaling.rooms import Member, Outbox, Profile, Room, is_polite, may_publish
+from signaling.tasks import OwnedTasks
 from signaling.telemetry import NoTelemetry, SignalingTelemetry
 
 if TYPE_CHECKING:
@@ -244,7 +244,7 @@ class SignalingService:
         self._chat: dict[str, deque[ChatMessage]] = {}
         self.sfu = sfu
         self.rooms_port = rooms_port
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = OwnedTasks("signalling", expected=(ServiceError,))
         if sfu is not None:
             sfu.bind(self)
 
@@ -570,7 +570,7 @@ class SignalingService:
                 member.may_publish = allowed
                 self._publish_state(member)
                 if not allowed and self.sfu is not None:
-                    self._spawn(self.sfu.unpublish_all(member.id, reason="floor_revoked"), "sfu-unpublish")
+                    self._tasks.spawn(self.sfu.unpublish_all(member.id, reason="floor_revoked"), "sfu-unpublish")
 
     def _maybe_grow_to_sfu(self, room: Room) -> None:
         """A mesh room past `mesh_max` people switches to sfu (persisted, then announced as any switch)."""
@@ -595,28 +595,10 @@ class SignalingService:
             log.info("room %s grew past %d people: switched to sfu", info.id, limit)
             self.room_changed(info)
 
-        self._spawn(grow(), "grow-to-sfu")
-
-    def _spawn(self, coro: Any, name: str) -> None:
-        task = asyncio.create_task(coro, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            exc = task.exception()
-            if isinstance(exc, ServiceError):
-                log.info("task %s: %s", task.get_name(), exc)
-            else:
-                log.error("task %s failed", task.get_name(), exc_info=exc)
+        self._tasks.spawn(grow(), "grow-to-sfu")
 
     async def drain_tasks(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(BaseException):
-                await task
+        await self._tasks.cancel_all()
 
     # The SFU --------------------------------------------------------------------------------------
 
@@ -652,7 +634,6 @@ class SignalingService:
         )
         if member.outbox is not None:
             member.outbox.send(encode(Published(feed_id=feed_id, sdp=answer, request_id=message.request_id)))
-        # A moderator's mute holds on a new feed, so does a self-mute shown in the state.
 
     async def unpublish(self, member: Member, message: Unpublish) -> None:
         _room, sfu = self._sfu_room(member)
@@ -679,16 +660,12 @@ class SignalingService:
         await sfu.trickle(member.id, message.pc, message.candidate.model_dump(exclude_none=True))
         self._ack(member, message.request_id)
 
-    async def set_floor(self, actor: Member | None, peer_id: str, granted: bool, by: Sender) -> bool:
-        """Give (or take back) the floor in the participant's room. `actor` None: the API already checked."""
-        if actor is not None and actor.profile.role not in MODERATOR_ROLES:
-            raise PermissionDenied("only moderators may give or take the floor")
+    def set_floor(self, workshop_id: str, peer_id: str, granted: bool, by: Sender) -> bool:
+        """Give (or take back) the floor in the participant's live room; False when they are not connected.
+        The caller has checked that `by` moderates the workshop."""
         target = self.members.get(peer_id)
-        workshop = actor.workshop_id if actor is not None else None
-        if target is None or target.hidden or (workshop is not None and target.workshop_id != workshop):
-            raise NotFound(f"peer {peer_id} is not in this workshop")
-        room = self.rooms.get(target.room_id)
-        if room is None:
+        room = self.rooms.get(target.room_id) if target is not None else None
+        if target is None or target.hidden or target.workshop_id != workshop_id or room is None:
             return False
         if granted:
             room.floor.add(target.id)
@@ -699,9 +676,12 @@ class SignalingService:
         self._refresh_may_publish(room)
         return True
 
-    async def grant_floor(self, member: Member, message: GrantFloor | RevokeFloor) -> None:
+    def grant_floor(self, member: Member, message: GrantFloor | RevokeFloor) -> None:
+        if member.profile.role not in MODERATOR_ROLES:
+            raise PermissionDenied("only moderators may give or take the floor")
         by = Sender(id=member.id, display_name=member.profile.display_name)
-        await self.set_floor(member, message.peer_id, isinstance(message, GrantFloor), by)
+        if not self.set_floor(member.workshop_id, message.peer_id, isinstance(message, GrantFloor), by):
+            raise NotFound(f"peer {message.peer_id} is not in this workshop")
         self._ack(member, message.request_id)
 
     # The stage: spotlight and reactions ---------------------------------------------------------
@@ -753,18 +733,15 @@ class SignalingService:
         self.send_to_room(room_id, Speaking(peer_id=peer_id, speaking=speaking))
 
     def sfu_down(self, reason: str) -> None:
-        for room in self.sfu_room_list():
-            self.send_to_room(room.id, SfuUnavailable(reason=reason))
+        for info in self.sfu_rooms():
+            self.send_to_room(info.id, SfuUnavailable(reason=reason))
 
     def sfu_up(self) -> None:
-        for room in self.sfu_room_list():
-            self.send_to_room(room.id, SfuRestored())
+        for info in self.sfu_rooms():
+            self.send_to_room(info.id, SfuRestored())
 
     def sfu_rooms(self) -> list[RoomInfo]:
-        return [room.info for room in self.sfu_room_list()]
-
-    def sfu_room_list(self) -> list[Room]:
-        return [room for room in self.rooms.values() if room.info.media == "sfu"]
+        return [room.info for room in self.rooms.values() if room.info.media == "sfu"]
 
     # Recordings -----------------------------------------------------------------------------------
 
@@ -864,7 +841,7 @@ class SignalingService:
         room = self.rooms.get(member.room_id)
         if self.sfu is not None and room is not None and room.info.media == "sfu":
             # In an sfu room the feed stops at the server, whatever the sender's client does.
-            self._spawn(self.sfu.moderate(member.id, kind, True), "sfu-moderate")
+            self._tasks.spawn(self.sfu.moderate(member.id, kind, True), "sfu-moderate")
         return True
 
     # Profile changes from the API -----------------------------------------------------------------
@@ -913,7 +890,7 @@ class SignalingService:
                 for kind in ("audio", "video"):
                     # Unmuting oneself, visibly to the room, lifts a moderator's block at the SFU.
                     if changes.get(kind) is True and self.sfu.is_moderated(member.id, kind):
-                        self._spawn(self.sfu.moderate(member.id, kind, False), "sfu-unmoderate")
+                        self._tasks.spawn(self.sfu.moderate(member.id, kind, False), "sfu-unmoderate")
         self._ack(member, message.request_id)
 
     def lower_hand(self, member: Member, message: LowerHand) -> None:

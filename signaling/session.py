@@ -331,7 +331,7 @@ class Session:
         elif isinstance(message, SubscriptionAnswer):
             await service.subscription_answer(member, message)
         elif isinstance(message, GrantFloor | RevokeFloor):
-            await service.grant_floor(member, message)
+            service.grant_floor(member, message)
         elif isinstance(message, SpotlightSet):
             service.spotlight(member, message)
         elif isinstance(message, React):

@@ -127,11 +127,7 @@ async def _floor(request: web.Request, who: Principal, granted: bool) -> web.Res
     actor = await actor_of(request, who, workshop_id)
     await request.app[keys.STORE].get_participant(workshop_id, participant_id)
     sender = Sender(id=str(actor.id) if actor.id else None, display_name=actor.display_name)
-    signaling = request.app[keys.SIGNALING]
-    member = signaling.members.get(str(participant_id))
-    live = False
-    if member is not None and member.workshop_id == str(workshop_id):
-        live = await signaling.set_floor(None, str(participant_id), granted, sender)
+    live = request.app[keys.SIGNALING].set_floor(str(workshop_id), str(participant_id), granted, sender)
     await request.app[keys.BREAKOUT_STORE].record_action(
         workshop_id,
         actor_id=actor.id,

@@ -20,7 +20,7 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -28,6 +28,7 @@ from signaling.errors import InvalidArgument, NotFound, ServiceError, Unavailabl
 from signaling.protocol import FeedInfo, RoomInfo, ServerMessage, SubscribedStream, Subscription, WantedFeed
 from signaling.sfu.janus import Handle, JanusClient, JanusError, JanusGone
 from signaling.sfu.sdp import sent_kinds
+from signaling.tasks import OwnedTasks
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +136,7 @@ class SfuBridge:
         self.members: dict[str, SfuMember] = {}
         self._client: JanusClient | None = None
         self._admin: Handle | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = OwnedTasks("SFU", expected=(JanusGone, JanusError, ServiceError))
         self._reconnect: asyncio.Task[None] | None = None
         self._closed = False
         self.available = False
@@ -161,11 +162,7 @@ class SfuBridge:
             self._reconnect.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reconnect
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(BaseException):
-                await task
+        await self._tasks.cancel_all()
         for room in list(self.rooms.values()):
             if room.created and self._client is not None and self._client.connected:
                 with contextlib.suppress(ServiceError, JanusError, JanusGone):
@@ -233,20 +230,6 @@ class SfuBridge:
             if self.available and self.listener is not None:
                 self.listener.sfu_up()
             return
-
-    def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
-        task = asyncio.create_task(coro, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            exc = task.exception()
-            if isinstance(exc, JanusGone | JanusError | ServiceError):
-                log.info("SFU task %s: %s", task.get_name(), exc)
-            else:
-                log.error("SFU task %s failed", task.get_name(), exc_info=exc)
 
     def _client_or_fail(self) -> JanusClient:
         if not self.available or self._client is None:
@@ -326,7 +309,7 @@ class SfuBridge:
         if room.talking_flush is not None:
             room.talking_flush.cancel()
         if room.created:
-            self._spawn(self._destroy(room), name=f"sfu-destroy-{room_id}")
+            self._tasks.spawn(self._destroy(room), name=f"sfu-destroy-{room_id}")
 
     async def _destroy(self, room: SfuRoom) -> None:
         if self._admin is None or not self.available:
@@ -348,9 +331,17 @@ class SfuBridge:
     async def _ensure_base(self, member: SfuMember, room: SfuRoom) -> Handle:
         if member.base is not None and not member.base.detached:
             return member.base
-        client = self._client_or_fail()
-        handle = await client.attach()
-        handle.on_event = lambda event: self._on_publisher_event(member.id, "camera", handle, event)
+        handle, data = await self._join_publisher(member, room, "camera", member.display)
+        member.base = handle
+        member.private_id = int(data["private_id"])
+        return handle
+
+    async def _join_publisher(
+        self, member: SfuMember, room: SfuRoom, source: Source, display: str
+    ) -> tuple[Handle, dict[str, Any]]:
+        """A new handle joined to the room as the member's `source` publisher (not publishing yet)."""
+        handle = await self._client_or_fail().attach()
+        handle.on_event = lambda event: self._on_publisher_event(member.id, source, handle, event)
         try:
             data, _ = await handle.request(
                 {
@@ -358,16 +349,14 @@ class SfuBridge:
                     "ptype": "publisher",
                     "room": room.info.id,
                     "pin": room.pin,
-                    "id": feed_id_of(member.id, "camera"),
-                    "display": member.display,
+                    "id": feed_id_of(member.id, source),
+                    "display": display,
                 }
             )
         except BaseException:
             await handle.detach()
             raise
-        member.base = handle
-        member.private_id = int(data["private_id"])
-        return handle
+        return handle, data
 
     def member_left(self, member_id: str, reason: str, *, kick: bool = False) -> None:
         """The member left the room (or was removed): its feeds end now, its handles go in the background."""
@@ -376,7 +365,7 @@ class SfuBridge:
             return
         room = self.rooms.get(member.room_id)
         if kick and room is not None and room.created:
-            self._spawn(self._kick(room, member_id), name=f"sfu-kick-{member_id}")
+            self._tasks.spawn(self._kick(room, member_id), name=f"sfu-kick-{member_id}")
         self._drop_member(member, reason=reason, notify=True)
 
     def _drop_member(self, member: SfuMember, *, reason: str, notify: bool) -> None:
@@ -390,7 +379,7 @@ class SfuBridge:
         handles = [h for h in (member.subscriber, member.screen, member.base) if h is not None]
         self._forget_handles(member)
         for handle in handles:
-            self._spawn(handle.detach(), name=f"sfu-detach-{member.id}")
+            self._tasks.spawn(handle.detach(), name=f"sfu-detach-{member.id}")
 
     @staticmethod
     def _forget_handles(member: SfuMember) -> None:
@@ -453,29 +442,13 @@ class SfuBridge:
                     if existing is not None:
                         self._remove_feed(room, existing, reason="republished", notify=True)
                     await old.detach()
-                handle = await self._client_or_fail().attach()
-                handle.on_event = lambda event: self._on_publisher_event(member_id, "screen", handle, event)
-                try:
-                    await handle.request(
-                        {
-                            "request": "join",
-                            "ptype": "publisher",
-                            "room": info.id,
-                            "pin": room.pin,
-                            "id": feed_id,
-                            "display": f"{display} (screen)",
-                        }
-                    )
-                except BaseException:
-                    await handle.detach()
-                    raise
+                handle, _ = await self._join_publisher(member, room, "screen", f"{display} (screen)")
                 member.screen = handle
             # "record": false because Janus keeps a publisher's recording switched on across an unpublish and
             # would record a republish on its own, under a name of its own; the recording policy decides.
             data, jsep = await handle.request(
                 {
                     "request": "publish",
-                    "display": member.display,
                     "descriptions": [],
                     "record": False,
                     "secret": room.secret,
@@ -498,9 +471,9 @@ class SfuBridge:
                 mids=mids,
             )
             room.feeds[feed_id] = feed
-            for kind in member.moderated:  # a moderator's mute holds across a republish
-                if source == "camera" and kind in mids:
-                    self._spawn(self._moderate(room, feed, kind, True), name=f"sfu-moderate-{feed_id}")
+            for kind in member.moderated:  # a moderator's mute holds across a republish, as on every source
+                if kind in mids:
+                    self._tasks.spawn(self._moderate(room, feed, kind, True), name=f"sfu-moderate-{feed_id}")
             return feed_id, str(jsep["sdp"])
 
     async def unpublish(self, member_id: str, feed_id: str, *, reason: str = "unpublished") -> None:
@@ -549,7 +522,7 @@ class SfuBridge:
                 self.listener.sfu_feed_added(room.info.id, feed.info)
             base = self.recording.recording_base(room.info.id, feed.info) if self.recording is not None else None
             if base is not None:
-                self._spawn(self.record_feed(feed.info.feed_id, base), name=f"sfu-record-{feed.info.feed_id}")
+                self._tasks.spawn(self.record_feed(feed.info.feed_id, base), name=f"sfu-record-{feed.info.feed_id}")
         elif kind == "hangup" and feed is not None and feed.handle is handle:
             self._remove_feed(room, feed, reason="connection_lost", notify=True)
         elif kind == "event":
@@ -694,7 +667,7 @@ class SfuBridge:
         deferred, member.deferred = member.deferred, None
         room = self.rooms.get(member.room_id)
         if deferred is not None and room is not None:
-            self._spawn(self._run_deferred(member, room, *deferred), name=f"sfu-subscribe-{member_id}")
+            self._tasks.spawn(self._run_deferred(member, room, *deferred), name=f"sfu-subscribe-{member_id}")
 
     async def _run_deferred(self, member: SfuMember, room: SfuRoom, wanted: list[WantedFeed], request_id: Any) -> None:
         if self.members.get(member.id) is not member:
@@ -714,7 +687,7 @@ class SfuBridge:
             member.answer_pending = False
             member.subscribed.clear()
             member.streams = []
-            self._spawn(handle.detach(), name=f"sfu-detach-sub-{member_id}")
+            self._tasks.spawn(handle.detach(), name=f"sfu-detach-sub-{member_id}")
             return
         data = event.get("plugindata", {}).get("data", {})
         jsep = event.get("jsep")

@@ -64,14 +64,43 @@ async def live_server(
 ) -> LiveServer:
     """The real app on 127.0.0.1 with public_url pointing at itself."""
     loopback_ice(monkeypatch)  # the server's recorder peer (aiortc) gathers on 127.0.0.1
+    return await serve(database_url, tmp_path, aiohttp_server, aiohttp_client)
+
+
+async def serve(
+    database_url: str, tmp_path: Path, aiohttp_server: Any, aiohttp_client: Any, **overrides: Any
+) -> LiveServer:
+    """Start the real app on a free port of 127.0.0.1, its public_url pointing at itself."""
     port = _free_port()
     base_url = f"http://127.0.0.1:{port}"
-    settings = make_settings(database_url, tmp_path / "var", public_url=base_url)
+    settings = make_settings(database_url, tmp_path / "var", public_url=base_url, **overrides)
     # A short shutdown timeout: a failed test must not leave teardown waiting on open WebSockets.
     server = await aiohttp_server(create_app(settings), host="127.0.0.1", port=port, shutdown_timeout=2.0)
     client: TestClient[Any, Any] = await aiohttp_client(server)
     assert str(client.make_url("/")).rstrip("/") == base_url
     return LiveServer(base_url=base_url, client=client)
+
+
+async def serve_with_sfu(
+    database_url: str, tmp_path: Path, aiohttp_server: Any, aiohttp_client: Any, *, rtp_ports: str
+) -> LiveServer:
+    """The real app with an embedded Janus on the namespace's media address: a new workshop's plenary is sfu."""
+    if not netns.private():
+        pytest.fail(f"the SFU browser tests need the private network namespace: {netns.why_not()} (tests/netns.py)")
+    from server import keys
+
+    live = await serve(
+        database_url,
+        tmp_path,
+        aiohttp_server,
+        aiohttp_client,
+        sfu="auto",
+        sfu_ice_address=netns.MEDIA_ADDRESS,
+        sfu_rtp_ports=rtp_ports,
+        mesh_max=0,
+    )
+    assert keys.SFU in live.client.app, "the embedded Janus did not start: see the log above"
+    return live
 
 
 @pytest.fixture(scope="session")

@@ -12,11 +12,8 @@ from typing import Any
 import pytest
 from playwright.async_api import Page, expect
 
-from server import keys
-from server.app import JANUS, create_app
-from tests import netns
-from tests.conftest import make_settings
-from tests.e2e.conftest import BrowserSession, LiveServer, _free_port
+from server.app import JANUS
+from tests.e2e.conftest import BrowserSession, LiveServer, serve_with_sfu
 from tests.e2e.pages import CAST, join, save_screenshot, wait_until, wait_video_visible
 from tests.helpers import ADMIN, add_participant, create_workshop
 
@@ -147,23 +144,7 @@ async def _join_all(browser: BrowserSession, people: list[tuple[str, dict[str, A
 
 @pytest.fixture
 async def live_server(database_url: str, tmp_path: Path, aiohttp_server: Any, aiohttp_client: Any) -> LiveServer:
-    """The real app with an embedded Janus on the namespace's media address: a new workshop's plenary is sfu."""
-    if not netns.private():
-        pytest.fail(f"the SFU browser tests need the private network namespace: {netns.why_not()} (tests/netns.py)")
-    port = _free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    settings = make_settings(
-        database_url,
-        tmp_path / "var",
-        public_url=base_url,
-        sfu="auto",
-        sfu_ice_address=netns.MEDIA_ADDRESS,
-        sfu_rtp_ports="21000-21099",
-    )
-    server = await aiohttp_server(create_app(settings), host="127.0.0.1", port=port, shutdown_timeout=2.0)
-    client = await aiohttp_client(server)
-    assert keys.SFU in client.app, "the embedded Janus did not start: see the log above"
-    return LiveServer(base_url=base_url, client=client)
+    return await serve_with_sfu(database_url, tmp_path, aiohttp_server, aiohttp_client, rtp_ports="21000-21099")
 
 
 async def test_three_people_in_an_sfu_room_send_once_and_see_each_other(

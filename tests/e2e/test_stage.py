@@ -18,11 +18,8 @@ from aiortc.mediastreams import MediaStreamError
 from playwright.async_api import Page, expect
 
 import tests.sfu.peer as sfu_peer
-from server import keys
-from server.app import create_app
 from tests import netns
-from tests.conftest import make_settings
-from tests.e2e.conftest import PHONE, BrowserSession, LiveServer, _free_port
+from tests.e2e.conftest import PHONE, BrowserSession, LiveServer, serve_with_sfu
 from tests.e2e.pages import join, layout, save_screenshot, wait_until
 from tests.helpers import ADMIN, add_participant, create_workshop
 from tests.sfu.peer import SfuPeer
@@ -70,24 +67,7 @@ def tiny_crowd(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 async def live_server(database_url: str, tmp_path: Path, aiohttp_server: Any, aiohttp_client: Any) -> LiveServer:
-    """The real app with an embedded Janus on the namespace's media address: a new workshop's plenary is sfu."""
-    if not netns.private():
-        pytest.fail(f"the SFU browser tests need the private network namespace: {netns.why_not()} (tests/netns.py)")
-    port = _free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    settings = make_settings(
-        database_url,
-        tmp_path / "var",
-        public_url=base_url,
-        sfu="auto",
-        sfu_ice_address=netns.MEDIA_ADDRESS,
-        sfu_rtp_ports="21200-21399",
-        mesh_max=0,
-    )
-    server = await aiohttp_server(create_app(settings), host="127.0.0.1", port=port, shutdown_timeout=2.0)
-    client = await aiohttp_client(server)
-    assert keys.SFU in client.app, "the embedded Janus did not start: see the log above"
-    return LiveServer(base_url=base_url, client=client)
+    return await serve_with_sfu(database_url, tmp_path, aiohttp_server, aiohttp_client, rtp_ports="21200-21399")
 
 
 @pytest.fixture

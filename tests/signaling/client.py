@@ -62,6 +62,12 @@ class SignalClient:
     async def close(self) -> None:
         await self.ws.close()
 
+    def abort(self) -> None:
+        """Lose the socket abruptly: no close frame, no leave (a network that goes away)."""
+        transport = self.ws._conn.transport if self.ws._conn is not None else None
+        assert transport is not None, "no transport to abort"
+        transport.abort()
+
 
 async def connect(client: TestClient[Any, Any], **ws_kwargs: Any) -> aiohttp.ClientWebSocketResponse:
     ws: aiohttp.ClientWebSocketResponse = await client.ws_connect("/ws", **ws_kwargs)

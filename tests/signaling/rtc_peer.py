@@ -201,9 +201,7 @@ class RtcPeer:
         """Lose the signalling socket abruptly (no close frame, no leave); media connections stay."""
         assert self.signal is not None
         ws = self.signal.ws
-        transport = ws._conn.transport if ws._conn is not None else None
-        assert transport is not None, "no transport to abort"
-        transport.abort()
+        self.signal.abort()
         if self._reader is not None:
             async with asyncio.timeout(WAIT_S):
                 await asyncio.gather(self._reader, return_exceptions=True)
