@@ -491,6 +491,13 @@ class AskHelp(ClientMessage):
     text: str | None = Field(None, max_length=500)
 
 
+class DismissHelp(ClientMessage):
+    """A moderator marks someone's help request as handled: every moderator's queue drops it (`help_handled`)."""
+
+    type: Literal["dismiss_help"]
+    participant_id: PeerId
+
+
 class ChooseRoom(ClientMessage):
     """Self-select breakouts: pick a room. Moderators may use it any time to visit a room."""
 
@@ -589,6 +596,20 @@ class HelpRequested(ServerMessage):
     at: datetime
 
 
+HelpHandledReason = Literal["visited", "dismissed", "breakouts_closed", "moved", "left"]
+
+
+class HelpHandled(ServerMessage):
+    """A help request stopped waiting (to moderators): a moderator came into its room (`visited`) or dismissed it,
+    the breakouts closed, or the asker moved to another room or left the workshop."""
+
+    type: Literal["help_handled"] = "help_handled"
+    participant_id: str
+    room_id: str
+    reason: HelpHandledReason
+    by: Sender | None = Field(None, description="The moderator who visited or dismissed; null otherwise.")
+
+
 class MuteRequested(ServerMessage):
     """A moderator asks this client to mute; the server already shows it muted to the room."""
 
@@ -607,6 +628,7 @@ AnyClientMessage = Annotated[
     | Update
     | LowerHand
     | AskHelp
+    | DismissHelp
     | ChooseRoom
     | Consent
     | Publish
@@ -642,6 +664,7 @@ AnyServerMessage = Annotated[
     | BreakoutsClosed
     | Broadcast
     | HelpRequested
+    | HelpHandled
     | MuteRequested
     | RecordingStarted
     | RecordingStopped

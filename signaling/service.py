@@ -38,12 +38,15 @@ from signaling.protocol import (
     ChatSend,
     ChooseRoom,
     Consent,
+    DismissHelp,
     FeedAdded,
     FeedInfo,
     FeedRemoved,
     Floor,
     GrantFloor,
     Hello,
+    HelpHandled,
+    HelpHandledReason,
     HelpRequested,
     IceServer,
     Limits,
@@ -238,7 +241,8 @@ class SignalingService:
         self.recordings: RecordingHooks | None = None
         self._recording: dict[str, RecordingStatus] = {}
         self._breakout: dict[str, BreakoutStatus] = {}
-        self._help_asked: dict[str, float] = {}
+        # Help requests waiting for a moderator, by workshop, then by the asker's participant id.
+        self._help: dict[str, dict[str, HelpRequested]] = {}
         self._reacted: dict[str, float] = {}
         # Recent chat of each live room, so that joining a room people are in reads no database.
         self._chat: dict[str, deque[ChatMessage]] = {}
@@ -320,6 +324,7 @@ class SignalingService:
         self._peer_news(room, member, PEER_JOINED_HEAD, include_self=False)
         outbox.send(self._welcome(member, room, version, hello, history=history, resumed=False))
         self._attend(member, "join", "joined")
+        self._arrived(member, room.id)
         self._maybe_grow_to_sfu(room)
         return member, False
 
@@ -450,6 +455,8 @@ class SignalingService:
                 self._tell_hidden(room, PeerLeft(peer_id=member.id, reason=reason))
             if not room.members:
                 self._forget_room(room.id)
+        if reason != "replaced":  # a newer connection of the same person takes over: the request still waits
+            self._settle_help(member.workshop_id, "left", asker=member.id)
         self._attend(member, "leave", reason, at=left_at)
 
     def remove_participant(self, participant_id: str, *, close_code: int, reason: str) -> bool:
@@ -464,6 +471,7 @@ class SignalingService:
         gone = [m for m in self.members.values() if m.workshop_id == workshop_id]
         for member in gone:
             self._remove(member, reason="removed", close=(CLOSE_REMOVED, "workshop deleted"))
+        self._help.pop(workshop_id, None)
         return len(gone)
 
     def shutdown(self) -> None:
@@ -479,6 +487,8 @@ class SignalingService:
     def set_breakout(self, workshop_id: str, status: BreakoutStatus | None) -> None:
         if status is None:
             self._breakout.pop(workshop_id, None)
+            # Before anyone is moved home: the moderators read one `breakouts_closed` reason per request.
+            self._settle_help(workshop_id, "breakouts_closed")
         else:
             self._breakout[workshop_id] = status
 
@@ -520,6 +530,8 @@ class SignalingService:
         room.members[member.id] = member
         self._peer_news(room, member, PEER_JOINED_HEAD, include_self=False)
         self._attend(member, "join", reason)
+        self._settle_help(member.workshop_id, "moved", asker=member.id)
+        self._arrived(member, room.id)
         if member.outbox is not None:
             moved = Moved(
                 room=room.info,
@@ -803,25 +815,63 @@ class SignalingService:
         return sent
 
     def ask_help(self, member: Member, message: AskHelp) -> None:
-        """Notify the workshop's moderators; asks repeated within a minute coalesce into the first."""
-        now = time.monotonic()
-        last = self._help_asked.get(member.id)
-        if last is None or now - last >= HELP_COALESCE_S:
-            self._help_asked[member.id] = now
+        """Notify the workshop's moderators. The request waits until it is handled (`_settle_help`); asks
+        repeated within a minute of a waiting one coalesce into it, later ones remind the moderators."""
+        now = datetime.now(UTC)
+        waiting = self._help.setdefault(member.workshop_id, {})
+        pending = waiting.get(member.id)
+        if pending is None or (now - pending.at).total_seconds() >= HELP_COALESCE_S:
             room = self.rooms.get(member.room_id)
-            self.send_to_workshop(
-                member.workshop_id,
-                HelpRequested(
-                    room_id=member.room_id,
-                    room_name=room.info.name if room else "",
-                    participant_id=member.id,
-                    display_name=member.profile.display_name,
-                    text=message.text,
-                    at=datetime.now(UTC),
-                ),
-                roles=MODERATOR_ROLES,
+            request = HelpRequested(
+                room_id=member.room_id,
+                room_name=room.info.name if room else "",
+                participant_id=member.id,
+                display_name=member.profile.display_name,
+                text=message.text,
+                at=now,
             )
+            waiting[member.id] = request
+            self.send_to_workshop(member.workshop_id, request, roles=MODERATOR_ROLES)
         self._ack(member, message.request_id)
+
+    def dismiss_help(self, member: Member, message: DismissHelp) -> None:
+        """A moderator clears a help request for every moderator. Idempotent: one already handled is acked."""
+        if member.profile.role not in MODERATOR_ROLES:
+            raise PermissionDenied("only moderators may dismiss help requests")
+        by = Sender(id=member.id, display_name=member.profile.display_name)
+        self._settle_help(member.workshop_id, "dismissed", asker=message.participant_id, by=by)
+        self._ack(member, message.request_id)
+
+    def help_requests(self, workshop_id: str) -> list[HelpRequested]:
+        """The help requests of a workshop still waiting for a moderator, oldest first."""
+        return sorted(self._help.get(workshop_id, {}).values(), key=lambda r: r.at)
+
+    def _arrived(self, member: Member, room_id: str) -> None:
+        """A moderator who comes into a room (joining or moving) handles the help requests waiting there."""
+        if member.profile.role in MODERATOR_ROLES and not member.hidden:
+            by = Sender(id=member.id, display_name=member.profile.display_name)
+            self._settle_help(member.workshop_id, "visited", room_id=room_id, by=by)
+
+    def _settle_help(
+        self,
+        workshop_id: str,
+        reason: HelpHandledReason,
+        *,
+        asker: str | None = None,
+        room_id: str | None = None,
+        by: Sender | None = None,
+    ) -> None:
+        """Drop the waiting requests that match (all of the workshop's without a filter) and tell the moderators."""
+        waiting = self._help.get(workshop_id)
+        if not waiting:
+            return
+        for pid, request in list(waiting.items()):
+            if (asker is None or pid == asker) and (room_id is None or request.room_id == room_id):
+                del waiting[pid]
+                handled = HelpHandled(participant_id=pid, room_id=request.room_id, reason=reason, by=by)
+                self.send_to_workshop(workshop_id, handled, roles=MODERATOR_ROLES)
+        if not waiting:
+            del self._help[workshop_id]
 
     async def choose_room(self, member: Member, message: ChooseRoom) -> None:
         if self.breakouts is None:
@@ -979,6 +1029,11 @@ class SignalingService:
         )
 
     # Introspection (tests, metrics) ---------------------------------------------------------------
+
+    def live_room(self, room_id: str) -> RoomInfo | None:
+        """The room as signalling knows it while someone is in it; None when nobody is."""
+        room = self.rooms.get(room_id)
+        return room.info if room else None
 
     def roster(self, room_id: str) -> list[str]:
         room = self.rooms.get(room_id)

@@ -31,6 +31,7 @@ from signaling.protocol import (
     ChatSend,
     ChooseRoom,
     Consent,
+    DismissHelp,
     Error,
     GrantFloor,
     Hello,
@@ -344,6 +345,8 @@ class Session:
             service.lower_hand(member, message)
         elif isinstance(message, AskHelp):
             service.ask_help(member, message)
+        elif isinstance(message, DismissHelp):
+            service.dismiss_help(member, message)
         elif isinstance(message, ChooseRoom):
             await service.choose_room(member, message)
         elif isinstance(message, Consent):

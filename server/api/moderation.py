@@ -211,15 +211,28 @@ class RoomPresence(BaseModel):
     recording_id: str | None = None
 
 
+class WaitingHelp(BaseModel):
+    participant_id: str
+    display_name: str
+    room_id: str
+    room_name: str
+    text: str | None
+    at: datetime
+
+
 class Presence(BaseModel):
     rooms: list[RoomPresence]
     breakout: BreakoutStatus | None
+    help_requests: list[WaitingHelp] = Field(
+        default_factory=list,
+        description="Help requests still waiting for a moderator, oldest first (see `help_handled` in the protocol).",
+    )
 
 
 @API.route(
     "GET",
     f"{PREFIX}/workshops/{{workshop_id}}/presence",
-    summary="Who is in which room right now, live from signalling (moderators).",
+    summary="Who is in which room right now, live from signalling, and the help requests waiting (moderators).",
     response=Presence,
     tags=("moderation",),
 )
@@ -242,18 +255,31 @@ async def presence(request: web.Request, who: Principal) -> web.Response:
         )
     rooms = []
     for room_id, members in by_room.items():
-        room = signaling.rooms.get(room_id)
-        if room is None:
+        info = signaling.live_room(room_id)
+        if info is None:
             continue
         status = signaling.recording_status(room_id)
         rooms.append(
             RoomPresence(
                 room_id=room_id,
-                name=room.info.name,
-                kind=room.info.kind,
+                name=info.name,
+                kind=info.kind,
                 members=sorted(members, key=lambda m: m.display_name),
                 recording_id=status.recording_id if status else None,
             )
         )
     rooms.sort(key=lambda r: (r.kind != "plenary", r.name))
-    return json_model(Presence(rooms=rooms, breakout=signaling.breakout_status(str(workshop_id))))
+    waiting = [
+        WaitingHelp(
+            participant_id=r.participant_id,
+            display_name=r.display_name,
+            room_id=r.room_id,
+            room_name=r.room_name,
+            text=r.text,
+            at=r.at,
+        )
+        for r in signaling.help_requests(str(workshop_id))
+    ]
+    return json_model(
+        Presence(rooms=rooms, breakout=signaling.breakout_status(str(workshop_id)), help_requests=waiting)
+    )

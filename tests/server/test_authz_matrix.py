@@ -153,6 +153,7 @@ ROUTES = [
     Route("revoke_tokens", "POST", lambda w: f"{ws(w)}/participants/{w.target['id']}/revoke", MANAGERS, 200),
     Route("grant_floor", "POST", lambda w: f"{ws(w)}/participants/{w.target['id']}/floor", MODERATORS, 200),
     Route("revoke_floor", "DELETE", lambda w: f"{ws(w)}/participants/{w.target['id']}/floor", MODERATORS, 200),
+    Route("presence", "GET", lambda w: f"{ws(w)}/presence", MODERATORS, 200),
     Route("list_rooms", "GET", lambda w: f"{ws(w)}/rooms", MEMBERS, 200),
     Route("create_room", "POST", lambda w: f"{ws(w)}/rooms", MODERATORS, 201, json={"name": "Another"}),
     Route("get_room", "GET", lambda w: f"{ws(w)}/rooms/{w.room['id']}", MEMBERS, 200),
@@ -254,12 +255,13 @@ async def test_route_answers_every_caller_as_the_rules_say(client: Client, route
     assert failures == {}
 
 
-# The resources this matrix answers for (any method on them, the floor included); breakouts, moderation (mute,
-# remove) and recordings have their own tests.
+# The resources this matrix answers for (any method on them, the floor and live presence included); breakouts,
+# moderation (mute, remove) and recordings have their own tests.
 COVERED = re.compile(
     r"^(/healthz|/readyz|/api/v1/openapi\.json|/api/v1/workshops(/\{workshop_id\}("
     r"/participants(/import|/\{participant_id\}(/token|/revoke|/floor)?)?"
     r"|/rooms(/\{room_id\})?"
+    r"|/presence"
     r")?)?)$"
 )
 
