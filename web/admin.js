@@ -1,14 +1,22 @@
 // The organiser page (/admin): sign in with the admin token (kept in sessionStorage, so it is gone when
-// the tab closes), create workshops, import a roster, copy invite links, see rooms.
+// the tab closes), create, edit and delete workshops, import a roster, copy invite links, and watch a workshop
+// live without joining a room: who is where (presence), who waits in the lobby, who is banned (docs/console.md).
+//
+// The live cards poll every LIVE_POLL_MS (the presence list is in the server's memory: cheap); the lobby and bans
+// cards stay hidden on a server without those routes.
 
 import { Api, ApiError } from "./api.js";
 import { $, clear, countryBadge, h, toast } from "./dom.js";
-import { applyStrings, countryName, formatDateTime, mountLanguageSwitches, onLanguageChange, roleName, t } from "./strings.js";
+import { applyStrings, countryName, currentLocale, formatDateTime, formatDuration, mountLanguageSwitches, onLanguageChange, roleName, t } from "./strings.js";
 
 const TOKEN_KEY = "roundtable.admin_token";
 const ROLES = ["participant", "moderator", "organiser", "observer"];
+const STATUSES = ["scheduled", "live", "ended", "cancelled"];
+const LOBBY_MODES = ["off", "everyone", "unverified"];
+const LIVE_POLL_MS = 5000;
 
 let api = null;
+let live = null; // the polling of the workshop shown: {id, timer}
 
 async function main() {
   applyStrings();
@@ -28,6 +36,10 @@ async function main() {
     showSignIn();
   });
   window.addEventListener("hashchange", route);
+  // How long each knock and help request has waited, every second, without a re-render.
+  setInterval(() => {
+    for (const el of document.querySelectorAll("[data-since]")) el.textContent = formatDuration((Date.now() - Date.parse(el.dataset.since)) / 1000);
+  }, 1000);
   const saved = sessionStorage.getItem(TOKEN_KEY);
   if (saved) await signIn(saved, { quiet: true });
   else showSignIn();
@@ -63,6 +75,7 @@ async function signIn(token, { quiet = false } = {}) {
 
 async function route() {
   if (!api) return;
+  stopLive();
   const match = location.hash.match(/^#workshop\/([0-9a-f-]{36})$/);
   if (match) await showWorkshop(match[1]);
   else await showWorkshops();
@@ -183,17 +196,411 @@ async function showWorkshop(id) {
   const view = clear($("#view"));
   view.append(
     h("p", {}, h("a", { href: "#" }, `← ${t("admin_back")}`)),
-    h(
-      "section",
-      { class: "card", "aria-labelledby": "w-h" },
-      h("h2", { id: "w-h" }, workshop.title),
-      h("p", { class: "hint" }, `${formatWhen(workshop.starts_at)} – ${formatWhen(workshop.ends_at)} · ${workshop.timezone}`),
-      workshop.description ? h("p", {}, workshop.description) : null,
-    ),
+    workshopCard(workshop),
+    h("div", { id: "live-cards", class: "live-cards" }),
     participantsCard(workshop, people),
     importCard(workshop),
     addCard(workshop),
     roomsCard(rooms),
+  );
+  startLive(workshop, people, rooms);
+}
+
+// The workshop itself: its details, editing, deleting ---------------------------------------------------------
+
+function workshopCard(workshop) {
+  const card = h("section", { class: "card", id: "workshop-card", "aria-labelledby": "w-h" });
+  const show = (mode) => {
+    clear(
+      card,
+      h(
+        "div",
+        { class: "card-head" },
+        h("h2", { id: "w-h" }, workshop.title),
+        mode === "view"
+          ? h(
+              "span",
+              { class: "card-actions" },
+              h("button", { type: "button", id: "ws-edit", onclick: () => show("edit") }, t("admin_edit")),
+              h("button", { type: "button", class: "danger", id: "ws-delete", onclick: () => show("delete") }, t("admin_delete")),
+            )
+          : null,
+      ),
+      h(
+        "p",
+        { class: "hint" },
+        `${formatWhen(workshop.starts_at)} – ${formatWhen(workshop.ends_at)} · ${workshop.timezone} · ${t(`status_${workshop.status}`)} · ${t(`consent_${workshop.recording_consent}`)}`,
+        workshop.lobby ? ` · ${t("admin_lobby_mode")}: ${t(`lobby_${workshop.lobby}`)}` : "",
+      ),
+      workshop.description ? h("p", { class: "description" }, workshop.description) : null,
+      mode === "edit" ? editForm(workshop, () => show("view")) : null,
+      mode === "delete"
+        ? h(
+            "div",
+            { class: "confirm-box", role: "alertdialog", "aria-labelledby": "ws-delete-q" },
+            h("p", { id: "ws-delete-q" }, t("admin_delete_question", { title: workshop.title })),
+            h(
+              "div",
+              { class: "row" },
+              h("button", { type: "button", class: "danger", id: "ws-delete-confirm", onclick: () => deleteWorkshop(workshop) }, t("admin_delete_confirm")),
+              h("button", { type: "button", class: "ghost", onclick: () => show("view") }, t("mod_cancel")),
+            ),
+          )
+        : null,
+    );
+    const first = card.querySelector("form input, #ws-delete-confirm");
+    if (first && mode !== "view") first.focus();
+  };
+  show("view");
+  return card;
+}
+
+function editForm(workshop, done) {
+  const choice = (name, values, current, label) =>
+    h("select", { name }, values.map((v) => h("option", { value: v, selected: v === current }, label(v))));
+  const form = h(
+    "form",
+    {
+      class: "form-grid",
+      id: "ws-edit-form",
+      onsubmit: async (e) => {
+        e.preventDefault();
+        const data = new FormData(e.target);
+        const next = {
+          title: String(data.get("title")).trim(),
+          description: String(data.get("description") || ""),
+          timezone: String(data.get("timezone")).trim(),
+          starts_at: new Date(String(data.get("starts_at"))).toISOString(),
+          ends_at: new Date(String(data.get("ends_at"))).toISOString(),
+          status: String(data.get("status")),
+          recording_consent: String(data.get("recording_consent")),
+        };
+        if ("lobby" in workshop) next.lobby = String(data.get("lobby"));
+        // Only what changed: a PATCH of the same instant written differently is no change.
+        const changes = {};
+        for (const [key, value] of Object.entries(next)) {
+          const before = workshop[key];
+          const same = key.endsWith("_at") ? Date.parse(before) === Date.parse(value) : before === value;
+          if (!same) changes[key] = value;
+        }
+        if (!Object.keys(changes).length) return done();
+        try {
+          await api.request("PATCH", `/workshops/${workshop.id}`, { json: changes });
+          toast(t("admin_saved"));
+          await showWorkshop(workshop.id);
+        } catch (err) {
+          failure(err);
+        }
+      },
+    },
+    field("we-title", "admin_title_label", h("input", { name: "title", required: true, maxlength: "200", value: workshop.title }), { wide: true }),
+    field("we-description", "admin_description", h("textarea", { name: "description", rows: "3", maxlength: "5000" }, workshop.description || ""), { wide: true }),
+    field("we-timezone", "admin_timezone", h("input", { name: "timezone", value: workshop.timezone, required: true })),
+    field("we-starts", "admin_starts", h("input", { name: "starts_at", type: "datetime-local", value: localInput(new Date(workshop.starts_at)), required: true })),
+    field("we-ends", "admin_ends", h("input", { name: "ends_at", type: "datetime-local", value: localInput(new Date(workshop.ends_at)), required: true })),
+    field("we-status", "admin_status", choice("status", STATUSES, workshop.status, (v) => t(`status_${v}`))),
+    field("we-consent", "admin_consent", choice("recording_consent", ["explicit", "assumed"], workshop.recording_consent, (v) => t(`consent_${v}`))),
+    "lobby" in workshop ? field("we-lobby", "admin_lobby_mode", choice("lobby", LOBBY_MODES, workshop.lobby, (v) => t(`lobby_${v}`))) : null,
+    h(
+      "div",
+      { class: "field row" },
+      h("button", { type: "submit", class: "primary", id: "ws-save" }, t("admin_save")),
+      h("button", { type: "button", class: "ghost", onclick: () => done() }, t("mod_cancel")),
+    ),
+  );
+  return form;
+}
+
+async function deleteWorkshop(workshop) {
+  try {
+    await api.request("DELETE", `/workshops/${workshop.id}`);
+    toast(t("admin_deleted", { title: workshop.title }));
+    location.hash = ""; // back to the list (hashchange)
+  } catch (err) {
+    failure(err);
+  }
+}
+
+// The live picture: presence, the lobby, bans -------------------------------------------------------------
+
+const naturally = () => new Intl.Collator(currentLocale(), { numeric: true, sensitivity: "base" }).compare;
+
+function stopLive() {
+  if (live) clearInterval(live.timer);
+  live = null;
+}
+
+function startLive(workshop, people, rooms) {
+  stopLive();
+  live = { id: workshop.id, workshop, people, rooms, lobby: true, bans: true, timer: null };
+  const state = live;
+  const poll = async () => {
+    if (live !== state) return;
+    await refreshLive(state);
+  };
+  state.timer = setInterval(() => {
+    if (!document.hidden) poll();
+  }, LIVE_POLL_MS);
+  poll();
+}
+
+/** A list from a route that may not exist on this server: null when it does not (404/405), else its items. */
+async function optionalList(path) {
+  try {
+    const data = await api.get(path);
+    return Array.isArray(data) ? data : data.items || data.knocks || data.bans || [];
+  } catch (err) {
+    if (err.status === 404 || err.status === 405) return null;
+    throw err;
+  }
+}
+
+async function refreshLive(state) {
+  let presence;
+  let knocks;
+  let bans;
+  let people;
+  try {
+    [presence, knocks, bans, people] = await Promise.all([
+      api.get(`/workshops/${state.id}/presence`),
+      state.lobby ? optionalList(`/workshops/${state.id}/lobby`) : null,
+      state.bans ? optionalList(`/workshops/${state.id}/bans`) : null,
+      api.all(`/workshops/${state.id}/participants`),
+    ]);
+  } catch (err) {
+    if (live === state) renderLiveError(err);
+    return;
+  }
+  if (live !== state) return;
+  state.lobby = knocks !== null;
+  state.bans = bans !== null;
+  state.people = people;
+  const holder = $("#live-cards");
+  if (!holder) return;
+  // Keep what the organiser is typing (a deny message) and where the focus is.
+  const typing = holder.contains(document.activeElement) && document.activeElement.matches("input, textarea");
+  if (typing) return;
+  clear(holder, presenceCard(state, presence), knocks !== null ? lobbyCard(state, knocks) : null, bans !== null ? bansCard(state, bans) : null);
+}
+
+function renderLiveError(err) {
+  const holder = $("#live-cards");
+  if (holder) clear(holder, h("section", { class: "card" }, h("p", { class: "error", role: "alert" }, t("admin_live_error", { message: err.message }))));
+}
+
+function presenceCard(state, presence) {
+  const compare = naturally();
+  const byId = new Map(state.people.map((p) => [p.id, p]));
+  const here = new Set();
+  const members = new Map(); // room id -> members there now
+  for (const room of presence.rooms) {
+    members.set(room.room_id, room);
+    for (const m of room.members) here.add(m.id);
+  }
+  // Every room with someone in it, and the plenary and the running breakout rooms even when empty.
+  const breakoutIds = new Set(presence.breakout ? presence.breakout.rooms.map((r) => r.id) : []);
+  const known = state.rooms.filter((r) => r.kind === "plenary" || breakoutIds.has(r.id) || members.has(r.id));
+  const rooms = known.map((r) => ({ room_id: r.id, name: r.name, kind: r.kind, members: [], recording_id: null, ...(members.get(r.id) || {}) }));
+  for (const room of presence.rooms) if (!known.some((r) => r.id === room.room_id)) rooms.push(room);
+  rooms.sort((a, b) => (a.kind === b.kind ? compare(a.name, b.name) : a.kind === "plenary" ? -1 : 1));
+  const counts = new Map();
+  for (const p of state.people) {
+    if (p.role === "observer") continue;
+    const c = counts.get(p.country) || { present: 0, invited: 0 };
+    c.invited += 1;
+    if (here.has(p.id)) c.present += 1;
+    counts.set(p.country, c);
+  }
+  const absent = state.people.filter((p) => !here.has(p.id)).sort((a, b) => compare(a.display_name, b.display_name));
+  const breakout = presence.breakout;
+  return h(
+    "section",
+    { class: "card", id: "live", "aria-labelledby": "live-h" },
+    h("div", { class: "card-head" }, h("h2", { id: "live-h" }, t("admin_live")), h("span", { class: "hint" }, t("admin_live_hint", { s: LIVE_POLL_MS / 1000 }))),
+    h("p", { id: "live-count" }, t("admin_present_count", { present: here.size, invited: state.people.length })),
+    breakout ? h("p", { class: "plan-state", dataset: { state: breakout.state } }, t("mod_plan_state", { name: breakout.name, state: t(`plan_state_${breakout.state}`) }), breakout.remaining_s != null ? ` · ${t("admin_remaining", { time: formatDuration(breakout.remaining_s) })}` : "") : null,
+    counts.size
+      ? h(
+          "ul",
+          { class: "country-counts", "aria-label": t("mod_by_country") },
+          [...counts].sort((a, b) => compare(a[0], b[0])).map(([code, c]) =>
+            h("li", {}, h("span", { class: "chip", dataset: { country: code }, title: t("mod_country_count_label", { country: countryName(code), present: c.present, invited: c.invited }) }, countryBadge(code, countryName(code)), " ", h("span", { class: "chip-count" }, `${c.present} / ${c.invited}`))),
+          ),
+        )
+      : null,
+    presence.help_requests && presence.help_requests.length
+      ? h(
+          "div",
+          { class: "live-help" },
+          h("h3", {}, t("admin_help_waiting")),
+          h(
+            "ul",
+            { class: "queue-list" },
+            presence.help_requests.map((r) =>
+              h(
+                "li",
+                { class: "queue-item help-item" },
+                h(
+                  "span",
+                  { class: "queue-main" },
+                  h("span", { class: "tag help" }, t("mod_help_tag")),
+                  h("span", {}, t("mod_help_item", { name: r.display_name, room: r.room_name }), r.text ? `: ${r.text}` : ""),
+                  h("span", { class: "hint" }, t("mod_waiting"), " ", h("span", { dataset: { since: r.at } }, formatDuration((Date.now() - Date.parse(r.at)) / 1000))),
+                ),
+              ),
+            ),
+          ),
+        )
+      : null,
+    rooms.length
+      ? h(
+          "ul",
+          { class: "live-rooms", id: "live-rooms" },
+          rooms.map((room) =>
+            h(
+              "li",
+              { class: "mod-room", dataset: { roomId: room.room_id } },
+              h("div", { class: "mod-room-head" }, h("strong", {}, room.kind === "plenary" ? t("room_plenary") : room.name), h("span", { class: "hint" }, ` · ${room.members.length}`), room.recording_id ? h("span", { class: "tag warn" }, t("admin_recording")) : null),
+              room.members.length === 0 ? h("p", { class: "hint" }, t("mod_room_empty")) : null,
+              h(
+                "ul",
+                { class: "mod-people" },
+                [...room.members].sort((a, b) => compare(a.display_name, b.display_name)).map((m) => {
+                  const person = byId.get(m.id);
+                  return h(
+                    "li",
+                    { class: m.connected ? "mod-person live" : "mod-person reconnecting", dataset: { participantId: m.id } },
+                    countryBadge(m.country, countryName(m.country)),
+                    h("span", { class: "person-name" }, m.display_name),
+                    m.state && m.state.hand ? h("span", { class: "hand", title: t("mod_hand_up") }, "✋") : null,
+                    h("span", { class: "hint" }, [roleName(m.role), person ? person.organisation : "", m.connected ? "" : t("mod_reconnecting")].filter(Boolean).join(" · ")),
+                  );
+                }),
+              ),
+            ),
+          ),
+        )
+      : h("p", { class: "hint" }, t("admin_nobody_live")),
+    absent.length
+      ? h(
+          "details",
+          { class: "mod-absent", id: "live-absent" },
+          h("summary", {}, t("mod_absent", { n: absent.length })),
+          h("ul", { class: "mod-people" }, absent.map((p) => h("li", { class: "mod-person", dataset: { participantId: p.id } }, countryBadge(p.country, countryName(p.country)), h("span", { class: "person-name" }, p.display_name), h("span", { class: "hint" }, [roleName(p.role), p.organisation].filter(Boolean).join(" · "))))),
+        )
+      : null,
+  );
+}
+
+async function lobbyCall(state, job) {
+  try {
+    await job();
+    toast(t("mod_done"));
+  } catch (err) {
+    failure(err);
+  }
+  await refreshLive(state);
+}
+
+function lobbyCard(state, knocks) {
+  const base = `/workshops/${state.id}/lobby`;
+  const sorted = [...knocks].sort((a, b) => String(a.knocked_at).localeCompare(String(b.knocked_at)));
+  const countries = [...new Set(sorted.map((k) => k.country))].sort(naturally());
+  return h(
+    "section",
+    { class: "card", id: "lobby", "aria-labelledby": "lobby-h" },
+    h("h2", { id: "lobby-h" }, t("admin_lobby"), " ", sorted.length ? h("span", { class: "count unread" }, String(sorted.length)) : null),
+    sorted.length
+      ? [
+          h(
+            "div",
+            { class: "row" },
+            h("button", { type: "button", class: "primary small", onclick: () => lobbyCall(state, () => api.post(`${base}/admit`, { all: true })) }, t("mod_admit_all", { n: sorted.length })),
+            countries.map((c) => h("button", { type: "button", class: "small", "aria-label": t("mod_admit_country_label", { country: countryName(c) }), onclick: () => lobbyCall(state, () => api.post(`${base}/admit`, { country: c })) }, t("mod_admit_country", { country: c }))),
+          ),
+          h(
+            "ul",
+            { class: "queue-list" },
+            sorted.map((k) => {
+              const message = h("input", { type: "text", maxlength: "500", placeholder: t("mod_deny_message"), "aria-label": t("mod_deny_message_label", { name: k.display_name }) });
+              return h(
+                "li",
+                { class: "queue-item knock", dataset: { knockId: k.id } },
+                h(
+                  "div",
+                  { class: "queue-main" },
+                  countryBadge(k.country, countryName(k.country)),
+                  h("span", { class: "person-name" }, k.display_name),
+                  k.organisation ? h("span", { class: "hint" }, k.organisation) : null,
+                  k.reason ? h("span", { class: "tag" }, t(`mod_knock_reason_${k.reason}`)) : null,
+                  k.link_used_elsewhere ? h("span", { class: "tag warn", title: t("mod_link_elsewhere_hint") }, t("mod_link_elsewhere")) : null,
+                  h("span", { class: "hint" }, t("mod_waiting"), " ", h("span", { dataset: { since: k.knocked_at } }, formatDuration((Date.now() - Date.parse(k.knocked_at)) / 1000))),
+                ),
+                h(
+                  "div",
+                  { class: "row" },
+                  h("button", { type: "button", class: "small primary", "aria-label": t("mod_admit_label", { name: k.display_name }), onclick: () => lobbyCall(state, () => api.post(`${base}/admit`, { knock_ids: [k.id] })) }, t("mod_admit")),
+                  message,
+                  h(
+                    "button",
+                    {
+                      type: "button",
+                      class: "small danger",
+                      "aria-label": t("mod_deny_label", { name: k.display_name }),
+                      onclick: () => {
+                        const text = message.value.trim();
+                        lobbyCall(state, () => api.post(`${base}/${k.id}/deny`, text ? { message: text } : {}));
+                      },
+                    },
+                    t("mod_deny"),
+                  ),
+                ),
+              );
+            }),
+          ),
+        ]
+      : h("p", { class: "hint" }, t("admin_lobby_empty")),
+  );
+}
+
+function bansCard(state, bans) {
+  const byId = new Map(state.people.map((p) => [p.id, p]));
+  return h(
+    "section",
+    { class: "card", id: "bans", "aria-labelledby": "bans-h" },
+    h("h2", { id: "bans-h" }, t("admin_bans")),
+    bans.length
+      ? h(
+          "ul",
+          { class: "queue-list" },
+          bans.map((b) => {
+            const pid = b.participant_id || b.id;
+            const person = byId.get(pid) || b;
+            const by = b.banned_by && typeof b.banned_by === "object" ? b.banned_by.display_name : b.banned_by;
+            return h(
+              "li",
+              { class: "queue-item", dataset: { participantId: pid } },
+              h(
+                "div",
+                { class: "queue-main" },
+                person.country ? countryBadge(person.country, countryName(person.country)) : null,
+                h("span", { class: "person-name" }, person.display_name || b.display_name || pid),
+                h("span", { class: "hint" }, [b.banned_at ? t("admin_banned_at", { when: formatWhen(b.banned_at) }) : "", by ? t("admin_banned_by", { by: byId.get(by)?.display_name || by }) : "", b.ban_reason ? t("admin_ban_reason", { reason: b.ban_reason }) : ""].filter(Boolean).join(" · ")),
+              ),
+              h(
+                "button",
+                {
+                  type: "button",
+                  class: "small",
+                  "aria-label": t("admin_unban_label", { name: person.display_name || pid }),
+                  onclick: () => lobbyCall(state, () => api.post(`/workshops/${state.id}/participants/${pid}/unban`)),
+                },
+                t("admin_unban"),
+              ),
+            );
+          }),
+        )
+      : h("p", { class: "hint" }, t("admin_no_bans")),
   );
 }
 

@@ -320,6 +320,9 @@ async function handle(msg) {
     case "reaction":
       return onReaction(msg);
     case "help_requested":
+    case "help_handled":
+    case "knock":
+    case "knock_withdrawn":
       moderator?.onEvent(msg);
       return;
     case "mute_requested":
@@ -1435,6 +1438,7 @@ function startModerator() {
     getSpotlight: () => state.spotlight,
     setSpotlight,
     setFloor: (peerId, granted) => signaling.send({ type: granted ? "grant_floor" : "revoke_floor", peer_id: peerId }, { withRequestId: true }),
+    send: (msg) => signaling.send(msg, { withRequestId: true }),
     onHelpCount: (n) => {
       const badge = $("#help-count");
       badge.textContent = String(n);

@@ -1,42 +1,100 @@
-// The moderator console: a panel of the participant page for moderators and organisers.
+// The moderator console: a panel of the participant page for moderators and organisers, built to run a room of 60.
 //
-// It reads rooms, the roster, breakout plans and running recordings over the HTTP API with the moderator's
-// own join token; runs breakouts (create, assign, open, extend, close, broadcast, move); mutes and removes
-// people; gives and takes back the floor in moderated sfu rooms; starts and stops recordings; and keeps the help queue from `help_requested` events. Who is in
-// which room right now comes from the live presence list (GET /workshops/{id}/presence); people not
-// connected are shown where the plan's assignments will put them.
+// Layout (docs/console.md): a fixed action bar on top (the breakout controls: create, open, extend, close,
+// broadcast), the waiting queue under it (knocks from the lobby and help requests, each gone when handled), and one
+// scrolling region for everything long: search, country filter and the bulk actions on a selection (sticky at its
+// top), counts by country, present people by room (natural name order) and the absent ones folded, recordings.
+//
+// Data: rooms, the roster, breakout plans and running recordings over the HTTP API with the moderator's own join
+// token; who is where from the live presence list (GET /workshops/{id}/presence, polled every few seconds, which
+// also carries the waiting help requests); knocks from the socket (welcome.knocks, knock, knock_withdrawn) and help
+// from help_requested / help_handled. People not connected are shown where the plan will put them.
 
 import { countryBadge, h, clear, toast } from "./dom.js";
-import { countryName, roleName, t } from "./strings.js";
+import { countryName, currentLocale, formatDuration, roleName, t } from "./strings.js";
 
 function fieldKey(el) {
   if (!el || !el.matches || !el.matches("input, select, textarea")) return null;
   if (el.id) return el.id;
   if (el.dataset.assign) return `assign:${el.dataset.assign}`;
   if (el.dataset.move) return `move:${el.dataset.move}`;
+  if (el.dataset.denyMessage) return `deny:${el.dataset.denyMessage}`;
   return null;
 }
 
 /** Which element had the focus, to give it back after a re-render (keyboard users keep their place). */
 function focusKey(el) {
   if (!el || !el.matches) return null;
+  if (el.matches("input[type=checkbox]")) return `check:${el.dataset.select || el.id || ""}`;
   if (el.matches("button")) return `button:${el.id || ""}|${el.getAttribute("aria-label") || ""}|${el.textContent}`;
   return fieldKey(el);
 }
 
 const STRATEGIES = ["manual", "random", "balanced", "country_mixed", "self_select"];
-const AUTO_REFRESH_MS = 15000;
+const AUTO_REFRESH_MS = 15000; // rooms, roster, plans, recordings
+const PRESENCE_REFRESH_MS = 4000; // who is where: in memory on the server, cheap
+const MODERATOR_ROLES = new Set(["organiser", "moderator"]);
+
+/** "Person 2" before "Person 10", accents and case ignored, in the page's language. */
+export function naturalCompare(a, b) {
+  return naturalCompare.collator(a, b);
+}
+naturalCompare.collator = new Intl.Collator(undefined, { numeric: true, sensitivity: "base" }).compare;
+
+function fold(text) {
+  return String(text || "")
+    .normalize("NFD")
+    .replace(/[\u0300-\u036f]/g, "")
+    .toLowerCase();
+}
+
+let audio = null;
+
+/** A short two-tone chime for a knock or a help request (nothing when the page may not play sound). */
+function chime() {
+  try {
+    audio = audio || new AudioContext();
+    const now = audio.currentTime;
+    for (const [i, freq] of [660, 880].entries()) {
+      const osc = audio.createOscillator();
+      const gain = audio.createGain();
+      osc.frequency.value = freq;
+      gain.gain.setValueAtTime(0.0001, now + i * 0.14);
+      gain.gain.exponentialRampToValueAtTime(0.15, now + i * 0.14 + 0.02);
+      gain.gain.exponentialRampToValueAtTime(0.0001, now + i * 0.14 + 0.13);
+      osc.connect(gain).connect(audio.destination);
+      osc.start(now + i * 0.14);
+      osc.stop(now + i * 0.14 + 0.14);
+    }
+  } catch {
+    // no audio: the badge and the toast still say it
+  }
+}
+
+function waitedSince(iso) {
+  const since = Date.parse(iso);
+  return Number.isFinite(since) ? formatDuration((Date.now() - since) / 1000) : "";
+}
 
 export class ModeratorConsole {
-  constructor({ root, api, workshopId, getSelf, getRoom, getRoster, getPlenaryId, getBreakout, getRecording, chooseRoom, setFloor, onHelpCount, getSpotlight = () => null, setSpotlight = () => false }) {
-    Object.assign(this, { root, api, workshopId, getSelf, getRoom, getRoster, getPlenaryId, getBreakout, getRecording, chooseRoom, setFloor, onHelpCount, getSpotlight, setSpotlight });
+  constructor({ root, api, workshopId, getSelf, getRoom, getRoster, getPlenaryId, getBreakout, getRecording, chooseRoom, setFloor, onHelpCount, send = () => false, getSpotlight = () => null, setSpotlight = () => false }) {
+    Object.assign(this, { root, api, workshopId, getSelf, getRoom, getRoster, getPlenaryId, getBreakout, getRecording, chooseRoom, setFloor, onHelpCount, send, getSpotlight, setSpotlight });
     this.rooms = [];
     this.recordings = []; // recordings running in any room of the workshop
     this.people = [];
     this.plan = null;
-    this.help = new Map(); // participant id -> help request
+    this.present = new Map(); // participant id -> {roomId, connected, state} from presence
+    this.presenceText = "";
+    this.help = new Map(); // participant id -> help request (help_requested, or presence.help_requests)
+    this.knocks = new Map(); // knock id -> knock (welcome.knocks, knock; gone on knock_withdrawn)
+    this.selected = new Set(); // participant ids picked for a bulk action
+    this.search = "";
+    this.country = "";
+    this.showAbsent = false;
     this.creating = false;
-    this.confirmRemove = null;
+    this.confirmRemove = null; // a participant id, or "bulk"
+    this.denying = null; // a knock id whose deny message is being written
+    this.bansSupported = false;
     this.loaded = false;
     this.error = null;
     this.pending = null;
@@ -55,6 +113,13 @@ export class ModeratorConsole {
     this.poll = setInterval(() => {
       if (!this.root.hidden && !this.busy()) this.refresh();
     }, AUTO_REFRESH_MS);
+    this.presencePoll = setInterval(() => {
+      if (!this.root.hidden && !this.busy() && !this.pending) this.refreshPresence();
+    }, PRESENCE_REFRESH_MS);
+    // How long each knock and help request has waited, every second, without a re-render.
+    this.ticker = setInterval(() => {
+      for (const el of this.root.querySelectorAll("[data-since]")) el.textContent = waitedSince(el.dataset.since);
+    }, 1000);
   }
 
   path(suffix = "") {
@@ -62,29 +127,35 @@ export class ModeratorConsole {
   }
 
   busy() {
-    return this.root.contains(document.activeElement) && document.activeElement.matches("input, select, textarea");
+    return this.root.contains(document.activeElement) && document.activeElement.matches("input:not([type=checkbox]), select, textarea");
   }
 
-  /** Reload rooms, roster and plans (coalesced: one request set at a time). */
+  /** Reload rooms, roster, plans and presence (coalesced: one request set at a time). */
   refresh() {
     if (this.pending) return this.pending;
     this.pending = (async () => {
+      const asked = Date.now();
       try {
-        const [rooms, people, plans, recordings, presence] = await Promise.all([
+        const [rooms, people, plans, recordings, presence, bans] = await Promise.all([
           this.api.all(this.path("/rooms")),
           this.api.all(this.path("/participants")),
           this.api.all(this.path("/breakouts")),
           this.api.all(this.path("/recordings?state=recording")),
           this.api.get(this.path("/presence")),
+          // Bans exist on servers with the admission feature; elsewhere the route is missing (404/405).
+          this.api.get(this.path("/bans?limit=1")).then(
+            () => true,
+            (err) => err.status === 403,
+          ),
         ]);
-        this.present = new Map();
-        for (const room of presence.rooms) {
-          for (const member of room.members) this.present.set(member.id, { roomId: room.room_id, connected: member.connected });
-        }
+        this.applyPresence(presence, asked);
         this.rooms = rooms;
         this.recordings = recordings;
         this.people = people;
         this.plan = this.pickPlan(plans);
+        this.bansSupported = bans;
+        const known = new Set(people.map((p) => p.id));
+        for (const id of this.selected) if (!known.has(id)) this.selected.delete(id);
         this.error = null;
         this.loaded = true;
       } catch (err) {
@@ -95,6 +166,37 @@ export class ModeratorConsole {
       this.render();
     })();
     return this.pending;
+  }
+
+  async refreshPresence() {
+    const asked = Date.now();
+    try {
+      const presence = await this.api.get(this.path("/presence"));
+      if (this.applyPresence(presence, asked) && !this.busy()) this.render();
+    } catch {
+      // the full refresh reports errors
+    }
+  }
+
+  /** Take a presence answer; true when it changed what the console shows. */
+  applyPresence(presence, askedAt) {
+    const text = JSON.stringify([presence.rooms, presence.help_requests]);
+    const changed = text !== this.presenceText;
+    this.presenceText = text;
+    this.present = new Map();
+    for (const room of presence.rooms) {
+      for (const member of room.members) this.present.set(member.id, { roomId: room.room_id, connected: member.connected, state: member.state });
+    }
+    if (Array.isArray(presence.help_requests)) {
+      // The server's queue as of the request; a request that arrived on the socket since stays.
+      const next = new Map(presence.help_requests.map((r) => [r.participant_id, r]));
+      for (const [pid, item] of this.help) {
+        if (!next.has(pid) && Date.parse(item.at) >= askedAt - 1000) next.set(pid, item);
+      }
+      this.help = next;
+      this.countQueue();
+    }
+    return changed;
   }
 
   pickPlan(plans) {
@@ -109,14 +211,55 @@ export class ModeratorConsole {
     return drafts.length ? drafts[drafts.length - 1] : null;
   }
 
+  countQueue() {
+    this.onHelpCount(this.help.size + this.knocks.size);
+  }
+
   /** A signalling event that may change what the console shows. */
   onEvent(msg) {
-    if (msg.type === "help_requested") {
-      this.help.set(msg.participant_id, msg);
-      this.onHelpCount(this.help.size);
-      toast(t("mod_help_item", { name: msg.display_name, room: msg.room_name }) + (msg.text ? `: ${msg.text}` : ""));
-      this.render();
-      return;
+    switch (msg.type) {
+      case "welcome":
+        // A moderator's welcome lists the knocks waiting now (servers with a lobby); a reconnect replaces them.
+        if (Array.isArray(msg.knocks)) {
+          this.knocks = new Map(msg.knocks.map((k) => [k.id, k]));
+          this.countQueue();
+        }
+        this.render();
+        return;
+      case "knock": {
+        const fresh = !this.knocks.has(msg.knock.id);
+        this.knocks.set(msg.knock.id, msg.knock);
+        this.countQueue();
+        if (fresh) {
+          chime();
+          toast(t("mod_knock_toast", { name: msg.knock.display_name }));
+        }
+        this.render();
+        return;
+      }
+      case "knock_withdrawn":
+        this.knocks.delete(msg.knock_id);
+        if (this.denying === msg.knock_id) this.denying = null;
+        this.countQueue();
+        this.render();
+        if (msg.outcome === "admitted" || msg.outcome === "denied") this.refreshPresence();
+        return;
+      case "help_requested": {
+        const fresh = !this.help.has(msg.participant_id);
+        this.help.set(msg.participant_id, msg);
+        this.countQueue();
+        if (fresh) chime();
+        toast(t("mod_help_item", { name: msg.display_name, room: msg.room_name }) + (msg.text ? `: ${msg.text}` : ""));
+        this.render();
+        return;
+      }
+      case "help_handled":
+        if (this.help.delete(msg.participant_id)) {
+          this.countQueue();
+          this.render();
+        }
+        return;
+      default:
     }
     const reload = ["breakouts_opened", "breakouts_updated", "breakouts_closing", "breakouts_closed", "moved", "recording_started", "recording_stopped", "room_media_changed"];
     if (reload.includes(msg.type)) {
@@ -144,6 +287,7 @@ export class ModeratorConsole {
       return result;
     } catch (err) {
       toast(t("mod_error", { message: err.message }), { kind: "error" });
+      await this.refresh();
       return null;
     }
   }
@@ -152,9 +296,86 @@ export class ModeratorConsole {
     return this.act(() => this.api.post(this.path(`/participants/${person.id}/mute`), { kind: "audio" }), t("mod_done"), []);
   }
 
-  remove(person) {
+  remove(person, { ban = false, reason = "" } = {}) {
     this.confirmRemove = null;
-    return this.act(() => this.api.post(this.path(`/participants/${person.id}/remove`)), t("mod_done"), []);
+    const body = ban ? { ban: true, ...(reason ? { reason } : {}) } : {};
+    return this.act(() => this.api.post(this.path(`/participants/${person.id}/remove`), body), ban ? t("mod_banned", { name: person.display_name }) : t("mod_done"), []);
+  }
+
+  lowerHand(person) {
+    if (this.send({ type: "lower_hand", peer_id: person.id })) toast(t("mod_done"));
+  }
+
+  /** The people of the selection that are still on the roster (and not oneself). */
+  selection() {
+    const selfId = this.getSelf().id;
+    return this.people.filter((p) => this.selected.has(p.id) && p.id !== selfId);
+  }
+
+  /** One API call per selected person, all at once; one summary toast. The selection is done with. */
+  async bulk(label, call, people = this.selection()) {
+    this.selected.clear();
+    if (!people.length) return this.render();
+    const results = await Promise.allSettled(people.map((p) => call(p)));
+    const failed = results.filter((r) => r.status === "rejected");
+    if (failed.length) toast(t("mod_bulk_failed", { n: failed.length, message: failed[0].reason.message }), { kind: "error" });
+    else toast(t("mod_bulk_done", { action: label, n: people.length }));
+    await this.refresh();
+  }
+
+  bulkMove(roomId) {
+    const plan = this.plan;
+    if (!plan || !roomId) return;
+    if (plan.state === "draft") {
+      // A prepared plan: the picks become assignments, saved at once.
+      for (const person of this.selection()) this.dirty.set(`assign:${person.id}`, roomId);
+      this.selected.clear();
+      return this.saveAssignments();
+    }
+    const movable = this.selection().filter((p) => p.role !== "observer");
+    return this.bulk(t("mod_move"), (p) => this.api.post(this.path(`/breakouts/${plan.id}/move`), { participant_id: p.id, room_id: roomId }), movable);
+  }
+
+  bulkMute() {
+    const live = this.selection().filter((p) => this.isLive(p));
+    return this.bulk(t("mod_mute"), (p) => this.api.post(this.path(`/participants/${p.id}/mute`), { kind: "audio" }), live);
+  }
+
+  bulkLowerHand() {
+    const raised = this.selection().filter((p) => this.handUp(p));
+    for (const person of raised) this.send({ type: "lower_hand", peer_id: person.id });
+    this.selected.clear();
+    this.render();
+    toast(t("mod_bulk_done", { action: t("mod_lower_hand"), n: raised.length }));
+  }
+
+  bulkRemove(ban) {
+    const reason = String(this.dirty.get("mod-ban-reason") || "").trim();
+    const people = this.selection().filter((p) => p.role !== "organiser" || this.getSelf().role === "organiser");
+    this.confirmRemove = null;
+    this.selected.clear();
+    const body = ban ? { ban: true, ...(reason ? { reason } : {}) } : {};
+    this.dirty.delete("mod-ban-reason");
+    return this.bulk(ban ? t("mod_remove_ban") : t("mod_remove"), (p) => this.api.post(this.path(`/participants/${p.id}/remove`), body), people);
+  }
+
+  admit(selector) {
+    if (this.send({ type: "admit", ...selector }, { withRequestId: true })) toast(t("mod_admitting"));
+  }
+
+  deny(knock) {
+    const message = String(this.dirty.get(`deny:${knock.id}`) || "").trim();
+    this.denying = null;
+    this.dirty.delete(`deny:${knock.id}`);
+    this.send({ type: "deny", knock_id: knock.id, ...(message ? { message } : {}) }, { withRequestId: true });
+    this.render();
+  }
+
+  dismissHelp(item) {
+    this.help.delete(item.participant_id);
+    this.countQueue();
+    this.send({ type: "dismiss_help", participant_id: item.participant_id }, { withRequestId: true });
+    this.render();
   }
 
   createPlan(form) {
@@ -168,14 +389,20 @@ export class ModeratorConsole {
     return this.act(() => this.api.post(this.path("/breakouts"), body), null, ["mod-plan-name", "mod-room-count", "mod-strategy"]);
   }
 
+  /** Every assignment of the plan with the picks made since (including people the filter hides). */
   saveAssignments() {
     const plan = this.plan;
     const index = new Map(plan.rooms.map((r, i) => [r.id, i]));
     const assignments = {};
-    for (const select of this.root.querySelectorAll("select[data-assign]")) {
-      if (index.has(select.value)) assignments[select.dataset.assign] = index.get(select.value);
+    for (const [pid, roomId] of Object.entries(plan.assignments)) if (index.has(roomId)) assignments[pid] = index.get(roomId);
+    const keys = [];
+    for (const [key, value] of this.dirty) {
+      if (!key.startsWith("assign:")) continue;
+      keys.push(key);
+      const pid = key.slice("assign:".length);
+      if (index.has(value)) assignments[pid] = index.get(value);
+      else delete assignments[pid];
     }
-    const keys = [...this.dirty.keys()].filter((k) => k.startsWith("assign:"));
     return this.act(() => this.api.put(this.path(`/breakouts/${plan.id}/assignments`), { assignments }), t("mod_assignments_saved"), keys);
   }
 
@@ -202,7 +429,7 @@ export class ModeratorConsole {
   }
 
   async broadcast(form) {
-    const input = form.querySelector("textarea");
+    const input = form.querySelector("textarea, input");
     const text = input.value.trim();
     if (!text) return;
     await this.act(() => this.api.post(this.path(`/breakouts/${this.plan.id}/broadcast`), { text }), t("mod_broadcast_sent"), ["mod-broadcast"]);
@@ -226,29 +453,80 @@ export class ModeratorConsole {
     return plenary ? plenary.id : this.getPlenaryId();
   }
 
-  // Views -----------------------------------------------------------------------------------------
+  // What the views read ---------------------------------------------------------------------------
 
   running() {
     return this.plan && (this.plan.state === "open" || this.plan.state === "closing");
   }
 
-  /** The room each person is in (or will be in): the running plan's assignment, else the home room. */
+  /** The room each person is in (or will be in): live presence, else the running plan's assignment, else home. */
   roomOf(person) {
-    const live = this.present && this.present.get(person.id);
+    if (person.id === this.getSelf().id) return this.getRoom().id;
+    const live = this.present.get(person.id);
     if (live) return live.roomId;
     if (this.running() && this.plan.assignments[person.id]) return this.plan.assignments[person.id];
     return person.room_id || this.plenaryId();
   }
 
+  /** In signalling now (connected, or reconnecting within the grace period). */
+  isLive(person) {
+    return person.id === this.getSelf().id || this.getRoster().has(person.id) || this.present.has(person.id);
+  }
+
+  handUp(person) {
+    const peer = this.getRoster().get(person.id);
+    if (peer && peer.state) return Boolean(peer.state.hand);
+    const live = this.present.get(person.id);
+    return Boolean(live && live.state && live.state.hand);
+  }
+
+  roomName(roomId) {
+    const room = this.rooms.find((r) => r.id === roomId) || (this.plan ? this.plan.rooms.find((r) => r.id === roomId) : null);
+    if (!room) return "";
+    return room.kind === "plenary" || roomId === this.plenaryId() ? t("room_plenary") : room.name;
+  }
+
+  matches(person) {
+    if (this.country && person.country !== this.country) return false;
+    if (!this.search) return true;
+    const needle = fold(this.search);
+    return [person.display_name, person.organisation, person.country, person.email].some((x) => fold(x).includes(needle));
+  }
+
+  /** Country -> {present, invited}, observers left out (they are not part of the count of a delegation). */
+  countries() {
+    const counts = new Map();
+    for (const person of this.people) {
+      if (person.role === "observer") continue;
+      const c = counts.get(person.country) || { present: 0, invited: 0 };
+      c.invited += 1;
+      if (this.isLive(person)) c.present += 1;
+      counts.set(person.country, c);
+    }
+    return new Map([...counts].sort((a, b) => naturalCompare(a[0], b[0])));
+  }
+
+  // Views -----------------------------------------------------------------------------------------
+
   render() {
-    const self = this.getSelf();
-    const focused = this.root.contains(document.activeElement) ? focusKey(document.activeElement) : null;
-    const scrolled = this.root.scrollTop; // emptying the panel would scroll it back to the top
-    clear(this.root, 
+    const focused = this.root.contains(document.activeElement) ? document.activeElement : null;
+    const focus = focused ? focusKey(focused) : null;
+    const caret = focused && focused.matches("input[type=text], input[type=search], textarea") ? [focused.selectionStart, focused.selectionEnd] : null;
+    const oldScroll = this.root.querySelector(".mod-scroll");
+    const scrolled = oldScroll ? oldScroll.scrollTop : 0; // emptying the panel would scroll it back to the top
+    naturalCompare.collator = new Intl.Collator(currentLocale(), { numeric: true, sensitivity: "base" }).compare;
+    clear(
+      this.root,
       h("h2", { class: "visually-hidden" }, t("mod_heading")),
       this.error ? h("p", { class: "error", role: "alert" }, this.error) : null,
-      !this.loaded && !this.error ? h("p", {}, t("mod_loading")) : null,
-      this.loaded ? [this.helpView(), this.breakoutView(), this.roomsView(self), this.movesView(), this.recordingView()] : null,
+      !this.loaded && !this.error ? h("p", { class: "mod-loading" }, t("mod_loading")) : null,
+      this.loaded
+        ? [
+            h("div", { class: "mod-bar", id: "mod-bar" }, this.breakoutView()),
+            this.queueView(),
+            h("div", { class: "mod-scroll", id: "mod-scroll" }, this.toolsView(), this.rosterView(), this.recordingView()),
+          ]
+        : null,
     );
     for (const field of this.root.querySelectorAll("input, select, textarea")) {
       const key = fieldKey(field);
@@ -256,10 +534,14 @@ export class ModeratorConsole {
       field.addEventListener("input", this.remember);
       field.addEventListener("change", this.remember);
     }
-    this.root.scrollTop = scrolled;
-    if (focused) {
-      const again = [...this.root.querySelectorAll("input, select, textarea, button")].find((el) => focusKey(el) === focused);
-      if (again) again.focus({ preventScroll: true });
+    const scroll = this.root.querySelector(".mod-scroll");
+    if (scroll) scroll.scrollTop = scrolled;
+    if (focus) {
+      const again = [...this.root.querySelectorAll("input, select, textarea, button")].find((el) => focusKey(el) === focus);
+      if (again) {
+        again.focus({ preventScroll: true });
+        if (caret && again.setSelectionRange) again.setSelectionRange(caret[0], caret[1]);
+      }
     }
   }
 
@@ -267,98 +549,67 @@ export class ModeratorConsole {
     if (this.loaded && !this.busy()) this.render();
   }
 
-  helpView() {
-    const items = [...this.help.values()];
-    return h(
-      "section",
-      { class: "mod-section", "aria-labelledby": "mod-help-h" },
-      h("h3", { id: "mod-help-h" }, t("mod_help_queue")),
-      items.length
-        ? h(
-            "ul",
-            { class: "help-list" },
-            items.map((item) =>
-              h(
-                "li",
-                { class: "help-item" },
-                h("span", {}, t("mod_help_item", { name: item.display_name, room: item.room_name }), item.text ? `: ${item.text}` : ""),
-                h("button", { type: "button", class: "small", onclick: () => this.chooseRoom(item.room_id) }, t("mod_help_go")),
-                h(
-                  "button",
-                  {
-                    type: "button",
-                    class: "small ghost",
-                    onclick: () => {
-                      this.help.delete(item.participant_id);
-                      this.onHelpCount(this.help.size);
-                      this.render();
-                    },
-                  },
-                  t("dismiss"),
-                ),
-              ),
-            ),
-          )
-        : h("p", { class: "hint" }, t("mod_help_empty")),
-    );
-  }
-
+  /** The breakout controls, always on screen: what can be done with the plan in its current state. */
   breakoutView() {
     const plan = this.plan;
-    const section = h("section", { class: "mod-section", "aria-labelledby": "mod-breakouts-h" }, h("h3", { id: "mod-breakouts-h" }, t("mod_breakouts")));
+    const section = h("section", { class: "mod-section mod-breakouts", "aria-labelledby": "mod-breakouts-h" }, h("h3", { id: "mod-breakouts-h" }, t("mod_breakouts")));
     if (!plan || this.creating) {
       section.append(this.createForm());
       return section;
     }
-    section.append(h("p", { class: "plan-state", dataset: { state: plan.state } }, t("mod_plan_state", { name: plan.name, state: t(`plan_state_${plan.state}`) })));
+    const head = h("p", { class: "plan-state", dataset: { state: plan.state } }, t("mod_plan_state", { name: plan.name, state: t(`plan_state_${plan.state}`) }));
+    section.querySelector("h3").after(head);
     if (plan.state === "draft") {
       section.append(
-        this.assignTable(false),
-        h("div", { class: "row" }, h("button", { type: "button", id: "mod-save-assignments", onclick: () => this.saveAssignments() }, t("mod_save_assignments"))),
         h(
           "div",
           { class: "row" },
           h("label", { for: "mod-duration" }, t("mod_duration")),
           h("input", { id: "mod-duration", type: "number", min: "1", max: "1440", step: "1", value: "15", inputmode: "numeric" }),
-          h("button", { type: "button", class: "primary", id: "mod-open", onclick: () => this.openPlan() }, t("mod_open")),
+          h("button", { type: "button", class: "small primary", id: "mod-open", onclick: () => this.openPlan() }, t("mod_open")),
         ),
-        h("div", { class: "row" }, h("button", { type: "button", class: "ghost", onclick: () => this.deletePlan() }, t("mod_new_plan"))),
+        h(
+          "div",
+          { class: "row" },
+          h("button", { type: "button", class: "small", id: "mod-save-assignments", onclick: () => this.saveAssignments() }, t("mod_save_assignments")),
+          h("button", { type: "button", class: "small ghost", onclick: () => this.deletePlan() }, t("mod_new_plan")),
+        ),
       );
-    } else {
-      if (plan.state === "open") {
-        section.append(
-          h(
-            "div",
-            { class: "row" },
-            h("label", { for: "mod-extend" }, t("mod_extend_by")),
-            h("input", { id: "mod-extend", type: "number", min: "1", max: "600", step: "1", value: "5", inputmode: "numeric" }),
-            h("button", { type: "button", id: "mod-extend-button", onclick: () => this.extendPlan() }, t("mod_extend")),
-          ),
-          h(
-            "div",
-            { class: "row" },
-            h("label", { for: "mod-countdown" }, t("mod_countdown")),
-            h("input", { id: "mod-countdown", type: "number", min: "0", max: "3600", step: "1", value: String(plan.countdown_s ?? 60), inputmode: "numeric" }),
-            h("button", { type: "button", class: "danger", id: "mod-close", onclick: () => this.closePlan() }, t("mod_close")),
-          ),
-        );
-      }
+      return section;
+    }
+    if (plan.state === "open") {
       section.append(
         h(
-          "form",
-          {
-            class: "broadcast-form",
-            onsubmit: (e) => {
-              e.preventDefault();
-              this.broadcast(e.target);
-            },
-          },
-          h("label", { for: "mod-broadcast" }, t("mod_broadcast_label")),
-          h("textarea", { id: "mod-broadcast", rows: "1", maxlength: "2000" }),
-          h("button", { type: "submit" }, t("mod_broadcast")),
+          "div",
+          { class: "row" },
+          h("label", { for: "mod-extend" }, t("mod_extend_by")),
+          h("input", { id: "mod-extend", type: "number", min: "1", max: "600", step: "1", value: "5", inputmode: "numeric" }),
+          h("button", { type: "button", class: "small", id: "mod-extend-button", onclick: () => this.extendPlan() }, t("mod_extend")),
+        ),
+        h(
+          "div",
+          { class: "row" },
+          h("label", { for: "mod-countdown" }, t("mod_countdown")),
+          h("input", { id: "mod-countdown", type: "number", min: "0", max: "3600", step: "1", value: String(plan.countdown_s ?? 60), inputmode: "numeric" }),
+          h("button", { type: "button", class: "small danger", id: "mod-close", onclick: () => this.closePlan() }, t("mod_close")),
         ),
       );
     }
+    section.append(
+      h(
+        "form",
+        {
+          class: "broadcast-form",
+          onsubmit: (e) => {
+            e.preventDefault();
+            this.broadcast(e.target);
+          },
+        },
+        h("label", { for: "mod-broadcast", class: "visually-hidden" }, t("mod_broadcast_label")),
+        h("input", { id: "mod-broadcast", type: "text", maxlength: "2000", placeholder: t("mod_broadcast_label"), autocomplete: "off" }),
+        h("button", { type: "submit", class: "small", id: "mod-broadcast-button" }, t("mod_broadcast")),
+      ),
+    );
     return section;
   }
 
@@ -372,92 +623,336 @@ export class ModeratorConsole {
           this.createPlan(e.target);
         },
       },
-      h("label", { for: "mod-plan-name" }, t("mod_plan_name")),
-      h("input", { id: "mod-plan-name", name: "name", type: "text", maxlength: "200", value: t("mod_plan_name_default") }),
-      h("label", { for: "mod-room-count" }, t("mod_room_count")),
-      h("input", { id: "mod-room-count", name: "rooms", type: "number", min: "1", max: "100", value: "2", inputmode: "numeric" }),
-      h("label", { for: "mod-strategy" }, t("mod_strategy")),
-      h("select", { id: "mod-strategy", name: "strategy" }, STRATEGIES.map((s) => h("option", { value: s }, t(`strategy_${s}`)))),
-      h("button", { type: "submit", class: "primary", id: "mod-create" }, t("mod_create")),
+      h("div", { class: "field wide" }, h("label", { for: "mod-plan-name" }, t("mod_plan_name")), h("input", { id: "mod-plan-name", name: "name", type: "text", maxlength: "200", value: t("mod_plan_name_default") })),
+      h("div", { class: "field" }, h("label", { for: "mod-room-count" }, t("mod_room_count")), h("input", { id: "mod-room-count", name: "rooms", type: "number", min: "1", max: "100", value: "2", inputmode: "numeric" })),
+      h("div", { class: "field" }, h("label", { for: "mod-strategy" }, t("mod_strategy")), h("select", { id: "mod-strategy", name: "strategy" }, STRATEGIES.map((s) => h("option", { value: s }, t(`strategy_${s}`))))),
+      h("button", { type: "submit", class: "small primary", id: "mod-create" }, t("mod_create")),
     );
   }
 
-  /** While breakouts run: move people between rooms one by one. */
-  movesView() {
-    if (!this.running()) return null;
-    return h("section", { class: "mod-section", "aria-labelledby": "mod-moves-h" }, h("h3", { id: "mod-moves-h" }, t("mod_moves_heading")), this.assignTable(true));
-  }
-
-  /** One row per person with a room picker: saved together while a draft, moved one by one while open. */
-  assignTable(live) {
-    const plan = this.plan;
-    const selfId = this.getSelf().id;
-    const people = this.people.filter((p) => p.id !== selfId && p.role !== "observer");
-    const rows = people.map((person) => {
-      const current = plan.assignments[person.id] || "";
-      const label = t("mod_assign_for", { name: person.display_name });
-      const select = h(
-        "select",
-        { "aria-label": label, dataset: live ? { move: person.id } : { assign: person.id } },
-        h("option", { value: "" }, live ? t("mod_plenary") : t("mod_unassigned")),
-        plan.rooms.map((room) => h("option", { value: room.id, selected: room.id === current }, room.name)),
-      );
-      return h(
-        "tr",
-        {},
-        h("th", { scope: "row" }, countryBadge(person.country, countryName(person.country)), " ", person.display_name),
-        h("td", {}, select),
-        live ? h("td", {}, h("button", { type: "button", class: "small", "aria-label": `${t("mod_move")} ${person.display_name}`, onclick: () => this.move(person, select) }, t("mod_move"))) : null,
-      );
-    });
+  /** Knocks and help requests, oldest first; the section is gone when nobody waits. */
+  queueView() {
+    const knocks = [...this.knocks.values()].sort((a, b) => String(a.knocked_at).localeCompare(String(b.knocked_at)));
+    const help = [...this.help.values()].sort((a, b) => String(a.at).localeCompare(String(b.at)));
+    if (!knocks.length && !help.length) return null;
+    const countries = [...new Set(knocks.map((k) => k.country))].sort(naturalCompare);
     return h(
-      "table",
-      { class: "assign-table" },
-      h("caption", {}, t("mod_assign_heading")),
-      h("tbody", {}, rows),
+      "section",
+      { class: "mod-section mod-queue", "aria-labelledby": "mod-queue-h" },
+      h("h3", { id: "mod-queue-h" }, t("mod_queue"), " ", h("span", { class: "count unread" }, String(knocks.length + help.length))),
+      knocks.length > 1
+        ? h(
+            "div",
+            { class: "row queue-bulk" },
+            h("button", { type: "button", class: "small primary", id: "mod-admit-all", onclick: () => this.admit({ all: true }) }, t("mod_admit_all", { n: knocks.length })),
+            countries.length > 1 || knocks.length > 1
+              ? countries.map((c) =>
+                  h(
+                    "button",
+                    { type: "button", class: "small", "aria-label": t("mod_admit_country_label", { country: countryName(c) }), onclick: () => this.admit({ country: c }) },
+                    t("mod_admit_country", { country: c }),
+                  ),
+                )
+              : null,
+          )
+        : null,
+      h(
+        "ul",
+        { class: "queue-list" },
+        knocks.map((k) => this.knockItem(k)),
+        help.map((item) => this.helpItem(item)),
+      ),
     );
   }
 
-  roomsView(self) {
+  knockItem(knock) {
+    const denying = this.denying === knock.id;
+    return h(
+      "li",
+      { class: "queue-item knock", dataset: { knockId: knock.id, participantId: knock.participant_id } },
+      h(
+        "div",
+        { class: "queue-main" },
+        countryBadge(knock.country, countryName(knock.country)),
+        h("span", { class: "person-name" }, knock.display_name),
+        knock.organisation ? h("span", { class: "hint" }, knock.organisation) : null,
+        h("span", { class: "tag" }, t(`mod_knock_reason_${knock.reason}`)),
+        knock.link_used_elsewhere ? h("span", { class: "tag warn", title: t("mod_link_elsewhere_hint") }, t("mod_link_elsewhere")) : null,
+        knock.connected === false ? h("span", { class: "tag" }, t("mod_knock_offline")) : null,
+        h("span", { class: "hint wait" }, t("mod_waiting"), " ", h("span", { class: "knock-wait", dataset: { since: knock.knocked_at } }, waitedSince(knock.knocked_at))),
+      ),
+      denying
+        ? h(
+            "form",
+            {
+              class: "row deny-form",
+              onsubmit: (e) => {
+                e.preventDefault();
+                this.deny(knock);
+              },
+            },
+            h("input", { type: "text", maxlength: "500", dataset: { denyMessage: knock.id }, placeholder: t("mod_deny_message"), "aria-label": t("mod_deny_message_label", { name: knock.display_name }) }),
+            h("button", { type: "submit", class: "small danger" }, t("mod_deny_confirm")),
+            h("button", { type: "button", class: "small ghost", onclick: () => ((this.denying = null), this.render()) }, t("mod_cancel")),
+          )
+        : h(
+            "div",
+            { class: "row" },
+            h("button", { type: "button", class: "small primary", "aria-label": t("mod_admit_label", { name: knock.display_name }), onclick: () => this.admit({ knock_ids: [knock.id] }) }, t("mod_admit")),
+            h("button", { type: "button", class: "small", "aria-label": t("mod_deny_label", { name: knock.display_name }), onclick: () => ((this.denying = knock.id), this.render()) }, t("mod_deny")),
+          ),
+    );
+  }
+
+  helpItem(item) {
+    const roomName = this.roomName(item.room_id) || item.room_name;
+    return h(
+      "li",
+      { class: "queue-item help-item", dataset: { participantId: item.participant_id } },
+      h(
+        "div",
+        { class: "queue-main" },
+        h("span", { class: "tag help" }, t("mod_help_tag")),
+        h("span", { class: "queue-text" }, t("mod_help_item", { name: item.display_name, room: roomName }), item.text ? `: ${item.text}` : ""),
+        h("span", { class: "hint wait" }, t("mod_waiting"), " ", h("span", { dataset: { since: item.at } }, waitedSince(item.at))),
+      ),
+      h(
+        "div",
+        { class: "row" },
+        item.room_id !== this.getRoom().id
+          ? h("button", { type: "button", class: "small primary", "aria-label": t("mod_help_go_label", { room: roomName }), onclick: () => this.chooseRoom(item.room_id) }, t("mod_help_go"))
+          : null,
+        h("button", { type: "button", class: "small ghost", "aria-label": t("mod_help_dismiss_label", { name: item.display_name }), onclick: () => this.dismissHelp(item) }, t("dismiss")),
+      ),
+    );
+  }
+
+  /** Search, country filter, selection and the bulk actions: sticky at the top of the scrolling region. */
+  toolsView() {
+    const selfId = this.getSelf().id;
+    const shown = this.people.filter((p) => p.id !== selfId && this.matches(p) && (this.showAbsent || this.isLive(p) || this.search || this.country));
+    const picked = this.selection();
+    const allPicked = shown.length > 0 && shown.every((p) => this.selected.has(p.id));
+    const countries = this.countries();
+    const tools = h(
+      "div",
+      { class: "mod-tools", role: "search" },
+      h(
+        "div",
+        { class: "row" },
+        h("label", { for: "mod-search", class: "visually-hidden" }, t("mod_search")),
+        h("input", {
+          id: "mod-search",
+          type: "search",
+          placeholder: t("mod_search_placeholder"),
+          value: this.search,
+          autocomplete: "off",
+          oninput: (e) => {
+            this.search = e.target.value;
+            this.render();
+          },
+        }),
+        h("label", { for: "mod-country", class: "visually-hidden" }, t("mod_country_filter")),
+        h(
+          "select",
+          {
+            id: "mod-country",
+            onchange: (e) => {
+              this.country = e.target.value;
+              this.dirty.delete("mod-country");
+              this.render();
+            },
+          },
+          h("option", { value: "" }, t("mod_all_countries")),
+          [...countries].map(([code, c]) => h("option", { value: code, selected: code === this.country }, `${code} · ${countryName(code)} (${c.present}/${c.invited})`)),
+        ),
+      ),
+      h(
+        "div",
+        { class: "row select-row" },
+        h(
+          "label",
+          { class: "check" },
+          h("input", {
+            type: "checkbox",
+            id: "mod-select-all",
+            checked: allPicked,
+            disabled: !shown.length,
+            onchange: (e) => {
+              for (const p of shown) {
+                if (e.target.checked) this.selected.add(p.id);
+                else this.selected.delete(p.id);
+              }
+              this.render();
+            },
+          }),
+          " ",
+          t("mod_select_shown", { n: shown.length }),
+        ),
+        picked.length ? h("span", { class: "hint", id: "mod-selected-count" }, t("mod_selected", { n: picked.length })) : null,
+      ),
+      this.countsView(),
+      picked.length ? this.bulkBar(picked) : null,
+    );
+    return tools;
+  }
+
+  bulkBar(picked) {
+    if (this.confirmRemove === "bulk") {
+      return h(
+        "div",
+        { class: "row bulk-bar confirm", role: "group", "aria-label": t("mod_bulk_label") },
+        h("span", {}, t("mod_remove_n", { n: picked.length })),
+        this.bansSupported ? h("input", { id: "mod-ban-reason", type: "text", maxlength: "500", placeholder: t("mod_ban_reason"), "aria-label": t("mod_ban_reason") }) : null,
+        h("button", { type: "button", class: "small danger", id: "mod-bulk-remove-confirm", onclick: () => this.bulkRemove(false) }, t("mod_remove_confirm")),
+        this.bansSupported ? h("button", { type: "button", class: "small danger", id: "mod-bulk-ban", onclick: () => this.bulkRemove(true) }, t("mod_remove_ban")) : null,
+        h("button", { type: "button", class: "small ghost", onclick: () => ((this.confirmRemove = null), this.render()) }, t("mod_cancel")),
+      );
+    }
+    const plan = this.plan;
+    const targets = plan && (plan.state === "draft" || plan.state === "open") ? plan.rooms : [];
+    const withPlenary = plan && plan.state === "open";
+    return h(
+      "div",
+      { class: "row bulk-bar", role: "group", "aria-label": t("mod_bulk_label") },
+      targets.length
+        ? [
+            h("label", { for: "mod-bulk-room", class: "visually-hidden" }, t("mod_bulk_room")),
+            h(
+              "select",
+              { id: "mod-bulk-room" },
+              withPlenary ? h("option", { value: this.plenaryId() }, t("mod_plenary")) : null,
+              targets.map((room) => h("option", { value: room.id }, room.name)),
+            ),
+            h(
+              "button",
+              {
+                type: "button",
+                class: "small",
+                id: "mod-bulk-move",
+                onclick: () => this.bulkMove(this.dirty.get("mod-bulk-room") || this.root.querySelector("#mod-bulk-room").value),
+              },
+              plan.state === "draft" ? t("mod_bulk_assign") : t("mod_move"),
+            ),
+          ]
+        : null,
+      h("button", { type: "button", class: "small", id: "mod-bulk-mute", onclick: () => this.bulkMute() }, t("mod_mute")),
+      h("button", { type: "button", class: "small", id: "mod-bulk-lower", onclick: () => this.bulkLowerHand() }, t("mod_lower_hand")),
+      h("button", { type: "button", class: "small danger", id: "mod-bulk-remove", onclick: () => ((this.confirmRemove = "bulk"), this.render()) }, t("mod_remove")),
+      h("button", { type: "button", class: "small ghost", id: "mod-bulk-clear", onclick: () => (this.selected.clear(), this.render()) }, t("mod_clear_selection")),
+    );
+  }
+
+  /** Present / invited by country; a chip filters the roster by its country. */
+  countsView() {
+    const countries = this.countries();
+    if (!countries.size) return null;
+    return h(
+      "div",
+      { class: "mod-countries" },
+      h(
+        "ul",
+        { class: "country-counts", "aria-label": t("mod_by_country") },
+        h("li", { class: "hint", "aria-hidden": "true" }, t("mod_counts_hint")),
+        [...countries].map(([code, c]) =>
+          h(
+            "li",
+            {},
+            h(
+              "button",
+              {
+                type: "button",
+                class: code === this.country ? "chip active" : "chip",
+                "aria-pressed": String(code === this.country),
+                "aria-label": t("mod_country_count_label", { country: countryName(code), present: c.present, invited: c.invited }),
+                dataset: { country: code },
+                onclick: () => {
+                  this.country = this.country === code ? "" : code;
+                  this.dirty.delete("mod-country");
+                  this.render();
+                },
+              },
+              countryBadge(code, countryName(code)),
+              " ",
+              h("span", { class: "chip-count" }, `${c.present} / ${c.invited}`),
+            ),
+          ),
+        ),
+      ),
+    );
+  }
+
+  /** Present people by room (plenary first), natural order; the absent ones folded below. */
+  rosterView() {
+    const self = this.getSelf();
     const here = this.getRoom();
     const roster = this.getRoster();
-    const byRoom = new Map(this.rooms.map((r) => [r.id, []]));
-    for (const person of this.people) {
-      const roomId = person.id === self.id ? here.id : this.roomOf(person);
+    const filtering = Boolean(this.search || this.country);
+    const people = this.people.filter((p) => this.matches(p)).sort((a, b) => naturalCompare(a.display_name, b.display_name));
+    const present = people.filter((p) => this.isLive(p));
+    const absent = people.filter((p) => !this.isLive(p));
+    const byRoom = new Map();
+    for (const person of present) {
+      const roomId = this.roomOf(person);
       if (!byRoom.has(roomId)) byRoom.set(roomId, []);
       byRoom.get(roomId).push(person);
     }
     const planRooms = new Set(this.running() ? this.plan.rooms.map((r) => r.id) : []);
-    const rooms = [...this.rooms].sort((a, b) => (a.kind === b.kind ? a.name.localeCompare(b.name) : a.kind === "plenary" ? -1 : 1));
+    const plenaryId = this.plenaryId();
+    const rooms = [...this.rooms]
+      .filter((room) => byRoom.has(room.id) || (!filtering && (room.id === plenaryId || planRooms.has(room.id))))
+      .sort((a, b) => (a.kind === b.kind ? naturalCompare(a.name, b.name) : a.kind === "plenary" ? -1 : 1));
+    const absentOpen = this.showAbsent || (filtering && absent.length > 0 && present.length === 0);
     return h(
       "section",
-      { class: "mod-section", "aria-labelledby": "mod-rooms-h" },
-      h("h3", { id: "mod-rooms-h" }, t("mod_rooms"), " ", h("button", { type: "button", class: "small ghost", onclick: () => this.refresh() }, t("mod_refresh"))),
+      { class: "mod-section mod-roster", "aria-labelledby": "mod-rooms-h" },
+      h(
+        "h3",
+        { id: "mod-rooms-h" },
+        t("mod_present", { n: present.length, total: people.length }),
+        " ",
+        h("button", { type: "button", class: "small ghost", onclick: () => this.refresh() }, t("mod_refresh")),
+      ),
+      filtering && !people.length ? h("p", { class: "hint" }, t("mod_no_match")) : null,
       h(
         "ul",
         { class: "mod-rooms" },
-        rooms
-          .filter((room) => room.kind === "plenary" || planRooms.has(room.id) || (byRoom.get(room.id) || []).length)
-          .map((room) => {
-            const people = (byRoom.get(room.id) || []).sort((a, b) => a.display_name.localeCompare(b.display_name));
-            const isHere = room.id === here.id;
-            const canVisit = !isHere && (planRooms.has(room.id) || (room.kind === "plenary" && this.running()));
-            return h(
-              "li",
-              { class: isHere ? "mod-room here" : "mod-room", dataset: { roomId: room.id } },
-              h(
-                "div",
-                { class: "mod-room-head" },
-                h("strong", {}, room.kind === "plenary" ? t("room_plenary") : room.name),
-                isHere ? h("span", { class: "hint" }, ` · ${t("mod_room_here")}`) : null,
-                canVisit ? h("button", { type: "button", class: "small", onclick: () => this.chooseRoom(room.id) }, t("mod_visit")) : null,
-              ),
-              people.length
-                ? h("ul", { class: "mod-people" }, people.map((p) => this.personRow(p, self, roster)))
-                : h("p", { class: "hint" }, t("mod_nobody")),
-            );
-          }),
+        rooms.map((room) => {
+          const members = byRoom.get(room.id) || [];
+          const isHere = room.id === here.id;
+          const canVisit = !isHere && (planRooms.has(room.id) || (room.kind === "plenary" && this.running()));
+          return h(
+            "li",
+            { class: isHere ? "mod-room here" : "mod-room", dataset: { roomId: room.id } },
+            h(
+              "div",
+              { class: "mod-room-head" },
+              h("strong", {}, room.kind === "plenary" ? t("room_plenary") : room.name),
+              h("span", { class: "hint" }, ` · ${members.length}`),
+              isHere ? h("span", { class: "hint" }, ` · ${t("mod_room_here")}`) : null,
+              canVisit ? h("button", { type: "button", class: "small", "aria-label": t("mod_visit_label", { room: room.name }), onclick: () => this.chooseRoom(room.id) }, t("mod_visit")) : null,
+            ),
+            members.length ? h("ul", { class: "mod-people" }, members.map((p) => this.personRow(p, self, roster))) : h("p", { class: "hint" }, t("mod_room_empty")),
+          );
+        }),
       ),
+      absent.length
+        ? h(
+            "details",
+            {
+              class: "mod-absent",
+              open: absentOpen,
+              ontoggle: (e) => {
+                if (e.target.open !== absentOpen) {
+                  this.showAbsent = e.target.open;
+                  this.render();
+                }
+              },
+            },
+            h("summary", {}, t("mod_absent", { n: absent.length })),
+            h("ul", { class: "mod-people" }, absent.map((p) => this.personRow(p, self, roster))),
+          )
+        : null,
     );
   }
 
@@ -508,42 +1003,105 @@ export class ModeratorConsole {
     );
   }
 
+  /** The room picker of a row: an assignment while the plan is a draft, a move while it runs. */
+  roomPicker(person) {
+    const plan = this.plan;
+    if (!plan || person.role === "observer" || person.id === this.getSelf().id) return null;
+    if (plan.state === "draft") {
+      const current = plan.assignments[person.id] || "";
+      return h(
+        "select",
+        { class: "room-pick", "aria-label": t("mod_assign_for", { name: person.display_name }), dataset: { assign: person.id } },
+        h("option", { value: "" }, t("mod_unassigned")),
+        plan.rooms.map((room) => h("option", { value: room.id, selected: room.id === current }, room.name)),
+      );
+    }
+    if (plan.state !== "open") return null;
+    const current = this.roomOf(person);
+    const select = h(
+      "select",
+      { class: "room-pick", "aria-label": t("mod_assign_for", { name: person.display_name }), dataset: { move: person.id } },
+      h("option", { value: "" }, t("mod_plenary")),
+      plan.rooms.map((room) => h("option", { value: room.id, selected: room.id === current }, room.name)),
+    );
+    return [
+      select,
+      h("button", { type: "button", class: "small", "aria-label": `${t("mod_move")} ${person.display_name}`, onclick: () => this.move(person, select) }, t("mod_move")),
+    ];
+  }
+
   personRow(person, self, roster) {
-    const presence = this.present && this.present.get(person.id);
-    const live = person.id === self.id || roster.has(person.id) || Boolean(presence && presence.connected);
+    const presence = this.present.get(person.id);
+    const live = this.isLive(person);
+    const reconnecting = presence && !presence.connected && !roster.has(person.id);
     const isSelf = person.id === self.id;
     const confirming = this.confirmRemove === person.id;
+    const hand = live && this.handUp(person);
+    const room = this.roomName(this.roomOf(person));
+    const checkbox = isSelf
+      ? h("span", { class: "check-spacer" })
+      : h("input", {
+          type: "checkbox",
+          class: "pick",
+          checked: this.selected.has(person.id),
+          "aria-label": t("mod_select_person", { name: person.display_name }),
+          dataset: { select: person.id },
+          onchange: (e) => {
+            if (e.target.checked) this.selected.add(person.id);
+            else this.selected.delete(person.id);
+            this.render();
+          },
+        });
+    let actions;
+    if (isSelf) {
+      actions = h("span", { class: "person-actions" }, this.spotlightButton(person, self, roster));
+    } else if (confirming) {
+      actions = h(
+        "span",
+        { class: "person-actions confirm" },
+        h("button", { type: "button", class: "small danger", "aria-label": t("mod_remove_confirm"), onclick: () => this.remove(person) }, t("mod_remove_confirm")),
+        this.bansSupported
+          ? h(
+              "button",
+              { type: "button", class: "small danger", "aria-label": t("mod_remove_ban_label", { name: person.display_name }), onclick: () => this.remove(person, { ban: true, reason: String(this.dirty.get("mod-ban-reason") || "").trim() }) },
+              t("mod_remove_ban"),
+            )
+          : null,
+        h("button", { type: "button", class: "small ghost", onclick: () => ((this.confirmRemove = null), this.render()) }, t("mod_cancel")),
+      );
+    } else {
+      actions = h(
+        "span",
+        { class: "person-actions" },
+        this.roomPicker(person),
+        this.spotlightButton(person, self, roster),
+        this.floorButton(person, roster),
+        hand ? h("button", { type: "button", class: "small", "aria-label": t("mod_lower_hand_label", { name: person.display_name }), onclick: () => this.lowerHand(person) }, t("mod_lower_hand")) : null,
+        live ? h("button", { type: "button", class: "small", "aria-label": t("mod_mute_label", { name: person.display_name }), onclick: () => this.mute(person) }, t("mod_mute")) : null,
+        h(
+          "button",
+          {
+            type: "button",
+            class: "small",
+            "aria-label": t("mod_remove_label", { name: person.display_name }),
+            onclick: () => {
+              this.confirmRemove = person.id;
+              this.render();
+            },
+          },
+          t("mod_remove"),
+        ),
+      );
+    }
     return h(
       "li",
-      { class: live ? "mod-person live" : "mod-person", dataset: { participantId: person.id } },
+      { class: ["mod-person", live ? "live" : "", reconnecting ? "reconnecting" : "", this.selected.has(person.id) ? "selected" : ""].filter(Boolean).join(" "), dataset: { participantId: person.id } },
+      checkbox,
       countryBadge(person.country, countryName(person.country)),
       h("span", { class: "person-name" }, person.display_name, isSelf ? ` (${t("you")})` : ""),
-      h("span", { class: "hint" }, roleName(person.role)),
-      isSelf
-        ? h("span", { class: "person-actions" }, this.spotlightButton(person, self, roster))
-        : h(
-            "span",
-            { class: "person-actions" },
-            this.spotlightButton(person, self, roster),
-            this.floorButton(person, roster),
-            h("button", { type: "button", class: "small", "aria-label": t("mod_mute_label", { name: person.display_name }), onclick: () => this.mute(person) }, t("mod_mute")),
-            h(
-              "button",
-              {
-                type: "button",
-                class: confirming ? "small danger" : "small",
-                "aria-label": confirming ? t("mod_remove_confirm") : t("mod_remove_label", { name: person.display_name }),
-                onclick: () => {
-                  if (confirming) this.remove(person);
-                  else {
-                    this.confirmRemove = person.id;
-                    this.render();
-                  }
-                },
-              },
-              confirming ? t("mod_remove_confirm") : t("mod_remove"),
-            ),
-          ),
+      hand ? h("span", { class: "hand", title: t("mod_hand_up"), "aria-label": t("mod_hand_up") }, "✋") : null,
+      h("span", { class: "hint person-role" }, [roleName(person.role), person.organisation, !live && room ? t("mod_goes_to", { room }) : null, reconnecting ? t("mod_reconnecting") : null].filter(Boolean).join(" · ")),
+      actions,
     );
   }
 
@@ -576,7 +1134,7 @@ export class ModeratorConsole {
             active.map((r) =>
               h(
                 "li",
-                { class: "help-item", dataset: { recordingId: r.id } },
+                { class: "recording-item", dataset: { recordingId: r.id } },
                 h("span", { class: "rec-dot", "aria-hidden": "true" }, "●"),
                 h("span", {}, r.room_id === here.id ? t("mod_recording_here") : t("mod_recording_in", { room: roomName(r) })),
                 h(
