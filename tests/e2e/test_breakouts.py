@@ -64,7 +64,7 @@ async def test_moderator_opens_and_closes_breakouts_from_the_console(
     # The timer is visible: about ten minutes left.
     await expect(page_a.locator("#breakout-timer")).to_have_text(re.compile(r"^Breakouts: (10:00|9:[0-5]\d) left$"))
     await expect(console.locator(".plan-state")).to_contain_text("open")
-    room_2 = console.locator(".mod-room", has_text="Room 2")
+    room_2 = console.locator('.mod-room:has(> .mod-room-head strong:text-is("Room 2"))')
     await expect(room_2).to_contain_text("Ana Pereira")
     await expect(room_2).to_contain_text("Ben Okafor")
 
@@ -80,18 +80,20 @@ async def test_moderator_opens_and_closes_breakouts_from_the_console(
     await expect(page_a.locator("#breakout-timer")).to_have_text(re.compile(r"^Breakouts: (10:[0-5]\d|11:00) left$"))
 
     # Moving Ben to Room 1 from the console: he is alone there, and so is Ana in Room 2.
-    moves = console.locator(".assign-table")
+    moves = console.locator(".mod-roster")
     await moves.get_by_label("Room for Ben Okafor").select_option(label="Room 1")
     await expect(moves.get_by_label("Room for Ben Okafor").locator("option:checked")).to_have_text("Room 1")
-    await moves.get_by_role("button", name="Move Ben Okafor").click()
+    await moves.get_by_role("button", name="Move Ben Okafor", exact=True).click()
     await wait_in_room(page_b, "Room 1", set())
     await wait_in_room(page_a, "Room 2", set())
-    await expect(console.locator(".mod-room", has_text="Room 1")).to_contain_text("Ben Okafor")
+    await expect(console.locator('.mod-room:has(> .mod-room-head strong:text-is("Room 1"))')).to_contain_text(
+        "Ben Okafor"
+    )
 
     # A clean picture for the docs: the broadcast dismissed, the notices faded.
     await page_m.locator("#broadcast-dismiss").click()
     await expect(page_m.locator(".toast")).to_have_count(0, timeout=20_000)
-    await console.locator("#mod-breakouts-h").evaluate("(el) => el.scrollIntoView({block: 'start'})")
+    await console.locator(".mod-scroll").evaluate("(el) => { el.scrollTop = 0; }")  # the bar never scrolls
     shot = browser.output_dir / "moderator-console.png"
     await page_m.screenshot(path=str(shot))
     save_screenshot(shot, "screenshot-moderator.png")
