@@ -455,7 +455,7 @@ class SignalingService:
                 self._tell_hidden(room, PeerLeft(peer_id=member.id, reason=reason))
             if not room.members:
                 self._forget_room(room.id)
-        if reason != "replaced":  # a newer connection of the same person takes over: the request still waits
+        if reason != "replaced" and not self._closed:  # replaced: the same person's newer connection takes over
             self._settle_help(member.workshop_id, "left", asker=member.id)
         self._attend(member, "leave", reason, at=left_at)
 

@@ -94,7 +94,7 @@ export class ModeratorConsole {
     this.creating = false;
     this.confirmRemove = null; // a participant id, or "bulk"
     this.denying = null; // a knock id whose deny message is being written
-    this.bansSupported = false;
+    this.bansSupported = null; // unknown until asked; then true or false
     this.loaded = false;
     this.error = null;
     this.pending = null;
@@ -142,11 +142,12 @@ export class ModeratorConsole {
           this.api.all(this.path("/breakouts")),
           this.api.all(this.path("/recordings?state=recording")),
           this.api.get(this.path("/presence")),
-          // Bans exist on servers with the admission feature; elsewhere the route is missing (404/405).
-          this.api.get(this.path("/bans?limit=1")).then(
-            () => true,
-            (err) => err.status === 403,
-          ),
+          // Bans exist on servers with the admission feature; elsewhere the route is missing (404/405). Asked once.
+          this.bansSupported ??
+            this.api.get(this.path("/bans?limit=1")).then(
+              () => true,
+              (err) => (err.status === 404 || err.status === 405 ? false : err.status === 403 ? true : null),
+            ),
         ]);
         this.applyPresence(presence, asked);
         this.rooms = rooms;
@@ -1060,10 +1061,20 @@ export class ModeratorConsole {
         "span",
         { class: "person-actions confirm" },
         h("button", { type: "button", class: "small danger", "aria-label": t("mod_remove_confirm"), onclick: () => this.remove(person) }, t("mod_remove_confirm")),
+        this.bansSupported ? h("input", { id: "mod-ban-reason", type: "text", maxlength: "500", class: "ban-reason", placeholder: t("mod_ban_reason"), "aria-label": t("mod_ban_reason") }) : null,
         this.bansSupported
           ? h(
               "button",
-              { type: "button", class: "small danger", "aria-label": t("mod_remove_ban_label", { name: person.display_name }), onclick: () => this.remove(person, { ban: true, reason: String(this.dirty.get("mod-ban-reason") || "").trim() }) },
+              {
+                type: "button",
+                class: "small danger",
+                "aria-label": t("mod_remove_ban_label", { name: person.display_name }),
+                onclick: () => {
+                  const reason = String(this.dirty.get("mod-ban-reason") || "").trim();
+                  this.dirty.delete("mod-ban-reason");
+                  this.remove(person, { ban: true, reason });
+                },
+              },
               t("mod_remove_ban"),
             )
           : null,
