@@ -38,6 +38,7 @@ from server.logs import SESSION_ID, echo_session_id, log_context_middleware
 from server.metrics import METRICS, install_metrics, metrics_middleware
 from server.migrate import migrate
 from server.packages import find_or_install
+from server.records_store import RecordsStore
 from server.settings import Settings
 from server.store import Store
 from server.web import add_web_routes, connection_options
@@ -179,6 +180,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
                 await migrate(conn)
             app[keys.POOL] = pool
             app[keys.STORE] = Store(pool)
+            app[keys.RECORDS] = RecordsStore(pool)
             yield
         finally:
             await pool.close()

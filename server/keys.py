@@ -9,6 +9,7 @@ from recordings.service import RecordingCoordinator
 from recordings.storage import Storage
 from recordings.store import RecordingStore
 from server.auth import Authenticator, JoinTokenIssuer
+from server.records_store import RecordsStore
 from server.settings import Settings
 from server.store import Store
 from signaling.breakout_store import BreakoutStore
@@ -20,6 +21,7 @@ from signaling.sfu.bridge import SfuBridge
 SETTINGS = web.AppKey("settings", Settings)
 POOL = web.AppKey("pool", asyncpg.Pool)
 STORE = web.AppKey("store", Store)
+RECORDS = web.AppKey("records", RecordsStore)
 AUTH = web.AppKey("auth", Authenticator)
 ISSUER = web.AppKey("issuer", JoinTokenIssuer)
 SIGNALING = web.AppKey("signaling", SignalingService)
