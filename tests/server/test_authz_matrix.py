@@ -158,6 +158,20 @@ ROUTES = [
     Route("get_room", "GET", lambda w: f"{ws(w)}/rooms/{w.room['id']}", MEMBERS, 200),
     Route("patch_room", "PATCH", lambda w: f"{ws(w)}/rooms/{w.room['id']}", MODERATORS, 200, json={"name": "Renamed"}),
     Route("delete_room", "DELETE", lambda w: f"{ws(w)}/rooms/{w.room['id']}", MODERATORS, 204),
+    Route("attendance", "GET", lambda w: f"{ws(w)}/attendance", MANAGERS, 200),
+    Route("attendance_csv", "GET", lambda w: f"{ws(w)}/attendance.csv", MANAGERS, 200),
+    Route("issue_certificates", "POST", lambda w: f"{ws(w)}/certificates", MANAGERS, 201, json={"min_share": 0.5}),
+    Route("list_certificates", "GET", lambda w: f"{ws(w)}/certificates", MANAGERS, 200),
+    # Nobody attended, so the target has no certificate: 404 for those who may ask, a denial for the others.
+    Route("certificate_file", "GET", lambda w: f"{ws(w)}/certificates/{w.target['id']}/pdf", MANAGERS, 404),
+    Route(
+        "verify_certificate",
+        "GET",
+        lambda w: "/verify/AAAABBBBCCCCDDDDEEEE",
+        EVERYONE,
+        404,
+        workshop_scoped=False,
+    ),
     Route("openapi", "GET", lambda w: "/api/v1/openapi.json", EVERYONE, 200, workshop_scoped=False),
     Route("healthz", "GET", lambda w: "/healthz", EVERYONE, 200, workshop_scoped=False),
     Route("readyz", "GET", lambda w: "/readyz", EVERYONE, 200, workshop_scoped=False),
@@ -260,7 +274,8 @@ COVERED = re.compile(
     r"^(/healthz|/readyz|/api/v1/openapi\.json|/api/v1/workshops(/\{workshop_id\}("
     r"/participants(/import|/\{participant_id\}(/token|/revoke|/floor)?)?"
     r"|/rooms(/\{room_id\})?"
-    r")?)?)$"
+    r"|/attendance(\.csv)?|/certificates(/\{participant_id\}/pdf)?"
+    r")?)?|/verify/\{code\})$"
 )
 
 
@@ -275,7 +290,7 @@ def test_matrix_covers_every_registered_route_of_its_families(settings: Any) -> 
         target={"id": "{participant_id}"},
         room={"id": "{room_id}"},
     )
-    in_matrix = {(r.method, r.path(templates)) for r in ROUTES}
+    in_matrix = {(r.method, r.path(templates).replace("AAAABBBBCCCCDDDDEEEE", "{code}")) for r in ROUTES}
     registered = {
         (route.method, route.resource.canonical)
         for route in create_app(settings).router.routes()
