@@ -2,6 +2,7 @@
 // the tab closes), create workshops, import a roster, copy invite links, see rooms.
 
 import { Api, ApiError } from "./api.js";
+import { attendanceCard } from "./attendance.js";
 import { $, clear, countryBadge, h, toast } from "./dom.js";
 import { applyStrings, countryName, formatDateTime, mountLanguageSwitches, onLanguageChange, roleName, t } from "./strings.js";
 
@@ -194,6 +195,7 @@ async function showWorkshop(id) {
     importCard(workshop),
     addCard(workshop),
     roomsCard(rooms),
+    attendanceCard(api, workshop),
   );
 }
 
