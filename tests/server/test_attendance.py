@@ -11,15 +11,20 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import pytest
 from aiohttp.test_utils import TestClient
 
+import signaling.store
 from server import keys
 from server.app import SIGNALING_STORE, create_app
 from server.attendance import Person, Visit, build_report, merge
+from server.heartbeat import Heartbeat
 from signaling.clock import ManualClock
+from signaling.service import Attendance
+from signaling.store import PgSignalingStore
 from tests.conftest import make_settings
 from tests.helpers import ADMIN, add_participant, bearer, create_workshop
-from tests.signaling.client import join
+from tests.signaling.client import SignalClient, connect, join
 
 START = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 END = START + timedelta(hours=2)
@@ -243,3 +248,51 @@ async def test_attendance_parameters_are_validated(client: TestClient[Any, Any])
         assert (await resp.json())["error"]["code"] == "invalid_argument"
     resp = await client.get(f"{base}.csv?table=secrets", headers=ADMIN)
     assert resp.status == 400
+
+
+async def test_a_long_backlog_refuses_new_joins_but_still_records_the_leaves_of_those_in(
+    client: TestClient[Any, Any], database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Back-pressure instead of dropping: nothing of what happens to the people in is lost."""
+    workshop = await create_workshop(client, **WORKSHOP)
+    ana = await add_participant(client, workshop["id"], display_name="Ana", country="PT")
+    ben = await add_participant(client, workshop["id"], display_name="Ben", country="DE")
+    a = await join(client, ana["join_token"])
+    monkeypatch.setattr(signaling.store, "MAX_PENDING", 0)  # as if the writer were 100,000 events behind
+    sc = SignalClient(await connect(client))
+    await sc.send({"type": "hello", "protocol": [1], "token": ben["join_token"], "request_id": "h"})
+    refused = await sc.recv()
+    assert (refused["type"], refused["code"], refused["request_id"]) == ("error", "unavailable", "h")
+    assert await sc.wait_closed() == 1001
+    await a.send({"type": "leave"})
+    assert await a.wait_closed() == 1000
+    monkeypatch.setattr(signaling.store, "MAX_PENDING", 100_000)
+    b = await join(client, ben["join_token"])
+    await b.send({"type": "leave"})
+    assert await b.wait_closed() == 1000
+    await asyncio.wait_for(client.server.app[SIGNALING_STORE].flushed(), 10)
+    rows = await visits_of(database_url, workshop["id"])
+    assert [(r["pid"], r["ended_how"]) for r in rows] == [(ana["id"], "left"), (ben["id"], "left")]
+
+
+async def test_a_heartbeat_never_claims_more_than_is_written(database_url: str) -> None:
+    """After a crash the record is complete up to the last beat: a beat is at most the oldest queued event."""
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+    try:
+        store = PgSignalingStore(pool)  # its writer not started: whatever is recorded stays queued
+        clock = ManualClock(at(10))
+        heartbeat = Heartbeat(pool, 1.0, clock=clock, written_until=store.oldest_pending)
+        await heartbeat.beat()
+        assert await heartbeat.last_alive() == at(10)
+        ids = [str(uuid.uuid4()) for _ in range(3)]
+        store.record_attendance(Attendance(ids[0], ids[1], ids[2], "join", at(11), "joined", ids[0], "Plenary"))
+        clock.set(at(15))
+        await heartbeat.beat()
+        assert await heartbeat.last_alive() == at(11)
+        store.start()
+        await asyncio.wait_for(store.flushed(), 10)
+        await heartbeat.beat()
+        assert await heartbeat.last_alive() == at(15)
+        await store.close()
+    finally:
+        await pool.close()
