@@ -28,6 +28,31 @@ CREATE TABLE visits (
 );
 CREATE INDEX visits_by_workshop ON visits (workshop_id, started_at);
 CREATE INDEX visits_open ON visits (workshop_id) WHERE ended_at IS NULL;
+CREATE INDEX visits_by_room ON visits (room_id, started_at);
+
+-- The attendance recorded before visits existed: each join up to the participant's next leave (drops were not
+-- recorded then). A join with no leave stays open, and the next start closes it as after a crash.
+INSERT INTO visits (id, workshop_id, participant_id, room_id, room_name, started_at, ended_at, ended_how)
+SELECT gen_random_uuid(), j.workshop_id, j.participant_id, j.room_id, COALESCE(r.name, ''), j.at,
+    CASE WHEN nxt.at IS NULL THEN NULL ELSE GREATEST(nxt.at, j.at) END,
+    CASE WHEN nxt.at IS NULL THEN NULL
+         WHEN nxt.event = 'join' THEN 'crash'
+         WHEN nxt.reason IN ('left', 'protocol_violation') THEN 'left'
+         WHEN nxt.reason = 'moved' THEN 'moved'
+         WHEN nxt.reason = 'disconnected' THEN 'dropped'
+         WHEN nxt.reason = 'timeout' THEN 'expired'
+         WHEN nxt.reason = 'removed' THEN 'removed'
+         WHEN nxt.reason = 'replaced' THEN 'replaced'
+         WHEN nxt.reason = 'server_shutdown' THEN 'shutdown'
+         WHEN nxt.reason = 'server_crash' THEN 'crash'
+         ELSE 'left' END
+FROM attendance_events j
+LEFT JOIN LATERAL (
+    SELECT n.at, n.event, n.reason FROM attendance_events n
+    WHERE n.participant_id = j.participant_id AND n.id > j.id ORDER BY n.id LIMIT 1
+) nxt ON true
+LEFT JOIN rooms r ON r.id = j.room_id
+WHERE j.event = 'join';
 
 -- The connection (WebSocket session id, as in the logs and X-Request-Id) each consent answer came from.
 ALTER TABLE recording_consents ADD COLUMN connection_id text;

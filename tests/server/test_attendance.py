@@ -19,10 +19,11 @@ from server import keys
 from server.app import SIGNALING_STORE, create_app
 from server.attendance import Person, Visit, build_report, merge
 from server.heartbeat import Heartbeat
+from server.migrate import load_migrations
 from signaling.clock import ManualClock
 from signaling.service import Attendance
 from signaling.store import PgSignalingStore
-from tests.conftest import make_settings
+from tests.conftest import PgCluster, make_settings
 from tests.helpers import ADMIN, add_participant, bearer, create_workshop
 from tests.signaling.client import SignalClient, connect, join
 
@@ -296,3 +297,70 @@ async def test_a_heartbeat_never_claims_more_than_is_written(database_url: str) 
         await store.close()
     finally:
         await pool.close()
+
+
+async def test_attendance_recorded_before_visits_existed_becomes_visits(pg_cluster: PgCluster) -> None:
+    """The migration turns each old join, up to the participant's next event, into a visit."""
+    name = f"rt_backfill_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(pg_cluster.admin_dsn)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        conn = await asyncpg.connect(pg_cluster.dsn(name))
+        try:
+            migrations = load_migrations()
+            (records,) = [m for m in migrations if m.name == "records"]
+            for m in migrations:
+                if m.version < records.version:
+                    await conn.execute(m.sql)
+            wid = await conn.fetchval(
+                "INSERT INTO workshops (title, timezone, starts_at, ends_at) VALUES ('Old', 'UTC', $1, $2)"
+                " RETURNING id",
+                START,
+                END,
+            )
+            room = await conn.fetchval(
+                "INSERT INTO rooms (workshop_id, name, kind, capacity) VALUES ($1, 'Plenary', 'plenary', 10)"
+                " RETURNING id",
+                wid,
+            )
+            ana, ben = [
+                await conn.fetchval(
+                    "INSERT INTO participants (workshop_id, display_name, country, role) VALUES ($1, $2, 'PT', "
+                    "'participant') RETURNING id",
+                    wid,
+                    who,
+                )
+                for who in ("Ana", "Ben")
+            ]
+            events = [
+                (ana, "join", at(0), "joined"),
+                (ben, "join", at(5), "joined"),
+                (ana, "leave", at(30), "timeout"),
+                (ana, "join", at(40), "joined"),
+                (ana, "leave", at(50), "left"),
+            ]
+            for pid, event, when, reason in events:
+                await conn.execute(
+                    "INSERT INTO attendance_events (workshop_id, room_id, participant_id, event, at, reason)"
+                    " VALUES ($1, $2, $3, $4, $5, $6)",
+                    wid,
+                    room,
+                    pid,
+                    event,
+                    when,
+                    reason,
+                )
+            await conn.execute(records.sql)
+            rows = await conn.fetch(
+                "SELECT participant_id, room_name, started_at, ended_at, ended_how FROM visits ORDER BY started_at"
+            )
+        finally:
+            await conn.close()
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+    assert [tuple(r) for r in rows] == [
+        (ana, "Plenary", at(0), at(30), "expired"),
+        (ben, "Plenary", at(5), None, None),  # still open: the next start closes it as after a crash
+        (ana, "Plenary", at(40), at(50), "left"),
+    ]
