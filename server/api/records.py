@@ -12,7 +12,7 @@ import io
 import re
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from aiohttp import web
 from pydantic import BaseModel, Field
@@ -45,10 +45,11 @@ STEP_PARAM = {
     "schema": {"type": "integer", "minimum": 1, "maximum": 86400, "default": DEFAULT_STEP_S},
 }
 CsvTable = Literal["people", "rooms", "countries", "organisations", "timeline"]
+TABLES: tuple[str, ...] = get_args(CsvTable)
 TABLE_PARAM = {
     "name": "table",
     "description": "Which table of the report (default people).",
-    "schema": {"type": "string", "enum": ["people", "rooms", "countries", "organisations", "timeline"]},
+    "schema": {"type": "string", "enum": list(TABLES)},
 }
 
 
@@ -284,7 +285,7 @@ def _csv_rows(report: AttendanceReport, table: str) -> list[list[Any]]:
 )
 async def attendance_csv(request: web.Request, who: Principal) -> web.Response:
     table = request.query.get("table", "people")
-    if table not in ("people", "rooms", "countries", "organisations", "timeline"):
+    if table not in TABLES:
         raise InvalidArgument(
             "table must be people, rooms, countries, organisations or timeline",
             details=[{"field": "table", "message": "unknown table"}],
