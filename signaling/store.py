@@ -38,7 +38,8 @@ WHERE id = $1 AND ended_at IS NULL
 DROP_VISIT = "UPDATE visits SET dropped_at = $2, drops = drops + $3::int WHERE id = $1 AND ended_at IS NULL"
 RESUME_VISIT = "UPDATE visits SET dropped_at = NULL WHERE id = $1 AND ended_at IS NULL"
 # Crash leftovers: every open visit ends when its socket dropped, if it had, else when the dead process was last
-# known alive ($1: its last heartbeat or its last recorded event, whichever is later), and never before it began.
+# known alive ($1: its last heartbeat, or the latest start or drop of an open visit, whichever is later), and never
+# before it began.
 # The matching leave events go into the event log with them.
 CLOSE_OPEN_VISITS = """
 WITH closed AS (
@@ -53,7 +54,8 @@ WITH closed AS (
 )
 SELECT count(*) FROM closed
 """
-LATEST_EVENT = "SELECT max(at) FROM attendance_events"
+# The latest sign of life among the open visits (cheap: the partial index of open visits).
+LATEST_OPEN = "SELECT max(GREATEST(started_at, dropped_at)) FROM visits WHERE ended_at IS NULL"
 INSERT_CHAT = """
 INSERT INTO chat_messages (workshop_id, room_id, participant_id, display_name, text)
 VALUES ($1, $2, $3, $4, $5) RETURNING id, sent_at
@@ -117,7 +119,7 @@ class PgSignalingStore:
         """At start, before anyone joins: close the visits a dead process left open (`crash`): at their drop
         if the socket was down, else at the time the process was last alive. Returns how many were closed."""
         async with self.pool.acquire() as conn, conn.transaction():
-            latest: datetime | None = await conn.fetchval(LATEST_EVENT)
+            latest: datetime | None = await conn.fetchval(LATEST_OPEN)
             known = max((t for t in (last_alive, latest) if t is not None), default=None)
             closed = int(await conn.fetchval(CLOSE_OPEN_VISITS, known))
         if closed:

@@ -3,6 +3,7 @@ never recorded, and every download; as JSON and as a PDF for a data-protection o
 
 from __future__ import annotations
 
+import asyncio
 import io
 from collections.abc import AsyncIterator
 from typing import Any
@@ -12,6 +13,7 @@ import pypdf
 import pytest
 from aiohttp.test_utils import TestClient
 
+from server.app import SIGNALING_STORE
 from tests.helpers import ADMIN, add_participant, bearer, create_workshop
 from tests.recordings.peer import RecordedPeer
 from tests.signaling.rtc_peer import loopback_ice
@@ -87,6 +89,7 @@ async def test_consent_export_lists_exactly_the_consenting_declining_and_withdra
     assert resp.status == 200
     await resp.read()
 
+    await asyncio.wait_for(client.server.app[SIGNALING_STORE].flushed(), 10)  # the visits that say who was asked
     resp = await client.get(f"/api/v1/recordings/{rec['id']}/consent-evidence", headers=bearer(organiser["join_token"]))
     assert resp.status == 200, await resp.text()
     evidence = await resp.json()

@@ -402,6 +402,7 @@ async def test_reference_workshop_attendance_matches_what_happened_to_the_second
             accounts[p["id"]].end(3600 + k)
 
         clock.set(SCHEDULED_S + 600)
+        await beats.reach(db, t(SCHEDULED_S + 600))  # everything before is written
         query = f"min_share={MIN_SHARE}&step_s={STEP_S}"
         async with http.get(f"{server.url}/api/v1/workshops/{wid}/attendance?{query}", headers=ADMIN) as resp:
             assert resp.status == 200, await resp.text()
