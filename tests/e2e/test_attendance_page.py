@@ -87,7 +87,7 @@ async def test_organiser_sees_attendance_per_country_over_time_and_issues_certif
     await page.get_by_role("button", name="Sign in").click()
     await page.goto(f"{live_server.base_url}/admin#workshop/{workshop['id']}")
     card = page.locator("#attendance")
-    await expect(card.get_by_role("heading", name="Attendance")).to_be_visible()
+    await expect(card.get_by_role("heading", name="Attendance", exact=True)).to_be_visible()
     await expect(card.locator(".attendance-summary")).to_contain_text("56 of 60 invited people took part")
     await expect(card.locator("#att-countries tbody tr")).to_have_count(20)
     await expect(card.locator("#att-organisations tbody tr")).to_have_count(40)
