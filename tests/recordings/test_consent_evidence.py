@@ -145,7 +145,7 @@ async def test_consent_export_lists_exactly_the_consenting_declining_and_withdra
     stranger = await add_participant(client, other["id"], display_name="Stranger", role="organiser")
     for token, status in (
         (moderator["join_token"], 403),
-        (yes_p["join_token"], 404),
+        (yes_p["join_token"], 403),
         (stranger["join_token"], 404),
     ):
         for suffix in ("", ".pdf"):
