@@ -6,6 +6,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
+# A Unicode font for the PDFs of the record (certificates, consent evidence): names come in every script.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends fonts-dejavu-core \
+    && rm -rf /var/lib/apt/lists/*
+
 # The source stays in /opt/roundtable and is installed in place: server/web.py serves web/ from beside the
 # `server` package, so the two must stay together (a plain `pip install .` would leave web/ behind).
 COPY . /opt/roundtable

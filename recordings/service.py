@@ -364,7 +364,9 @@ class RecordingCoordinator:
         live = self.live.get(recording_id)
         if live is None or live.workshop_id != member.workshop_id:
             raise NotFound("no such recording is running")
-        await self.store.record_consent(recording_id, uuid.UUID(member.id), message.granted)
+        await self.store.record_consent(
+            recording_id, uuid.UUID(member.id), message.granted, connection_id=member.connection_id
+        )
         live.consent[member.id] = message.granted
         if live.sfu is not None and self.sfu is not None:
             # Awaited: when the answer is acknowledged, Janus has started or stopped the member's feeds.

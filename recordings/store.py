@@ -67,9 +67,10 @@ TRACK = f"SELECT {TRACK_COLUMNS} FROM recording_tracks WHERE id = $1 AND recordi
 ALL_FILE_KEYS = "SELECT file_key FROM recording_tracks WHERE file_key IS NOT NULL"
 DELETE_TRACK_FILES = "UPDATE recording_tracks SET file_key = NULL, state = 'deleted' WHERE recording_id = $1"
 
-INSERT_CONSENT = (
-    "INSERT INTO recording_consents (recording_id, participant_id, granted) VALUES ($1, $2, $3) RETURNING at"
-)
+INSERT_CONSENT = """
+INSERT INTO recording_consents (recording_id, participant_id, granted, connection_id) VALUES ($1, $2, $3, $4)
+RETURNING at
+"""
 LATEST_CONSENTS = """
 SELECT DISTINCT ON (c.participant_id) c.participant_id, c.granted, c.at, p.display_name
 FROM recording_consents c JOIN participants p ON p.id = c.participant_id
@@ -220,8 +221,13 @@ class RecordingStore:
         return {r["file_key"] for r in await self.pool.fetch(ALL_FILE_KEYS)}
 
     # Consent
-    async def record_consent(self, recording_id: uuid.UUID, participant_id: uuid.UUID, granted: bool) -> datetime:
-        at: datetime = await self.pool.fetchval(INSERT_CONSENT, recording_id, participant_id, granted)
+    async def record_consent(
+        self, recording_id: uuid.UUID, participant_id: uuid.UUID, granted: bool, *, connection_id: str | None = None
+    ) -> datetime:
+        """Append an answer to the ledger, with the connection it came from."""
+        at: datetime = await self.pool.fetchval(
+            INSERT_CONSENT, recording_id, participant_id, granted, connection_id or None
+        )
         return at
 
     async def latest_consents(self, recording_id: uuid.UUID) -> list[asyncpg.Record]:

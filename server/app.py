@@ -34,15 +34,17 @@ from server.directory import ServerDirectory, StoreRooms, ice_servers_for
 from server.heartbeat import Heartbeat
 from server.http_errors import error_middleware
 from server.janus_process import EmbeddedJanus, JanusTurn, SfuConfigError, new_config, resolve_ice_address
-from server.logs import echo_session_id, log_context_middleware
+from server.logs import SESSION_ID, echo_session_id, log_context_middleware
 from server.metrics import METRICS, install_metrics, metrics_middleware
 from server.migrate import migrate
 from server.packages import find_or_install
+from server.records_store import RecordsStore
 from server.settings import Settings
 from server.store import Store
 from server.web import add_web_routes, connection_options
 from signaling.breakout_store import BreakoutStore
 from signaling.breakouts import BreakoutCoordinator
+from signaling.clock import FileClock, SystemClock
 from signaling.service import SignalingConfig, SignalingService
 from signaling.session import SessionLimits, serve_websocket
 from signaling.sfu.bridge import JanusEndpoint, SfuBridge
@@ -178,6 +180,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
                 await migrate(conn)
             app[keys.POOL] = pool
             app[keys.STORE] = Store(pool)
+            app[keys.RECORDS] = RecordsStore(pool)
             yield
         finally:
             await pool.close()
@@ -234,7 +237,14 @@ async def _signaling(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.SETTINGS]
     metrics = app[METRICS]
     store = PgSignalingStore(app[keys.POOL], on_db_error=metrics.db_error)
-    heartbeat = Heartbeat(app[keys.POOL], settings.server_heartbeat_s, on_error=metrics.db_error)
+    clock = app[keys.CLOCK]
+    heartbeat = Heartbeat(
+        app[keys.POOL],
+        settings.server_heartbeat_s,
+        clock=clock,
+        written_until=store.oldest_pending,
+        on_error=metrics.db_error,
+    )
     await store.close_open_visits(await heartbeat.last_alive())  # crash leftovers, before anyone joins
     heartbeat.start()
     store.start()
@@ -250,7 +260,13 @@ async def _signaling(app: web.Application) -> AsyncIterator[None]:
     )
     directory = ServerDirectory(app[keys.AUTH], app[keys.STORE])
     service = SignalingService(
-        directory, store, config, sfu=app.get(keys.SFU), rooms_port=StoreRooms(app[keys.STORE]), telemetry=metrics
+        directory,
+        store,
+        config,
+        sfu=app.get(keys.SFU),
+        rooms_port=StoreRooms(app[keys.STORE]),
+        telemetry=metrics,
+        clock=clock,
     )
     app[keys.SIGNALING] = service
     app[SIGNALING_STORE] = store
@@ -307,7 +323,9 @@ async def authenticate(request: web.Request) -> Principal:
 
 
 async def websocket(request: web.Request) -> web.StreamResponse:
-    return await serve_websocket(request, request.app[keys.SIGNALING], request.app[SESSION_LIMITS])
+    return await serve_websocket(
+        request, request.app[keys.SIGNALING], request.app[SESSION_LIMITS], connection_id=SESSION_ID.get() or ""
+    )
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -318,6 +336,7 @@ def create_app(settings: Settings) -> web.Application:
     )
     app.on_response_prepare.append(echo_session_id)
     app[keys.SETTINGS] = settings
+    app[keys.CLOCK] = FileClock(settings.clock_file) if settings.clock_file is not None else SystemClock()
     install_metrics(app, token=settings.metrics_token)
     origins = {settings.base_url, *settings.allowed_origins}
     app[SESSION_LIMITS] = SessionLimits(

@@ -16,11 +16,13 @@ from datetime import datetime
 
 import asyncpg
 
+from signaling.clock import Clock, SystemClock
+
 log = logging.getLogger(__name__)
 
 LAST_ALIVE = "SELECT alive_at FROM server_heartbeat WHERE id"
 BEAT = """
-INSERT INTO server_heartbeat (id, alive_at) VALUES (true, now())
+INSERT INTO server_heartbeat (id, alive_at) VALUES (true, $1)
 ON CONFLICT (id) DO UPDATE SET alive_at = EXCLUDED.alive_at
 """
 
@@ -28,9 +30,21 @@ ON CONFLICT (id) DO UPDATE SET alive_at = EXCLUDED.alive_at
 class Heartbeat:
     """Beats every `interval_s` until closed. A failed beat is logged and counted, never fatal."""
 
-    def __init__(self, pool: asyncpg.Pool, interval_s: float, *, on_error: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        interval_s: float,
+        *,
+        clock: Clock | None = None,
+        written_until: Callable[[], datetime | None] = lambda: None,
+        on_error: Callable[[str], None] | None = None,
+    ) -> None:
         self.pool = pool
         self.interval_s = interval_s
+        self.clock: Clock = clock or SystemClock()
+        # The oldest record not yet in the database: a beat never claims more than what is written, so that
+        # after a crash the record is complete up to the last beat (and only the last interval is uncertain).
+        self.written_until = written_until
         self.on_error = on_error
         self._task: asyncio.Task[None] | None = None
 
@@ -40,7 +54,9 @@ class Heartbeat:
         return at
 
     async def beat(self) -> None:
-        await self.pool.execute(BEAT)
+        at = self.clock.now()
+        pending = self.written_until()
+        await self.pool.execute(BEAT, min(at, pending) if pending is not None else at)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="server-heartbeat")

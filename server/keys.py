@@ -9,16 +9,19 @@ from recordings.service import RecordingCoordinator
 from recordings.storage import Storage
 from recordings.store import RecordingStore
 from server.auth import Authenticator, JoinTokenIssuer
+from server.records_store import RecordsStore
 from server.settings import Settings
 from server.store import Store
 from signaling.breakout_store import BreakoutStore
 from signaling.breakouts import BreakoutCoordinator
+from signaling.clock import Clock
 from signaling.service import SignalingService
 from signaling.sfu.bridge import SfuBridge
 
 SETTINGS = web.AppKey("settings", Settings)
 POOL = web.AppKey("pool", asyncpg.Pool)
 STORE = web.AppKey("store", Store)
+RECORDS = web.AppKey("records", RecordsStore)
 AUTH = web.AppKey("auth", Authenticator)
 ISSUER = web.AppKey("issuer", JoinTokenIssuer)
 SIGNALING = web.AppKey("signaling", SignalingService)
@@ -28,5 +31,7 @@ RECORDINGS = web.AppKey("recordings", RecordingCoordinator)
 RECORDING_STORE = web.AppKey("recording_store", RecordingStore)
 STORAGE = web.AppKey("storage", Storage)
 SIGNING_SECRET = web.AppKey("signing_secret", str)
+# The wall clock of the record (attendance, heartbeat, reports, certificates); see signaling/clock.py.
+CLOCK = web.AppKey("clock", Clock)
 # The SFU bridge, absent when the server runs mesh only (ROUNDTABLE_SFU=off, or no Janus could be had).
 SFU = web.AppKey("sfu", SfuBridge)

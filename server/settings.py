@@ -36,6 +36,11 @@ class Settings(BaseSettings):
     header_timeout_s: float = Field(
         15.0, gt=0, description="A request's headers must arrive within this; also the keep-alive idle timeout."
     )
+    clock_file: Path | None = Field(
+        None,
+        description="Tests only: read the time of the record (attendance, heartbeat) from this file, ISO 8601 with "
+        "an offset, instead of the system clock.",
+    )
     server_heartbeat_s: float = Field(
         10.0, ge=0.1, description="How often the server writes that it is alive (closes visits after a crash)."
     )

@@ -44,6 +44,10 @@ class Member:
     hidden: bool = False
     # Whether the member may publish in its room (kept by the service from the room's rules and the floor).
     may_publish: bool = True
+    # The attendance visit it is on (a new one with every join and move), and the connection it speaks through
+    # (the WebSocket session id of the logs; it changes with a resume).
+    visit_id: str = ""
+    connection_id: str = ""
     # This member as roster entries, built once per state (see `_views`).
     _views_cache: _PeerViews | None = field(default=None, repr=False)
 

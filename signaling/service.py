@@ -12,12 +12,14 @@ import asyncio
 import logging
 import secrets
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal, Protocol
 
+from signaling.clock import Clock, SystemClock
 from signaling.errors import (
     InvalidArgument,
     LimitExceeded,
@@ -125,17 +127,39 @@ class Identity:
     read_at: int = 0
 
 
-AttendanceEvent = Literal["join", "leave"]
+AttendanceEvent = Literal["join", "leave", "drop", "resume"]
+VisitEnd = Literal["left", "moved", "dropped", "expired", "removed", "replaced", "shutdown", "crash"]
+# How a visit ended, from the reason of its leave. A protocol violation is the client's own leaving; a socket that
+# ends with no grace period to resume in is a drop that ended the visit at once.
+_VISIT_ENDS: dict[str, VisitEnd] = {
+    "left": "left",
+    "protocol_violation": "left",
+    "moved": "moved",
+    "disconnected": "dropped",
+    "timeout": "expired",
+    "removed": "removed",
+    "replaced": "replaced",
+    "server_shutdown": "shutdown",
+    "server_crash": "crash",
+}
+
+
+def visit_end(reason: str) -> VisitEnd:
+    return _VISIT_ENDS.get(reason, "left")
 
 
 @dataclass(frozen=True)
 class Attendance:
+    """One attendance event, with the visit it opens (join), changes (drop, resume) or closes (leave)."""
+
     workshop_id: str
     room_id: str
     participant_id: str
     event: AttendanceEvent
     at: datetime
     reason: str
+    visit_id: str = ""
+    room_name: str = ""
 
 
 class Directory(Protocol):
@@ -178,9 +202,16 @@ class RoomsPort(Protocol):
 
 
 class SignalingStore(Protocol):
-    """Records that signalling keeps: attendance (fire and forget) and chat (persist, then publish)."""
+    """Records that signalling keeps: attendance (queued, never dropped) and chat (persist, then publish)."""
 
-    def record_attendance(self, event: Attendance) -> None: ...
+    def record_attendance(self, event: Attendance) -> None:
+        """Queue an event for the database. Must not block and must not drop it."""
+        ...
+
+    def attendance_congested(self) -> bool:
+        """True while the attendance backlog is too long to take new joins (back-pressure: joins wait, the
+        leaves and moves of those already in are still recorded)."""
+        ...
 
     async def save_chat(
         self, *, workshop_id: str, room_id: str, participant_id: str, display_name: str, text: str
@@ -227,8 +258,10 @@ class SignalingService:
         sfu: SfuBridge | None = None,
         rooms_port: RoomsPort | None = None,
         telemetry: SignalingTelemetry | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.directory = directory
+        self.clock: Clock = clock or SystemClock()
         self.store = store
         self.config = config
         self.telemetry: SignalingTelemetry = telemetry or NoTelemetry()
@@ -254,10 +287,12 @@ class SignalingService:
 
     # Joining --------------------------------------------------------------------------------------
 
-    async def join(self, hello: Hello, version: int, outbox: Outbox) -> Member:
-        """Admit a connection that said hello: resume its member, or add a new one to its room."""
+    async def join(self, hello: Hello, version: int, outbox: Outbox, *, connection_id: str = "") -> Member:
+        """Admit a connection that said hello: resume its member, or add a new one to its room.
+
+        `connection_id` names the connection in the record (the consent ledger says which one answered)."""
         began = time.monotonic()
-        member, resumed = await self._join(hello, version, outbox)
+        member, resumed = await self._join(hello, version, outbox, connection_id)
         self.telemetry.joined(seconds=time.monotonic() - began, resumed=resumed)
         log.info(
             "%s %s in room %s",
@@ -268,7 +303,7 @@ class SignalingService:
         )
         return member
 
-    async def _join(self, hello: Hello, version: int, outbox: Outbox) -> tuple[Member, bool]:
+    async def _join(self, hello: Hello, version: int, outbox: Outbox, connection_id: str) -> tuple[Member, bool]:
         # What was read may change while reading the rest (a revocation, a move): then read again.
         for _attempt in range(JOIN_READ_ATTEMPTS):
             identity = await self.directory.authenticate(hello.token)
@@ -285,6 +320,7 @@ class SignalingService:
                     and self._resume_matches(existing, hello.resume)
                 ):
                     self._resume(existing, identity, outbox, version, hello, history=missed)
+                    existing.connection_id = connection_id
                     return existing, True
 
             room_info = identity.room or await self.directory.assigned_room(identity)
@@ -297,6 +333,10 @@ class SignalingService:
         # Nothing below awaits: the roster check and change are one step (the check above included).
         if self._closed:
             raise Unavailable("the server is shutting down")
+        if self.store.attendance_congested():
+            # Back-pressure: a join that could not be recorded is refused (the client retries); resumes, leaves
+            # and moves of the people already in are still queued, so the backlog stays bounded by who is in.
+            raise Unavailable("attendance is not being written fast enough; try again shortly")
         replaced = self.members.get(pid)
         if replaced is not None:
             self._remove(replaced, reason="replaced", close=(CLOSE_REPLACED, "replaced by a newer connection"))
@@ -315,6 +355,7 @@ class SignalingService:
             room_id=room.id,
             resume_secret=secrets.token_urlsafe(24),
             outbox=outbox,
+            connection_id=connection_id,
         )
         member.may_publish = may_publish(member.profile.role, room.info, pid in room.floor)
         # Tell the others before the newcomer hears welcome: the newcomer's first offers must find
@@ -363,7 +404,8 @@ class SignalingService:
         handle = self._grace.pop(member.id, None)
         if handle is not None:
             handle.cancel()
-        self._detached_at.pop(member.id, None)
+        if self._detached_at.pop(member.id, None) is not None:
+            self._attend(member, "resume", "resumed")
         member.profile = identity.profile
         member.may_publish = may_publish(member.profile.role, room.info, member.id in room.floor)
         member.outbox = outbox
@@ -421,7 +463,7 @@ class SignalingService:
         if self._closed or self.config.resume_grace_s <= 0:
             self._remove(member, reason="disconnected", close=None)
             return
-        self._detached_at[member.id] = datetime.now(UTC)
+        self._detached_at[member.id] = self._attend(member, "drop", "disconnected")
         room = self.rooms[member.room_id]
         self._to_others(room, member, lambda _p: PeerReconnecting(peer_id=member.id))
         loop = asyncio.get_running_loop()
@@ -532,6 +574,10 @@ class SignalingService:
         self._attend(member, "join", reason)
         self._settle_help(member.workshop_id, "moved", asker=member.id)
         self._arrived(member, room.id)
+        if member.id in self._detached_at:
+            # Moved while its socket is down: the new visit starts dropped, and an expiry ends it here. The drop
+            # itself was counted in the old visit ("carried" drops do not count again).
+            self._detached_at[member.id] = self._attend(member, "drop", "carried")
         if member.outbox is not None:
             moved = Moved(
                 room=room.info,
@@ -1014,19 +1060,27 @@ class SignalingService:
         if request_id is not None and member.outbox is not None:
             member.outbox.send(encode(Ack(request_id=request_id)))
 
-    def _attend(self, member: Member, event: AttendanceEvent, reason: str, at: datetime | None = None) -> None:
+    def _attend(self, member: Member, event: AttendanceEvent, reason: str, at: datetime | None = None) -> datetime:
+        """Record an attendance event of the member's current visit (a join opens a new one); returns its time."""
+        when = at or self.clock.now()
         if member.hidden:
-            return
+            return when
+        if event == "join":
+            member.visit_id = str(uuid.uuid4())
+        room = self.rooms.get(member.room_id)
         self.store.record_attendance(
             Attendance(
                 workshop_id=member.workshop_id,
                 room_id=member.room_id,
                 participant_id=member.id,
                 event=event,
-                at=at or datetime.now(UTC),
+                at=when,
                 reason=reason,
+                visit_id=member.visit_id,
+                room_name=room.info.name if room is not None else "",
             )
         )
+        return when
 
     # Introspection (tests, metrics) ---------------------------------------------------------------
 

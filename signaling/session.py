@@ -94,7 +94,9 @@ def origin_allowed(request: web.Request, allowed: frozenset[str]) -> bool:
     return origin_matches(origin, allowed, own=f"{request.scheme}://{request.host}")
 
 
-async def serve_websocket(request: web.Request, service: SignalingService, limits: SessionLimits) -> web.StreamResponse:
+async def serve_websocket(
+    request: web.Request, service: SignalingService, limits: SessionLimits, *, connection_id: str = ""
+) -> web.StreamResponse:
     if not origin_allowed(request, limits.allowed_origins):
         raise web.HTTPForbidden(reason="origin not allowed")
     ws = web.WebSocketResponse(
@@ -106,7 +108,7 @@ async def serve_websocket(request: web.Request, service: SignalingService, limit
     await ws.prepare(request)
     connection = Connection(ws, queue_size=limits.queue_size, on_evicted=service.telemetry.evicted)
     try:
-        await Session(service, connection, limits).run()
+        await Session(service, connection, limits, connection_id=connection_id).run()
     finally:
         await connection.finish()
     return ws
@@ -144,9 +146,12 @@ def _bad_text(raw: Any) -> str | None:
 
 
 class Session:
-    def __init__(self, service: SignalingService, connection: Connection, limits: SessionLimits) -> None:
+    def __init__(
+        self, service: SignalingService, connection: Connection, limits: SessionLimits, *, connection_id: str = ""
+    ) -> None:
         self.service = service
         self.connection = connection
+        self.connection_id = connection_id
         self.ws = connection.ws
         self.limits = limits
         self.bucket = TokenBucket(rate=limits.rate_per_s, burst=limits.rate_burst)
@@ -239,7 +244,7 @@ class Session:
             )
             return None
         try:
-            return await self.service.join(hello, version, self.connection)
+            return await self.service.join(hello, version, self.connection, connection_id=self.connection_id)
         except Unauthenticated as exc:
             self.fatal(exc.code, exc.message, CLOSE_UNAUTHENTICATED, request_id)
         except LimitExceeded as exc:

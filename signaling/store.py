@@ -1,39 +1,61 @@
-"""PostgreSQL records of signalling: attendance (written in the background) and chat."""
+"""PostgreSQL records of signalling: attendance events and visits (written in the background) and chat."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import uuid
+from collections import deque
 from collections.abc import Callable
 from datetime import datetime
 
 import asyncpg
 
 from signaling.protocol import ChatMessage
-from signaling.service import Attendance
+from signaling.service import Attendance, visit_end
 
 log = logging.getLogger(__name__)
 
-# Conditional: a workshop deleted while people were in it takes their attendance with it (ON DELETE CASCADE), and
-# its leaves, recorded after the delete, must be skipped, not retried forever in front of everyone else's.
+# Conditional: a workshop deleted while people were in it takes their attendance events with it (ON DELETE CASCADE),
+# and its leaves, recorded after the delete, must be skipped, not retried forever in front of everyone else's.
 INSERT_ATTENDANCE = """
-INSERT INTO attendance_events (workshop_id, room_id, participant_id, event, at, reason)
-SELECT $1::uuid, $2::uuid, $3::uuid, $4::text, $5::timestamptz, $6::text
+INSERT INTO attendance_events (workshop_id, room_id, participant_id, event, at, reason, visit_id)
+SELECT $1::uuid, $2::uuid, $3::uuid, $4::text, $5::timestamptz, $6::text, $7::uuid
 WHERE EXISTS (SELECT 1 FROM participants WHERE id = $3::uuid AND workshop_id = $1::uuid)
 """
-# Crash leftovers: the latest event of each participant is its current state (one room at a time), and ids give
-# the order in which the one writer recorded them. GREATEST ignores a NULL `last alive`: the join time is used then.
-CLOSE_OPEN_VISITS = """
-INSERT INTO attendance_events (workshop_id, room_id, participant_id, event, at, reason)
-SELECT latest.workshop_id, latest.room_id, latest.participant_id, 'leave', GREATEST(latest.at, $1), 'server_crash'
-FROM (
-    SELECT DISTINCT ON (participant_id) workshop_id, room_id, participant_id, event, at
-    FROM attendance_events ORDER BY participant_id, id DESC
-) latest
-WHERE latest.event = 'join'
+# Visits, in the same transaction as their events. Idempotent: a batch retried after a lost commit changes nothing.
+OPEN_VISIT = """
+INSERT INTO visits (id, workshop_id, participant_id, room_id, room_name, started_at)
+VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING
 """
+CLOSE_VISIT = """
+UPDATE visits SET ended_at = GREATEST($2, started_at), ended_how = $3, dropped_at = NULL,
+    drops = drops + ($3 = 'dropped')::int
+WHERE id = $1 AND ended_at IS NULL
+"""
+DROP_VISIT = "UPDATE visits SET dropped_at = $2, drops = drops + $3::int WHERE id = $1 AND ended_at IS NULL"
+RESUME_VISIT = "UPDATE visits SET dropped_at = NULL WHERE id = $1 AND ended_at IS NULL"
+# Crash leftovers: every open visit ends when its socket dropped, if it had, else when the dead process was last
+# known alive ($1: its last heartbeat, or the latest start or drop of an open visit, whichever is later), and never
+# before it began.
+# The matching leave events go into the event log with them.
+CLOSE_OPEN_VISITS = """
+WITH closed AS (
+    UPDATE visits SET ended_at = COALESCE(dropped_at, GREATEST(started_at, $1::timestamptz)), ended_how = 'crash',
+        dropped_at = NULL
+    WHERE ended_at IS NULL
+    RETURNING id, workshop_id, participant_id, room_id, ended_at
+), logged AS (
+    INSERT INTO attendance_events (workshop_id, room_id, participant_id, event, at, reason, visit_id)
+    SELECT c.workshop_id, c.room_id, c.participant_id, 'leave', c.ended_at, 'server_crash', c.id
+    FROM closed c JOIN participants p ON p.id = c.participant_id AND p.workshop_id = c.workshop_id
+)
+SELECT count(*) FROM closed
+"""
+# The latest sign of life among the open visits (cheap: the partial index of open visits).
+LATEST_OPEN = "SELECT max(GREATEST(started_at, dropped_at)) FROM visits WHERE ended_at IS NULL"
 INSERT_CHAT = """
 INSERT INTO chat_messages (workshop_id, room_id, participant_id, display_name, text)
 VALUES ($1, $2, $3, $4, $5) RETURNING id, sent_at
@@ -44,6 +66,8 @@ SELECT id, room_id, participant_id, display_name, text, sent_at FROM (
 ) recent ORDER BY id
 """
 
+# Past this backlog, new joins are refused until the writer catches up (`attendance_congested`); events of people
+# already in are always queued, so nothing is dropped.
 MAX_PENDING = 100_000
 BATCH = 500
 # The queue is kept while PostgreSQL is away (in order: one writer, one batch at a time, each batch atomic); this caps
@@ -51,41 +75,76 @@ BATCH = 500
 MAX_RETRY_DELAY_S = 4.0
 
 
+def _visit_ops(event: Attendance) -> list[tuple[str, tuple[object, ...]]]:
+    """The statements that record one event: the event itself, and what it does to its visit."""
+    wid, rid, pid = uuid.UUID(event.workshop_id), uuid.UUID(event.room_id), uuid.UUID(event.participant_id)
+    vid = uuid.UUID(event.visit_id) if event.visit_id else None
+    ops: list[tuple[str, tuple[object, ...]]] = [
+        (INSERT_ATTENDANCE, (wid, rid, pid, event.event, event.at, event.reason, vid))
+    ]
+    if vid is None:
+        return ops
+    if event.event == "join":
+        ops.append((OPEN_VISIT, (vid, wid, pid, rid, event.room_name, event.at)))
+    elif event.event == "leave":
+        ops.append((CLOSE_VISIT, (vid, event.at, visit_end(event.reason))))
+    elif event.event == "drop":
+        ops.append((DROP_VISIT, (vid, event.at, event.reason == "disconnected")))
+    else:
+        ops.append((RESUME_VISIT, (vid,)))
+    return ops
+
+
 class PgSignalingStore:
     """Implements `signaling.service.SignalingStore`.
 
     Attendance goes through a queue to one writer task so that joins and leaves never wait on the
-    database; the writer batches, retries while the database is away, and flushes on close.
+    database; the writer batches (each batch one transaction: events and the visits they open, change and
+    close), retries while the database is away, and flushes on close. Nothing is dropped: a backlog past
+    MAX_PENDING refuses new joins instead (back-pressure), and `oldest_pending` bounds the heartbeat, so that
+    after a crash everything before the last heartbeat is known to be in the database.
     """
 
     def __init__(self, pool: asyncpg.Pool, *, on_db_error: Callable[[str], None] | None = None) -> None:
         self.pool = pool
         self._on_db_error = on_db_error
-        self._pending: asyncio.Queue[Attendance] = asyncio.Queue(maxsize=MAX_PENDING)
+        self._pending: deque[Attendance] = deque()
+        self._in_flight: list[Attendance] = []
+        self._wake = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
         self._idle = asyncio.Event()
         self._idle.set()
 
     async def close_open_visits(self, last_alive: datetime | None) -> int:
-        """At start, before anyone joins: close the visits a dead process left open, at the time it was last
-        alive (`server_crash`). Returns how many were closed."""
-        status: str = await self.pool.execute(CLOSE_OPEN_VISITS, last_alive)
-        closed = int(status.rsplit(maxsplit=1)[-1])
+        """At start, before anyone joins: close the visits a dead process left open (`crash`): at their drop
+        if the socket was down, else at the time the process was last alive. Returns how many were closed."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            latest: datetime | None = await conn.fetchval(LATEST_OPEN)
+            known = max((t for t in (last_alive, latest) if t is not None), default=None)
+            closed = int(await conn.fetchval(CLOSE_OPEN_VISITS, known))
         if closed:
-            log.warning(
-                "closed %d attendance visit(s) left open by a previous process (last alive %s)", closed, last_alive
-            )
+            log.warning("closed %d attendance visit(s) left open by a previous process (last alive %s)", closed, known)
         return closed
 
     def start(self) -> None:
         self._writer = asyncio.create_task(self._write_loop(), name="attendance-writer")
 
     def record_attendance(self, event: Attendance) -> None:
-        try:
-            self._pending.put_nowait(event)
-            self._idle.clear()
-        except asyncio.QueueFull:
-            log.error("attendance queue full; dropping %s of %s", event.event, event.participant_id)
+        self._pending.append(event)
+        self._idle.clear()
+        self._wake.set()
+
+    def attendance_congested(self) -> bool:
+        return len(self._pending) + len(self._in_flight) >= MAX_PENDING
+
+    def backlog(self) -> int:
+        return len(self._pending) + len(self._in_flight)
+
+    def oldest_pending(self) -> datetime | None:
+        """The time of the oldest event not yet in the database (None when all are)."""
+        if self._in_flight:
+            return self._in_flight[0].at
+        return self._pending[0].at if self._pending else None
 
     async def flushed(self) -> None:
         """Wait until every recorded event is in the database (tests, shutdown)."""
@@ -94,12 +153,16 @@ class PgSignalingStore:
     async def _write_loop(self) -> None:
         delay = 0.5
         while True:
-            batch = [await self._pending.get()]
-            while len(batch) < BATCH and not self._pending.empty():
-                batch.append(self._pending.get_nowait())
+            if not self._pending:
+                self._idle.set()
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            count = min(BATCH, len(self._pending))
+            self._in_flight = [self._pending.popleft() for _ in range(count)]
             while True:
                 try:
-                    await self._insert(batch)
+                    await self._insert(self._in_flight)
                     delay = 0.5
                     break
                 except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
@@ -108,24 +171,14 @@ class PgSignalingStore:
                         self._on_db_error("attendance")
                     await asyncio.sleep(delay)  # back-off while the database is away
                     delay = min(delay * 2, MAX_RETRY_DELAY_S)
-            if self._pending.empty():
-                self._idle.set()
+            self._in_flight = []
 
     async def _insert(self, batch: list[Attendance]) -> None:
-        await self.pool.executemany(
-            INSERT_ATTENDANCE,
-            [
-                (
-                    uuid.UUID(e.workshop_id),
-                    uuid.UUID(e.room_id),
-                    uuid.UUID(e.participant_id),
-                    e.event,
-                    e.at,
-                    e.reason,
-                )
-                for e in batch
-            ],
-        )
+        ops = [op for event in batch for op in _visit_ops(event)]
+        async with self.pool.acquire() as conn, conn.transaction():
+            # In order; consecutive statements of one kind go as one executemany.
+            for sql, group in itertools.groupby(ops, key=lambda op: op[0]):
+                await conn.executemany(sql, [args for _sql, args in group])
 
     async def close(self, timeout_s: float = 5.0) -> None:
         if self._writer is None:

@@ -6,6 +6,7 @@
 // cards stay hidden on a server without those routes.
 
 import { Api, ApiError } from "./api.js";
+import { attendanceCard } from "./attendance.js";
 import { $, clear, countryBadge, h, toast } from "./dom.js";
 import { applyStrings, countryName, currentLocale, formatDateTime, formatDuration, mountLanguageSwitches, onLanguageChange, roleName, t } from "./strings.js";
 
@@ -202,6 +203,7 @@ async function showWorkshop(id) {
     importCard(workshop),
     addCard(workshop),
     roomsCard(rooms),
+    attendanceCard(api, workshop),
   );
   startLive(workshop, people, rooms);
 }

@@ -43,6 +43,8 @@ class RouteSpec:
     tags: tuple[str, ...] = ()
     errors: tuple[int, ...] = ()
     binary_response: str | None = None
+    # Query parameters besides paging, as OpenAPI parameter objects (`"in": "query"` is added).
+    query: tuple[dict[str, Any], ...] = ()
 
 
 class Api:
@@ -66,6 +68,7 @@ class Api:
         errors: tuple[int, ...] = (),
         extra_body_types: dict[str, dict[str, Any]] | None = None,
         binary_response: str | None = None,
+        query: tuple[dict[str, Any], ...] = (),
     ) -> Callable[[Any], Any]:
         def register(handler: Any) -> Any:
             self.routes.append(
@@ -83,6 +86,7 @@ class Api:
                     tags=tags,
                     errors=errors,
                     binary_response=binary_response,
+                    query=query,
                 )
             )
             return handler
@@ -245,9 +249,15 @@ def build_openapi(routes: list[RouteSpec], *, title: str, version: str) -> dict[
             "responses": {},
         }
         params = [
-            {"name": name, "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
+            {
+                "name": name,
+                "in": "path",
+                "required": True,
+                "schema": {"type": "string", "format": "uuid"} if name.endswith("_id") else {"type": "string"},
+            }
             for name in _path_params(spec.path)
         ]
+        params += [{**q, "in": "query"} for q in spec.query]
         if spec.paged:
             params += [
                 {

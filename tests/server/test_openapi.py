@@ -10,7 +10,7 @@ from aiohttp.test_utils import TestClient
 from server import keys
 
 Client = TestClient[Any, Any]
-DOCUMENTED_PREFIXES = ("/api/v1/", "/healthz", "/readyz")
+DOCUMENTED_PREFIXES = ("/api/v1/", "/healthz", "/readyz", "/verify/")
 NOT_HTTP = {"/ws"}  # the WebSocket is described in docs/protocol.md, not in OpenAPI
 
 

@@ -137,10 +137,28 @@ async def test_while_postgres_is_down_joins_get_unavailable_and_rest_503_then_ev
         (ana["id"], "join"),
         (cleo["id"], "join"),
         (cleo["id"], "leave"),
+        (ana["id"], "drop"),
+        (ana["id"], "resume"),
+        (ana["id"], "drop"),
+        (ana["id"], "resume"),
         (ben["id"], "join"),
         (ana["id"], "leave"),
         (ben["id"], "leave"),
     ], rows
+    conn = await asyncpg.connect(own_postgres.dsn("roundtable"))
+    try:
+        visits = await conn.fetch(
+            "SELECT participant_id, ended_how, drops FROM visits WHERE workshop_id = $1 ORDER BY started_at",
+            uuid.UUID(wid),
+        )
+    finally:
+        await conn.close()
+    # Ana's two drops, both resumed, are one visit.
+    assert [(str(v["participant_id"]), v["ended_how"], v["drops"]) for v in visits] == [
+        (ana["id"], "left", 2),
+        (cleo["id"], "left", 0),
+        (ben["id"], "left", 0),
+    ]
 
 
 async def test_moderator_actions_logged_while_postgres_is_down_are_written_once_in_order_when_it_returns(

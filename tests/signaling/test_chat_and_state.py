@@ -257,7 +257,7 @@ async def test_attendance_records_joins_and_leaves_with_their_reasons(
     await b.send({"type": "leave"})  # left
     assert await b.wait_closed() == 1000
     await a.wait_for("peer_left", peer_id=ben["id"])
-    c2 = await join(client, cleo["join_token"], resume=c.welcome["resume"])  # resumed: no record
+    c2 = await join(client, cleo["join_token"], resume=c.welcome["resume"])  # resumed a live socket: no record
     assert c2.welcome["resumed"]
     await c2.send({"type": "update", "request_id": "x"})
     await c2.wait_for("ack", request_id="x")
@@ -280,6 +280,7 @@ async def test_attendance_records_joins_and_leaves_with_their_reasons(
             (ben["id"], "leave", "left"),
             (cleo["id"], "leave", "replaced"),
             (cleo["id"], "join", "joined"),
+            (ana["id"], "drop", "disconnected"),
             (ana["id"], "leave", "timeout"),
         ]
     )
@@ -291,7 +292,8 @@ async def test_attendance_records_joins_and_leaves_with_their_reasons(
     ]
     # A timed-out leave is dated when the connection dropped, not when the grace period ended.
     (ana_leave,) = [r for r in rows if r["pid"] == ana["id"] and r["event"] == "leave"]
-    assert ana_leave["at"] <= seen_drop_at
+    (ana_drop,) = [r for r in rows if r["pid"] == ana["id"] and r["event"] == "drop"]
+    assert ana_leave["at"] == ana_drop["at"] <= seen_drop_at
 
 
 async def test_attendance_keeps_being_written_after_a_workshop_with_people_in_it_is_deleted(

@@ -51,6 +51,9 @@ class NoStore:
     def record_attendance(self, event: Attendance) -> None:
         pass
 
+    def attendance_congested(self) -> bool:
+        return False
+
     async def save_chat(self, **_: Any) -> ChatMessage:
         raise AssertionError("no chat here")
 
