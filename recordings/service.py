@@ -25,6 +25,7 @@ from recordings.recorder import Recorder, TrackProblem
 from recordings.sfu import SFU_RECORDER_PEER_ID, Segment, SfuSession, convert, delete_mjr, mjr_files
 from recordings.storage import Storage, file_facts
 from recordings.store import RecordingStore
+from signaling.audit import SYSTEM, Actor, Change
 from signaling.errors import NotFound, PermissionDenied, ServiceError
 from signaling.protocol import (
     Answer,
@@ -80,6 +81,11 @@ class LiveRecording:
 class Starter:
     id: uuid.UUID | None
     role: str
+    display_name: str = ""
+
+    @property
+    def actor(self) -> Actor:
+        return Actor(id=self.id, role=self.role, display_name=self.display_name)
 
 
 class RecordingCoordinator:
@@ -185,7 +191,7 @@ class RecordingCoordinator:
         before = datetime.now(UTC) - timedelta(days=self.retention_days)
         expired = await self.store.expired(before)
         for recording_id in expired:
-            await self.delete(recording_id, by="retention")
+            await self.delete(recording_id, by="retention", actor=SYSTEM)
         return len(expired)
 
     # Start and stop -------------------------------------------------------------------------------
@@ -200,6 +206,13 @@ class RecordingCoordinator:
                 consent_mode=consent_mode,
                 started_by=starter.id,
                 started_by_role=starter.role,
+                change=Change(
+                    uuid.UUID(room.workshop_id),
+                    starter.actor,
+                    "recording.start",
+                    target={"room_id": room.id},
+                    details={"room_name": room.name, "consent_mode": consent_mode, "media": room.media},
+                ),
             )
             recording_id = row["id"]
             if self.sfu is not None and room.media == "sfu":
@@ -300,7 +313,8 @@ class RecordingCoordinator:
         with contextlib.suppress(NotFound):  # the participant left meanwhile
             self.service.relay(live.member, Answer(type="answer", to=to, sdp=message["sdp"]))
 
-    async def stop(self, recording_id: uuid.UUID, *, reason: str | None = None) -> Any:
+    async def stop(self, recording_id: uuid.UUID, *, reason: str | None = None, actor: Actor = SYSTEM) -> Any:
+        """Stop a recording (`actor` asked for it; the server itself at shutdown or when the workshop goes)."""
         live = self.live.get(recording_id)
         if live is None:
             row = await self.store.get(recording_id)
@@ -309,7 +323,14 @@ class RecordingCoordinator:
                 await self.recover()
                 return await self.store.get(recording_id)
             return await self.store.transition(recording_id, "recording", "stopping")  # raises Conflict
-        row = await self.store.transition(recording_id, "recording", "stopping")
+        change = Change(
+            uuid.UUID(live.workshop_id),
+            actor,
+            "recording.stop",
+            target={"recording_id": recording_id, "room_id": live.room_id},
+            details={"reason": reason} if reason else {},
+        )
+        row = await self.store.transition(recording_id, "recording", "stopping", change=change)
         self.live.pop(recording_id, None)
         self._by_peer.pop(live.member.id, None)
         self.service.set_recording(live.room_id, None)
@@ -364,7 +385,18 @@ class RecordingCoordinator:
         live = self.live.get(recording_id)
         if live is None or live.workshop_id != member.workshop_id:
             raise NotFound("no such recording is running")
-        await self.store.record_consent(recording_id, uuid.UUID(member.id), message.granted)
+        await self.store.record_consent(
+            recording_id,
+            uuid.UUID(member.id),
+            message.granted,
+            change=Change(
+                uuid.UUID(member.workshop_id),
+                Actor(id=uuid.UUID(member.id), role=member.profile.role, display_name=member.profile.display_name),
+                "recording.consent",
+                target={"recording_id": recording_id, "participant_id": member.id},
+                details={"granted": message.granted},
+            ),
+        )
         live.consent[member.id] = message.granted
         if live.sfu is not None and self.sfu is not None:
             # Awaited: when the answer is acknowledged, Janus has started or stopped the member's feeds.
@@ -474,11 +506,11 @@ class RecordingCoordinator:
 
     # Deletion -------------------------------------------------------------------------------------
 
-    async def stop_workshop(self, workshop_id: uuid.UUID) -> list[uuid.UUID]:
+    async def stop_workshop(self, workshop_id: uuid.UUID, *, actor: Actor = SYSTEM) -> list[uuid.UUID]:
         """Stop the workshop's live recordings (the workshop is being deleted); return all its recording ids."""
         for live in [r for r in self.live.values() if r.workshop_id == str(workshop_id)]:
             with contextlib.suppress(Exception):
-                await self.stop(live.id, reason="workshop deleted")
+                await self.stop(live.id, reason="workshop deleted", actor=actor)
         return await self.store.ids_of_workshop(workshop_id)
 
     async def delete_files(self, recording_ids: list[uuid.UUID]) -> None:
@@ -486,8 +518,16 @@ class RecordingCoordinator:
             await asyncio.to_thread(self.storage.delete_recording, recording_id)
             await asyncio.to_thread(delete_mjr, self.sfu_rec_dir, recording_id)
 
-    async def delete(self, recording_id: uuid.UUID, *, by: str) -> None:
-        """Delete the files; the row stays as a tombstone (who, when)."""
-        await self.store.mark_deleted(recording_id, by)
+    async def delete(self, recording_id: uuid.UUID, *, by: str, actor: Actor = SYSTEM) -> None:
+        """Delete the files; the row stays as a tombstone (who, when), the audit log says who asked."""
+        row = await self.store.get(recording_id)
+        change = Change(
+            row["workshop_id"],
+            actor,
+            "recording.delete",
+            target={"recording_id": recording_id, "room_id": row["room_id"]},
+            details={"by": by},
+        )
+        await self.store.mark_deleted(recording_id, by, change=change)
         await asyncio.to_thread(self.storage.delete_recording, recording_id)
         await asyncio.to_thread(delete_mjr, self.sfu_rec_dir, recording_id)

@@ -41,6 +41,7 @@ from server.packages import find_or_install
 from server.settings import Settings
 from server.store import Store
 from server.web import add_web_routes, connection_options
+from signaling.audit_store import AuditLog, PgAuditTrail
 from signaling.breakout_store import BreakoutStore
 from signaling.breakouts import BreakoutCoordinator
 from signaling.service import SignalingConfig, SignalingService
@@ -177,7 +178,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
             async with pool.acquire() as conn:
                 await migrate(conn)
             app[keys.POOL] = pool
-            app[keys.STORE] = Store(pool)
+            app[keys.STORE] = Store(pool, audit=app[keys.AUDIT])
             yield
         finally:
             await pool.close()
@@ -250,19 +251,25 @@ async def _signaling(app: web.Application) -> AsyncIterator[None]:
     )
     directory = ServerDirectory(app[keys.AUTH], app[keys.STORE])
     service = SignalingService(
-        directory, store, config, sfu=app.get(keys.SFU), rooms_port=StoreRooms(app[keys.STORE]), telemetry=metrics
+        directory,
+        store,
+        config,
+        sfu=app.get(keys.SFU),
+        rooms_port=StoreRooms(app[keys.STORE]),
+        telemetry=metrics,
+        audit=PgAuditTrail(app[keys.POOL], app[keys.AUDIT]),
     )
     app[keys.SIGNALING] = service
     app[SIGNALING_STORE] = store
     breakout_store = BreakoutStore(app[keys.POOL], on_change=app[keys.STORE].joins.forget_all)
-    coordinator = BreakoutCoordinator(breakout_store, service, directory)
+    coordinator = BreakoutCoordinator(breakout_store, service, directory, audit=app[keys.AUDIT])
     app[keys.BREAKOUT_STORE] = breakout_store
     app[keys.BREAKOUTS] = coordinator
     await coordinator.start()
     if settings.ice_host_addresses:
         restrict_host_addresses(settings.ice_host_addresses)
     storage = Storage(settings.resolved_recordings_dir())
-    recording_store = RecordingStore(app[keys.POOL])
+    recording_store = RecordingStore(app[keys.POOL], audit=app[keys.AUDIT])
     recordings = RecordingCoordinator(
         recording_store,
         storage,
@@ -288,7 +295,6 @@ async def _signaling(app: web.Application) -> AsyncIterator[None]:
     finally:
         await recordings.close()
         await coordinator.shutdown()
-        await breakout_store.close()  # after the coordinator: it may still log actions
         service.shutdown()
         await service.drain_tasks()
         await store.close()
@@ -318,6 +324,7 @@ def create_app(settings: Settings) -> web.Application:
     )
     app.on_response_prepare.append(echo_session_id)
     app[keys.SETTINGS] = settings
+    app[keys.AUDIT] = AuditLog()
     install_metrics(app, token=settings.metrics_token)
     origins = {settings.base_url, *settings.allowed_origins}
     app[SESSION_LIMITS] = SessionLimits(

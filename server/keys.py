@@ -11,6 +11,7 @@ from recordings.store import RecordingStore
 from server.auth import Authenticator, JoinTokenIssuer
 from server.settings import Settings
 from server.store import Store
+from signaling.audit_store import AuditLog
 from signaling.breakout_store import BreakoutStore
 from signaling.breakouts import BreakoutCoordinator
 from signaling.service import SignalingService
@@ -19,6 +20,8 @@ from signaling.sfu.bridge import SfuBridge
 SETTINGS = web.AppKey("settings", Settings)
 POOL = web.AppKey("pool", asyncpg.Pool)
 STORE = web.AppKey("store", Store)
+# The audit log: `await app[AUDIT].append(conn, ...)` inside the transaction of a change (docs/records.md).
+AUDIT = web.AppKey("audit", AuditLog)
 AUTH = web.AppKey("auth", Authenticator)
 ISSUER = web.AppKey("issuer", JoinTokenIssuer)
 SIGNALING = web.AppKey("signaling", SignalingService)
