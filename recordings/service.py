@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -77,6 +77,12 @@ class LiveRecording:
         return consent_holds(self.consent_mode, self.consent.get(participant_id))
 
 
+class RecordsRetention(Protocol):
+    """The other records a workshop keeps (attendance, chat, audit content), expired by the same job."""
+
+    async def apply(self) -> Sequence[object]: ...
+
+
 @dataclass(frozen=True)
 class Starter:
     id: uuid.UUID | None
@@ -100,8 +106,10 @@ class RecordingCoordinator:
         sfu: SfuBridge | None = None,
         min_free_bytes: int = 0,
         metrics: RecordingMetrics | None = None,
+        records: RecordsRetention | None = None,
     ) -> None:
         self.store = store
+        self.records = records
         self.storage = storage
         self.service = service
         self.ice_servers = ice_servers
@@ -126,7 +134,7 @@ class RecordingCoordinator:
         and start the retention task."""
         await self.recover()
         await self.consistency_report()
-        if self.retention_days > 0:
+        if self.retention_days > 0 or self.records is not None:
             self._retention = asyncio.create_task(self._retention_loop(), name="recording-retention")
 
     async def close(self) -> None:
@@ -188,10 +196,15 @@ class RecordingCoordinator:
             await asyncio.sleep(3600)
 
     async def apply_retention(self) -> int:
-        before = datetime.now(UTC) - timedelta(days=self.retention_days)
-        expired = await self.store.expired(before)
-        for recording_id in expired:
-            await self.delete(recording_id, by="retention", actor=SYSTEM)
+        """Delete expired recordings (their count is returned), then the workshops' other expired records."""
+        expired: list[uuid.UUID] = []
+        if self.retention_days > 0:
+            before = datetime.now(UTC) - timedelta(days=self.retention_days)
+            expired = await self.store.expired(before)
+            for recording_id in expired:
+                await self.delete(recording_id, by="retention", actor=SYSTEM)
+        if self.records is not None:
+            await self.records.apply()
         return len(expired)
 
     # Start and stop -------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from recordings.store import RecordingStore
 from server import keys
 from server.api import load_routes
 from server.api.meta import OPENAPI
+from server.audit import PeriodicAnchor, RecordsRetention
 from server.auth import (
     AdminCredential,
     Authenticator,
@@ -279,6 +280,7 @@ async def _signaling(app: web.Application) -> AsyncIterator[None]:
         sfu=app.get(keys.SFU),
         min_free_bytes=settings.recording_min_free_bytes,
         metrics=metrics,
+        records=RecordsRetention(app[keys.POOL], app[keys.AUDIT], default_days=settings.records_retention_days),
     )
     metrics.watch(
         service=service,
@@ -290,9 +292,15 @@ async def _signaling(app: web.Application) -> AsyncIterator[None]:
     app[keys.RECORDING_STORE] = recording_store
     app[keys.RECORDINGS] = recordings
     await recordings.open()
+    anchors = PeriodicAnchor(
+        app[keys.POOL], app[keys.AUDIT], interval_s=settings.audit_anchor_interval_s, server=settings.base_url
+    )
+    if settings.audit_anchor_interval_s > 0:
+        anchors.start()
     try:
         yield
     finally:
+        await anchors.close()
         await recordings.close()
         await coordinator.shutdown()
         service.shutdown()

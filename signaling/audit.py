@@ -120,9 +120,8 @@ def normalise(value: Any) -> Any:
         return format_time(value)
     if isinstance(value, Mapping):
         out = {}
-        for key, item in value.items():
-            if isinstance(key, uuid.UUID):
-                key = str(key)
+        for raw_key, item in value.items():
+            key = str(raw_key) if isinstance(raw_key, uuid.UUID) else raw_key
             if not isinstance(key, str):
                 raise TypeError(f"audit object keys must be strings or UUIDs, not {type(key).__name__}")
             if key in out:
