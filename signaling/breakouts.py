@@ -454,7 +454,8 @@ class BreakoutCoordinator:
                     view,
                     actor,
                     "breakouts.move",
-                    {"participant_id": participant_id, "room_id": room_id},
+                    {"room_id": room_id},
+                    participant_id=participant_id,
                 )
             view = await self.store.get_plan(workshop_id, plan_id)
             member = self.service.members.get(str(participant_id))
@@ -495,16 +496,27 @@ class BreakoutCoordinator:
                     view,
                     actor,
                     "breakouts.choose_room",
-                    {"participant_id": member.id, "room_id": uuid.UUID(target.id)},
+                    {"room_id": uuid.UUID(target.id)},
+                    participant_id=member.id,
                 )
             if self.service.members.get(member.id) is member and member.room_id != target.id:
                 self.service.move(member, target, reason="chose_room")
 
     async def _audit(
-        self, conn: asyncpg.Connection, view: PlanView, actor: Actor, action: str, details: Mapping[str, Any]
+        self,
+        conn: asyncpg.Connection,
+        view: PlanView,
+        actor: Actor,
+        action: str,
+        details: Mapping[str, Any],
+        *,
+        participant_id: uuid.UUID | str | None = None,
     ) -> None:
+        target: dict[str, Any] = {"plan_id": view.id}
+        if participant_id is not None:
+            target["participant_id"] = participant_id
         await self.audit.append(
-            conn, workshop_id=view.workshop_id, actor=actor, action=action, target={"plan_id": view.id}, details=details
+            conn, workshop_id=view.workshop_id, actor=actor, action=action, target=target, details=details
         )
 
 
