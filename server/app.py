@@ -17,7 +17,7 @@ from recordings.store import RecordingStore
 from server import keys
 from server.api import load_routes
 from server.api.meta import OPENAPI
-from server.audit import PeriodicAnchor, RecordsRetention
+from server.audit import PeriodicAnchor, RecordsRetention, import_legacy_actions
 from server.auth import (
     AdminCredential,
     Authenticator,
@@ -178,6 +178,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
         try:
             async with pool.acquire() as conn:
                 await migrate(conn)
+            await import_legacy_actions(pool, app[keys.AUDIT])
             app[keys.POOL] = pool
             app[keys.STORE] = Store(pool, audit=app[keys.AUDIT])
             yield
@@ -195,7 +196,7 @@ async def _admin_credential(settings: Settings, store: Store) -> AdminCredential
     if stored is not None:
         return AdminCredential(stored)
     token = "rt_admin_" + new_secret()
-    if not await store.put_secret_if_absent(ADMIN_SECRET_NAME, hash_token(token)):
+    if not await store.put_secret_if_absent(ADMIN_SECRET_NAME, hash_token(token), audited="server.admin_token_create"):
         stored = await store.get_secret(ADMIN_SECRET_NAME)
         assert stored is not None
         return AdminCredential(stored)

@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import re
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from signaling.audit import SERVER_CHAIN, SYSTEM, ChainCheck, canonical_bytes, chain_of, format_time
+from signaling.audit import SERVER_CHAIN, SYSTEM, Actor, ChainCheck, canonical_bytes, chain_of, format_time
 from signaling.audit_store import AuditLog
 
 log = logging.getLogger(__name__)
@@ -299,6 +300,38 @@ class RecordsRetention:
             redacted,
         )
         return RetentionResult(workshop_id, attendance, chat, redacted)
+
+
+# Legacy ---------------------------------------------------------------------------------------------
+
+LEGACY_ACTIONS = """
+SELECT id, workshop_id, actor_id, actor_role, action, details::text AS details, at FROM moderator_actions ORDER BY id
+"""
+DELETE_LEGACY = "DELETE FROM moderator_actions WHERE id = ANY($1::bigint[])"
+_ACTION_NAME = re.compile(r"^[a-z_]+(\.[a-z_]+)+$")
+
+
+async def import_legacy_actions(pool: asyncpg.Pool, audit: AuditLog) -> int:
+    """Move what the moderators' action log held before the audit log (migration 0009) into the workshops' chains,
+    oldest first, with the time each was logged in `details.logged_at`; in one transaction, once."""
+    async with pool.acquire() as conn, conn.transaction():
+        rows = await conn.fetch(LEGACY_ACTIONS)
+        for row in rows:
+            details = json.loads(row["details"])
+            action = row["action"] if _ACTION_NAME.match(row["action"]) else "legacy.action"
+            extra = {} if action == row["action"] else {"action": row["action"]}
+            await audit.append(
+                conn,
+                workshop_id=row["workshop_id"],
+                actor=Actor(id=row["actor_id"], role=row["actor_role"]),
+                action=action,
+                details={**details, **extra, "logged_at": row["at"], "legacy_id": row["id"]},
+            )
+        if rows:
+            await conn.execute(DELETE_LEGACY, [r["id"] for r in rows])
+    if rows:
+        log.info("moved %d entries of the old moderators' action log into the audit log", len(rows))
+    return len(rows)
 
 
 __all__ = ["SERVER_CHAIN", "AnchorError", "PeriodicAnchor", "RecordsRetention", "make_anchor", "verify"]

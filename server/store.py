@@ -12,7 +12,7 @@ from typing import Any
 import asyncpg
 
 from server.join_cache import JoinCache
-from signaling.audit import Actor
+from signaling.audit import SYSTEM, Actor
 from signaling.audit_store import AuditLog
 from signaling.errors import Conflict, InvalidArgument, NotFound
 
@@ -564,7 +564,12 @@ class Store:
         value: str | None = await self.pool.fetchval(SELECT_SECRET, name)
         return value
 
-    async def put_secret_if_absent(self, name: str, value: str) -> bool:
-        """Store `value` unless another process stored one first; True when ours won."""
-        result: str = await self.pool.execute(INSERT_SECRET, name, value)
-        return result.endswith(" 1")
+    async def put_secret_if_absent(self, name: str, value: str, *, audited: str | None = None) -> bool:
+        """Store `value` unless another process stored one first; True when ours won. With `audited` (an action),
+        the server's chain records that the secret was made (never the secret)."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            result: str = await conn.execute(INSERT_SECRET, name, value)
+            won = result.endswith(" 1")
+            if won and audited is not None:
+                await self.audit.append(conn, workshop_id=None, actor=SYSTEM, action=audited, details={"secret": name})
+        return won

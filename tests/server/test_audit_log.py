@@ -510,3 +510,44 @@ async def test_live_websocket_actions_of_moderators_are_recorded_once_each(clien
     assert json.loads(rows[-1]["details"]) == {"granted": False}
     await m.close()
     await a.close()
+
+
+async def test_the_old_moderators_action_log_moves_into_the_chain_once(client: Client) -> None:
+    workshop = await create_workshop(client)
+    wid = uuid.UUID(workshop["id"])
+    pool = client.app[keys.POOL]
+    logged = datetime(2026, 11, 30, 10, tzinfo=UTC)
+    await pool.executemany(
+        "INSERT INTO moderator_actions (workshop_id, actor_id, actor_role, action, details, at) "
+        "VALUES ($1, NULL, 'admin', $2, $3::jsonb, $4)",
+        [
+            (wid, "participant.mute", '{"participant_id": "p1", "kind": "audio"}', logged),
+            (wid, "breakouts.open", '{"plan_id": "x"}', logged + timedelta(minutes=1)),
+        ],
+    )
+    assert await records.import_legacy_actions(pool, client.app[keys.AUDIT]) == 2
+    assert await records.import_legacy_actions(pool, client.app[keys.AUDIT]) == 0
+    assert await pool.fetchval("SELECT count(*) FROM moderator_actions") == 0
+    body = await _ok(await client.get(f"/api/v1/workshops/{wid}/moderator-actions", headers=ADMIN))
+    assert [(i["action"], i["details"].get("kind")) for i in body["items"]] == [
+        ("participant.mute", "audio"),
+        ("breakouts.open", None),
+    ]
+    assert body["items"][0]["details"]["logged_at"] == "2026-11-30T10:00:00.000000Z"
+    (check,) = await records.verify(pool, client.app[keys.AUDIT], workshop_id=wid)
+    assert (check.mismatch, check.count) == (None, 3)
+
+
+async def test_a_new_admin_token_is_recorded_on_the_server_chain(database_url: str, tmp_path: Path) -> None:
+    from aiohttp.test_utils import TestServer
+
+    from server.app import create_app
+    from tests.conftest import make_settings
+
+    settings = make_settings(database_url, tmp_path / "var", admin_token=None)
+    async with TestServer(create_app(settings)) as server:
+        pool = server.app[keys.POOL]
+        rows = await pool.fetch("SELECT chain, seq, action, details::text AS d FROM audit_entries")
+    assert [(r["chain"], r["seq"], r["action"], json.loads(r["d"])) for r in rows] == [
+        ("server", 1, "server.admin_token_create", {"secret": "admin_token_sha256"})
+    ]
