@@ -552,3 +552,42 @@ async def test_a_new_admin_token_is_recorded_on_the_server_chain(database_url: s
     assert [(r["chain"], r["seq"], r["action"], json.loads(r["d"])) for r in rows] == [
         ("server", 1, "server.admin_token_create", {"secret": "admin_token_sha256"})
     ]
+
+
+# Every WebSocket message a client may send, and whether it is recorded. A new message type fails the test below
+# until it is placed here; the recorded ones are exercised in
+# `test_live_websocket_actions_of_moderators_are_recorded_once_each`.
+WS_RECORDED = {
+    "spotlight": "stage.spotlight",
+    "grant_floor": "participant.floor_grant",
+    "revoke_floor": "participant.floor_revoke",
+    "lower_hand": "hand.lower (a moderator lowering someone else's hand; one's own is one's media state)",
+    "choose_room": "breakouts.choose_room",
+    "consent": "recording.consent",
+}
+WS_NOT_RECORDED = {
+    "hello": "joining is attendance (docs/records.md, attendance), not an action on anyone",
+    "leave": "attendance",
+    "offer": "relayed signalling: never waits on PostgreSQL",
+    "answer": "relayed signalling",
+    "candidate": "relayed signalling",
+    "publish": "one's own media through the SFU (the floor that allows it is recorded)",
+    "unpublish": "one's own media",
+    "subscribe": "receiving media one may already receive",
+    "subscription_answer": "media negotiation",
+    "update": "one's own media and hand state",
+    "chat": "chat messages are their own record (chat_messages), kept and expired with the workshop's records",
+    "ask_help": "a request to the moderators; it changes nothing",
+    "react": "an emoji: changes nothing",
+}
+
+
+def test_every_websocket_message_is_placed_as_recorded_or_not_with_a_reason() -> None:
+    import typing
+
+    from signaling import protocol
+
+    (union, *_) = typing.get_args(protocol.AnyClientMessage)
+    types = {typing.get_args(m.model_fields["type"].annotation)[0] for m in typing.get_args(union)}
+    assert types == set(WS_RECORDED) | set(WS_NOT_RECORDED)
+    assert not set(WS_RECORDED) & set(WS_NOT_RECORDED)
