@@ -189,8 +189,9 @@ class BreakoutCoordinator:
         return fixed
 
     async def create(self, workshop_id: uuid.UUID, spec: PlanSpec, actor: Actor) -> PlanView:
+        people = await self._people(workshop_id)  # read before the transaction: it holds a connection
         async with self.store.transaction() as conn:
-            view = await self._create(conn, workshop_id, spec)
+            view = await self._create(conn, workshop_id, spec, people)
             await self._audit(conn, view, actor, "breakouts.create", _plan_facts(view))
         return view
 
@@ -199,10 +200,10 @@ class BreakoutCoordinator:
         conn: asyncpg.Connection,
         workshop_id: uuid.UUID,
         spec: PlanSpec,
+        people: list[Person],
         *,
         copied_from: uuid.UUID | None = None,
     ) -> PlanView:
-        people = await self._people(workshop_id)
         names = [{"name": n} for n in spec.room_names]
         fixed = self._fixed(spec.assignments, names, people)
         seed = random.SystemRandom().randrange(2**31)
@@ -239,8 +240,9 @@ class BreakoutCoordinator:
             countdown_s=row["countdown_s"],
             capacity=source.rooms[0]["capacity"] if source.rooms else 50,
         )
+        people = await self._people(workshop_id)
         async with self.store.transaction() as conn:
-            view = await self._create(conn, workshop_id, spec, copied_from=plan_id)
+            view = await self._create(conn, workshop_id, spec, people, copied_from=plan_id)
             # Keep the source's strategy for what happens at open (late arrivals are placed by it).
             view = await self.store.update_plan(workshop_id, view.id, {"strategy": row["strategy"]}, conn=conn)
             await self._audit(conn, view, actor, "breakouts.copy", {**_plan_facts(view), "copied_from": plan_id})
@@ -253,16 +255,16 @@ class BreakoutCoordinator:
             view = await self.store.get_plan(workshop_id, plan_id)
             if view.state in ("open", "closing") and set(changes) - {"name", "countdown_s"}:
                 raise Conflict("only the name and the countdown of a running plan can change; use extend")
+            people = await self._people(workshop_id)
             async with self.store.transaction() as conn:
                 view = await self.store.update_plan(workshop_id, plan_id, changes, conn=conn)
                 if "strategy" in changes and changes["strategy"] in AUTO_STRATEGIES:
-                    view = await self._reassign(view, conn)
+                    view = await self._reassign(view, conn, people)
                 await self._audit(conn, view, actor, "breakouts.update", {"changes": changes})
             return view
 
-    async def _reassign(self, view: PlanView, conn: asyncpg.Connection) -> PlanView:
+    async def _reassign(self, view: PlanView, conn: asyncpg.Connection, people: list[Person]) -> PlanView:
         """Run the plan's strategy again over everyone eligible (a new draw)."""
-        people = await self._people(view.workshop_id)
         seed = random.SystemRandom().randrange(2**31)
         placed = assign(view.row["strategy"], eligible(people, view.row["roles"]), len(view.rooms), seed=seed)
         rooms = view.room_ids()

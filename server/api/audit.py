@@ -28,6 +28,7 @@ _CURSOR = re.compile(r"[0-9]{1,18}")  # an entry id, in ASCII digits
 _ACTION = re.compile(r"[a-z_]{1,50}(\.[a-z_]{1,50}){0,3}")
 _ROLE = re.compile(r"[a-z_]{1,20}")
 _TIME = TypeAdapter(Time)
+WORKSHOP_EXISTS = "SELECT EXISTS (SELECT 1 FROM workshops WHERE id = $1)"
 
 
 class AuditActor(BaseModel):
@@ -106,7 +107,7 @@ async def _readable_chain(request: web.Request, who: Principal) -> uuid.UUID:
     if not who.manages(workshop_id):
         raise PermissionDenied("only the organiser and the admin may read the audit log")
     store = request.app[keys.STORE]
-    exists = await store.pool.fetchval("SELECT EXISTS (SELECT 1 FROM workshops WHERE id = $1)", workshop_id)
+    exists = await store.pool.fetchval(WORKSHOP_EXISTS, workshop_id)
     if not exists and await store.audit.head(store.pool, chain_of(workshop_id)) is None:
         raise NotFound("workshop not found")
     return workshop_id
