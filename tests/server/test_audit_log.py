@@ -591,3 +591,28 @@ def test_every_websocket_message_is_placed_as_recorded_or_not_with_a_reason() ->
     types = {typing.get_args(m.model_fields["type"].annotation)[0] for m in typing.get_args(union)}
     assert types == set(WS_RECORDED) | set(WS_NOT_RECORDED)
     assert not set(WS_RECORDED) & set(WS_NOT_RECORDED)
+
+
+async def test_a_mute_whose_entry_cannot_be_written_is_not_applied(client: Client) -> None:
+    """The live part of an action comes after its entry: a fault there leaves the participant unmuted and unasked."""
+    workshop = await create_workshop(client)
+    ana = await add_participant(client, workshop["id"], display_name="Ana")
+    a = await join(client, ana["join_token"])
+    url = f"/api/v1/workshops/{workshop['id']}/participants/{ana['id']}/mute"
+    before = await chain_rows(client, workshop["id"])
+
+    def fail(change: Any) -> None:
+        raise RuntimeError("fault injected")
+
+    client.app[keys.AUDIT].before_write = fail
+    try:
+        resp = await client.post(url, json={"kind": "audio"}, headers=ADMIN)
+    finally:
+        client.app[keys.AUDIT].before_write = None
+    assert resp.status == 500
+    assert await chain_rows(client, workshop["id"]) == before
+    await _ok(await client.post(url, json={"kind": "video"}, headers=ADMIN))
+    asked = await a.wait_for("mute_requested")
+    assert asked["kind"] == "video"  # the first request this participant ever got: the failed one never went out
+    assert [m for m in a.seen if m["type"] == "mute_requested"] == [asked]
+    await a.close()
