@@ -198,13 +198,16 @@ class RecordingCoordinator:
     async def apply_retention(self) -> int:
         """Delete expired recordings (their count is returned), then the workshops' other expired records."""
         expired: list[uuid.UUID] = []
-        if self.retention_days > 0:
-            before = datetime.now(UTC) - timedelta(days=self.retention_days)
-            expired = await self.store.expired(before)
-            for recording_id in expired:
-                await self.delete(recording_id, by="retention", actor=SYSTEM)
-        if self.records is not None:
-            await self.records.apply()
+        try:
+            if self.retention_days > 0:
+                before = datetime.now(UTC) - timedelta(days=self.retention_days)
+                expired = await self.store.expired(before)
+                for recording_id in expired:
+                    await self.delete(recording_id, by="retention", actor=SYSTEM)
+        finally:
+            # A recording that cannot be deleted now does not hold back the other records.
+            if self.records is not None:
+                await self.records.apply()
         return len(expired)
 
     # Start and stop -------------------------------------------------------------------------------

@@ -616,3 +616,28 @@ async def test_a_mute_whose_entry_cannot_be_written_is_not_applied(client: Clien
     assert asked["kind"] == "video"  # the first request this participant ever got: the failed one never went out
     assert [m for m in a.seen if m["type"] == "mute_requested"] == [asked]
     await a.close()
+
+
+async def test_cli_exports_the_chain_as_the_api_does_and_signs_an_anchor_that_checks(
+    client: Client, settings: Settings
+) -> None:
+    wid = (await busy_workshop(client))["workshop"]["id"]
+    code, out = await cli(settings, "export", "--workshop", wid)
+    assert code == 0, out
+    resp = await client.get(f"/api/v1/workshops/{wid}/audit.jsonl", headers=ADMIN)
+    assert [json.loads(line) for line in out.splitlines()] == [
+        json.loads(line) for line in (await resp.text()).splitlines()
+    ]
+    code, out = await cli(settings, "anchor")
+    assert code == 0, out
+    anchor = json.loads(out)
+    heads = records.check_anchor(anchor)
+    (seq, hash_), *_ = heads[wid].items()
+    rows = await chain_rows(client, wid)
+    assert seq == len(rows)
+    head = await client.app[keys.POOL].fetchval(
+        "SELECT hash FROM audit_entries WHERE chain = $1 AND seq = $2", wid, seq
+    )
+    assert hash_ == head
+    stored = await _ok(await client.get("/api/v1/audit/anchors", headers=ADMIN))
+    assert stored["items"][-1]["anchor"] == anchor
