@@ -21,6 +21,8 @@ CREATE TABLE audit_entries (
 CREATE INDEX audit_by_workshop ON audit_entries (workshop_id, id);
 CREATE INDEX audit_by_workshop_action ON audit_entries (workshop_id, action, id);
 CREATE INDEX audit_by_workshop_actor ON audit_entries (workshop_id, actor_id, id);
+-- Retention finds deleted workshops' chains through their last entry.
+CREATE INDEX audit_deletions ON audit_entries (workshop_id) WHERE action = 'workshop.delete' AND redacted_at IS NULL;
 
 -- Entries are never changed or removed. The one change allowed is a redaction (retention): the personal content
 -- goes, everything the hashes cover stays, and `redacted_at` says when. A superuser can still disable the
