@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,6 +25,7 @@ from recordings.recorder import Recorder, TrackProblem
 from recordings.sfu import SFU_RECORDER_PEER_ID, Segment, SfuSession, convert, delete_mjr, mjr_files
 from recordings.storage import Storage, file_facts
 from recordings.store import RecordingStore
+from signaling.audit import SYSTEM, Actor, Change
 from signaling.errors import NotFound, PermissionDenied, ServiceError
 from signaling.protocol import (
     Answer,
@@ -76,10 +77,21 @@ class LiveRecording:
         return consent_holds(self.consent_mode, self.consent.get(participant_id))
 
 
+class RecordsRetention(Protocol):
+    """The other records a workshop keeps (attendance, chat, audit content), expired by the same job."""
+
+    async def apply(self) -> Sequence[object]: ...
+
+
 @dataclass(frozen=True)
 class Starter:
     id: uuid.UUID | None
     role: str
+    display_name: str = ""
+
+    @property
+    def actor(self) -> Actor:
+        return Actor(id=self.id, role=self.role, display_name=self.display_name)
 
 
 class RecordingCoordinator:
@@ -94,8 +106,10 @@ class RecordingCoordinator:
         sfu: SfuBridge | None = None,
         min_free_bytes: int = 0,
         metrics: RecordingMetrics | None = None,
+        records: RecordsRetention | None = None,
     ) -> None:
         self.store = store
+        self.records = records
         self.storage = storage
         self.service = service
         self.ice_servers = ice_servers
@@ -120,7 +134,7 @@ class RecordingCoordinator:
         and start the retention task."""
         await self.recover()
         await self.consistency_report()
-        if self.retention_days > 0:
+        if self.retention_days > 0 or self.records is not None:
             self._retention = asyncio.create_task(self._retention_loop(), name="recording-retention")
 
     async def close(self) -> None:
@@ -182,10 +196,18 @@ class RecordingCoordinator:
             await asyncio.sleep(3600)
 
     async def apply_retention(self) -> int:
-        before = datetime.now(UTC) - timedelta(days=self.retention_days)
-        expired = await self.store.expired(before)
-        for recording_id in expired:
-            await self.delete(recording_id, by="retention")
+        """Delete expired recordings (their count is returned), then the workshops' other expired records."""
+        expired: list[uuid.UUID] = []
+        try:
+            if self.retention_days > 0:
+                before = datetime.now(UTC) - timedelta(days=self.retention_days)
+                expired = await self.store.expired(before)
+                for recording_id in expired:
+                    await self.delete(recording_id, by="retention", actor=SYSTEM)
+        finally:
+            # A recording that cannot be deleted now does not hold back the other records.
+            if self.records is not None:
+                await self.records.apply()
         return len(expired)
 
     # Start and stop -------------------------------------------------------------------------------
@@ -200,6 +222,13 @@ class RecordingCoordinator:
                 consent_mode=consent_mode,
                 started_by=starter.id,
                 started_by_role=starter.role,
+                change=Change(
+                    uuid.UUID(room.workshop_id),
+                    starter.actor,
+                    "recording.start",
+                    target={"room_id": room.id},
+                    details={"room_name": room.name, "consent_mode": consent_mode, "media": room.media},
+                ),
             )
             recording_id = row["id"]
             if self.sfu is not None and room.media == "sfu":
@@ -300,7 +329,8 @@ class RecordingCoordinator:
         with contextlib.suppress(NotFound):  # the participant left meanwhile
             self.service.relay(live.member, Answer(type="answer", to=to, sdp=message["sdp"]))
 
-    async def stop(self, recording_id: uuid.UUID, *, reason: str | None = None) -> Any:
+    async def stop(self, recording_id: uuid.UUID, *, reason: str | None = None, actor: Actor = SYSTEM) -> Any:
+        """Stop a recording (`actor` asked for it; the server itself at shutdown or when the workshop goes)."""
         live = self.live.get(recording_id)
         if live is None:
             row = await self.store.get(recording_id)
@@ -309,7 +339,14 @@ class RecordingCoordinator:
                 await self.recover()
                 return await self.store.get(recording_id)
             return await self.store.transition(recording_id, "recording", "stopping")  # raises Conflict
-        row = await self.store.transition(recording_id, "recording", "stopping")
+        change = Change(
+            uuid.UUID(live.workshop_id),
+            actor,
+            "recording.stop",
+            target={"recording_id": recording_id, "room_id": live.room_id},
+            details={"reason": reason} if reason else {},
+        )
+        row = await self.store.transition(recording_id, "recording", "stopping", change=change)
         self.live.pop(recording_id, None)
         self._by_peer.pop(live.member.id, None)
         self.service.set_recording(live.room_id, None)
@@ -365,7 +402,17 @@ class RecordingCoordinator:
         if live is None or live.workshop_id != member.workshop_id:
             raise NotFound("no such recording is running")
         await self.store.record_consent(
-            recording_id, uuid.UUID(member.id), message.granted, connection_id=member.connection_id
+            recording_id,
+            uuid.UUID(member.id),
+            message.granted,
+            change=Change(
+                uuid.UUID(member.workshop_id),
+                Actor(id=uuid.UUID(member.id), role=member.profile.role, display_name=member.profile.display_name),
+                "recording.consent",
+                target={"recording_id": recording_id, "participant_id": member.id},
+                details={"granted": message.granted},
+            ),
+            connection_id=member.connection_id,
         )
         live.consent[member.id] = message.granted
         if live.sfu is not None and self.sfu is not None:
@@ -476,11 +523,11 @@ class RecordingCoordinator:
 
     # Deletion -------------------------------------------------------------------------------------
 
-    async def stop_workshop(self, workshop_id: uuid.UUID) -> list[uuid.UUID]:
+    async def stop_workshop(self, workshop_id: uuid.UUID, *, actor: Actor = SYSTEM) -> list[uuid.UUID]:
         """Stop the workshop's live recordings (the workshop is being deleted); return all its recording ids."""
         for live in [r for r in self.live.values() if r.workshop_id == str(workshop_id)]:
             with contextlib.suppress(Exception):
-                await self.stop(live.id, reason="workshop deleted")
+                await self.stop(live.id, reason="workshop deleted", actor=actor)
         return await self.store.ids_of_workshop(workshop_id)
 
     async def delete_files(self, recording_ids: list[uuid.UUID]) -> None:
@@ -488,8 +535,16 @@ class RecordingCoordinator:
             await asyncio.to_thread(self.storage.delete_recording, recording_id)
             await asyncio.to_thread(delete_mjr, self.sfu_rec_dir, recording_id)
 
-    async def delete(self, recording_id: uuid.UUID, *, by: str) -> None:
-        """Delete the files; the row stays as a tombstone (who, when)."""
-        await self.store.mark_deleted(recording_id, by)
+    async def delete(self, recording_id: uuid.UUID, *, by: str, actor: Actor = SYSTEM) -> None:
+        """Delete the files; the row stays as a tombstone (who, when), the audit log says who asked."""
+        row = await self.store.get(recording_id)
+        change = Change(
+            row["workshop_id"],
+            actor,
+            "recording.delete",
+            target={"recording_id": recording_id, "room_id": row["room_id"]},
+            details={"by": by},
+        )
+        await self.store.mark_deleted(recording_id, by, change=change)
         await asyncio.to_thread(self.storage.delete_recording, recording_id)
         await asyncio.to_thread(delete_mjr, self.sfu_rec_dir, recording_id)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
 import asyncpg
 
+from signaling.audit import Change
+from signaling.audit_store import AuditLog
 from signaling.errors import Conflict, NotFound
 
 REC_COLUMNS = """id, workshop_id, room_id, room_name, state, partial, failure_reason, consent_mode, started_by,
@@ -96,8 +99,20 @@ WHERE recording_id = $1 ORDER BY id
 
 
 class RecordingStore:
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    """Every write that an actor makes (start, stop, consent, grant, download, deletion) takes the `Change` to record
+    and writes its audit entry in the same transaction."""
+
+    def __init__(self, pool: asyncpg.Pool, *, audit: AuditLog | None = None) -> None:
         self.pool = pool
+        self.audit = audit if audit is not None else AuditLog()
+
+    @asynccontextmanager
+    async def _recorded(self, change: Change | None) -> AsyncIterator[asyncpg.Connection]:
+        """A transaction whose last statement is the change's audit entry (none for what the server does alone)."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            yield conn
+            if change is not None:
+                await self.audit.write(conn, change)
 
     async def create(
         self,
@@ -108,14 +123,21 @@ class RecordingStore:
         consent_mode: str,
         started_by: uuid.UUID | None,
         started_by_role: str,
+        change: Change,
     ) -> asyncpg.Record:
+        """The recording's row, with `change` (completed with the new recording's id) as its audit entry."""
         try:
-            row = await self.pool.fetchrow(
-                INSERT_RECORDING, workshop_id, room_id, room_name, consent_mode, started_by, started_by_role
-            )
+            async with self.pool.acquire() as conn, conn.transaction():
+                row = await conn.fetchrow(
+                    INSERT_RECORDING, workshop_id, room_id, room_name, consent_mode, started_by, started_by_role
+                )
+                assert row is not None
+                target = {**change.target, "recording_id": row["id"]}
+                await self.audit.write(
+                    conn, Change(change.workshop_id, change.actor, change.action, target, change.details)
+                )
         except asyncpg.UniqueViolationError as exc:
             raise Conflict("this room is already being recorded") from exc
-        assert row is not None
         return row
 
     async def get(self, recording_id: uuid.UUID) -> asyncpg.Record:
@@ -125,9 +147,19 @@ class RecordingStore:
         return row
 
     async def transition(
-        self, recording_id: uuid.UUID, expected: str, target: str, *, reason: str | None = None, partial: bool = False
+        self,
+        recording_id: uuid.UUID,
+        expected: str,
+        target: str,
+        *,
+        reason: str | None = None,
+        partial: bool = False,
+        change: Change | None = None,
     ) -> asyncpg.Record:
-        row = await self.pool.fetchrow(TRANSITION, recording_id, expected, target, reason, partial)
+        async with self._recorded(None) as conn:
+            row = await conn.fetchrow(TRANSITION, recording_id, expected, target, reason, partial)
+            if row is not None and change is not None:
+                await self.audit.write(conn, change)
         if row is None:
             current = await self.get(recording_id)
             raise Conflict(f"the recording is {current['state']}, not {expected}")
@@ -171,12 +203,15 @@ class RecordingStore:
             )
         )
 
-    async def mark_deleted(self, recording_id: uuid.UUID, by: str) -> asyncpg.Record:
-        row = await self.pool.fetchrow(DELETE_RECORDING, recording_id, by)
+    async def mark_deleted(self, recording_id: uuid.UUID, by: str, *, change: Change) -> asyncpg.Record:
+        async with self._recorded(None) as conn:
+            row = await conn.fetchrow(DELETE_RECORDING, recording_id, by)
+            if row is not None:
+                await conn.execute(DELETE_TRACK_FILES, recording_id)
+                await self.audit.write(conn, change)
         if row is None:
             current = await self.get(recording_id)
             raise Conflict(f"the recording is {current['state']}; stop it first")
-        await self.pool.execute(DELETE_TRACK_FILES, recording_id)
         return row
 
     async def ids_of_workshop(self, workshop_id: uuid.UUID) -> list[uuid.UUID]:
@@ -222,12 +257,19 @@ class RecordingStore:
 
     # Consent
     async def record_consent(
-        self, recording_id: uuid.UUID, participant_id: uuid.UUID, granted: bool, *, connection_id: str | None = None
+        self,
+        recording_id: uuid.UUID,
+        participant_id: uuid.UUID,
+        granted: bool,
+        *,
+        change: Change,
+        connection_id: str | None = None,
     ) -> datetime:
-        """Append an answer to the ledger, with the connection it came from."""
-        at: datetime = await self.pool.fetchval(
-            INSERT_CONSENT, recording_id, participant_id, granted, connection_id or None
-        )
+        """Append an answer to the ledger, with the connection it came from, and its audit entry."""
+        async with self._recorded(change) as conn:
+            at: datetime = await conn.fetchval(
+                INSERT_CONSENT, recording_id, participant_id, granted, connection_id or None
+            )
         return at
 
     async def latest_consents(self, recording_id: uuid.UUID) -> list[asyncpg.Record]:
@@ -237,8 +279,9 @@ class RecordingStore:
         return list(await self.pool.fetch(CONSENT_LEDGER, recording_id))
 
     # Grants and downloads
-    async def grant(self, recording_id: uuid.UUID, participant_id: uuid.UUID, by: str) -> None:
-        await self.pool.execute(UPSERT_GRANT, recording_id, participant_id, by)
+    async def grant(self, recording_id: uuid.UUID, participant_id: uuid.UUID, by: str, *, change: Change) -> None:
+        async with self._recorded(change) as conn:
+            await conn.execute(UPSERT_GRANT, recording_id, participant_id, by)
 
     async def revoke_grant(self, recording_id: uuid.UUID, participant_id: uuid.UUID) -> None:
         await self.pool.execute(DELETE_GRANT, recording_id, participant_id)
@@ -256,8 +299,10 @@ class RecordingStore:
         via: str,
         range_header: str | None,
         status: int,
+        change: Change,
     ) -> None:
-        await self.pool.execute(INSERT_DOWNLOAD, recording_id, track_id, principal, via, range_header, status)
+        async with self._recorded(change) as conn:
+            await conn.execute(INSERT_DOWNLOAD, recording_id, track_id, principal, via, range_header, status)
 
     async def downloads(self, recording_id: uuid.UUID) -> list[Mapping[str, Any]]:
         return [dict(r) for r in await self.pool.fetch(DOWNLOADS, recording_id)]

@@ -17,6 +17,7 @@ from recordings.store import RecordingStore
 from server import keys
 from server.api import load_routes
 from server.api.meta import OPENAPI
+from server.audit import PeriodicAnchor, RecordsRetention, import_legacy_actions
 from server.auth import (
     AdminCredential,
     Authenticator,
@@ -42,6 +43,7 @@ from server.records_store import RecordsStore
 from server.settings import Settings
 from server.store import Store
 from server.web import add_web_routes, connection_options
+from signaling.audit_store import AuditLog, PgAuditTrail
 from signaling.breakout_store import BreakoutStore
 from signaling.breakouts import BreakoutCoordinator
 from signaling.clock import FileClock, SystemClock
@@ -178,8 +180,9 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
         try:
             async with pool.acquire() as conn:
                 await migrate(conn)
+            await import_legacy_actions(pool, app[keys.AUDIT])
             app[keys.POOL] = pool
-            app[keys.STORE] = Store(pool)
+            app[keys.STORE] = Store(pool, audit=app[keys.AUDIT])
             app[keys.RECORDS] = RecordsStore(pool)
             yield
         finally:
@@ -196,7 +199,7 @@ async def _admin_credential(settings: Settings, store: Store) -> AdminCredential
     if stored is not None:
         return AdminCredential(stored)
     token = "rt_admin_" + new_secret()
-    if not await store.put_secret_if_absent(ADMIN_SECRET_NAME, hash_token(token)):
+    if not await store.put_secret_if_absent(ADMIN_SECRET_NAME, hash_token(token), audited="server.admin_token_create"):
         stored = await store.get_secret(ADMIN_SECRET_NAME)
         assert stored is not None
         return AdminCredential(stored)
@@ -267,18 +270,19 @@ async def _signaling(app: web.Application) -> AsyncIterator[None]:
         rooms_port=StoreRooms(app[keys.STORE]),
         telemetry=metrics,
         clock=clock,
+        audit=PgAuditTrail(app[keys.POOL], app[keys.AUDIT]),
     )
     app[keys.SIGNALING] = service
     app[SIGNALING_STORE] = store
     breakout_store = BreakoutStore(app[keys.POOL], on_change=app[keys.STORE].joins.forget_all)
-    coordinator = BreakoutCoordinator(breakout_store, service, directory)
+    coordinator = BreakoutCoordinator(breakout_store, service, directory, audit=app[keys.AUDIT])
     app[keys.BREAKOUT_STORE] = breakout_store
     app[keys.BREAKOUTS] = coordinator
     await coordinator.start()
     if settings.ice_host_addresses:
         restrict_host_addresses(settings.ice_host_addresses)
     storage = Storage(settings.resolved_recordings_dir())
-    recording_store = RecordingStore(app[keys.POOL])
+    recording_store = RecordingStore(app[keys.POOL], audit=app[keys.AUDIT])
     recordings = RecordingCoordinator(
         recording_store,
         storage,
@@ -288,6 +292,7 @@ async def _signaling(app: web.Application) -> AsyncIterator[None]:
         sfu=app.get(keys.SFU),
         min_free_bytes=settings.recording_min_free_bytes,
         metrics=metrics,
+        records=RecordsRetention(app[keys.POOL], app[keys.AUDIT], default_days=settings.records_retention_days),
     )
     metrics.watch(
         service=service,
@@ -299,12 +304,17 @@ async def _signaling(app: web.Application) -> AsyncIterator[None]:
     app[keys.RECORDING_STORE] = recording_store
     app[keys.RECORDINGS] = recordings
     await recordings.open()
+    anchors = PeriodicAnchor(
+        app[keys.POOL], app[keys.AUDIT], interval_s=settings.audit_anchor_interval_s, server=settings.base_url
+    )
+    if settings.audit_anchor_interval_s > 0:
+        anchors.start()
     try:
         yield
     finally:
+        await anchors.close()
         await recordings.close()
         await coordinator.shutdown()
-        await breakout_store.close()  # after the coordinator: it may still log actions
         service.shutdown()
         await service.drain_tasks()
         await store.close()
@@ -337,6 +347,7 @@ def create_app(settings: Settings) -> web.Application:
     app.on_response_prepare.append(echo_session_id)
     app[keys.SETTINGS] = settings
     app[keys.CLOCK] = FileClock(settings.clock_file) if settings.clock_file is not None else SystemClock()
+    app[keys.AUDIT] = AuditLog()
     install_metrics(app, token=settings.metrics_token)
     origins = {settings.base_url, *settings.allowed_origins}
     app[SESSION_LIMITS] = SessionLimits(

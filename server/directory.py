@@ -11,6 +11,7 @@ from server.auth import Authenticator
 from server.join_cache import entry_of
 from server.settings import Settings
 from server.store import Store
+from signaling.audit import SYSTEM
 from signaling.errors import Unauthenticated
 from signaling.protocol import IceServer, RoomInfo
 from signaling.rooms import Profile, room_info
@@ -90,5 +91,8 @@ class StoreRooms:
         self.store = store
 
     async def set_media(self, room: RoomInfo, media: str) -> RoomInfo:
-        row = await self.store.update_room(uuid.UUID(room.workshop_id), uuid.UUID(room.id), {"media": media})
+        # The hub grows a full mesh room into the SFU by itself: the server is the actor.
+        row = await self.store.update_room(
+            uuid.UUID(room.workshop_id), uuid.UUID(room.id), {"media": media}, actor=SYSTEM
+        )
         return room_info(row)

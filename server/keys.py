@@ -12,6 +12,7 @@ from server.auth import Authenticator, JoinTokenIssuer
 from server.records_store import RecordsStore
 from server.settings import Settings
 from server.store import Store
+from signaling.audit_store import AuditLog
 from signaling.breakout_store import BreakoutStore
 from signaling.breakouts import BreakoutCoordinator
 from signaling.clock import Clock
@@ -22,6 +23,8 @@ SETTINGS = web.AppKey("settings", Settings)
 POOL = web.AppKey("pool", asyncpg.Pool)
 STORE = web.AppKey("store", Store)
 RECORDS = web.AppKey("records", RecordsStore)
+# The audit log: `await app[AUDIT].append(conn, ...)` inside the transaction of a change (docs/records.md).
+AUDIT = web.AppKey("audit", AuditLog)
 AUTH = web.AppKey("auth", Authenticator)
 ISSUER = web.AppKey("issuer", JoinTokenIssuer)
 SIGNALING = web.AppKey("signaling", SignalingService)

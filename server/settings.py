@@ -64,6 +64,16 @@ class Settings(BaseSettings):
     # Recordings
     recordings_dir: Path | None = Field(None, description="Where recording files live; default DATA_DIR/recordings.")
     recording_retention_days: int = Field(0, ge=0, description="Delete recordings older than this; 0 keeps them.")
+    records_retention_days: int = Field(
+        0,
+        ge=0,
+        le=36500,
+        description="Days after a workshop ends that its attendance, chat and audit content are kept, unless the "
+        "workshop says otherwise; 0 keeps them.",
+    )
+    audit_anchor_interval_s: float = Field(
+        3600.0, ge=0, description="How often the heads of the audit chains are signed (when they moved); 0: never."
+    )
     recording_min_free_bytes: int = Field(
         1 << 30, ge=0, description="Refuse to start a recording with less free disk than this; 0 never refuses."
     )

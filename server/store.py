@@ -12,14 +12,17 @@ from typing import Any
 import asyncpg
 
 from server.join_cache import JoinCache
+from signaling.audit import SYSTEM, Actor
+from signaling.audit_store import AuditLog
 from signaling.errors import Conflict, InvalidArgument, NotFound
 
 WORKSHOP_COLUMNS = """w.id, w.title, w.description, w.timezone, w.starts_at, w.ends_at, w.status,
-    w.recording_consent, w.created_at, w.updated_at,
+    w.recording_consent, w.records_retention_days, w.created_at, w.updated_at,
     (SELECT r.id FROM rooms r WHERE r.workshop_id = w.id AND r.kind = 'plenary') AS plenary_room_id"""
 INSERT_WORKSHOP = """
-INSERT INTO workshops (title, description, timezone, starts_at, ends_at, status, recording_consent)
-VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id
+INSERT INTO workshops (title, description, timezone, starts_at, ends_at, status, recording_consent,
+    records_retention_days)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id
 """
 INSERT_ROOM = """
 INSERT INTO rooms (workshop_id, name, kind, capacity, media, publishing) VALUES ($1, $2, $3, $4, $5, $6)
@@ -36,10 +39,11 @@ UPDATE_WORKSHOP = """
 UPDATE workshops SET
     title = COALESCE($2, title), description = COALESCE($3, description), timezone = COALESCE($4, timezone),
     starts_at = COALESCE($5, starts_at), ends_at = COALESCE($6, ends_at), status = COALESCE($7, status),
-    recording_consent = COALESCE($8, recording_consent), updated_at = now()
+    recording_consent = COALESCE($8, recording_consent),
+    records_retention_days = CASE WHEN $9 THEN $10 ELSE records_retention_days END, updated_at = now()
 WHERE id = $1 RETURNING id
 """
-DELETE_WORKSHOP = "DELETE FROM workshops WHERE id = $1 RETURNING id"
+DELETE_WORKSHOP = "DELETE FROM workshops WHERE id = $1 RETURNING id, title, ends_at, records_retention_days"
 
 ROOM_COLUMNS = "id, workshop_id, name, kind, capacity, media, publishing, created_at"
 LIST_ROOMS = f"""
@@ -138,6 +142,30 @@ SELECT_SECRET = "SELECT value FROM server_secrets WHERE name = $1"
 INSERT_SECRET = "INSERT INTO server_secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING"
 
 
+AUDITED_WORKSHOP_FIELDS = (
+    "title",
+    "timezone",
+    "starts_at",
+    "ends_at",
+    "status",
+    "recording_consent",
+    "records_retention_days",
+)
+
+
+def _audited_person(row: Any) -> dict[str, Any]:
+    """What the audit log keeps of a roster entry (the e-mail address only as present or not)."""
+    return {
+        "participant_id": row["id"],
+        "display_name": row["display_name"],
+        "country": row["country"],
+        "organisation": row["organisation"],
+        "role": row["role"],
+        "room_id": row["room_id"],
+        "has_email": row["email"] is not None,
+    }
+
+
 @dataclass(frozen=True)
 class PageKey:
     """Keyset position: the (created_at, id) of the last row of the previous page."""
@@ -179,9 +207,11 @@ class Store:
     `joins` is what joins read from memory; every write below that can change it forgets the entries concerned,
     before the write and again after it (see server.join_cache)."""
 
-    def __init__(self, pool: asyncpg.Pool, *, joins: JoinCache | None = None) -> None:
+    def __init__(self, pool: asyncpg.Pool, *, joins: JoinCache | None = None, audit: AuditLog | None = None) -> None:
         self.pool = pool
         self.joins = joins if joins is not None else JoinCache()
+        # Every change below writes its audit entry in its own transaction (docs/records.md).
+        self.audit = audit if audit is not None else AuditLog()
 
     @asynccontextmanager
     async def _changing(
@@ -204,9 +234,9 @@ class Store:
 
     # Workshops -----------------------------------------------------------------------------------
     async def create_workshop(
-        self, data: dict[str, Any], *, plenary_capacity: int, plenary_media: str = "mesh"
+        self, data: dict[str, Any], *, plenary_capacity: int, plenary_media: str = "mesh", actor: Actor
     ) -> asyncpg.Record:
-        """Insert a workshop and its plenary room in one transaction."""
+        """Insert a workshop and its plenary room in one transaction; its chain starts with `workshop.create`."""
         async with translated(), self.pool.acquire() as conn, conn.transaction():
             workshop_id = await conn.fetchval(
                 INSERT_WORKSHOP,
@@ -217,10 +247,26 @@ class Store:
                 data["ends_at"],
                 data["status"],
                 data["recording_consent"],
+                data.get("records_retention_days"),
             )
-            await conn.fetchrow(INSERT_ROOM, workshop_id, "Plenary", "plenary", plenary_capacity, plenary_media, "open")
+            plenary = await conn.fetchrow(
+                INSERT_ROOM, workshop_id, "Plenary", "plenary", plenary_capacity, plenary_media, "open"
+            )
             row = await conn.fetchrow(SELECT_WORKSHOP, workshop_id)
-        assert row is not None
+            assert row is not None and plenary is not None
+            await self.audit.append(
+                conn,
+                workshop_id=workshop_id,
+                actor=actor,
+                action="workshop.create",
+                target={"workshop_id": workshop_id},
+                details={
+                    **{k: row[k] for k in AUDITED_WORKSHOP_FIELDS},
+                    "plenary_room_id": plenary["id"],
+                    "plenary_capacity": plenary_capacity,
+                    "plenary_media": plenary_media,
+                },
+            )
         return row
 
     async def get_workshop(self, workshop_id: uuid.UUID) -> asyncpg.Record:
@@ -234,7 +280,7 @@ class Store:
     ) -> list[asyncpg.Record]:
         return list(await self.pool.fetch(LIST_WORKSHOPS, *_page_args(after), only, limit))
 
-    async def update_workshop(self, workshop_id: uuid.UUID, changes: dict[str, Any]) -> asyncpg.Record:
+    async def update_workshop(self, workshop_id: uuid.UUID, changes: dict[str, Any], *, actor: Actor) -> asyncpg.Record:
         async with translated(), self.pool.acquire() as conn, conn.transaction():
             found = await conn.fetchval(
                 UPDATE_WORKSHOP,
@@ -246,17 +292,42 @@ class Store:
                 changes.get("ends_at"),
                 changes.get("status"),
                 changes.get("recording_consent"),
+                "records_retention_days" in changes,
+                changes.get("records_retention_days"),
             )
             if found is None:
                 raise NotFound("workshop not found")
             row = await conn.fetchrow(SELECT_WORKSHOP, workshop_id)
+            await self.audit.append(
+                conn,
+                workshop_id=workshop_id,
+                actor=actor,
+                action="workshop.update",
+                target={"workshop_id": workshop_id},
+                details={"changes": changes},
+            )
         assert row is not None
         return row
 
-    async def delete_workshop(self, workshop_id: uuid.UUID) -> None:
-        async with self._changing():
-            if await self.pool.fetchval(DELETE_WORKSHOP, workshop_id) is None:
+    async def delete_workshop(self, workshop_id: uuid.UUID, *, actor: Actor) -> None:
+        """Delete the workshop with everything in it but its audit log, whose last entry says so (with what
+        retention needs once the workshop's row is gone)."""
+        async with self._changing(), self.pool.acquire() as conn, conn.transaction():
+            gone = await conn.fetchrow(DELETE_WORKSHOP, workshop_id)
+            if gone is None:
                 raise NotFound("workshop not found")
+            await self.audit.append(
+                conn,
+                workshop_id=workshop_id,
+                actor=actor,
+                action="workshop.delete",
+                target={"workshop_id": workshop_id},
+                details={
+                    "title": gone["title"],
+                    "ends_at": gone["ends_at"],
+                    "records_retention_days": gone["records_retention_days"],
+                },
+            )
 
     # Rooms ---------------------------------------------------------------------------------------
     async def room_ids(self, workshop_id: uuid.UUID) -> set[uuid.UUID]:
@@ -269,11 +340,27 @@ class Store:
         return await self.pool.fetchrow(SELECT_ROOM, room_id)
 
     async def create_room(
-        self, workshop_id: uuid.UUID, *, name: str, kind: str, capacity: int, media: str, publishing: str = "open"
+        self,
+        workshop_id: uuid.UUID,
+        *,
+        name: str,
+        kind: str,
+        capacity: int,
+        media: str,
+        publishing: str = "open",
+        actor: Actor,
     ) -> asyncpg.Record:
-        async with translated():
-            row = await self.pool.fetchrow(INSERT_ROOM, workshop_id, name, kind, capacity, media, publishing)
-        assert row is not None
+        async with translated(), self.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(INSERT_ROOM, workshop_id, name, kind, capacity, media, publishing)
+            assert row is not None
+            await self.audit.append(
+                conn,
+                workshop_id=workshop_id,
+                actor=actor,
+                action="room.create",
+                target={"room_id": row["id"]},
+                details={"name": name, "kind": kind, "capacity": capacity, "media": media, "publishing": publishing},
+            )
         return row
 
     async def get_workshop_room(self, workshop_id: uuid.UUID, room_id: uuid.UUID) -> asyncpg.Record:
@@ -282,9 +369,11 @@ class Store:
             raise NotFound("room not found")
         return row
 
-    async def update_room(self, workshop_id: uuid.UUID, room_id: uuid.UUID, changes: dict[str, Any]) -> asyncpg.Record:
-        async with translated(), self._changing(room_id=room_id):
-            row = await self.pool.fetchrow(
+    async def update_room(
+        self, workshop_id: uuid.UUID, room_id: uuid.UUID, changes: dict[str, Any], *, actor: Actor
+    ) -> asyncpg.Record:
+        async with translated(), self._changing(room_id=room_id), self.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
                 UPDATE_ROOM,
                 room_id,
                 workshop_id,
@@ -293,14 +382,27 @@ class Store:
                 changes.get("media"),
                 changes.get("publishing"),
             )
-        if row is None:
-            raise NotFound("room not found")
+            if row is None:
+                raise NotFound("room not found")
+            # Media and publishing decide who may be seen and heard: they are in the changes like the rest.
+            await self.audit.append(
+                conn,
+                workshop_id=workshop_id,
+                actor=actor,
+                action="room.update",
+                target={"room_id": room_id},
+                details={"changes": changes},
+            )
         return row
 
-    async def delete_room(self, workshop_id: uuid.UUID, room_id: uuid.UUID) -> None:
+    async def delete_room(self, workshop_id: uuid.UUID, room_id: uuid.UUID, *, actor: Actor) -> None:
         """Delete a breakout room; its assignees fall back to the plenary. The plenary cannot be deleted."""
-        async with self._changing():
-            deleted = await self.pool.fetchval(DELETE_ROOM, room_id, workshop_id)
+        async with self._changing(), self.pool.acquire() as conn, conn.transaction():
+            deleted = await conn.fetchval(DELETE_ROOM, room_id, workshop_id)
+            if deleted is not None:
+                await self.audit.append(
+                    conn, workshop_id=workshop_id, actor=actor, action="room.delete", target={"room_id": room_id}
+                )
         if deleted is None:
             room = await self.get_workshop_room(workshop_id, room_id)
             raise Conflict(f"the {room['kind']} room cannot be deleted")
@@ -327,9 +429,9 @@ class Store:
 
     # Participants --------------------------------------------------------------------------------
     async def create_participants(
-        self, workshop_id: uuid.UUID, people: Sequence[dict[str, Any]]
+        self, workshop_id: uuid.UUID, people: Sequence[dict[str, Any]], *, actor: Actor, imported: bool = False
     ) -> list[asyncpg.Record]:
-        """Insert all or none."""
+        """Insert all or none, with one entry: `participant.create`, or `participant.import` for a roster."""
         rows = []
         async with translated(), self.pool.acquire() as conn, conn.transaction():
             for p in people:
@@ -344,6 +446,24 @@ class Store:
                     p.get("room_id"),
                 )
                 rows.append(row)
+            if imported:
+                await self.audit.append(
+                    conn,
+                    workshop_id=workshop_id,
+                    actor=actor,
+                    action="participant.import",
+                    details={"count": len(rows), "participants": [_audited_person(r) for r in rows]},
+                )
+            else:
+                (only,) = rows
+                await self.audit.append(
+                    conn,
+                    workshop_id=workshop_id,
+                    actor=actor,
+                    action="participant.create",
+                    target={"participant_id": only["id"]},
+                    details=_audited_person(only),
+                )
         return rows
 
     async def list_participants(
@@ -372,10 +492,10 @@ class Store:
         return await self.pool.fetchrow(SELECT_PARTICIPANT_ANY_WORKSHOP, participant_id)
 
     async def update_participant(
-        self, workshop_id: uuid.UUID, participant_id: uuid.UUID, changes: dict[str, Any]
+        self, workshop_id: uuid.UUID, participant_id: uuid.UUID, changes: dict[str, Any], *, actor: Actor
     ) -> asyncpg.Record:
-        async with translated(), self._changing(participant_id):
-            row = await self.pool.fetchrow(
+        async with translated(), self._changing(participant_id), self.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
                 UPDATE_PARTICIPANT,
                 participant_id,
                 workshop_id,
@@ -388,21 +508,55 @@ class Store:
                 "room_id" in changes,
                 changes.get("room_id"),
             )
-        if row is None:
-            raise NotFound("participant not found")
+            if row is None:
+                raise NotFound("participant not found")
+            audited = {k: v for k, v in changes.items() if k != "email"}
+            if "email" in changes:
+                audited["email_changed"] = True
+            await self.audit.append(
+                conn,
+                workshop_id=workshop_id,
+                actor=actor,
+                action="participant.update",
+                target={"participant_id": participant_id},
+                details={"changes": audited},
+            )
         return row
 
-    async def delete_participant(self, workshop_id: uuid.UUID, participant_id: uuid.UUID) -> None:
-        async with self._changing(participant_id):
-            deleted = await self.pool.fetchval(DELETE_PARTICIPANT, participant_id, workshop_id)
-        if deleted is None:
-            raise NotFound("participant not found")
+    async def delete_participant(self, workshop_id: uuid.UUID, participant_id: uuid.UUID, *, actor: Actor) -> None:
+        async with self._changing(participant_id), self.pool.acquire() as conn, conn.transaction():
+            deleted = await conn.fetchval(DELETE_PARTICIPANT, participant_id, workshop_id)
+            if deleted is None:
+                raise NotFound("participant not found")
+            await self.audit.append(
+                conn,
+                workshop_id=workshop_id,
+                actor=actor,
+                action="participant.delete",
+                target={"participant_id": participant_id},
+            )
 
-    async def revoke_participant(self, workshop_id: uuid.UUID, participant_id: uuid.UUID) -> asyncpg.Record:
-        async with self._changing(participant_id):
-            row = await self.pool.fetchrow(REVOKE_PARTICIPANT, participant_id, workshop_id)
-        if row is None:
-            raise NotFound("participant not found")
+    async def revoke_participant(
+        self,
+        workshop_id: uuid.UUID,
+        participant_id: uuid.UUID,
+        *,
+        actor: Actor,
+        action: str = "participant.revoke_tokens",
+    ) -> asyncpg.Record:
+        """Every join token of the participant stops working (a revocation, or a moderator's `participant.remove`)."""
+        async with self._changing(participant_id), self.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(REVOKE_PARTICIPANT, participant_id, workshop_id)
+            if row is None:
+                raise NotFound("participant not found")
+            await self.audit.append(
+                conn,
+                workshop_id=workshop_id,
+                actor=actor,
+                action=action,
+                target={"participant_id": participant_id},
+                details={"token_generation": row["token_generation"]},
+            )
         return row
 
     # Secrets -------------------------------------------------------------------------------------
@@ -410,7 +564,12 @@ class Store:
         value: str | None = await self.pool.fetchval(SELECT_SECRET, name)
         return value
 
-    async def put_secret_if_absent(self, name: str, value: str) -> bool:
-        """Store `value` unless another process stored one first; True when ours won."""
-        result: str = await self.pool.execute(INSERT_SECRET, name, value)
-        return result.endswith(" 1")
+    async def put_secret_if_absent(self, name: str, value: str, *, audited: str | None = None) -> bool:
+        """Store `value` unless another process stored one first; True when ours won. With `audited` (an action),
+        the server's chain records that the secret was made (never the secret)."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            result: str = await conn.execute(INSERT_SECRET, name, value)
+            won = result.endswith(" 1")
+            if won and audited is not None:
+                await self.audit.append(conn, workshop_id=None, actor=SYSTEM, action=audited, details={"secret": name})
+        return won

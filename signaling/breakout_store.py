@@ -1,23 +1,21 @@
-"""PostgreSQL for breakout plans, their rooms and assignments, and the moderators' action log."""
+"""PostgreSQL for breakout plans, their rooms and assignments.
+
+Every write takes the connection of the change (`async with store.transaction() as conn`) so that the coordinator
+writes the change's audit entry in the same transaction; without one it opens its own."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import json
 import logging
 import uuid
-from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import asyncpg
 
 from signaling.errors import Conflict, NotFound
-from signaling.outage import database_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -90,10 +88,6 @@ DELETE_PLAN = "DELETE FROM breakout_plans WHERE id = $1 AND workshop_id = $2 AND
 ELIGIBLE_PEOPLE = """
 SELECT id, country, role FROM participants WHERE workshop_id = $1 AND deleted_at IS NULL ORDER BY created_at, id
 """
-INSERT_ACTION = """
-INSERT INTO moderator_actions (workshop_id, actor_id, actor_role, action, details, at)
-VALUES ($1, $2, $3, $4, $5::jsonb, $6)
-"""
 
 
 @dataclass
@@ -124,25 +118,11 @@ class PlanView:
 
 
 class BreakoutStore:
-    def __init__(
-        self,
-        pool: asyncpg.Pool,
-        *,
-        retry_first_s: float = 0.5,
-        retry_max_s: float = 4.0,
-        on_change: Callable[[], None] | None = None,
-    ) -> None:
+    def __init__(self, pool: asyncpg.Pool, *, on_change: Callable[[], None] | None = None) -> None:
         self.pool = pool
         # Called before and after every write of plans, their rooms or assignments: where people belong may have
         # changed (the server forgets the rooms it keeps for joins: server.join_cache).
         self._on_change = on_change
-        # Actions logged while PostgreSQL is away, oldest first; one flusher writes them when it returns.
-        self._deferred: deque[tuple[Any, ...]] = deque()
-        self._flusher: asyncio.Task[None] | None = None
-        self._idle = asyncio.Event()
-        self._idle.set()
-        self._retry_first_s = retry_first_s
-        self._retry_max_s = retry_max_s
 
     @asynccontextmanager
     async def _changing(self) -> AsyncIterator[None]:
@@ -153,6 +133,21 @@ class BreakoutStore:
         finally:
             if self._on_change is not None:
                 self._on_change()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[asyncpg.Connection]:
+        """One transaction for a change and its audit entry."""
+        async with self._changing(), self.pool.acquire() as conn, conn.transaction():
+            yield conn
+
+    @asynccontextmanager
+    async def _tx(self, conn: asyncpg.Connection | None) -> AsyncIterator[asyncpg.Connection]:
+        if conn is not None:
+            async with self._changing():
+                yield conn
+        else:
+            async with self.transaction() as own:
+                yield own
 
     async def _view(self, conn: asyncpg.Connection, row: Mapping[str, Any]) -> PlanView:
         rooms = [dict(r) for r in await conn.fetch(PLAN_ROOMS, row["id"])]
@@ -174,9 +169,10 @@ class BreakoutStore:
         capacity: int,
         assignments: Mapping[uuid.UUID, int],
         copied_from: uuid.UUID | None = None,
+        conn: asyncpg.Connection | None = None,
     ) -> PlanView:
-        async with self._changing(), self.pool.acquire() as conn, conn.transaction():
-            row = await conn.fetchrow(
+        async with self._tx(conn) as tx:
+            row = await tx.fetchrow(
                 INSERT_PLAN,
                 workshop_id,
                 name,
@@ -190,13 +186,13 @@ class BreakoutStore:
             )
             room_ids = []
             for position, room_name in enumerate(room_names):
-                room_id = await conn.fetchval(INSERT_ROOM, workshop_id, room_name, capacity)
-                await conn.execute(INSERT_PLAN_ROOM, row["id"], position, room_id)
+                room_id = await tx.fetchval(INSERT_ROOM, workshop_id, room_name, capacity)
+                await tx.execute(INSERT_PLAN_ROOM, row["id"], position, room_id)
                 room_ids.append(room_id)
-            await conn.executemany(
+            await tx.executemany(
                 UPSERT_ASSIGNMENT, [(row["id"], pid, room_ids[index]) for pid, index in assignments.items()]
             )
-            return await self._view(conn, row)
+            return await self._view(tx, row)
 
     async def get_plan(self, workshop_id: uuid.UUID, plan_id: uuid.UUID) -> PlanView:
         async with self.pool.acquire() as conn:
@@ -221,9 +217,16 @@ class BreakoutStore:
             row = await conn.fetchrow(RUNNING_PLAN_OF, workshop_id)
             return await self._view(conn, row) if row else None
 
-    async def update_plan(self, workshop_id: uuid.UUID, plan_id: uuid.UUID, changes: Mapping[str, Any]) -> PlanView:
-        async with self._changing(), self.pool.acquire() as conn, conn.transaction():
-            row = await conn.fetchrow(
+    async def update_plan(
+        self,
+        workshop_id: uuid.UUID,
+        plan_id: uuid.UUID,
+        changes: Mapping[str, Any],
+        *,
+        conn: asyncpg.Connection | None = None,
+    ) -> PlanView:
+        async with self._tx(conn) as tx:
+            row = await tx.fetchrow(
                 UPDATE_PLAN,
                 plan_id,
                 workshop_id,
@@ -238,121 +241,104 @@ class BreakoutStore:
             )
             if row is None:
                 raise NotFound("breakout plan not found")
-            return await self._view(conn, row)
+            return await self._view(tx, row)
 
     async def replace_assignments(
-        self, workshop_id: uuid.UUID, plan_id: uuid.UUID, assignments: Mapping[uuid.UUID, uuid.UUID]
+        self,
+        workshop_id: uuid.UUID,
+        plan_id: uuid.UUID,
+        assignments: Mapping[uuid.UUID, uuid.UUID],
+        *,
+        conn: asyncpg.Connection | None = None,
     ) -> PlanView:
-        async with self._changing(), self.pool.acquire() as conn, conn.transaction():
-            row = await conn.fetchrow(SELECT_PLAN_FOR_UPDATE, plan_id, workshop_id)
+        async with self._tx(conn) as tx:
+            row = await tx.fetchrow(SELECT_PLAN_FOR_UPDATE, plan_id, workshop_id)
             if row is None:
                 raise NotFound("breakout plan not found")
-            await conn.execute(DELETE_ASSIGNMENTS, plan_id)
-            await conn.executemany(UPSERT_ASSIGNMENT, [(plan_id, p, r) for p, r in assignments.items()])
-            return await self._view(conn, row)
+            await tx.execute(DELETE_ASSIGNMENTS, plan_id)
+            await tx.executemany(UPSERT_ASSIGNMENT, [(plan_id, p, r) for p, r in assignments.items()])
+            return await self._view(tx, row)
 
-    async def add_assignments(self, plan_id: uuid.UUID, assignments: Mapping[uuid.UUID, uuid.UUID]) -> None:
-        async with self._changing():
-            await self.pool.executemany(UPSERT_ASSIGNMENT, [(plan_id, p, r) for p, r in assignments.items()])
+    async def add_assignments(
+        self,
+        plan_id: uuid.UUID,
+        assignments: Mapping[uuid.UUID, uuid.UUID],
+        *,
+        conn: asyncpg.Connection | None = None,
+    ) -> None:
+        async with self._tx(conn) as tx:
+            await tx.executemany(UPSERT_ASSIGNMENT, [(plan_id, p, r) for p, r in assignments.items()])
 
-    async def set_assignment(self, plan_id: uuid.UUID, participant_id: uuid.UUID, room_id: uuid.UUID | None) -> None:
-        async with self._changing():
+    async def set_assignment(
+        self,
+        plan_id: uuid.UUID,
+        participant_id: uuid.UUID,
+        room_id: uuid.UUID | None,
+        *,
+        conn: asyncpg.Connection | None = None,
+    ) -> None:
+        async with self._tx(conn) as tx:
             if room_id is None:
-                await self.pool.execute(DELETE_ASSIGNMENT, plan_id, participant_id)
+                await tx.execute(DELETE_ASSIGNMENT, plan_id, participant_id)
             else:
-                await self.pool.execute(UPSERT_ASSIGNMENT, plan_id, participant_id, room_id)
+                await tx.execute(UPSERT_ASSIGNMENT, plan_id, participant_id, room_id)
 
-    async def _transition(self, sql: str, workshop_id: uuid.UUID, plan_id: uuid.UUID, *args: Any) -> PlanView:
-        async with self._changing(), self.pool.acquire() as conn, conn.transaction():
+    async def _transition(
+        self, sql: str, workshop_id: uuid.UUID, plan_id: uuid.UUID, *args: Any, conn: asyncpg.Connection | None
+    ) -> PlanView:
+        async with self._tx(conn) as tx:
             try:
-                row = await conn.fetchrow(sql, plan_id, workshop_id, *args)
+                row = await tx.fetchrow(sql, plan_id, workshop_id, *args)
             except asyncpg.UniqueViolationError as exc:
                 raise Conflict("another breakout plan is already running in this workshop") from exc
             if row is None:
-                current = await conn.fetchrow(SELECT_PLAN, plan_id, workshop_id)
+                current = await tx.fetchrow(SELECT_PLAN, plan_id, workshop_id)
                 if current is None:
                     raise NotFound("breakout plan not found")
                 raise Conflict(f"the plan is {current['state']}")
-            return await self._view(conn, row)
+            return await self._view(tx, row)
 
-    async def open_plan(self, workshop_id: uuid.UUID, plan_id: uuid.UUID, ends_at: datetime | None) -> PlanView:
-        return await self._transition(OPEN_PLAN, workshop_id, plan_id, ends_at)
+    async def open_plan(
+        self,
+        workshop_id: uuid.UUID,
+        plan_id: uuid.UUID,
+        ends_at: datetime | None,
+        *,
+        conn: asyncpg.Connection | None = None,
+    ) -> PlanView:
+        return await self._transition(OPEN_PLAN, workshop_id, plan_id, ends_at, conn=conn)
 
-    async def extend_plan(self, workshop_id: uuid.UUID, plan_id: uuid.UUID, ends_at: datetime) -> PlanView:
-        return await self._transition(EXTEND_PLAN, workshop_id, plan_id, ends_at)
+    async def extend_plan(
+        self, workshop_id: uuid.UUID, plan_id: uuid.UUID, ends_at: datetime, *, conn: asyncpg.Connection | None = None
+    ) -> PlanView:
+        return await self._transition(EXTEND_PLAN, workshop_id, plan_id, ends_at, conn=conn)
 
-    async def start_closing(self, workshop_id: uuid.UUID, plan_id: uuid.UUID, closes_at: datetime) -> PlanView:
-        return await self._transition(CLOSING_PLAN, workshop_id, plan_id, closes_at)
+    async def start_closing(
+        self,
+        workshop_id: uuid.UUID,
+        plan_id: uuid.UUID,
+        closes_at: datetime,
+        *,
+        conn: asyncpg.Connection | None = None,
+    ) -> PlanView:
+        return await self._transition(CLOSING_PLAN, workshop_id, plan_id, closes_at, conn=conn)
 
-    async def close_plan(self, workshop_id: uuid.UUID, plan_id: uuid.UUID) -> PlanView:
-        return await self._transition(CLOSE_PLAN, workshop_id, plan_id)
+    async def close_plan(
+        self, workshop_id: uuid.UUID, plan_id: uuid.UUID, *, conn: asyncpg.Connection | None = None
+    ) -> PlanView:
+        return await self._transition(CLOSE_PLAN, workshop_id, plan_id, conn=conn)
 
-    async def delete_plan(self, workshop_id: uuid.UUID, plan_id: uuid.UUID) -> None:
-        async with self._changing(), self.pool.acquire() as conn, conn.transaction():
-            row = await conn.fetchrow(SELECT_PLAN_FOR_UPDATE, plan_id, workshop_id)
+    async def delete_plan(
+        self, workshop_id: uuid.UUID, plan_id: uuid.UUID, *, conn: asyncpg.Connection | None = None
+    ) -> None:
+        async with self._tx(conn) as tx:
+            row = await tx.fetchrow(SELECT_PLAN_FOR_UPDATE, plan_id, workshop_id)
             if row is None:
                 raise NotFound("breakout plan not found")
             if row["state"] in ("open", "closing"):
                 raise Conflict("close the breakouts before deleting the plan")
-            await conn.execute(DELETE_PLAN_ROOMS, plan_id)
-            await conn.execute(DELETE_PLAN, plan_id, workshop_id)
+            await tx.execute(DELETE_PLAN_ROOMS, plan_id)
+            await tx.execute(DELETE_PLAN, plan_id, workshop_id)
 
     async def people(self, workshop_id: uuid.UUID) -> list[Mapping[str, Any]]:
         return list(await self.pool.fetch(ELIGIBLE_PEOPLE, workshop_id))
-
-    async def record_action(
-        self,
-        workshop_id: uuid.UUID,
-        *,
-        actor_id: uuid.UUID | None,
-        actor_role: str,
-        action: str,
-        details: Mapping[str, Any],
-    ) -> None:
-        """Log a moderator's action. The action has already happened: while the database is away the entry is kept
-        (with its time) and written when it returns, after any kept before it."""
-        row = (workshop_id, actor_id, actor_role, action, json.dumps(details, default=str), datetime.now(UTC))
-        if not self._deferred:
-            try:
-                await self.pool.execute(INSERT_ACTION, *row)
-                return
-            except Exception as exc:
-                if not database_unavailable(exc):
-                    raise
-                log.warning("the database is unavailable; keeping %s for later: %r", action, exc)
-        self._deferred.append(row)
-        self._idle.clear()
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush(), name="moderator-actions-flusher")
-
-    async def _flush(self) -> None:
-        delay = self._retry_first_s
-        while self._deferred:
-            try:
-                await self.pool.execute(INSERT_ACTION, *self._deferred[0])
-            except Exception as exc:
-                if not database_unavailable(exc):
-                    # E.g. the workshop was deleted meanwhile (its log goes with it): skip, keep the rest.
-                    log.warning("dropping a kept moderator action: %r", exc)
-                    self._deferred.popleft()
-                    continue
-                await asyncio.sleep(delay)  # back-off while the database is away
-                delay = min(delay * 2, self._retry_max_s)
-                continue
-            self._deferred.popleft()
-            delay = self._retry_first_s
-        self._idle.set()
-
-    async def flushed(self) -> None:
-        """Wait until every kept action is written (tests, shutdown)."""
-        await self._idle.wait()
-
-    async def close(self, timeout_s: float = 5.0) -> None:
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout_s):
-                await self.flushed()
-        if self._flusher is not None:
-            self._flusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._flusher
-            self._flusher = None

@@ -17,7 +17,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+import asyncpg
+
 from signaling.assignment import Person, Strategy, assign, can_choose, eligible
+from signaling.audit import SYSTEM, Actor
+from signaling.audit_store import AuditLog
 from signaling.breakout_store import BreakoutStore, PlanView
 from signaling.errors import Conflict, InvalidArgument, NotFound, PermissionDenied
 from signaling.protocol import (
@@ -37,15 +41,6 @@ from signaling.service import MODERATOR_ROLES, SignalingService
 log = logging.getLogger(__name__)
 
 AUTO_STRATEGIES = frozenset({"random", "balanced", "country_mixed"})
-
-
-@dataclass(frozen=True)
-class Actor:
-    """Who asks for a breakout operation: a participant (moderator, organiser) or the admin (id None)."""
-
-    id: uuid.UUID | None
-    role: str
-    display_name: str
 
 
 class HomeRooms(Protocol):
@@ -86,8 +81,11 @@ def status_of(view: PlanView, now: datetime) -> BreakoutStatus:
 class BreakoutCoordinator:
     """Runs every workshop's breakouts in this process. Owned by the app's cleanup context."""
 
-    def __init__(self, store: BreakoutStore, service: SignalingService, homes: HomeRooms) -> None:
+    def __init__(
+        self, store: BreakoutStore, service: SignalingService, homes: HomeRooms, *, audit: AuditLog | None = None
+    ) -> None:
         self.store = store
+        self.audit = audit if audit is not None else AuditLog()
         self.service = service
         self.homes = homes
         self._locks: dict[uuid.UUID, asyncio.Lock] = {}
@@ -152,11 +150,11 @@ class BreakoutCoordinator:
             view = await self.store.get_plan(workshop_id, plan_id)
             if view.state != "open":
                 return
-            await self._begin_closing(view, view.row["countdown_s"])
+            await self._begin_closing(view, view.row["countdown_s"], SYSTEM)
 
     async def _on_countdown_end(self, workshop_id: uuid.UUID, plan_id: uuid.UUID) -> None:
         async with self._lock(workshop_id):
-            await self._finish(workshop_id, plan_id)
+            await self._finish(workshop_id, plan_id, SYSTEM, "breakouts.finish")
 
     # Plans ----------------------------------------------------------------------------------------
 
@@ -190,15 +188,27 @@ class BreakoutCoordinator:
             fixed[str(pid)] = self._resolve_room(key, rooms)
         return fixed
 
-    async def create(
-        self, workshop_id: uuid.UUID, spec: PlanSpec, actor: Actor, *, copied_from: uuid.UUID | None = None
+    async def create(self, workshop_id: uuid.UUID, spec: PlanSpec, actor: Actor) -> PlanView:
+        people = await self._people(workshop_id)  # read before the transaction: it holds a connection
+        async with self.store.transaction() as conn:
+            view = await self._create(conn, workshop_id, spec, people)
+            await self._audit(conn, view, actor, "breakouts.create", _plan_facts(view))
+        return view
+
+    async def _create(
+        self,
+        conn: asyncpg.Connection,
+        workshop_id: uuid.UUID,
+        spec: PlanSpec,
+        people: list[Person],
+        *,
+        copied_from: uuid.UUID | None = None,
     ) -> PlanView:
-        people = await self._people(workshop_id)
         names = [{"name": n} for n in spec.room_names]
         fixed = self._fixed(spec.assignments, names, people)
         seed = random.SystemRandom().randrange(2**31)
         placed = assign(spec.strategy, eligible(people, spec.roles), len(spec.room_names), fixed=fixed, seed=seed)
-        view = await self.store.create_plan(
+        return await self.store.create_plan(
             workshop_id,
             name=spec.name,
             strategy=spec.strategy,
@@ -211,9 +221,8 @@ class BreakoutCoordinator:
             capacity=spec.capacity,
             assignments={uuid.UUID(pid): index for pid, index in placed.items()},
             copied_from=copied_from,
+            conn=conn,
         )
-        await self._audit(workshop_id, actor, "breakouts.create", {"plan_id": view.id, "name": spec.name})
-        return view
 
     async def copy(self, workshop_id: uuid.UUID, plan_id: uuid.UUID, name: str | None, actor: Actor) -> PlanView:
         """Reuse a plan (day two): same rooms and assignments, a new draft."""
@@ -231,9 +240,13 @@ class BreakoutCoordinator:
             countdown_s=row["countdown_s"],
             capacity=source.rooms[0]["capacity"] if source.rooms else 50,
         )
-        view = await self.create(workshop_id, spec, actor, copied_from=plan_id)
-        # Keep the source's strategy for what happens at open (late arrivals are placed by it).
-        return await self.store.update_plan(workshop_id, view.id, {"strategy": row["strategy"]})
+        people = await self._people(workshop_id)
+        async with self.store.transaction() as conn:
+            view = await self._create(conn, workshop_id, spec, people, copied_from=plan_id)
+            # Keep the source's strategy for what happens at open (late arrivals are placed by it).
+            view = await self.store.update_plan(workshop_id, view.id, {"strategy": row["strategy"]}, conn=conn)
+            await self._audit(conn, view, actor, "breakouts.copy", {**_plan_facts(view), "copied_from": plan_id})
+        return view
 
     async def update(
         self, workshop_id: uuid.UUID, plan_id: uuid.UUID, changes: dict[str, Any], actor: Actor
@@ -242,20 +255,21 @@ class BreakoutCoordinator:
             view = await self.store.get_plan(workshop_id, plan_id)
             if view.state in ("open", "closing") and set(changes) - {"name", "countdown_s"}:
                 raise Conflict("only the name and the countdown of a running plan can change; use extend")
-            view = await self.store.update_plan(workshop_id, plan_id, changes)
-            if "strategy" in changes and changes["strategy"] in AUTO_STRATEGIES:
-                view = await self._reassign(view)
-            await self._audit(workshop_id, actor, "breakouts.update", {"plan_id": plan_id, "changes": changes})
+            people = await self._people(workshop_id)
+            async with self.store.transaction() as conn:
+                view = await self.store.update_plan(workshop_id, plan_id, changes, conn=conn)
+                if "strategy" in changes and changes["strategy"] in AUTO_STRATEGIES:
+                    view = await self._reassign(view, conn, people)
+                await self._audit(conn, view, actor, "breakouts.update", {"changes": changes})
             return view
 
-    async def _reassign(self, view: PlanView) -> PlanView:
+    async def _reassign(self, view: PlanView, conn: asyncpg.Connection, people: list[Person]) -> PlanView:
         """Run the plan's strategy again over everyone eligible (a new draw)."""
-        people = await self._people(view.workshop_id)
         seed = random.SystemRandom().randrange(2**31)
         placed = assign(view.row["strategy"], eligible(people, view.row["roles"]), len(view.rooms), seed=seed)
         rooms = view.room_ids()
         return await self.store.replace_assignments(
-            view.workshop_id, view.id, {uuid.UUID(pid): rooms[i] for pid, i in placed.items()}
+            view.workshop_id, view.id, {uuid.UUID(pid): rooms[i] for pid, i in placed.items()}, conn=conn
         )
 
     async def put_assignments(
@@ -266,18 +280,20 @@ class BreakoutCoordinator:
             people = await self._people(workshop_id)
             fixed = self._fixed(wanted, view.rooms, people)
             rooms = view.room_ids()
-            view = await self.store.replace_assignments(
-                workshop_id, plan_id, {uuid.UUID(pid): rooms[i] for pid, i in fixed.items()}
-            )
+            placed = {uuid.UUID(pid): rooms[i] for pid, i in fixed.items()}
+            async with self.store.transaction() as conn:
+                view = await self.store.replace_assignments(workshop_id, plan_id, placed, conn=conn)
+                await self._audit(conn, view, actor, "breakouts.assign", {"count": len(placed), "assignments": placed})
             if view.state in ("open", "closing"):
                 await self._apply(view, reason="reassigned")
-            await self._audit(workshop_id, actor, "breakouts.assign", {"plan_id": plan_id, "count": len(fixed)})
             return view
 
     async def delete(self, workshop_id: uuid.UUID, plan_id: uuid.UUID, actor: Actor) -> None:
         async with self._lock(workshop_id):
-            await self.store.delete_plan(workshop_id, plan_id)
-            await self._audit(workshop_id, actor, "breakouts.delete", {"plan_id": plan_id})
+            view = await self.store.get_plan(workshop_id, plan_id)
+            async with self.store.transaction() as conn:
+                await self.store.delete_plan(workshop_id, plan_id, conn=conn)
+                await self._audit(conn, view, actor, "breakouts.delete", {"name": view.row["name"]})
 
     # Running --------------------------------------------------------------------------------------
 
@@ -289,6 +305,7 @@ class BreakoutCoordinator:
             if not view.rooms:
                 raise Conflict("the plan has no rooms")
             row = view.row
+            new: dict[uuid.UUID, uuid.UUID] = {}
             if row["strategy"] in AUTO_STRATEGIES:
                 # People added to the roster since the plan was made are placed now, around the others.
                 people = await self._people(workshop_id)
@@ -299,12 +316,19 @@ class BreakoutCoordinator:
                     row["strategy"], eligible(people, row["roles"]), len(rooms), fixed=fixed, seed=row["seed"]
                 )
                 new = {uuid.UUID(p): rooms[i] for p, i in placed.items() if p not in fixed}
-                if new:
-                    await self.store.add_assignments(plan_id, new)
             duration = duration_s or row["duration_s"]
             ends_at = _now() + timedelta(seconds=duration) if duration else None
-            view = await self.store.open_plan(workshop_id, plan_id, ends_at)
-            await self._audit(workshop_id, actor, "breakouts.open", {"plan_id": plan_id, "ends_at": ends_at})
+            async with self.store.transaction() as conn:
+                if new:
+                    await self.store.add_assignments(plan_id, new, conn=conn)
+                view = await self.store.open_plan(workshop_id, plan_id, ends_at, conn=conn)
+                await self._audit(
+                    conn,
+                    view,
+                    actor,
+                    "breakouts.open",
+                    {"ends_at": ends_at, "duration_s": duration, "placed_at_open": new},
+                )
             status = status_of(view, _now())
             self.service.set_breakout(str(workshop_id), status)
             self.service.send_to_workshop(
@@ -331,8 +355,10 @@ class BreakoutCoordinator:
             if view.state != "open":
                 raise Conflict(f"the plan is {view.state}; only open breakouts can be extended")
             base = view.row["ends_at"] or _now()
-            view = await self.store.extend_plan(workshop_id, plan_id, max(base, _now()) + timedelta(seconds=seconds))
-            await self._audit(workshop_id, actor, "breakouts.extend", {"plan_id": plan_id, "seconds": seconds})
+            ends_at = max(base, _now()) + timedelta(seconds=seconds)
+            async with self.store.transaction() as conn:
+                view = await self.store.extend_plan(workshop_id, plan_id, ends_at, conn=conn)
+                await self._audit(conn, view, actor, "breakouts.extend", {"seconds": seconds, "ends_at": ends_at})
             status = status_of(view, _now())
             self.service.set_breakout(str(workshop_id), status)
             self.service.send_to_workshop(
@@ -351,17 +377,18 @@ class BreakoutCoordinator:
             view = await self.store.get_plan(workshop_id, plan_id)
             if view.state not in ("open", "closing"):
                 raise Conflict(f"the plan is {view.state}")
-            await self._audit(workshop_id, actor, "breakouts.close", {"plan_id": plan_id, "countdown_s": countdown_s})
             seconds = view.row["countdown_s"] if countdown_s is None else countdown_s
             if view.state == "open":
-                return await self._begin_closing(view, seconds)
-            return view
+                return await self._begin_closing(view, seconds, actor)
+            return view  # already counting down: nothing changes
 
-    async def _begin_closing(self, view: PlanView, seconds: int) -> PlanView:
+    async def _begin_closing(self, view: PlanView, seconds: int, actor: Actor) -> PlanView:
         if seconds <= 0:
-            return await self._finish(view.workshop_id, view.id)
+            return await self._finish(view.workshop_id, view.id, actor, "breakouts.close")
         closes_at = _now() + timedelta(seconds=seconds)
-        view = await self.store.start_closing(view.workshop_id, view.id, closes_at)
+        async with self.store.transaction() as conn:
+            view = await self.store.start_closing(view.workshop_id, view.id, closes_at, conn=conn)
+            await self._audit(conn, view, actor, "breakouts.close", {"countdown_s": seconds, "closes_at": closes_at})
         self.service.set_breakout(str(view.workshop_id), status_of(view, _now()))
         self.service.send_to_workshop(
             str(view.workshop_id), BreakoutsClosing(plan_id=str(view.id), seconds=float(seconds), closes_at=closes_at)
@@ -369,9 +396,11 @@ class BreakoutCoordinator:
         self._schedule(view)
         return view
 
-    async def _finish(self, workshop_id: uuid.UUID, plan_id: uuid.UUID) -> PlanView:
+    async def _finish(self, workshop_id: uuid.UUID, plan_id: uuid.UUID, actor: Actor, action: str) -> PlanView:
         """Close the plan and bring everyone in its rooms back to their home room (the plenary)."""
-        view = await self.store.close_plan(workshop_id, plan_id)
+        async with self.store.transaction() as conn:
+            view = await self.store.close_plan(workshop_id, plan_id, conn=conn)
+            await self._audit(conn, view, actor, action, {"countdown_s": 0} if action == "breakouts.close" else {})
         handle = self._timers.pop(workshop_id, None)
         if handle is not None:
             handle.cancel()
@@ -387,7 +416,9 @@ class BreakoutCoordinator:
 
     async def broadcast(self, workshop_id: uuid.UUID, plan_id: uuid.UUID, text: str, actor: Actor) -> PlanView:
         view = await self.store.get_plan(workshop_id, plan_id)
-        await self._audit(workshop_id, actor, "breakouts.broadcast", {"plan_id": plan_id, "text": text})
+        # Nothing in PostgreSQL changes: the entry is written alone, before the message goes out.
+        async with self.store.transaction() as conn:
+            await self._audit(conn, view, actor, "breakouts.broadcast", {"text": text})
         self.service.send_to_workshop(
             str(workshop_id),
             Broadcast(
@@ -410,21 +441,24 @@ class BreakoutCoordinator:
             plan_rooms = {r["id"]: r for r in view.rooms}
             if room_id in plan_rooms:
                 target = room_info(plan_rooms[room_id])
-                await self.store.set_assignment(plan_id, participant_id, room_id)
+                assigned: uuid.UUID | None = room_id
             else:
                 home = await self.homes.home_room(str(workshop_id), str(participant_id))
                 if uuid.UUID(home.id) != room_id:
                     raise InvalidArgument(
                         "room_id must be a room of this plan or the participant's home room (plenary)"
                     )
-                target = home
-                await self.store.set_assignment(plan_id, participant_id, None)
-            await self._audit(
-                workshop_id,
-                actor,
-                "breakouts.move",
-                {"plan_id": plan_id, "participant_id": participant_id, "room_id": room_id},
-            )
+                target, assigned = home, None
+            async with self.store.transaction() as conn:
+                await self.store.set_assignment(plan_id, participant_id, assigned, conn=conn)
+                await self._audit(
+                    conn,
+                    view,
+                    actor,
+                    "breakouts.move",
+                    {"room_id": room_id},
+                    participant_id=participant_id,
+                )
             view = await self.store.get_plan(workshop_id, plan_id)
             member = self.service.members.get(str(participant_id))
             if view.state in ("open", "closing") and member is not None and member.room_id != target.id:
@@ -442,8 +476,7 @@ class BreakoutCoordinator:
             rooms = {str(r["id"]): r for r in view.rooms}
             home = await self.homes.home_room(member.workshop_id, member.id)
             if room_id == home.id:
-                target = home
-                await self.store.set_assignment(view.id, uuid.UUID(member.id), None)
+                target, assigned = home, None
             elif room_id in rooms:
                 if view.row["strategy"] != "self_select" and not is_moderator:
                     raise PermissionDenied("rooms are assigned by the moderators in this plan")
@@ -454,17 +487,51 @@ class BreakoutCoordinator:
                         counts[list(rooms).index(str(rid))] += 1
                 if not is_moderator and not can_choose(counts, index, view.row["self_select_cap"]):
                     raise Conflict("that room is full")
-                target = room_info(rooms[room_id])
-                await self.store.set_assignment(view.id, uuid.UUID(member.id), uuid.UUID(room_id))
+                target, assigned = room_info(rooms[room_id]), uuid.UUID(room_id)
             else:
                 raise NotFound("no such room in the running breakouts")
+            actor = Actor(id=uuid.UUID(member.id), role=member.profile.role, display_name=member.profile.display_name)
+            async with self.store.transaction() as conn:
+                await self.store.set_assignment(view.id, uuid.UUID(member.id), assigned, conn=conn)
+                await self._audit(
+                    conn,
+                    view,
+                    actor,
+                    "breakouts.choose_room",
+                    {"room_id": uuid.UUID(target.id)},
+                    participant_id=member.id,
+                )
             if self.service.members.get(member.id) is member and member.room_id != target.id:
                 self.service.move(member, target, reason="chose_room")
 
-    async def _audit(self, workshop_id: uuid.UUID, actor: Actor, action: str, details: dict[str, Any]) -> None:
-        await self.store.record_action(
-            workshop_id, actor_id=actor.id, actor_role=actor.role, action=action, details=details
+    async def _audit(
+        self,
+        conn: asyncpg.Connection,
+        view: PlanView,
+        actor: Actor,
+        action: str,
+        details: Mapping[str, Any],
+        *,
+        participant_id: uuid.UUID | str | None = None,
+    ) -> None:
+        target: dict[str, Any] = {"plan_id": view.id}
+        if participant_id is not None:
+            target["participant_id"] = participant_id
+        await self.audit.append(
+            conn, workshop_id=view.workshop_id, actor=actor, action=action, target=target, details=details
         )
+
+
+def _plan_facts(view: PlanView) -> dict[str, Any]:
+    row = view.row
+    return {
+        "name": row["name"],
+        "strategy": row["strategy"],
+        "rooms": [{"room_id": r["id"], "name": r["name"]} for r in view.rooms],
+        "assignments": dict(view.assignments),
+        "duration_s": row["duration_s"],
+        "countdown_s": row["countdown_s"],
+    }
 
 
 def _now() -> datetime:

@@ -17,9 +17,10 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from signaling.clock import Clock, SystemClock
+from signaling.audit import Actor, Change
 from signaling.errors import (
     InvalidArgument,
     LimitExceeded,
@@ -201,6 +202,14 @@ class RoomsPort(Protocol):
     async def set_media(self, room: RoomInfo, media: str) -> RoomInfo: ...
 
 
+class AuditTrail(Protocol):
+    """Where a moderator's live action (spotlight, floor, lowering a hand) is recorded before it is applied."""
+
+    async def record(self, change: Change) -> None:
+        """Write the entry; raises (e.g. `Unavailable`) when it cannot, and then the action is not applied."""
+        ...
+
+
 class SignalingStore(Protocol):
     """Records that signalling keeps: attendance (queued, never dropped) and chat (persist, then publish)."""
 
@@ -259,9 +268,11 @@ class SignalingService:
         rooms_port: RoomsPort | None = None,
         telemetry: SignalingTelemetry | None = None,
         clock: Clock | None = None,
+        audit: AuditTrail | None = None,
     ) -> None:
         self.directory = directory
         self.clock: Clock = clock or SystemClock()
+        self.audit = audit
         self.store = store
         self.config = config
         self.telemetry: SignalingTelemetry = telemetry or NoTelemetry()
@@ -734,17 +745,30 @@ class SignalingService:
         self._refresh_may_publish(room)
         return True
 
-    def grant_floor(self, member: Member, message: GrantFloor | RevokeFloor) -> None:
+    async def grant_floor(self, member: Member, message: GrantFloor | RevokeFloor) -> None:
         if member.profile.role not in MODERATOR_ROLES:
             raise PermissionDenied("only moderators may give or take the floor")
+        target = self.members.get(message.peer_id)
+        if target is None or target.hidden or target.workshop_id != member.workshop_id:
+            raise NotFound(f"peer {message.peer_id} is not in this workshop")
+        granted = isinstance(message, GrantFloor)
+        action = "participant.floor_grant" if granted else "participant.floor_revoke"
+        await self._record(member, action, {"participant_id": message.peer_id}, {"room_id": target.room_id})
         by = Sender(id=member.id, display_name=member.profile.display_name)
-        if not self.set_floor(member.workshop_id, message.peer_id, isinstance(message, GrantFloor), by):
+        if not self.set_floor(member.workshop_id, message.peer_id, granted, by):
             raise NotFound(f"peer {message.peer_id} is not in this workshop")
         self._ack(member, message.request_id)
 
+    async def _record(self, member: Member, action: str, target: dict[str, Any], details: dict[str, Any]) -> None:
+        """Record a moderator's live action before applying it (the entry is the only trace it leaves)."""
+        if self.audit is None:
+            return
+        actor = Actor(id=uuid.UUID(member.id), role=member.profile.role, display_name=member.profile.display_name)
+        await self.audit.record(Change(uuid.UUID(member.workshop_id), actor, action, target, details))
+
     # The stage: spotlight and reactions ---------------------------------------------------------
 
-    def spotlight(self, member: Member, message: SpotlightSet) -> None:
+    async def spotlight(self, member: Member, message: SpotlightSet) -> None:
         if member.profile.role not in MODERATOR_ROLES:
             raise PermissionDenied("only moderators may put someone in the spotlight")
         room = self.rooms.get(member.room_id)
@@ -754,6 +778,9 @@ class SignalingService:
         if message.peer_id is not None and (target is None or target.hidden):
             raise NotFound(f"peer {message.peer_id} is not in your room")
         if room.spotlight != message.peer_id:
+            await self._record(member, "stage.spotlight", {"participant_id": message.peer_id}, {"room_id": room.id})
+            if self.rooms.get(room.id) is not room:
+                raise NotFound("your room has closed")
             room.spotlight = message.peer_id
             by = Sender(id=member.id, display_name=member.profile.display_name)
             self.send_to_room(room.id, Spotlight(peer_id=message.peer_id, by=by))
@@ -989,7 +1016,7 @@ class SignalingService:
                         self._tasks.spawn(self.sfu.moderate(member.id, kind, False), "sfu-unmoderate")
         self._ack(member, message.request_id)
 
-    def lower_hand(self, member: Member, message: LowerHand) -> None:
+    async def lower_hand(self, member: Member, message: LowerHand) -> None:
         # Permission first: otherwise not_found vs permission_denied tells anyone who is online elsewhere.
         if message.peer_id != member.id and member.profile.role not in MODERATOR_ROLES:
             raise PermissionDenied("only moderators may lower someone else's hand")
@@ -997,6 +1024,8 @@ class SignalingService:
         if target is None or target.workshop_id != member.workshop_id or target.hidden:
             raise NotFound(f"peer {message.peer_id} is not in this workshop")
         if target.state.hand:
+            if target.id != member.id:
+                await self._record(member, "hand.lower", {"participant_id": target.id}, {"room_id": target.room_id})
             target.state = target.state.model_copy(update={"hand": False})
             self._publish_state(target)
         self._ack(member, message.request_id)

@@ -337,9 +337,9 @@ class Session:
         elif isinstance(message, SubscriptionAnswer):
             await service.subscription_answer(member, message)
         elif isinstance(message, GrantFloor | RevokeFloor):
-            service.grant_floor(member, message)
+            await service.grant_floor(member, message)
         elif isinstance(message, SpotlightSet):
-            service.spotlight(member, message)
+            await service.spotlight(member, message)
         elif isinstance(message, React):
             service.react(member, message)
         elif isinstance(message, Update):
@@ -347,7 +347,7 @@ class Session:
         elif isinstance(message, ChatSend):
             await service.chat(member, message)
         elif isinstance(message, LowerHand):
-            service.lower_hand(member, message)
+            await service.lower_hand(member, message)
         elif isinstance(message, AskHelp):
             service.ask_help(member, message)
         elif isinstance(message, DismissHelp):

@@ -19,8 +19,9 @@ from server.auth import Principal
 from server.http_errors import invalid
 from server.store import PageKey
 from signaling.assignment import Strategy
+from signaling.audit import Actor
 from signaling.breakout_store import PlanView
-from signaling.breakouts import Actor, PlanSpec
+from signaling.breakouts import PlanSpec
 from signaling.errors import InvalidArgument, PermissionDenied
 
 RoomKey = int | Annotated[str, StringConstraints(min_length=1, max_length=200)]

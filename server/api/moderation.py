@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
 from datetime import datetime
@@ -17,16 +16,25 @@ from server.api.breakouts import actor_of
 from server.api.routing import json_model, page_limit, path_uuid, read_body
 from server.api.schemas import Body
 from server.auth import Principal
+from signaling.audit import Actor, Change, chain_of, normalise
+from signaling.audit_store import EntryFilter
 from signaling.errors import InvalidArgument, PermissionDenied
 from signaling.protocol import BreakoutStatus, PeerState, Sender
 from signaling.service import CLOSE_REMOVED
 
 _ACTION_CURSOR = re.compile(r"[0-9]{1,18}")  # a bigint id, in ASCII digits
 
-ACTIONS = """
-SELECT id, actor_id, actor_role, action, details, at FROM moderator_actions
-WHERE workshop_id = $1 AND ($2::bigint IS NULL OR id > $2) ORDER BY id LIMIT $3
-"""
+# What the moderators' action log has always shown, now read from the audit log (docs/records.md): live moderation
+# and breakouts. Each item's `details` is the entry's target and details in one object, as before.
+MODERATOR_ACTION_KINDS = (
+    "breakouts",
+    "participant.mute",
+    "participant.remove",
+    "participant.floor_grant",
+    "participant.floor_revoke",
+    "stage",
+    "hand",
+)
 
 
 class MuteBody(Body):
@@ -59,6 +67,20 @@ async def _may_act_on(request: web.Request, actor_role: str, workshop_id: uuid.U
         raise PermissionDenied("moderators cannot mute or remove the organiser")
 
 
+async def _record(
+    request: web.Request,
+    actor: Actor,
+    *,
+    workshop_id: uuid.UUID,
+    action: str,
+    participant_id: uuid.UUID,
+    details: dict[str, Any],
+) -> None:
+    store = request.app[keys.STORE]
+    change = Change(workshop_id, actor, action, target={"participant_id": participant_id}, details=details)
+    await store.audit.write_alone(store.pool, change)
+
+
 def _participant_path(suffix: str) -> str:
     return f"{PREFIX}/workshops/{{workshop_id}}/participants/{{participant_id}}{suffix}"
 
@@ -78,14 +100,16 @@ async def mute(request: web.Request, who: Principal) -> web.Response:
     body = await read_body(request, MuteBody)
     await _may_act_on(request, actor.role, workshop_id, participant_id)
     sender = Sender(id=str(actor.id) if actor.id else None, display_name=actor.display_name)
-    live = request.app[keys.SIGNALING].request_mute(str(participant_id), body.kind, sender)
-    await request.app[keys.BREAKOUT_STORE].record_action(
-        workshop_id,
-        actor_id=actor.id,
-        actor_role=actor.role,
+    # A live change: recorded first (no mute goes unrecorded; while PostgreSQL is away it is refused), then applied.
+    await _record(
+        request,
+        actor,
+        workshop_id=workshop_id,
         action="participant.mute",
-        details={"participant_id": str(participant_id), "kind": body.kind},
+        participant_id=participant_id,
+        details={"kind": body.kind},
     )
+    live = request.app[keys.SIGNALING].request_mute(str(participant_id), body.kind, sender)
     return json_model(Moderated(participant_id=participant_id, live=live))
 
 
@@ -101,16 +125,11 @@ async def remove(request: web.Request, who: Principal) -> web.Response:
     participant_id = path_uuid(request, "participant_id")
     actor = await actor_of(request, who, workshop_id)
     await _may_act_on(request, actor.role, workshop_id, participant_id)
-    await request.app[keys.STORE].revoke_participant(workshop_id, participant_id)
+    await request.app[keys.STORE].revoke_participant(
+        workshop_id, participant_id, actor=actor, action="participant.remove"
+    )
     live = request.app[keys.SIGNALING].remove_participant(
         str(participant_id), close_code=CLOSE_REMOVED, reason="removed by a moderator"
-    )
-    await request.app[keys.BREAKOUT_STORE].record_action(
-        workshop_id,
-        actor_id=actor.id,
-        actor_role=actor.role,
-        action="participant.remove",
-        details={"participant_id": str(participant_id)},
     )
     return json_model(Moderated(participant_id=participant_id, live=live))
 
@@ -127,14 +146,9 @@ async def _floor(request: web.Request, who: Principal, granted: bool) -> web.Res
     actor = await actor_of(request, who, workshop_id)
     await request.app[keys.STORE].get_participant(workshop_id, participant_id)
     sender = Sender(id=str(actor.id) if actor.id else None, display_name=actor.display_name)
+    action = "participant.floor_grant" if granted else "participant.floor_revoke"
+    await _record(request, actor, workshop_id=workshop_id, action=action, participant_id=participant_id, details={})
     live = request.app[keys.SIGNALING].set_floor(str(workshop_id), str(participant_id), granted, sender)
-    await request.app[keys.BREAKOUT_STORE].record_action(
-        workshop_id,
-        actor_id=actor.id,
-        actor_role=actor.role,
-        action="participant.floor_grant" if granted else "participant.floor_revoke",
-        details={"participant_id": str(participant_id)},
-    )
     return json_model(FloorOut(participant_id=participant_id, granted=granted, live=live))
 
 
@@ -178,17 +192,25 @@ async def moderator_actions(request: web.Request, who: Principal) -> web.Respons
             "cursor is not valid", details=[{"field": "cursor", "message": "not a cursor from this API"}]
         )
     after = int(cursor) if cursor else None
-    rows = await request.app[keys.POOL].fetch(ACTIONS, workshop_id, after, limit + 1)
+    store = request.app[keys.STORE]
+    entries = await store.audit.page(
+        store.pool,
+        chain_of(workshop_id),
+        after_id=after,
+        limit=limit + 1,
+        where=EntryFilter(kinds=MODERATOR_ACTION_KINDS),
+    )
+    rows = entries
     items = [
         ModeratorAction(
-            id=r["id"],
-            actor_id=r["actor_id"],
-            actor_role=r["actor_role"],
-            action=r["action"],
-            details=json.loads(r["details"]),
-            at=r["at"],
+            id=e.id,
+            actor_id=e.actor.id,
+            actor_role=e.actor.role,
+            action=e.action,
+            details={**normalise(e.target), **normalise(e.details)},
+            at=e.at,
         )
-        for r in rows[:limit]
+        for e in entries[:limit]
     ]
     next_cursor = str(items[-1].id) if len(rows) > limit and items else None
     return json_model(ModeratorActionPage(items=items, next_cursor=next_cursor))

@@ -22,10 +22,11 @@ from server.api.schemas import (
     ParticipantCreate,
     ParticipantPatch,
 )
-from server.api.workshops import require_member
+from server.api.workshops import actor_for, require_member
 from server.auth import Principal
 from server.directory import profile_of
 from server.http_errors import validation_details
+from signaling.audit import Change
 from signaling.errors import Conflict, InvalidArgument, PermissionDenied
 from signaling.service import CLOSE_REMOVED, CLOSE_UNAUTHENTICATED
 
@@ -80,7 +81,7 @@ async def create_participant(request: web.Request, who: Principal) -> web.Respon
     workshop = await store.get_workshop(workshop_id)
     await _check_room(store, workshop_id, body.room_id)
     try:
-        (row,) = await store.create_participants(workshop_id, [body.model_dump()])
+        (row,) = await store.create_participants(workshop_id, [body.model_dump()], actor=await actor_for(request, who))
     except Conflict as exc:
         raise _email_taken() from exc
     return json_model(_present(request, row, workshop, with_token=True), status=201)
@@ -154,7 +155,7 @@ async def patch_participant(request: web.Request, who: Principal) -> web.Respons
     workshop = await store.get_workshop(workshop_id)
     await _check_room(store, workshop_id, changes.get("room_id"))
     try:
-        row = await store.update_participant(workshop_id, participant_id, changes)
+        row = await store.update_participant(workshop_id, participant_id, changes, actor=await actor_for(request, who))
     except Conflict as exc:
         raise _email_taken() from exc
     request.app[keys.SIGNALING].participant_changed(str(row["id"]), profile_of(row))
@@ -172,7 +173,7 @@ async def delete_participant(request: web.Request, who: Principal) -> web.Respon
     workshop_id = path_uuid(request, "workshop_id")
     participant_id = path_uuid(request, "participant_id")
     _require_manager(who, workshop_id)
-    await request.app[keys.STORE].delete_participant(workshop_id, participant_id)
+    await request.app[keys.STORE].delete_participant(workshop_id, participant_id, actor=await actor_for(request, who))
     request.app[keys.SIGNALING].remove_participant(
         str(participant_id), close_code=CLOSE_REMOVED, reason="removed from the workshop"
     )
@@ -194,6 +195,17 @@ async def mint_token(request: web.Request, who: Principal) -> web.Response:
     workshop = await store.get_workshop(workshop_id)
     row = await store.get_participant(workshop_id, participant_id)
     issued = request.app[keys.ISSUER].issue(row, workshop_ends_at=workshop["ends_at"])
+    # A credential handed out: recorded before it leaves the server (the token itself is not kept).
+    await store.audit.write_alone(
+        store.pool,
+        Change(
+            workshop_id=workshop_id,
+            actor=await actor_for(request, who),
+            action="participant.token_mint",
+            target={"participant_id": participant_id},
+            details={"expires_at": issued.expires_at, "token_generation": row["token_generation"]},
+        ),
+    )
     return json_model(JoinToken(join_token=issued.token, join_url=issued.url, expires_at=issued.expires_at))
 
 
@@ -209,7 +221,7 @@ async def revoke_tokens(request: web.Request, who: Principal) -> web.Response:
     participant_id = path_uuid(request, "participant_id")
     _require_manager(who, workshop_id)
     store = request.app[keys.STORE]
-    row = await store.revoke_participant(workshop_id, participant_id)
+    row = await store.revoke_participant(workshop_id, participant_id, actor=await actor_for(request, who))
     request.app[keys.SIGNALING].remove_participant(
         str(participant_id), close_code=CLOSE_UNAUTHENTICATED, reason="token revoked"
     )
@@ -309,7 +321,9 @@ async def import_participants(request: web.Request, who: Principal) -> web.Respo
         errors.sort(key=lambda e: e.get(where, 0))
         raise InvalidArgument(f"{len(errors)} problem(s) in the roster; nothing was imported", details=errors)
     try:
-        created = await store.create_participants(workshop_id, valid)
+        created = await store.create_participants(
+            workshop_id, valid, actor=await actor_for(request, who), imported=True
+        )
     except Conflict as exc:
         raise Conflict("a participant with one of these e-mail addresses already exists; nothing was imported") from exc
     people = [_present(request, row, workshop, with_token=True) for row in created]

@@ -20,9 +20,10 @@ from server.api import API, PREFIX
 from server.api.paging import decode_cursor, encode_cursor
 from server.api.routing import json_model, page_limit, path_uuid, read_body
 from server.api.schemas import Body, Time
-from server.api.workshops import require_member
+from server.api.workshops import actor_for, require_member
 from server.auth import Principal, bearer_token
 from server.store import PageKey
+from signaling.audit import ADMIN, Actor, Change
 from signaling.errors import InvalidArgument, NotFound, PermissionDenied, Unauthenticated
 from signaling.rooms import room_info
 
@@ -190,7 +191,10 @@ async def start_recording(request: web.Request, who: Principal) -> web.Response:
     workshop = await store.get_workshop(room["workshop_id"])
     from recordings.service import Starter
 
-    starter = Starter(id=who.participant_id, role="admin" if who.is_admin else str(who.role))
+    actor = await actor_for(request, who)
+    starter = Starter(
+        id=who.participant_id, role="admin" if who.is_admin else str(who.role), display_name=actor.display_name
+    )
     row = await request.app[keys.RECORDINGS].start(room_info(room), workshop["recording_consent"], starter)
     return json_model(await _present(request, row, who, detail=False), status=201)
 
@@ -206,7 +210,7 @@ async def start_recording(request: web.Request, who: Principal) -> web.Response:
 async def stop_recording(request: web.Request, who: Principal) -> web.Response:
     recording_id = path_uuid(request, "recording_id")
     row = await _load_for_moderator(request, who, recording_id, "stop a recording")
-    row = await request.app[keys.RECORDINGS].stop(recording_id)
+    row = await request.app[keys.RECORDINGS].stop(recording_id, actor=await actor_for(request, who))
     return json_model(await _present(request, row, who, detail=True))
 
 
@@ -298,7 +302,9 @@ async def get_recording(request: web.Request, who: Principal) -> web.Response:
 async def delete_recording(request: web.Request, who: Principal) -> web.Response:
     recording_id = path_uuid(request, "recording_id")
     await _load_for_moderator(request, who, recording_id, "delete recordings")
-    await request.app[keys.RECORDINGS].delete(recording_id, by=_principal_name(who))
+    await request.app[keys.RECORDINGS].delete(
+        recording_id, by=_principal_name(who), actor=await actor_for(request, who)
+    )
     return web.Response(status=204)
 
 
@@ -315,7 +321,15 @@ async def grant(request: web.Request, who: Principal) -> web.Response:
     row = await _load_for_moderator(request, who, recording_id, "grant access")
     body = await read_body(request, GrantBody)
     await request.app[keys.STORE].get_participant(row["workshop_id"], body.participant_id)
-    await request.app[keys.RECORDING_STORE].grant(recording_id, body.participant_id, _principal_name(who))
+    change = Change(
+        row["workshop_id"],
+        await actor_for(request, who),
+        "recording.grant",
+        target={"recording_id": recording_id, "participant_id": body.participant_id},
+    )
+    await request.app[keys.RECORDING_STORE].grant(
+        recording_id, body.participant_id, _principal_name(who), change=change
+    )
     return web.Response(status=204)
 
 
@@ -364,13 +378,22 @@ async def track_file(request: web.Request) -> web.StreamResponse:
     stale_range = _stale_if_range(request, path)
     if stale_range:
         range_header = None
+    status = 206 if range_header else 200
+    change = Change(
+        row["workshop_id"],
+        await _downloader(request, principal),
+        "recording.download",
+        target={"recording_id": recording_id, "track_id": track_id, "participant_id": track["participant_id"]},
+        details={"via": via, "range": range_header, "status": status},
+    )
     await app[keys.RECORDING_STORE].log_download(
         recording_id,
         track_id,
         principal=principal,
         via=via,
         range_header=range_header,
-        status=206 if range_header else 200,
+        status=status,
+        change=change,
     )
     content_type = "video/webm" if track["kind"] == "video" else "audio/webm"
     headers = {
@@ -381,6 +404,17 @@ async def track_file(request: web.Request) -> web.StreamResponse:
     if stale_range:
         return await _whole_file(request, path, headers)
     return web.FileResponse(path, headers=headers)
+
+
+async def _downloader(request: web.Request, principal: str) -> Actor:
+    """Who downloads, as the audit log records it (a signed URL names the principal it was made for)."""
+    if principal == "admin":
+        return ADMIN
+    person_id = uuid.UUID(principal)
+    row = await request.app[keys.STORE].find_participant(person_id)
+    if row is None:
+        return Actor(id=person_id, role="participant")
+    return Actor(id=person_id, role=row["role"], display_name=row["display_name"])
 
 
 def _etag(path: Path) -> str:

@@ -130,6 +130,13 @@ class WorkshopCreate(Body):
         "explicit",
         description="explicit: a participant is recorded only after saying yes; assumed: unless no.",
     )
+    records_retention_days: int | None = Field(
+        None,
+        ge=1,
+        le=36500,
+        description="Days after ends_at that attendance, chat and the audit log's personal content are kept; "
+        "null: the server's default (ROUNDTABLE_RECORDS_RETENTION_DAYS).",
+    )
     plenary_capacity: int | None = Field(None, ge=1, le=10_000)
 
     # A field validator (not a model validator) so that the error names `ends_at`, as PATCH does.
@@ -148,6 +155,13 @@ class WorkshopPatch(Body):
     ends_at: Time | None = None
     status: WorkshopStatus | None = None
     recording_consent: ConsentMode | None = None
+    records_retention_days: int | None = Field(
+        None,
+        ge=1,
+        le=36500,
+        description="Days after ends_at that attendance, chat and the audit log's personal content are kept; "
+        "null: the server's default (ROUNDTABLE_RECORDS_RETENTION_DAYS).",
+    )
 
     @field_validator("ends_at")
     @classmethod
@@ -165,6 +179,7 @@ class Workshop(BaseModel):
     ends_at: datetime
     status: WorkshopStatus
     recording_consent: ConsentMode
+    records_retention_days: int | None = None
     plenary_room_id: uuid.UUID
     created_at: datetime
     updated_at: datetime

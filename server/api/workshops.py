@@ -13,6 +13,7 @@ from server.api.paging import page_of, page_request
 from server.api.routing import json_model, path_uuid, read_body
 from server.api.schemas import Page, Room, RoomCreate, RoomPatch, Workshop, WorkshopCreate, WorkshopPatch
 from server.auth import Principal
+from signaling.audit import ADMIN, Actor
 from signaling.errors import InvalidArgument, NotFound, PermissionDenied
 from signaling.rooms import room_info
 
@@ -29,6 +30,14 @@ def require_member(who: Principal, workshop_id: Any) -> None:
     """Another workshop's objects do not exist for this caller."""
     if not who.member_of(workshop_id):
         raise NotFound("workshop not found")
+
+
+async def actor_for(request: web.Request, who: Principal) -> Actor:
+    """The caller as the audit log records it: the admin, or a participant with its role and name now."""
+    if who.is_admin or who.participant_id is None or who.workshop_id is None:
+        return ADMIN
+    row = await request.app[keys.STORE].get_participant(who.workshop_id, who.participant_id)
+    return Actor(id=who.participant_id, role=row["role"], display_name=row["display_name"])
 
 
 @API.route(
@@ -51,6 +60,7 @@ async def create_workshop(request: web.Request, who: Principal) -> web.Response:
         data,
         plenary_capacity=body.plenary_capacity or settings.plenary_capacity,
         plenary_media="sfu" if keys.SFU in request.app else "mesh",
+        actor=ADMIN,
     )
     return json_model(workshop_out(row), status=201)
 
@@ -109,7 +119,8 @@ async def patch_workshop(request: web.Request, who: Principal) -> web.Response:
         # Name the field the caller sent: moving only starts_at past the end is a starts_at error.
         field, message = ("ends_at", "before starts_at") if "ends_at" in changes else ("starts_at", "after ends_at")
         raise InvalidArgument("ends_at must be after starts_at", details=[{"field": field, "message": message}])
-    return json_model(workshop_out(await store.update_workshop(workshop_id, changes)))
+    row = await store.update_workshop(workshop_id, changes, actor=await actor_for(request, who))
+    return json_model(workshop_out(row))
 
 
 @API.route(
@@ -128,8 +139,8 @@ async def delete_workshop(request: web.Request, who: Principal) -> web.Response:
     await store.get_workshop(workshop_id)
     # Recordings first: live ones are finished, then every file goes with the workshop's rows.
     recordings = request.app[keys.RECORDINGS]
-    recording_ids = await recordings.stop_workshop(workshop_id)
-    await store.delete_workshop(workshop_id)
+    recording_ids = await recordings.stop_workshop(workshop_id, actor=ADMIN)
+    await store.delete_workshop(workshop_id, actor=ADMIN)
     request.app[keys.SIGNALING].close_workshop(str(workshop_id))
     await recordings.delete_files(recording_ids)
     return web.Response(status=204)
@@ -191,6 +202,7 @@ async def create_room(request: web.Request, who: Principal) -> web.Response:
         capacity=body.capacity or request.app[keys.SETTINGS].breakout_capacity,
         media=body.media,
         publishing=body.publishing,
+        actor=await actor_for(request, who),
     )
     return json_model(room_out(row), status=201)
 
@@ -228,7 +240,7 @@ async def patch_room(request: web.Request, who: Principal) -> web.Response:
         if value is None:
             raise InvalidArgument(f"{name} cannot be null", details=[{"field": name, "message": "not nullable"}])
     require_sfu_for(request, changes.get("media"))
-    row = await request.app[keys.STORE].update_room(workshop_id, room_id, changes)
+    row = await request.app[keys.STORE].update_room(workshop_id, room_id, changes, actor=await actor_for(request, who))
     request.app[keys.SIGNALING].room_changed(room_info(row))
     return json_model(room_out(row))
 
@@ -246,7 +258,7 @@ async def delete_room(request: web.Request, who: Principal) -> web.Response:
     room_id = path_uuid(request, "room_id")
     require_moderator(who, workshop_id)
     store = request.app[keys.STORE]
-    await store.delete_room(workshop_id, room_id)
+    await store.delete_room(workshop_id, room_id, actor=await actor_for(request, who))
     # Whoever is in the room now goes home (the plenary), as when breakouts close.
     signaling = request.app[keys.SIGNALING]
     live = signaling.rooms.get(str(room_id))

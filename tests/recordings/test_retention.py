@@ -12,6 +12,8 @@ from aiohttp.test_utils import TestClient
 
 from recordings.storage import Storage
 from server import keys
+from signaling.audit import ADMIN as ADMIN_ACTOR
+from signaling.audit import Change
 from signaling.errors import NotFound
 from tests.helpers import ADMIN, add_participant, create_workshop
 
@@ -29,6 +31,7 @@ async def _finished_recording(client: TestClient[Any, Any], started_days_ago: in
         consent_mode="explicit",
         started_by=None,
         started_by_role="admin",
+        change=Change(uuid.UUID(workshop["id"]), ADMIN_ACTOR, "recording.start"),
     )
     track_id = uuid.uuid4()
     key = storage.key_for(row["id"], track_id)

@@ -197,6 +197,13 @@ ROUTES = [
         MANAGERS,
         200,
     ),
+    # The audit log: the admin and the organiser; not moderators, whose actions it records.
+    Route("list_audit", "GET", lambda w: f"{ws(w)}/audit", MANAGERS, 200),
+    Route("export_audit", "GET", lambda w: f"{ws(w)}/audit.jsonl", MANAGERS, 200),
+    Route("verify_audit", "GET", lambda w: f"{ws(w)}/audit/verify", MANAGERS, 200),
+    Route("workshop_anchor", "GET", lambda w: f"{ws(w)}/audit/anchor", MANAGERS, 200),
+    Route("list_anchors", "GET", lambda w: "/api/v1/audit/anchors", frozenset({"admin"}), 200, workshop_scoped=False),
+    Route("create_anchor", "POST", lambda w: "/api/v1/audit/anchors", frozenset({"admin"}), 201, workshop_scoped=False),
     Route("openapi", "GET", lambda w: "/api/v1/openapi.json", EVERYONE, 200, workshop_scoped=False),
     Route("healthz", "GET", lambda w: "/healthz", EVERYONE, 200, workshop_scoped=False),
     Route("readyz", "GET", lambda w: "/readyz", EVERYONE, 200, workshop_scoped=False),
@@ -296,11 +303,12 @@ async def test_route_answers_every_caller_as_the_rules_say(client: Client, route
 # The resources this matrix answers for (any method on them, the floor and live presence included); breakouts,
 # moderation (mute, remove) and recordings have their own tests.
 COVERED = re.compile(
-    r"^(/healthz|/readyz|/api/v1/openapi\.json|/api/v1/workshops(/\{workshop_id\}("
+    r"^(/healthz|/readyz|/api/v1/openapi\.json|/api/v1/audit/anchors|/api/v1/workshops(/\{workshop_id\}("
     r"/participants(/import|/\{participant_id\}(/token|/revoke|/floor)?)?"
     r"|/rooms(/\{room_id\})?"
     r"|/presence"
     r"|/attendance(\.csv)?|/certificates(/\{participant_id\}/pdf)?"
+    r"|/audit(\.jsonl|/verify|/anchor)?"
     r")?)?|/api/v1/recordings/\{recording_id\}/consent-evidence(\.pdf)?|/verify/\{code\})$"
 )
 
