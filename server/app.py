@@ -132,6 +132,13 @@ async def _sfu(app: web.Application) -> AsyncIterator[None]:
             log.warning("no SFU: %s; every room runs as a mesh", exc)
             ice_address = None
         found = await asyncio.to_thread(find_or_install, "janus", ("janus",), allow_install=settings.sfu_install)
+        if found.path is not None:
+            # Recordings of sfu rooms are converted by janus-pp-rec, which Debian ships apart (janus-tools).
+            tools = await asyncio.to_thread(
+                find_or_install, "janus-pp-rec", ("janus-tools",), allow_install=settings.sfu_install
+            )
+            if tools.path is None:
+                log.warning("sfu recordings cannot be converted: %s", tools.why_not)
         if ice_address is not None and found.path is None:
             log.warning("no SFU: %s; every room runs as a mesh (large rooms need it: see docs/sfu.md)", found.why_not)
         if ice_address is not None and found.path is not None:
@@ -183,7 +190,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
             await import_legacy_actions(pool, app[keys.AUDIT])
             app[keys.POOL] = pool
             app[keys.STORE] = Store(pool, audit=app[keys.AUDIT])
-            app[keys.RECORDS] = RecordsStore(pool)
+            app[keys.RECORDS] = RecordsStore(pool, audit=app[keys.AUDIT])
             yield
         finally:
             await pool.close()

@@ -12,6 +12,8 @@ from typing import Any
 import asyncpg
 
 from server.attendance import Person, Visit
+from signaling.audit import Actor
+from signaling.audit_store import AuditLog
 from signaling.errors import NotFound
 
 # Certificate codes: 20 characters of the RFC 4648 base32 alphabet, 100 bits from the OS's CSPRNG.
@@ -77,7 +79,8 @@ class CertificateDraft:
 
 
 class RecordsStore:
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, *, audit: AuditLog) -> None:
+        self.audit = audit
         self.pool = pool
 
     # Attendance
@@ -131,9 +134,10 @@ class RecordsStore:
         min_share: float,
         issued_at: datetime,
         issued_by: str,
+        actor: Actor,
     ) -> list[asyncpg.Record]:
         """Issue one certificate to each draft's person who has none yet for this workshop, in one transaction
-        (all or none). Returns the new ones; a person who already has one keeps it, as it stands."""
+        (all or none) with its audit entry. Returns the new ones; who already has one keeps it, as it stands."""
         issued = []
         async with self.pool.acquire() as conn, conn.transaction():
             for d in drafts:
@@ -156,6 +160,18 @@ class RecordsStore:
                 )
                 if row is not None:
                     issued.append(row)
+            await self.audit.append(
+                conn,
+                workshop_id=workshop["id"],
+                actor=actor,
+                action="certificates.issue",
+                target={"workshop_id": str(workshop["id"])},
+                details={
+                    # A share as a whole percentage: the canonical encoding of an entry holds no floats.
+                    "min_share_percent": round(min_share * 100),
+                    "issued": [str(r["participant_id"]) for r in issued],
+                },
+            )
         return issued
 
     async def certificates(self, workshop_id: uuid.UUID) -> list[asyncpg.Record]:

@@ -22,7 +22,7 @@ from server import keys
 from server.api import API, PREFIX
 from server.api.routing import json_model, path_uuid, read_body
 from server.api.schemas import Body
-from server.api.workshops import require_member
+from server.api.workshops import actor_for, require_member
 from server.attendance import MAX_TIMELINE_POINTS, Report, build_report, timeline_points
 from server.auth import Principal
 from server.pdf import certificate_pdf, consent_pdf, group_code, workshop_dates
@@ -642,6 +642,7 @@ async def issue_certificates(request: web.Request, who: Principal) -> web.Respon
         min_share=body.min_share,
         issued_at=now,
         issued_by="admin" if who.is_admin else str(who.participant_id),
+        actor=await actor_for(request, who),
     )
     new = {r["participant_id"] for r in issued}
     result = IssuedCertificates(

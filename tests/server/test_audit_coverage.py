@@ -373,6 +373,15 @@ SCENARIOS = [
         setup=(ready_recording,),
         target=lambda w: {"recording_id": w.recording["id"], "participant_id": w.target["id"]},
     ),
+    Scenario(
+        "POST",
+        WP + "/certificates",
+        "certificates.issue",
+        lambda w: f"{w.w}/certificates",
+        status=201,
+        json={"min_share": 0.5},
+        target=lambda w: {"workshop_id": w.workshop["id"]},
+    ),
     # A GET that changes state: every download is logged, and so recorded.
     Scenario(
         "GET",

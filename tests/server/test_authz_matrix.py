@@ -19,6 +19,8 @@ from aiohttp.test_utils import TestClient
 
 from server import keys
 from server.auth import TokenSigner
+from signaling.audit import ADMIN as ADMIN_ACTOR
+from signaling.audit import Change
 from tests.conftest import SECRET_KEY
 from tests.helpers import ADMIN, WORKSHOP, add_participant, bearer, create_workshop
 
@@ -88,6 +90,7 @@ async def build_world(client: Client) -> World:
         consent_mode="explicit",
         started_by=None,
         started_by_role="admin",
+        change=Change(uuid.UUID(workshop["id"]), ADMIN_ACTOR, "recording.start"),
     )
     await recordings.transition(row["id"], "starting", "failed", reason="matrix")
     return World(workshop, other_workshop, members, target, room, headers, recording={"id": str(row["id"])})
