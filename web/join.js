@@ -1105,7 +1105,10 @@ function resubscribeSoon() {
 }
 
 /** The layer of a feed's video to receive: null unless its tile is on screen (and the tab in front). */
+let wantEverything = false; // the benchmark's "subscribe to everything" (window.roundtable.wantEverything)
+
 function videoForFeed(feed) {
+  if (wantEverything) return "high";
   if (document.hidden) return null;
   const id = feed.source === "screen" ? `screen:${feed.feed_id}` : feed.peer_id;
   const tile = tiles.get(id);
@@ -1929,6 +1932,13 @@ window.roundtable = {
   setPageSize: (n) => {
     view.pageSize = n;
     renderTiles();
+  },
+  /** The benchmark's baseline (bench/stage_view.py): ask for every feed's video at the high layer, past the client's
+   * own cap (the server still clamps it); false: back to what is shown. */
+  wantEverything: (on) => {
+    wantEverything = Boolean(on);
+    if (sfu) sfu.uncapped = wantEverything;
+    resubscribeSoon();
   },
   /** What the subscriber connection asked the SFU for and what it receives, per feed and kind. */
   subscription: () => (sfu ? sfu.subscriptionInfo() : null),

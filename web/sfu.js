@@ -65,6 +65,7 @@ export class SfuSession {
    */
   constructor({ send, selfId, tracksFor, onFeedMedia, onChange, onRefused, videoFor = () => "high" }) {
     Object.assign(this, { send, selfId, tracksFor, onFeedMedia, onChange, onRefused, videoFor });
+    this.uncapped = false; // the benchmark's "subscribe to everything": no client-side cap (the server still caps)
     this.iceServers = [];
     this.queue = Promise.resolve();
     this.active = false; // in an sfu room with the SFU up
@@ -357,7 +358,7 @@ export class SfuSession {
     const ranked = [...feeds].filter((f) => layer.get(f.feed_id)).sort((a, b) => (b.source === "screen") - (a.source === "screen"));
     let high = 0;
     let other = 0;
-    for (const f of ranked) {
+    for (const f of this.uncapped ? [] : ranked) {
       if (layer.get(f.feed_id) === "high" && high < MAX_HIGH_VIDEOS) high += 1;
       else if (other < MAX_OTHER_VIDEOS) {
         other += 1;
