@@ -133,7 +133,7 @@ class SfuRoom:
 def cap_videos(wanted: list[WantedFeed], counts: Callable[[WantedFeed], bool]) -> tuple[list[WantedFeed], bool]:
     """The subscription the server serves for `wanted`, and whether it is less than what was asked.
 
-    In the order of the list, over the feeds that `counts` (live and not one's own): the first `high` video keeps its
+    In the order of the list, over the feeds that `counts` (live, not one's own, with video): the first `high` keeps its
     layer and a later one is served `medium`; video beyond MAX_OTHER_VIDEOS feeds at `low`/`medium` is left out (the
     feed's audio stays). A client that stays within the caps gets exactly what it asked for."""
     high = other = 0
@@ -623,15 +623,19 @@ class SfuBridge:
         async with member.lock:
             target: dict[tuple[str, str], str] = {}
 
-            def counts(want: WantedFeed) -> bool:
+            def servable(want: WantedFeed) -> Feed | None:
                 feed = room.feeds.get(want.feed_id)
-                return feed is not None and feed.live and feed.info.peer_id != member_id
+                return feed if feed is not None and feed.live and feed.info.peer_id != member_id else None
 
-            wanted, limited = cap_videos(wanted, counts)
+            def has_video(want: WantedFeed) -> bool:
+                feed = servable(want)
+                return feed is not None and "video" in feed.mids
+
+            wanted, limited = cap_videos(wanted, has_video)
             layers = {w.feed_id: SUBSTREAMS[w.quality] for w in wanted if w.video}
             for want in wanted:
-                feed = room.feeds.get(want.feed_id)
-                if feed is None or not counts(want):
+                feed = servable(want)
+                if feed is None:
                     continue  # gone meanwhile, never there, or one's own: skipped, the streams list tells
                 for kind, mid in feed.mids.items():
                     if (kind == "audio" and want.audio) or (kind == "video" and want.video):
