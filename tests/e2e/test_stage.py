@@ -162,20 +162,38 @@ _CONTROLS_CLEAR = """
 })
 """
 
-# getDisplayMedia gives a 16:9 canvas that changes a few times a second (a fake screen, cheap to encode).
+# getDisplayMedia gives a 16:9 canvas: a slide with a title, text and a bar that moves a few times a second (a fake
+# screen, cheap to encode; the text shows in the screenshots whether slides are readable).
 _CANVAS_SCREEN = """
 (() => {
   navigator.mediaDevices.getDisplayMedia = async () => {
     const canvas = document.createElement("canvas");
-    canvas.width = 320;
-    canvas.height = 180;
+    canvas.width = 1280;
+    canvas.height = 720;
     const ctx = canvas.getContext("2d");
     let n = 0;
     const draw = () => {
-      ctx.fillStyle = "#f0f0f0";
-      ctx.fillRect(0, 0, 320, 180);
+      ctx.fillStyle = "#fbfbf8";
+      ctx.fillRect(0, 0, 1280, 720);
+      ctx.fillStyle = "#1c3f78";
+      ctx.fillRect(0, 0, 1280, 110);
+      ctx.fillStyle = "#ffffff";
+      ctx.font = "bold 54px sans-serif";
+      ctx.fillText("Rivers without borders: 2027 work plan", 60, 75);
+      ctx.fillStyle = "#222222";
+      ctx.font = "34px sans-serif";
+      const lines = [
+        "1. Shared flood warnings across the basin (12 countries)",
+        "2. One data format for gauges, from March",
+        "3. Joint field visits: two per quarter",
+        "4. Budget: 1.4 M EUR, 38 % from members",
+      ];
+      lines.forEach((line, i) => ctx.fillText(line, 80, 210 + i * 80));
       ctx.fillStyle = "#1c64d8";
-      ctx.fillRect((n++ * 7) % 300, 60, 20, 60);
+      ctx.fillRect(80 + ((n++ * 23) % 1080), 600, 120, 24);
+      ctx.fillStyle = "#666666";
+      ctx.font = "24px sans-serif";
+      ctx.fillText("Delegation of Portugal", 80, 690);
     };
     draw();
     setInterval(draw, 200);
@@ -390,6 +408,10 @@ async def test_a_shared_screen_goes_on_the_stage_and_a_spotlight_moves_everyone(
         await expect(page.locator("#sidepanel")).to_be_hidden()
         await expect(page.get_by_role("button", name="Show panel")).to_be_in_viewport()
     await wait_tiles_show_pictures(page_b, [screen_tile, ana["id"], "self", mia["id"]])
+    # The screen's caption stays off the slide until the pointer is over it.
+    await page_b.mouse.move(5, 5)
+    caption = page_b.locator(".stage-main .tile-screen .tile-caption")
+    await expect(caption).to_have_css("opacity", "0")
     shot = browser.output_dir / "stage-screen-1280.png"
     await page_b.screenshot(path=str(shot))
     save_screenshot(shot, "screenshot-stage.png")
@@ -414,6 +436,7 @@ async def test_a_shared_screen_goes_on_the_stage_and_a_spotlight_moves_everyone(
     await expect(page_b.get_by_role("button", name="Show panel")).to_be_in_viewport()
     assert await page_b.evaluate(_CONTROLS_CLEAR), "something covers the controls"
     await wait_tiles_show_pictures(page_b, [screen_tile, ana["id"]])
+    await page_b.mouse.move(5, 5)
     shot = browser.output_dir / "stage-screen-phone.png"
     await page_b.screenshot(path=str(shot))
     save_screenshot(shot, "screenshot-stage-phone.png")
