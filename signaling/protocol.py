@@ -131,15 +131,16 @@ class Unpublish(ClientMessage):
     feed_id: str = Field(min_length=1, max_length=100)
 
 
+Quality = Literal["low", "medium", "high"]  # a simulcast layer: Janus substream 0, 1, 2
+
+
 class WantedFeed(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     feed_id: str = Field(min_length=1, max_length=100)
     audio: bool = True
     video: bool = True
-    quality: Literal["low", "medium", "high"] = Field(
-        "high", description="The simulcast layer to receive (ignored for feeds without layers)."
-    )
+    quality: Quality = Field("high", description="The simulcast layer to receive (ignored for feeds without layers).")
 
 
 class Subscribe(ClientMessage):
@@ -374,6 +375,9 @@ class SubscribedStream(BaseModel):
     mid: str
     feed_id: str
     kind: Literal["audio", "video"]
+    quality: Quality | None = Field(
+        None, description="Video: the simulcast layer served (the one asked for, or less past the per-viewer cap)."
+    )
 
 
 class Subscription(ServerMessage):
@@ -385,6 +389,9 @@ class Subscription(ServerMessage):
     type: Literal["subscription"] = "subscription"
     sdp: str | None
     streams: list[SubscribedStream]
+    limited: bool = Field(
+        False, description="The subscribe asked for more video than one viewer may receive: less was served."
+    )
     request_id: RequestId = None
 
 

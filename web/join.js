@@ -66,7 +66,29 @@ const view = {
   screens: new Set(), // screen tiles last shown: a new share brings the default layout back
   panelHidden: false,
   panelAuto: false, // the panel was hidden to make room for a shared screen, and comes back when it goes
+  panelChoice: storedPanelChoice(), // "shown" | "hidden" from the panel button (remembered), null: the default
 };
+
+const PANEL_KEY = "roundtable.panel";
+
+/** The viewer's last choice with the panel button, kept across screens and visits (null: never chosen). */
+function storedPanelChoice() {
+  try {
+    const value = localStorage.getItem(PANEL_KEY);
+    return value === "shown" || value === "hidden" ? value : null;
+  } catch {
+    return null; // storage can be switched off
+  }
+}
+
+function rememberPanelChoice(choice) {
+  view.panelChoice = choice;
+  try {
+    localStorage.setItem(PANEL_KEY, choice);
+  } catch {
+    // not remembered, still applied
+  }
+}
 const speaker = new ActiveSpeaker({ onChange: () => renderTiles() });
 let subscriptionTimer = null;
 const visibility = new Visibility(() => resubscribeSoon());
@@ -525,36 +547,74 @@ function speakingChanged() {
 }
 
 // Mesh rooms have no server to tell who speaks: the browser reads the audio levels of what it receives (and of
-// its own microphone), a speaker staying "speaking" for a moment after the last loud sample.
+// its own microphone), a speaker staying "speaking" for a moment after the last loud look. A look is loud when the
+// level at that instant is, or when the average level since the previous look is (from the stats' cumulative
+// audio energy): a short loud syllable between two looks is not missed, however late a busy machine runs them.
 const LEVEL_POLL_MS = 300;
 const LEVEL_ON = 0.03;
 const LEVEL_LINGER_MS = 900;
-const lastLoud = new Map(); // peer id -> performance.now() of its last loud sample
+const lastLoud = new Map(); // peer id -> performance.now() of its last loud look
+const energySeen = new Map(); // stats id -> {energy, duration} at the previous look
+
+/** Loud at this look: the level now, or the root mean square of the level since the last look of this stats id. */
+function loudSince(key, stat) {
+  const energy = stat.totalAudioEnergy || 0;
+  const duration = stat.totalSamplesDuration || 0;
+  const before = energySeen.get(key);
+  energySeen.set(key, { energy, duration });
+  if (stat.audioLevel > LEVEL_ON) return true;
+  if (!before || duration <= before.duration) return false;
+  return Math.sqrt(Math.max(0, energy - before.energy) / (duration - before.duration)) > LEVEL_ON;
+}
+
+let levelsLooking = false; // one look at a time: on a busy machine getStats can take longer than the poll
 
 async function pollMeshLevels() {
-  if (!state.joined || state.ended || isSfu() || !mesh || !state.self) return;
+  if (levelsLooking || !state.joined || state.ended || isSfu() || !mesh || !state.self) return;
+  levelsLooking = true;
+  try {
+    await lookAtMeshLevels();
+  } finally {
+    levelsLooking = false;
+  }
+}
+
+async function lookAtMeshLevels() {
   const now = performance.now();
   const recorder = state.recording && state.recording.recorder_peer_id;
   let first = null;
   for (const [peerId, { pc }] of mesh.peers) {
     if (peerId === recorder) continue;
     first = first || pc;
-    for (const receiver of pc.getReceivers()) {
-      if (!receiver.track || receiver.track.kind !== "audio") continue;
-      const source = receiver.getSynchronizationSources()[0];
-      if (source && source.audioLevel > LEVEL_ON) lastLoud.set(peerId, now);
-    }
-  }
-  if (first && media.hasAudio && media.audioEnabled) {
     try {
-      for (const stat of (await first.getStats()).values()) {
-        if (stat.type === "media-source" && stat.kind === "audio" && stat.audioLevel > LEVEL_ON) lastLoud.set(state.self.id, now);
+      for (const stat of (await pc.getStats()).values()) {
+        if (stat.type === "inbound-rtp" && stat.kind === "audio" && loudSince(`${peerId}/${stat.id}`, stat)) {
+          lastLoud.set(peerId, now);
+        }
       }
     } catch {
       // closed meanwhile
     }
   }
+  if (first && media.hasAudio && media.audioEnabled) {
+    try {
+      for (const stat of (await first.getStats()).values()) {
+        if (stat.type === "media-source" && stat.kind === "audio" && loudSince(`self/${stat.id}`, stat)) {
+          lastLoud.set(state.self.id, now);
+        }
+      }
+    } catch {
+      // closed meanwhile
+    }
+  } else {
+    for (const key of [...energySeen.keys()]) if (key.startsWith("self/")) energySeen.delete(key); // muted: start afresh
+  }
   if (isSfu()) return; // the room switched while we looked
+  const peersNow = new Set([...mesh.peers.keys()]);
+  for (const key of [...energySeen.keys()]) {
+    const owner = key.slice(0, key.indexOf("/"));
+    if (owner !== "self" && !peersNow.has(owner)) energySeen.delete(key);
+  }
   const speaking = new Set([...lastLoud].filter(([, at]) => now - at < LEVEL_LINGER_MS).map(([id]) => id));
   for (const id of [...lastLoud.keys()]) if (!speaking.has(id)) lastLoud.delete(id);
   const same = speaking.size === state.speaking.size && [...speaking].every((id) => state.speaking.has(id));
@@ -969,7 +1029,8 @@ function videoAreas(grid) {
 function renderViewControls(arranged) {
   const grid = arranged.layout === GRID;
   const layoutButton = $("#btn-layout");
-  layoutButton.textContent = t(grid ? "layout_to_stage" : "layout_to_grid");
+  layoutButton.querySelector(".btn-label").textContent = t(grid ? "layout_to_stage" : "layout_to_grid");
+  layoutButton.querySelector("use").setAttribute("href", grid ? "#i-stage" : "#i-grid");
   layoutButton.setAttribute("aria-pressed", String(!grid));
   layoutButton.disabled = Boolean(state.spotlight && arranged.reason === "spotlight");
   const pager = $("#pager");
@@ -977,20 +1038,36 @@ function renderViewControls(arranged) {
   $("#page-label").textContent = t("page_of", { page: arranged.page + 1, pages: arranged.pages });
   $("#page-prev").disabled = arranged.page === 0;
   $("#page-next").disabled = arranged.page >= arranged.pages - 1;
-  // A screen on the stage of a laptop needs the panel's room; it comes back when the screen goes.
+  // A screen on the stage of a window narrower than PANEL_ROOM_PX needs the panel's room: the panel steps aside
+  // and comes back when the screen goes, unless the viewer chose otherwise with the panel button (remembered).
   const mainTile = arranged.main && tiles.get(arranged.main);
   const screenOnStage = Boolean(mainTile && mainTile.classList.contains("sharing"));
-  if (screenOnStage && !view.panelAuto && !view.panelHidden && window.innerWidth < 1600) {
+  if (view.panelChoice) {
+    view.panelHidden = view.panelChoice === "hidden";
+    view.panelAuto = false;
+  } else if (screenOnStage && !view.panelAuto && !view.panelHidden && window.innerWidth < PANEL_ROOM_PX) {
     view.panelHidden = true;
     view.panelAuto = true;
-  } else if (!screenOnStage && view.panelAuto) {
+  } else if (view.panelAuto && (!screenOnStage || window.innerWidth >= PANEL_ROOM_PX)) {
     view.panelHidden = false;
     view.panelAuto = false;
   }
   $(".room-body").classList.toggle("panel-hidden", view.panelHidden);
+  renderPanelButton();
+}
+
+const PANEL_ROOM_PX = 1600; // narrower than this, a shared screen on the stage takes the panel's room
+
+/** The panel button: "Show panel" (with the count of unread chat while hidden) or "Hide panel". */
+function renderPanelButton() {
   const panelButton = $("#btn-panel");
-  panelButton.textContent = t(view.panelHidden ? "panel_show" : "panel_hide");
+  panelButton.querySelector(".btn-label").textContent = t(view.panelHidden ? "panel_show" : "panel_hide");
   panelButton.setAttribute("aria-expanded", String(!view.panelHidden));
+  panelButton.classList.toggle("panel-away", view.panelHidden);
+  const unread = $("#chat-unread");
+  const badge = $("#panel-unread");
+  badge.hidden = !view.panelHidden || unread.hidden;
+  badge.textContent = unread.textContent;
 }
 
 function setupView() {
@@ -1007,7 +1084,7 @@ function setupView() {
   $("#page-prev").addEventListener("click", () => turn(-1));
   $("#page-next").addEventListener("click", () => turn(1));
   $("#btn-panel").addEventListener("click", () => {
-    view.panelHidden = !view.panelHidden;
+    rememberPanelChoice(view.panelHidden ? "shown" : "hidden");
     renderTiles();
   });
   let resized = null;
@@ -1031,7 +1108,10 @@ function resubscribeSoon() {
 }
 
 /** The layer of a feed's video to receive: null unless its tile is on screen (and the tab in front). */
+let wantEverything = false; // the benchmark's "subscribe to everything" (window.roundtable.wantEverything)
+
 function videoForFeed(feed) {
+  if (wantEverything) return "high";
   if (document.hidden) return null;
   const id = feed.source === "screen" ? `screen:${feed.feed_id}` : feed.peer_id;
   const tile = tiles.get(id);
@@ -1280,6 +1360,7 @@ function addChat(msg, { quiet = false } = {}) {
     const badge = $("#chat-unread");
     badge.textContent = String((Number(badge.textContent) || 0) + 1);
     badge.hidden = false;
+    renderPanelButton(); // a hidden panel's button shows the count too
   }
 }
 
@@ -1308,6 +1389,7 @@ function setupTabs() {
     if (tab.id === "tab-chat") {
       $("#chat-unread").hidden = true;
       $("#chat-unread").textContent = "";
+      renderPanelButton();
       scrollChat();
     }
     if (tab.id === "tab-moderate") moderator?.refresh();
@@ -1854,6 +1936,13 @@ window.roundtable = {
   setPageSize: (n) => {
     view.pageSize = n;
     renderTiles();
+  },
+  /** The benchmark's baseline (bench/stage_view.py): ask for every feed's video at the high layer, past the client's
+   * own cap (the server still clamps it); false: back to what is shown. */
+  wantEverything: (on) => {
+    wantEverything = Boolean(on);
+    if (sfu) sfu.uncapped = wantEverything;
+    resubscribeSoon();
   },
   /** What the subscriber connection asked the SFU for and what it receives, per feed and kind. */
   subscription: () => (sfu ? sfu.subscriptionInfo() : null),

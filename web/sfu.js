@@ -12,6 +12,8 @@
 // Everything runs on one promise chain of its own, in call order: a `subscription` offer must not meet a
 // half-built connection, and waiting for ICE gathering here must not hold up chat and presence.
 
+import { MAX_HIGH_VIDEOS, MAX_OTHER_VIDEOS } from "./stage.js";
+
 const GATHER_WAIT_MS = 1500; // candidates travel in the SDP; don't wait longer than this for them
 
 /** Resolve once the connection gathered its candidates, or after `ms` (whatever it has is in the SDP then). */
@@ -63,6 +65,7 @@ export class SfuSession {
    */
   constructor({ send, selfId, tracksFor, onFeedMedia, onChange, onRefused, videoFor = () => "high" }) {
     Object.assign(this, { send, selfId, tracksFor, onFeedMedia, onChange, onRefused, videoFor });
+    this.uncapped = false; // the benchmark's "subscribe to everything": no client-side cap (the server still caps)
     this.iceServers = [];
     this.queue = Promise.resolve();
     this.active = false; // in an sfu room with the SFU up
@@ -348,8 +351,22 @@ export class SfuSession {
    */
   _wanted() {
     const wanted = [];
-    for (const f of this.remoteFeeds()) {
-      const quality = f.video ? this.videoFor(f) : null;
+    const feeds = this.remoteFeeds();
+    const layer = new Map(feeds.map((f) => [f.feed_id, f.video ? this.videoFor(f) : null]));
+    // Within the server's cap: one high layer (a screen first, then the first asked for), the rest at most medium;
+    // fifteen of those (screens first), then sound only.
+    const ranked = [...feeds].filter((f) => layer.get(f.feed_id)).sort((a, b) => (b.source === "screen") - (a.source === "screen"));
+    let high = 0;
+    let other = 0;
+    for (const f of this.uncapped ? [] : ranked) {
+      if (layer.get(f.feed_id) === "high" && high < MAX_HIGH_VIDEOS) high += 1;
+      else if (other < MAX_OTHER_VIDEOS) {
+        other += 1;
+        if (layer.get(f.feed_id) === "high") layer.set(f.feed_id, "medium");
+      } else layer.set(f.feed_id, null);
+    }
+    for (const f of feeds) {
+      const quality = layer.get(f.feed_id);
       if (!f.audio && !quality) continue;
       const item = { feed_id: f.feed_id, audio: Boolean(f.audio), video: Boolean(quality) };
       if (quality) item.quality = quality;

@@ -15,6 +15,10 @@ const TABLET_WIDTH_PX = 1000;
 export const PAGE_SIZE_LAPTOP = 16;
 export const PAGE_SIZE_TABLET = 9;
 export const PAGE_SIZE_PHONE = 6;
+// What one viewer may receive at once (the server's cap, signaling/sfu/bridge.py): one video at the high layer and
+// fifteen at a smaller one. The client asks for no more; the server would clamp it anyway.
+export const MAX_HIGH_VIDEOS = 1;
+export const MAX_OTHER_VIDEOS = 15;
 
 /** Tiles a grid page holds in a window this wide (a test may override it). */
 export function pageSizeFor(widthPx) {
@@ -67,10 +71,16 @@ export function arrange({ tiles, chosen, pinned, spotlight, speaker, page, pageS
   else if (chosen) layout = chosen;
   else layout = pin || screen ? STAGE : GRID;
 
-  const pages = Math.max(1, Math.ceil(tiles.length / Math.max(1, pageSize)));
+  // One's own tile is on every grid page (people keep seeing themselves), the others fill the rest of it: a page of
+  // sixteen on a laptop is oneself and fifteen others, within the server's cap of video per viewer.
+  const own = tiles.find((tile) => tile.kind === "self") || null;
+  const others = own ? tiles.filter((tile) => tile !== own) : tiles;
+  const perPage = Math.max(1, own ? pageSize - 1 : pageSize);
+  const pages = Math.max(1, Math.ceil(others.length / perPage));
   const current = Math.min(Math.max(0, page), pages - 1);
   if (layout === GRID) {
-    const grid = tiles.slice(current * pageSize, (current + 1) * pageSize).map((tile) => tile.id);
+    const shown = others.slice(current * perPage, (current + 1) * perPage);
+    const grid = (own ? [own, ...shown] : shown).map((tile) => tile.id);
     return { layout, main: null, beside: null, strip: [], grid, page: current, pages, reason: "grid" };
   }
 

@@ -25,7 +25,15 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from signaling.errors import InvalidArgument, NotFound, ServiceError, Unavailable
-from signaling.protocol import FeedInfo, RoomInfo, ServerMessage, SubscribedStream, Subscription, WantedFeed
+from signaling.protocol import (
+    FeedInfo,
+    Quality,
+    RoomInfo,
+    ServerMessage,
+    SubscribedStream,
+    Subscription,
+    WantedFeed,
+)
 from signaling.sfu.janus import Handle, JanusClient, JanusError, JanusGone
 from signaling.sfu.sdp import sent_kinds
 from signaling.tasks import OwnedTasks
@@ -33,6 +41,13 @@ from signaling.tasks import OwnedTasks
 log = logging.getLogger(__name__)
 
 SUBSTREAMS = {"low": 0, "medium": 1, "high": 2}  # Janus's simulcast substreams, smallest first
+QUALITIES: dict[int, Quality] = {0: "low", 1: "medium", 2: "high"}
+MAX_HIGH_VIDEOS = 1
+"""Video feeds one viewer may receive at the `high` layer at once (the stage: a shared screen or the speaker)."""
+MAX_OTHER_VIDEOS = 15
+"""Video feeds one viewer may receive at the `low` or `medium` layer at once, beside the high one (a laptop's grid
+page of sixteen is oneself and fifteen others; the stage's strip shows fewer). Together the two bound what Janus
+forwards per viewer whatever the room size: at most one full layer and fifteen small ones. Audio is never capped."""
 SPEAKING_MIN_INTERVAL_S = 0.3  # at most about three speaking updates a second per room
 RECONNECT_BACKOFF_S = (0.2, 0.5, 1.0, 2.0)
 Source = Literal["camera", "screen"]
@@ -113,6 +128,31 @@ class SfuRoom:
     talking_pending: dict[str, bool] = field(default_factory=dict)
     talking_flush: asyncio.TimerHandle | None = None
     talking_sent_at: float = 0.0
+
+
+def cap_videos(wanted: list[WantedFeed], counts: Callable[[WantedFeed], bool]) -> tuple[list[WantedFeed], bool]:
+    """The subscription the server serves for `wanted`, and whether it is less than what was asked.
+
+    In the order of the list, over the feeds that `counts` (live, not one's own, with video): the first `high` keeps its
+    layer and a later one is served `medium`; video beyond MAX_OTHER_VIDEOS feeds at `low`/`medium` is left out (the
+    feed's audio stays). A client that stays within the caps gets exactly what it asked for."""
+    high = other = 0
+    out: list[WantedFeed] = []
+    limited = False
+    for want in wanted:
+        served = want
+        if want.video and counts(want):
+            if want.quality == "high" and high < MAX_HIGH_VIDEOS:
+                high += 1
+            elif other < MAX_OTHER_VIDEOS:
+                other += 1
+                if want.quality == "high":
+                    served = want.model_copy(update={"quality": "medium"})
+            else:
+                served = want.model_copy(update={"video": False})
+        limited = limited or served is not want
+        out.append(served)
+    return out, limited
 
 
 def feed_id_of(member_id: str, source: str) -> str:
@@ -582,17 +622,27 @@ class SfuBridge:
         member_id = member.id
         async with member.lock:
             target: dict[tuple[str, str], str] = {}
+
+            def servable(want: WantedFeed) -> Feed | None:
+                feed = room.feeds.get(want.feed_id)
+                return feed if feed is not None and feed.live and feed.info.peer_id != member_id else None
+
+            def has_video(want: WantedFeed) -> bool:
+                feed = servable(want)
+                return feed is not None and "video" in feed.mids
+
+            wanted, limited = cap_videos(wanted, has_video)
             layers = {w.feed_id: SUBSTREAMS[w.quality] for w in wanted if w.video}
             for want in wanted:
-                feed = room.feeds.get(want.feed_id)
-                if feed is None or not feed.live or feed.info.peer_id == member_id:
+                feed = servable(want)
+                if feed is None:
                     continue  # gone meanwhile, never there, or one's own: skipped, the streams list tells
                 for kind, mid in feed.mids.items():
                     if (kind == "audio" and want.audio) or (kind == "video" and want.video):
                         target[(want.feed_id, mid)] = kind
             if member.subscriber is None:
                 if not target:
-                    return Subscription(sdp=None, streams=[])
+                    return Subscription(sdp=None, streams=[], limited=limited)
                 await self._ensure_base(member, room)
                 handle = await self._client_or_fail().attach()
                 handle.on_event = lambda event: self._on_subscriber_event(member_id, handle, event)
@@ -617,7 +667,7 @@ class SfuBridge:
                 drop = [{"feed": f, "mid": m} for (f, m) in member.subscribed if (f, m) not in target]
                 if not add and not drop:
                     await self._apply_layers(member, layers)
-                    return Subscription(sdp=None, streams=member.streams)
+                    return Subscription(sdp=None, streams=member.streams, limited=limited)
                 body: dict[str, Any] = {"request": "update"}
                 if add:
                     body["subscribe"] = add
@@ -631,7 +681,7 @@ class SfuBridge:
             sdp = str(jsep["sdp"]) if jsep and jsep.get("type") == "offer" else None
             if sdp is not None:
                 member.answer_pending = True
-            return Subscription(sdp=sdp, streams=member.streams)
+            return Subscription(sdp=sdp, streams=member.streams, limited=limited)
 
     async def _apply_layers(self, member: SfuMember, layers: dict[str, int]) -> None:
         """Ask Janus for the simulcast layer each video tile wants (Janus ignores it for feeds without layers)."""
@@ -647,6 +697,17 @@ class SfuBridge:
                 member.layers[stream.feed_id] = wanted
         if changes:
             await member.subscriber.request({"request": "configure", "streams": changes})
+        self._label_layers(member)
+
+    @staticmethod
+    def _label_layers(member: SfuMember) -> None:
+        """Each video stream of the subscription says the layer asked of Janus for it."""
+        member.streams = [
+            s.model_copy(update={"quality": QUALITIES[member.layers.get(s.feed_id, SUBSTREAMS["high"])]})
+            if s.kind == "video"
+            else s
+            for s in member.streams
+        ]
 
     @staticmethod
     def _streams_of(data: dict[str, Any]) -> list[SubscribedStream]:
@@ -694,6 +755,7 @@ class SfuBridge:
         if data.get("videoroom") == "updated" and jsep and jsep.get("type") == "offer":
             # Janus renegotiates on its own (a subscribed feed went away): pass its offer on.
             member.streams = self._streams_of(data)
+            self._label_layers(member)
             member.answer_pending = True
             if self.listener is not None:
                 self.listener.sfu_to_member(member_id, Subscription(sdp=str(jsep["sdp"]), streams=member.streams))

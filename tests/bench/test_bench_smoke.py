@@ -157,3 +157,49 @@ async def test_w8_smoke_an_sfu_plenary_holds_and_stops_its_server_and_janus(tmp_
     assert result["left_running"] == []
     for pid in (result["server_pid"], result["janus_pid"]):
         assert not _alive(pid), pid
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+async def test_w9_smoke_a_chromium_viewer_stays_within_the_video_cap_in_every_view(tmp_path: Path) -> None:
+    """W9 at smoke size (bench.stage_view --smoke: 6 members, 4 cameras and a screen, a headless Chromium viewer in
+    the audio, stage, grid and subscribe-to-everything views, seconds each). Correctness only: every view settles,
+    the viewer receives sound only in the background, at most one high and fifteen other videos in every view, the
+    "everything" request is clamped by the server, and Chromium, the server and Janus are gone afterwards."""
+    out = tmp_path / "w9.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ROUNDTABLE_")}
+    env["PYTHONWARNINGS"] = "error"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bench.stage_view",
+        "--smoke",
+        "--out",
+        str(out),
+        cwd=ROOT,
+        env=env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        async with asyncio.timeout(230):
+            _, stderr = await proc.communicate()
+    except TimeoutError:
+        proc.kill()  # by its own PID; its child stops the server, Janus and Chromium in a finally
+        await proc.wait()
+        raise
+    result = _load(out)
+    assert "n/a" not in result, result.get("n/a")
+    assert proc.returncode == 0, (stderr.decode(errors="replace")[-4000:], result.get("notes"))
+    p = "c4"
+    assert result[f"{p}_viewer_publishes"] == 0
+    assert result[f"{p}_audio_videos_receiving"] == 0 and result[f"{p}_audio_audio_streams"] == 6
+    assert result[f"{p}_stage_videos_served_high"] == 1  # the shared screen
+    assert result[f"{p}_grid_videos_receiving"] == 5  # one's own tile and every other of the six on one page
+    assert result[f"{p}_everything_videos_asked_high"] == 5 and result[f"{p}_everything_videos_served_high"] == 1
+    for view in ("stage", "grid", "everything"):
+        assert result[f"{p}_{view}_bytes_per_s"] > result[f"{p}_audio_bytes_per_s"] > 0, view
+        assert result[f"{p}_{view}_audio_streams"] == 6, view
+    assert result[f"{p}_within_cap"] is True
+    assert result["left_running"] == []

@@ -147,6 +147,29 @@ async def wait_video_visible(page: Page, peer_id: str, timeout_ms: int = MEDIA_T
     await page.wait_for_function(_VIDEO_NOT_BLACK, arg=peer_id, timeout=timeout_ms, polling=250)
 
 
+# Every listed tile (by tile id: "self", a peer id, "screen:<feed id>") shows a picture, not black.
+_TILES_SHOW_PICTURES = """
+(ids) => ids.every((id) => {
+  const video = document.querySelector(`.tile[data-tile-id="${id}"] video`);
+  if (!video || video.readyState < 2 || video.videoWidth === 0) return false;
+  const canvas = document.createElement("canvas");
+  canvas.width = 32;
+  canvas.height = 18;
+  const ctx = canvas.getContext("2d", { willReadFrequently: true });
+  ctx.drawImage(video, 0, 0, canvas.width, canvas.height);
+  const data = ctx.getImageData(0, 0, canvas.width, canvas.height).data;
+  let lit = 0;
+  for (let i = 0; i < data.length; i += 4) if (data[i] + data[i + 1] + data[i + 2] > 90) lit++;
+  return lit > (canvas.width * canvas.height) / 10;
+})
+"""
+
+
+async def wait_tiles_show_pictures(page: Page, tile_ids: list[str], timeout_ms: int = MEDIA_TIMEOUT_MS) -> None:
+    """Every listed tile shows decoded frames (before a screenshot: no black tiles in the docs)."""
+    await page.wait_for_function(_TILES_SHOW_PICTURES, arg=tile_ids, timeout=timeout_ms, polling=250)
+
+
 def save_screenshot(path: Path, docs_name: str | None = None) -> None:
     """Screenshots stay in the run's output folder; with ROUNDTABLE_UPDATE_SCREENSHOTS=1 the named ones are also
     copied into docs/ (the README shows them), so that an ordinary test run leaves the tree clean."""

@@ -20,7 +20,7 @@ from playwright.async_api import Page, expect
 import tests.sfu.peer as sfu_peer
 from tests import netns
 from tests.e2e.conftest import PHONE, BrowserSession, LiveServer, serve_with_sfu
-from tests.e2e.pages import join, layout, save_screenshot, wait_until
+from tests.e2e.pages import MEDIA_TIMEOUT_MS, join, layout, save_screenshot, wait_tiles_show_pictures, wait_until
 from tests.helpers import ADMIN, add_participant, create_workshop
 from tests.sfu.peer import SfuPeer
 
@@ -132,20 +132,68 @@ _SCREEN_ON_STAGE = """
 }
 """
 
-# getDisplayMedia gives a 16:9 canvas that changes a few times a second (a fake screen, cheap to encode).
+# The stage takes all the room the strip leaves (the width of the video area, or its height on a phone), and its
+# picture fills the stage in one dimension (object-fit: contain, never cropped).
+_STAGE_FILLS = """
+() => {
+  const area = document.querySelector("#grid").getBoundingClientRect();
+  const main = document.querySelector("#grid .stage-main").getBoundingClientRect();
+  const strip = document.querySelector("#grid .strip").getBoundingClientRect();
+  const video = document.querySelector("#grid .stage-main video");
+  if (!video || !video.videoWidth) return false;
+  const box = video.getBoundingClientRect();
+  const ratio = video.videoWidth / video.videoHeight;
+  const drawn = { width: Math.min(box.width, box.height * ratio), height: Math.min(box.height, box.width / ratio) };
+  const beside = strip.left >= main.right - 1; // laptop: the strip on the right; phone: below
+  const width = beside ? main.width >= area.width - strip.width - 16 : main.width >= area.width - 2;
+  const height = beside ? main.height >= area.height - 2 : main.height >= area.height - strip.height - 16;
+  const fills = box.width >= main.width - 24 && box.height >= main.height - 24
+    && (drawn.width >= box.width - 2 || drawn.height >= box.height - 2);
+  return width && height && fills && main.right <= innerWidth + 1 && main.bottom <= innerHeight + 1;
+}
+"""
+
+# Nothing is drawn over the controls: the element at the middle of every control is (inside) that control.
+_CONTROLS_CLEAR = """
+() => [...document.querySelectorAll("#controls .control")].filter((b) => !b.hidden && b.offsetParent).every((b) => {
+  const r = b.getBoundingClientRect();
+  const hit = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
+  return hit && b.contains(hit);
+})
+"""
+
+# getDisplayMedia gives a 16:9 canvas: a slide with a title, text and a bar that moves a few times a second (a fake
+# screen, cheap to encode; the text shows in the screenshots whether slides are readable).
 _CANVAS_SCREEN = """
 (() => {
   navigator.mediaDevices.getDisplayMedia = async () => {
     const canvas = document.createElement("canvas");
-    canvas.width = 320;
-    canvas.height = 180;
+    canvas.width = 1280;
+    canvas.height = 720;
     const ctx = canvas.getContext("2d");
     let n = 0;
     const draw = () => {
-      ctx.fillStyle = "#f0f0f0";
-      ctx.fillRect(0, 0, 320, 180);
+      ctx.fillStyle = "#fbfbf8";
+      ctx.fillRect(0, 0, 1280, 720);
+      ctx.fillStyle = "#1c3f78";
+      ctx.fillRect(0, 0, 1280, 110);
+      ctx.fillStyle = "#ffffff";
+      ctx.font = "bold 54px sans-serif";
+      ctx.fillText("Rivers without borders: 2027 work plan", 60, 75);
+      ctx.fillStyle = "#222222";
+      ctx.font = "34px sans-serif";
+      const lines = [
+        "1. Shared flood warnings across the basin (12 countries)",
+        "2. One data format for gauges, from March",
+        "3. Joint field visits: two per quarter",
+        "4. Budget: 1.4 M EUR, 38 % from members",
+      ];
+      lines.forEach((line, i) => ctx.fillText(line, 80, 210 + i * 80));
       ctx.fillStyle = "#1c64d8";
-      ctx.fillRect((n++ * 7) % 300, 60, 20, 60);
+      ctx.fillRect(80 + ((n++ * 23) % 1080), 600, 120, 24);
+      ctx.fillStyle = "#666666";
+      ctx.font = "24px sans-serif";
+      ctx.fillText("Delegation of Portugal", 80, 690);
     };
     draw();
     setInterval(draw, 200);
@@ -179,7 +227,8 @@ async def test_each_page_receives_video_only_for_the_tiles_it_shows(
         await page.wait_for_function(f"() => window.roundtable.feeds().length === {CROWD + len(pages)}")
         shown = await layout(page)
         assert shown["layout"] == "grid" and shown["page"] == 0, shown
-        assert len(shown["grid"]) == PAGE_SIZE and shown["pages"] == 4, shown
+        # One's own tile on every page and five others: 22 others make five pages.
+        assert len(shown["grid"]) == PAGE_SIZE and shown["grid"][0] == "self" and shown["pages"] == 5, shown
         expected = _feeds_of(shown["grid"])
         await wait_until(page, _RECEIVES_ONLY, [expected, audio_feeds], what=f"video only of {expected}")
 
@@ -187,9 +236,10 @@ async def test_each_page_receives_video_only_for_the_tiles_it_shows(
     ana = pages[0]
     first = _feeds_of((await layout(ana))["grid"])
     await ana.get_by_role("button", name="Next page").click()
-    await expect(ana.locator("#page-label")).to_have_text("Page 2 of 4")
+    await expect(ana.locator("#page-label")).to_have_text("Page 2 of 5")
     second = _feeds_of((await layout(ana))["grid"])
-    assert len(second) == PAGE_SIZE and not set(second) & set(first), (first, second)
+    assert len(second) == PAGE_SIZE - 1 and not set(second) & set(first), (first, second)
+    assert (await layout(ana))["grid"][0] == "self"
     await wait_until(ana, _RECEIVES_ONLY, [second, audio_feeds], what=f"video only of page 2: {second}")
     await ana.get_by_role("button", name="Previous page").click()
     await wait_until(ana, _RECEIVES_ONLY, [first, audio_feeds], what="video of page 1 again")
@@ -231,15 +281,23 @@ async def test_each_page_receives_video_only_for_the_tiles_it_shows(
     assert rids == ["h", "m", "l"], rids
     await wait_until(pages[1], _LAYERS_SENT, 2, what="at least two simulcast layers sent to the SFU")
 
-    # The product's own page size: sixteen tiles on a laptop screen, all of them whole on screen; six on a phone.
+    # The product's own page size: sixteen tiles on a laptop screen (oneself and fifteen others, the server's cap
+    # of video per viewer), all of them whole on screen and showing their pictures; six on a phone.
     await ana.get_by_role("button", name="Grid view").click()
     await ana.evaluate("() => window.roundtable.setPageSize(null)")
-    for viewport, size, pages_n in ((FULL_HD, 16, 2), ({"width": 1280, "height": 720}, 16, 2), (PHONE, 6, 4)):
+    for viewport, size, pages_n, docs_name in (
+        (FULL_HD, 16, 2, "screenshot-grid-1920.png"),
+        ({"width": 1280, "height": 720}, 16, 2, "screenshot-grid.png"),
+        (PHONE, 6, 5, "screenshot-grid-phone.png"),
+    ):
         await ana.set_viewport_size(viewport)
         await ana.wait_for_function(_PAGE_IN_VIEW, arg=[size, pages_n], timeout=10_000, polling=250)
+        grid = (await layout(ana))["grid"]
+        await wait_until(ana, _RECEIVES_ONLY, [_feeds_of(grid), audio_feeds], what=f"video of the page at {viewport}")
+        await wait_tiles_show_pictures(ana, grid)
         shot = browser.output_dir / f"stage-grid-{viewport['width']}.png"
         await ana.screenshot(path=str(shot))
-        save_screenshot(shot)
+        save_screenshot(shot, docs_name)
     await ana.set_viewport_size({"width": 1280, "height": 720})
 
     # A tab in the background receives sound only.
@@ -344,23 +402,60 @@ async def test_a_shared_screen_goes_on_the_stage_and_a_spotlight_moves_everyone(
         shown = await layout(page)
         assert shown["layout"] == "stage" and shown["beside"] == ana["id"], shown
         await page.wait_for_function(_SCREEN_ON_STAGE, arg=[ana["id"], 1000], timeout=30_000, polling=250)
+        await page.wait_for_function(_STAGE_FILLS, timeout=10_000, polling=250)
+    # Below 1600 px the side panel steps aside for the screen; its button stays in view to bring it back.
+    for page in (page_m, page_b):
+        await expect(page.locator("#sidepanel")).to_be_hidden()
+        await expect(page.get_by_role("button", name="Show panel")).to_be_in_viewport()
+    await wait_tiles_show_pictures(page_b, [screen_tile, ana["id"], "self", mia["id"]])
+    # The screen's caption stays off the slide until the pointer is over it.
+    await page_b.mouse.move(5, 5)
+    caption = page_b.locator(".stage-main .tile-screen .tile-caption")
+    await expect(caption).to_have_css("opacity", "0")
     shot = browser.output_dir / "stage-screen-1280.png"
     await page_b.screenshot(path=str(shot))
-    save_screenshot(shot)
-    # Full HD and a phone: the screen is still whole on the stage.
+    save_screenshot(shot, "screenshot-stage.png")
+    # Mia wants her panel even so: one click, and the choice is remembered (for the next screen, and the next visit).
+    await page_m.get_by_role("button", name="Show panel").click()
+    await expect(page_m.locator("#sidepanel")).to_be_visible()
+    assert await page_m.evaluate("() => localStorage.getItem('roundtable.panel')") == "shown"
+    await page_m.wait_for_function(_SCREEN_ON_STAGE, arg=[ana["id"], 600], timeout=10_000, polling=250)
+    # Full HD and a phone: the screen is still whole on the stage, and the stage takes all the room there is.
     await page_m.set_viewport_size(FULL_HD)
     await page_m.wait_for_function(_SCREEN_ON_STAGE, arg=[ana["id"], 1300], timeout=10_000, polling=250)
+    await page_m.wait_for_function(_STAGE_FILLS, timeout=10_000, polling=250)
+    await wait_tiles_show_pictures(page_m, [screen_tile, ana["id"]])
+    shot = browser.output_dir / "stage-screen-1920.png"
+    await page_m.screenshot(path=str(shot))
+    save_screenshot(shot, "screenshot-stage-1920.png")
     await page_b.set_viewport_size(PHONE)
     await page_b.wait_for_function(_SCREEN_ON_STAGE, arg=[ana["id"], 300], timeout=10_000, polling=250)
+    await page_b.wait_for_function(_STAGE_FILLS, timeout=10_000, polling=250)
     assert await page_b.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")
     await expect(page_b.get_by_role("button", name="Leave")).to_be_in_viewport()
+    await expect(page_b.get_by_role("button", name="Show panel")).to_be_in_viewport()
+    assert await page_b.evaluate(_CONTROLS_CLEAR), "something covers the controls"
+    await wait_tiles_show_pictures(page_b, [screen_tile, ana["id"]])
+    await page_b.mouse.move(5, 5)
     shot = browser.output_dir / "stage-screen-phone.png"
     await page_b.screenshot(path=str(shot))
-    save_screenshot(shot)
+    save_screenshot(shot, "screenshot-stage-phone.png")
     await page_b.set_viewport_size({"width": 1280, "height": 720})
+    await page_m.set_viewport_size({"width": 1280, "height": 720})
     await page_a.get_by_role("button", name="Stop sharing").click()
     for page in (page_m, page_b):
         await page.wait_for_function("() => window.roundtable.layout().layout === 'grid'", timeout=30_000)
+        await expect(page.locator("#sidepanel")).to_be_visible()
+    # The next screen: Ben's panel steps aside again, Mia's stays as she chose.
+    await page_a.get_by_role("button", name="Share screen").click()
+    for page in (page_m, page_b):
+        await page.wait_for_function("(id) => window.roundtable.layout().main === id", arg=screen_tile, timeout=30_000)
+    await expect(page_b.locator("#sidepanel")).to_be_hidden()
+    await expect(page_m.locator("#sidepanel")).to_be_visible()
+    await page_a.get_by_role("button", name="Stop sharing").click()
+    for page in (page_m, page_b):
+        await page.wait_for_function("() => window.roundtable.layout().layout === 'grid'", timeout=30_000)
+    await expect(page_b.locator("#sidepanel")).to_be_visible()
 
     # Everyone's own choice: Ana pins Mia, Ben keeps the grid, Mia takes the stage view.
     await page_a.get_by_role("button", name="Pin Mia Moderator to your stage").click()
@@ -466,14 +561,20 @@ async def test_in_a_mesh_room_the_browser_finds_the_speaker_from_audio_levels(
     await join(page_b, ben["join_url"], ben["display_name"])
     # Ben mutes; Ana's fake microphone beeps: Ben's page sees her speak (outlined, in the people list, followed by
     # the stage), and Ana's page sees herself speak.
+    # The fake microphone beeps briefly twice a second: the pages must hear it between their looks at the levels
+    # (web/join.js reads the energy since the last look), and a loaded machine may take long to connect.
     await page_b.get_by_role("button", name="Mute your microphone").click()
     await page_b.get_by_role("button", name="Stage view").click()
-    await page_b.wait_for_function(_SPEAKER_EVERYWHERE, arg=ana["id"], timeout=30_000, polling=100)
-    assert (await layout(page_b))["main"] == ana["id"]
-    await page_a.wait_for_function(
-        "(id) => window.roundtable.state().speaking.includes(id)", arg=ana["id"], timeout=30_000, polling=100
+    await page_b.wait_for_function(_SPEAKER_EVERYWHERE, arg=ana["id"], timeout=MEDIA_TIMEOUT_MS, polling=100)
+    await page_b.wait_for_function(
+        "(id) => window.roundtable.layout().main === id", arg=ana["id"], timeout=MEDIA_TIMEOUT_MS, polling=100
     )
+    assert (await layout(page_b))["reason"] == "speaker"
     await page_a.wait_for_function(
-        "(id) => !window.roundtable.state().speaking.includes(id)", arg=ben["id"], timeout=10_000
+        "(id) => window.roundtable.state().speaking.includes(id)", arg=ana["id"], timeout=MEDIA_TIMEOUT_MS, polling=100
+    )
+    # Ben's muted microphone never makes him speak on Ana's page.
+    await page_a.wait_for_function(
+        "(id) => !window.roundtable.state().speaking.includes(id)", arg=ben["id"], timeout=MEDIA_TIMEOUT_MS
     )
     assert browser.page_errors == []

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
+import tests.sfu.peer as peer_module
 from server import keys
+from signaling.sfu.bridge import MAX_HIGH_VIDEOS, MAX_OTHER_VIDEOS
 from tests.sfu.conftest import Room
 from tests.sfu.peer import RED
 
@@ -54,3 +58,55 @@ async def test_reactions_reach_the_room_and_a_burst_is_rate_limited(sfu_room: Ro
     assert second["type"] == "error" and second["code"] == "rate_limited"
     odd = await fan.request({"type": "react", "emoji": "💩"})
     assert odd["type"] == "error" and odd["code"] == "invalid_argument"
+
+
+async def test_a_viewer_gets_at_most_one_high_and_fifteen_other_videos_and_every_publishers_sound(
+    sfu_room: Room, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The per-viewer cap (MAX_HIGH_VIDEOS, MAX_OTHER_VIDEOS) clamps a subscribe that asks for more: in the order of
+    the list, a second `high` is served `medium` and video past the fifteenth other feed is left out, while every
+    feed's audio stays; frames prove what Janus really forwards."""
+    monkeypatch.setattr(peer_module, "SIZE", (64, 48))  # eighteen cheap cameras
+    assert (MAX_HIGH_VIDEOS, MAX_OTHER_VIDEOS) == (1, 15)
+    count = MAX_HIGH_VIDEOS + MAX_OTHER_VIDEOS + 2
+    publishers = [await sfu_room.person(f"Publisher {i:02d}", decode=False) for i in range(count)]
+    feed_ids = []
+    for i, publisher in enumerate(publishers):
+        reply = await publisher.publish(colour=(30 + 12 * i, 200 - 10 * i, 90), hz=300.0 + 25 * i)
+        assert reply["type"] == "published", reply
+        feed_ids.append(reply["feed_id"])
+    viewer = await sfu_room.person("Viewer")
+    await viewer.wait_until(lambda: set(feed_ids) <= set(viewer.feeds), "every publisher's feed")
+
+    # Within the caps: exactly what was asked, not limited (one feed first: aiortc's answerer, see SfuPeer).
+    first = await viewer.request({"type": "subscribe", "feeds": [{"feed_id": feed_ids[0], "quality": "high"}]})
+    assert first["type"] == "subscription" and first["limited"] is False, first
+
+    # Asking for everything, the first two at `high`, the rest at `low`.
+    asked = [{"feed_id": f, "quality": "high" if i < 2 else "low"} for i, f in enumerate(feed_ids)]
+    reply = await viewer.request({"type": "subscribe", "feeds": asked})
+    assert reply["type"] == "subscription" and reply["limited"] is True, reply
+    video = {s["feed_id"]: s["quality"] for s in reply["streams"] if s["kind"] == "video"}
+    audio = {s["feed_id"] for s in reply["streams"] if s["kind"] == "audio"}
+    assert audio == set(feed_ids)  # every publisher's sound
+    carried, dropped = feed_ids[: MAX_HIGH_VIDEOS + MAX_OTHER_VIDEOS], feed_ids[MAX_HIGH_VIDEOS + MAX_OTHER_VIDEOS :]
+    assert video == {feed_ids[0]: "high", feed_ids[1]: "medium", **dict.fromkeys(carried[2:], "low")}, video
+    layers = sfu_room.client.app[keys.SFU].members[viewer.id].layers
+    assert layers.get(feed_ids[0], 2) == 2 and layers[feed_ids[1]] == 1 and layers[feed_ids[2]] == 0  # Janus's ids
+
+    # What arrives: the sixteen videos and all eighteen tones; no frame of the two videos left out.
+    await viewer.wait_until(
+        lambda: (
+            all(viewer.got(f, "video").frames >= 5 for f in carried)
+            and all(viewer.got(f, "audio").frames >= 10 for f in feed_ids)
+        ),
+        "sixteen videos and eighteen sounds",
+        timeout=60,
+    )
+    assert all(viewer.got(f, "video").frames == 0 for f in dropped), viewer.received
+
+    # Asking again within the caps serves it all: the reply is no longer limited.
+    within = [{"feed_id": f, "quality": "low", "video": f in carried[1:]} for f in feed_ids]
+    again = await viewer.request({"type": "subscribe", "feeds": within})
+    assert again["type"] == "subscription" and again["limited"] is False, again
+    assert {s["feed_id"] for s in again["streams"] if s["kind"] == "video"} == set(carried[1:])
