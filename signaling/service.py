@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from signaling.clock import Clock, SystemClock
 from signaling.audit import Actor, Change
+from signaling.clock import Clock, SystemClock
 from signaling.errors import (
     InvalidArgument,
     LimitExceeded,
