@@ -30,7 +30,7 @@ from server.auth import (
 )
 from server.coturn import CoturnConfig, CoturnError, EmbeddedCoturn
 from server.db import EmbeddedPostgres, create_pool
-from server.directory import ServerDirectory, StoreRooms, ice_servers_for
+from server.directory import ModeratorLog, ServerDirectory, StoreRooms, ice_servers_for
 from server.heartbeat import Heartbeat
 from server.http_errors import error_middleware
 from server.janus_process import EmbeddedJanus, JanusTurn, SfuConfigError, new_config, resolve_ice_address
@@ -43,6 +43,8 @@ from server.store import Store
 from server.web import add_web_routes, connection_options
 from signaling.breakout_store import BreakoutStore
 from signaling.breakouts import BreakoutCoordinator
+from signaling.lobby import AdmissionLobby
+from signaling.lobby_store import PgLobbyStore
 from signaling.service import SignalingConfig, SignalingService
 from signaling.session import SessionLimits, serve_websocket
 from signaling.sfu.bridge import JanusEndpoint, SfuBridge
@@ -249,12 +251,22 @@ async def _signaling(app: web.Application) -> AsyncIterator[None]:
         mesh_max=settings.mesh_max,
     )
     directory = ServerDirectory(app[keys.AUTH], app[keys.STORE])
+    breakout_store = BreakoutStore(app[keys.POOL], on_change=app[keys.STORE].joins.forget_all)
+    lobby = AdmissionLobby(PgLobbyStore(app[keys.POOL]), grace_s=settings.resume_grace_s)
+    moderator_log = ModeratorLog(breakout_store)
     service = SignalingService(
-        directory, store, config, sfu=app.get(keys.SFU), rooms_port=StoreRooms(app[keys.STORE]), telemetry=metrics
+        directory,
+        store,
+        config,
+        sfu=app.get(keys.SFU),
+        rooms_port=StoreRooms(app[keys.STORE]),
+        telemetry=metrics,
+        lobby=lobby,
+        audit=moderator_log,
     )
+    await lobby.start()  # the knocks a previous process left pending, before anyone joins
     app[keys.SIGNALING] = service
     app[SIGNALING_STORE] = store
-    breakout_store = BreakoutStore(app[keys.POOL], on_change=app[keys.STORE].joins.forget_all)
     coordinator = BreakoutCoordinator(breakout_store, service, directory)
     app[keys.BREAKOUT_STORE] = breakout_store
     app[keys.BREAKOUTS] = coordinator
@@ -288,9 +300,11 @@ async def _signaling(app: web.Application) -> AsyncIterator[None]:
     finally:
         await recordings.close()
         await coordinator.shutdown()
-        await breakout_store.close()  # after the coordinator: it may still log actions
         service.shutdown()
         await service.drain_tasks()
+        await lobby.close()
+        await moderator_log.close()
+        await breakout_store.close()  # after the coordinator and the moderators' log: they may still log actions
         await store.close()
         await heartbeat.close()
 

@@ -10,11 +10,14 @@ from typing import Any
 from server.auth import Authenticator
 from server.join_cache import entry_of
 from server.settings import Settings
-from server.store import Store
+from server.store import ActionRecord, Store
+from signaling.breakout_store import BreakoutStore
 from signaling.errors import Unauthenticated
+from signaling.lobby_store import ActorRef
 from signaling.protocol import IceServer, RoomInfo
 from signaling.rooms import Profile, room_info
 from signaling.service import Identity
+from signaling.tasks import OwnedTasks
 from signaling.turn import turn_credentials
 
 
@@ -57,6 +60,7 @@ class ServerDirectory:
             profile=entry.profile,
             room=entry.room,
             read_at=read_at,
+            lobby=entry.lobby,
         )
 
     def still_valid(self, identity: Identity) -> bool:
@@ -84,7 +88,7 @@ def ice_servers_for(settings: Settings, participant_id: str) -> list[IceServer]:
 
 
 class StoreRooms:
-    """Implements `signaling.service.RoomsPort`: a switch of media the hub makes by itself, persisted."""
+    """Implements `signaling.service.RoomsPort`: a switch of media the hub makes by itself, a moderator's lock."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
@@ -92,3 +96,39 @@ class StoreRooms:
     async def set_media(self, room: RoomInfo, media: str) -> RoomInfo:
         row = await self.store.update_room(uuid.UUID(room.workshop_id), uuid.UUID(room.id), {"media": media})
         return room_info(row)
+
+    async def set_locked(self, room: RoomInfo, locked: bool, actor: ActorRef) -> RoomInfo:
+        action = ActionRecord(
+            actor_id=uuid.UUID(actor.id) if actor.id else None,
+            actor_role=actor.role,
+            action="room.lock" if locked else "room.unlock",
+            details={"room_id": room.id},
+        )
+        row = await self.store.update_room(
+            uuid.UUID(room.workshop_id), uuid.UUID(room.id), {"locked": locked}, action=action
+        )
+        return room_info(row)
+
+
+class ModeratorLog:
+    """Implements `signaling.service.ActionLog` over the moderators' action log (live-only actions: nothing else
+    is written with them, so the entry is written on its own, kept while the database is away)."""
+
+    def __init__(self, breakouts: BreakoutStore) -> None:
+        self.breakouts = breakouts
+        self._tasks = OwnedTasks("moderator-log")
+
+    def record(self, workshop_id: str, actor: ActorRef, action: str, details: dict[str, object]) -> None:
+        self._tasks.spawn(
+            self.breakouts.record_action(
+                uuid.UUID(workshop_id),
+                actor_id=uuid.UUID(actor.id) if actor.id else None,
+                actor_role=actor.role,
+                action=action,
+                details=details,
+            ),
+            "moderator-log",
+        )
+
+    async def close(self) -> None:
+        await self._tasks.cancel_all()

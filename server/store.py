@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -15,15 +16,15 @@ from server.join_cache import JoinCache
 from signaling.errors import Conflict, InvalidArgument, NotFound
 
 WORKSHOP_COLUMNS = """w.id, w.title, w.description, w.timezone, w.starts_at, w.ends_at, w.status,
-    w.recording_consent, w.created_at, w.updated_at,
+    w.recording_consent, w.lobby, w.created_at, w.updated_at,
     (SELECT r.id FROM rooms r WHERE r.workshop_id = w.id AND r.kind = 'plenary') AS plenary_room_id"""
 INSERT_WORKSHOP = """
-INSERT INTO workshops (title, description, timezone, starts_at, ends_at, status, recording_consent)
-VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id
+INSERT INTO workshops (title, description, timezone, starts_at, ends_at, status, recording_consent, lobby)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id
 """
 INSERT_ROOM = """
 INSERT INTO rooms (workshop_id, name, kind, capacity, media, publishing) VALUES ($1, $2, $3, $4, $5, $6)
-RETURNING id, workshop_id, name, kind, capacity, media, publishing, created_at
+RETURNING id, workshop_id, name, kind, capacity, media, publishing, locked, created_at
 """
 SELECT_WORKSHOP = f"SELECT {WORKSHOP_COLUMNS} FROM workshops w WHERE w.id = $1"
 LIST_WORKSHOPS = f"""
@@ -36,12 +37,12 @@ UPDATE_WORKSHOP = """
 UPDATE workshops SET
     title = COALESCE($2, title), description = COALESCE($3, description), timezone = COALESCE($4, timezone),
     starts_at = COALESCE($5, starts_at), ends_at = COALESCE($6, ends_at), status = COALESCE($7, status),
-    recording_consent = COALESCE($8, recording_consent), updated_at = now()
+    recording_consent = COALESCE($8, recording_consent), lobby = COALESCE($9, lobby), updated_at = now()
 WHERE id = $1 RETURNING id
 """
 DELETE_WORKSHOP = "DELETE FROM workshops WHERE id = $1 RETURNING id"
 
-ROOM_COLUMNS = "id, workshop_id, name, kind, capacity, media, publishing, created_at"
+ROOM_COLUMNS = "id, workshop_id, name, kind, capacity, media, publishing, locked, created_at"
 LIST_ROOMS = f"""
 SELECT {ROOM_COLUMNS} FROM rooms
 WHERE workshop_id = $1 AND ($2::timestamptz IS NULL OR (created_at, id) > ($2, $3::uuid))
@@ -52,9 +53,10 @@ SELECT_PLENARY = f"SELECT {ROOM_COLUMNS} FROM rooms WHERE workshop_id = $1 AND k
 # A live participant and the room it belongs in now, in one round trip (joining is the hot path of a burst).
 SELECT_PARTICIPANT_AND_ROOM = f"""
 SELECT p.id, p.workshop_id, p.display_name, p.country, p.organisation, p.email, p.role, p.room_id,
-       p.token_generation, p.created_at, p.updated_at,
+       p.token_generation, p.created_at, p.updated_at, p.banned_at, p.ban_reason,
        r.id AS r_id, r.workshop_id AS r_workshop_id, r.name AS r_name, r.kind AS r_kind, r.capacity AS r_capacity,
-       r.media AS r_media, r.publishing AS r_publishing
+       r.media AS r_media, r.publishing AS r_publishing, r.locked AS r_locked,
+       (SELECT w.lobby FROM workshops w WHERE w.id = p.workshop_id) AS w_lobby
 FROM participants p
 CROSS JOIN LATERAL (
     SELECT {ROOM_COLUMNS}, 0 AS rank FROM rooms WHERE id = (
@@ -91,13 +93,13 @@ ORDER BY rank LIMIT 1
 SELECT_WORKSHOP_ROOM = f"SELECT {ROOM_COLUMNS} FROM rooms WHERE id = $1 AND workshop_id = $2"
 UPDATE_ROOM = f"""
 UPDATE rooms SET name = COALESCE($3, name), capacity = COALESCE($4, capacity), media = COALESCE($5, media),
-    publishing = COALESCE($6, publishing)
+    publishing = COALESCE($6, publishing), locked = COALESCE($7, locked)
 WHERE id = $1 AND workshop_id = $2 RETURNING {ROOM_COLUMNS}
 """
 DELETE_ROOM = "DELETE FROM rooms WHERE id = $1 AND workshop_id = $2 AND kind = 'breakout' RETURNING id"
 
 PARTICIPANT_COLUMNS = """id, workshop_id, display_name, country, organisation, email, role, room_id,
-    token_generation, created_at, updated_at"""
+    token_generation, created_at, updated_at, banned_at, banned_by, ban_reason"""
 INSERT_PARTICIPANT = f"""
 INSERT INTO participants (workshop_id, display_name, country, organisation, email, role, room_id, created_at,
     updated_at)
@@ -134,8 +136,54 @@ UPDATE participants SET token_generation = token_generation + 1, updated_at = no
 WHERE id = $1 AND workshop_id = $2 AND deleted_at IS NULL RETURNING {PARTICIPANT_COLUMNS}
 """
 
+BAN_PARTICIPANT = f"""
+UPDATE participants SET banned_at = now(), banned_by = $3, ban_reason = $4,
+    token_generation = token_generation + 1, updated_at = now()
+WHERE id = $1 AND workshop_id = $2 AND deleted_at IS NULL RETURNING {PARTICIPANT_COLUMNS}
+"""
+# Lifting a ban does not un-revoke: the generation stays where the ban left it, so only tokens minted now work.
+UNBAN_PARTICIPANT = f"""
+UPDATE participants SET banned_at = NULL, banned_by = NULL, ban_reason = NULL, updated_at = now()
+WHERE id = $1 AND workshop_id = $2 AND deleted_at IS NULL RETURNING {PARTICIPANT_COLUMNS}
+"""
+LIST_BANS = f"""
+SELECT {PARTICIPANT_COLUMNS} FROM participants
+WHERE workshop_id = $1 AND deleted_at IS NULL AND banned_at IS NOT NULL
+  AND ($2::timestamptz IS NULL OR (created_at, id) > ($2, $3::uuid))
+ORDER BY created_at, id LIMIT $4
+"""
+# A moderator's action, written in the transaction of the change it describes (the same table and shape as
+# signaling.breakout_store's log).
+INSERT_ACTION = """
+INSERT INTO moderator_actions (workshop_id, actor_id, actor_role, action, details, at)
+VALUES ($1, $2, $3, $4, $5::jsonb, now())
+"""
+
+END_ADMISSIONS = """
+UPDATE lobby_knocks SET ended_at = now() WHERE participant_id = $1 AND state = 'admitted' AND ended_at IS NULL
+"""
+DENY_PENDING_OF = """
+UPDATE lobby_knocks SET state = 'denied', decided_at = now(), decided_by = $2
+WHERE participant_id = $1 AND state = 'pending'
+"""
+
 SELECT_SECRET = "SELECT value FROM server_secrets WHERE name = $1"
 INSERT_SECRET = "INSERT INTO server_secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING"
+
+
+@dataclass(frozen=True)
+class ActionRecord:
+    """A moderator action to log with the change it describes."""
+
+    actor_id: uuid.UUID | None
+    actor_role: str
+    action: str
+    details: dict[str, Any]
+
+
+async def insert_action(conn: asyncpg.Connection, workshop_id: uuid.UUID, action: ActionRecord) -> None:
+    details = json.dumps(action.details, default=str)
+    await conn.execute(INSERT_ACTION, workshop_id, action.actor_id, action.actor_role, action.action, details)
 
 
 @dataclass(frozen=True)
@@ -194,6 +242,14 @@ class Store:
         finally:
             self._forget(participant_id, room_id)
 
+    @asynccontextmanager
+    async def _changing_if(self, changing: bool) -> AsyncIterator[None]:
+        if not changing:
+            yield
+            return
+        async with self._changing():
+            yield
+
     def _forget(self, participant_id: uuid.UUID | None, room_id: uuid.UUID | None) -> None:
         if participant_id is not None:
             self.joins.forget(participant_id)
@@ -217,6 +273,7 @@ class Store:
                 data["ends_at"],
                 data["status"],
                 data["recording_consent"],
+                data.get("lobby", "off"),
             )
             await conn.fetchrow(INSERT_ROOM, workshop_id, "Plenary", "plenary", plenary_capacity, plenary_media, "open")
             row = await conn.fetchrow(SELECT_WORKSHOP, workshop_id)
@@ -235,7 +292,8 @@ class Store:
         return list(await self.pool.fetch(LIST_WORKSHOPS, *_page_args(after), only, limit))
 
     async def update_workshop(self, workshop_id: uuid.UUID, changes: dict[str, Any]) -> asyncpg.Record:
-        async with translated(), self.pool.acquire() as conn, conn.transaction():
+        # The lobby setting is part of every join entry of the workshop: a change of it forgets them all.
+        async with translated(), self._changing_if("lobby" in changes), self.pool.acquire() as conn, conn.transaction():
             found = await conn.fetchval(
                 UPDATE_WORKSHOP,
                 workshop_id,
@@ -246,6 +304,7 @@ class Store:
                 changes.get("ends_at"),
                 changes.get("status"),
                 changes.get("recording_consent"),
+                changes.get("lobby"),
             )
             if found is None:
                 raise NotFound("workshop not found")
@@ -282,9 +341,22 @@ class Store:
             raise NotFound("room not found")
         return row
 
-    async def update_room(self, workshop_id: uuid.UUID, room_id: uuid.UUID, changes: dict[str, Any]) -> asyncpg.Record:
-        async with translated(), self._changing(room_id=room_id):
-            row = await self.pool.fetchrow(
+    async def update_room(
+        self,
+        workshop_id: uuid.UUID,
+        room_id: uuid.UUID,
+        changes: dict[str, Any],
+        *,
+        action: ActionRecord | None = None,
+    ) -> asyncpg.Record:
+        """Change a room; `action` is logged in the same transaction."""
+        async with (
+            translated(),
+            self._changing(room_id=room_id),
+            self.pool.acquire() as conn,
+            conn.transaction(),
+        ):
+            row = await conn.fetchrow(
                 UPDATE_ROOM,
                 room_id,
                 workshop_id,
@@ -292,9 +364,12 @@ class Store:
                 changes.get("capacity"),
                 changes.get("media"),
                 changes.get("publishing"),
+                changes.get("locked"),
             )
-        if row is None:
-            raise NotFound("room not found")
+            if row is None:
+                raise NotFound("room not found")
+            if action is not None:
+                await insert_action(conn, workshop_id, action)
         return row
 
     async def delete_room(self, workshop_id: uuid.UUID, room_id: uuid.UUID) -> None:
@@ -404,6 +479,45 @@ class Store:
         if row is None:
             raise NotFound("participant not found")
         return row
+
+    async def ban_participant(
+        self, workshop_id: uuid.UUID, participant_id: uuid.UUID, *, reason: str | None, action: ActionRecord
+    ) -> asyncpg.Record:
+        """Ban (and revoke every token of) a participant; ends their admissions, withdraws their pending knock."""
+        async with self._changing(participant_id), self.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(BAN_PARTICIPANT, participant_id, workshop_id, action.actor_id, reason)
+            if row is None:
+                raise NotFound("participant not found")
+            await conn.execute(END_ADMISSIONS, participant_id)
+            await conn.execute(DENY_PENDING_OF, participant_id, action.actor_id)
+            await insert_action(conn, workshop_id, action)
+        return row
+
+    async def remove_participant(
+        self, workshop_id: uuid.UUID, participant_id: uuid.UUID, *, action: ActionRecord
+    ) -> asyncpg.Record:
+        """Revoke every token of a participant and end their admissions (removal without a ban)."""
+        async with self._changing(participant_id), self.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(REVOKE_PARTICIPANT, participant_id, workshop_id)
+            if row is None:
+                raise NotFound("participant not found")
+            await conn.execute(END_ADMISSIONS, participant_id)
+            await insert_action(conn, workshop_id, action)
+        return row
+
+    async def unban_participant(
+        self, workshop_id: uuid.UUID, participant_id: uuid.UUID, *, action: ActionRecord
+    ) -> asyncpg.Record:
+        async with self._changing(participant_id), self.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(UNBAN_PARTICIPANT, participant_id, workshop_id)
+            if row is None:
+                raise NotFound("participant not found")
+            await insert_action(conn, workshop_id, action)
+        return row
+
+    async def list_bans(self, workshop_id: uuid.UUID, *, limit: int, after: PageKey | None) -> list[asyncpg.Record]:
+        """Banned participants, in roster order (as the roster pages)."""
+        return list(await self.pool.fetch(LIST_BANS, workshop_id, *_page_args(after), limit))
 
     # Secrets -------------------------------------------------------------------------------------
     async def get_secret(self, name: str) -> str | None:

@@ -7,6 +7,6 @@ PREFIX = "/api/v1"
 
 
 def load_routes() -> Api:
-    from server.api import breakouts, meta, moderation, participants, recordings, workshops  # noqa: F401
+    from server.api import admission, breakouts, meta, moderation, participants, recordings, workshops  # noqa: F401
 
     return API

@@ -29,6 +29,11 @@ ConsentMode = Literal["explicit", "assumed"]
 RoomKind = Literal["plenary", "breakout"]
 MediaMode = Literal["mesh", "sfu"]
 PublishingMode = Literal["open", "moderated"]
+LobbyMode = Literal["off", "everyone", "unverified"]
+LOBBY_DESCRIPTION = (
+    "off: everyone enters; everyone: every participant and observer waits for a moderator; unverified: those whose "
+    "join link was never used before or is used from another device wait (docs/moderation.md)."
+)
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -131,6 +136,7 @@ class WorkshopCreate(Body):
         description="explicit: a participant is recorded only after saying yes; assumed: unless no.",
     )
     plenary_capacity: int | None = Field(None, ge=1, le=10_000)
+    lobby: LobbyMode = Field("off", description=LOBBY_DESCRIPTION)
 
     # A field validator (not a model validator) so that the error names `ends_at`, as PATCH does.
     @field_validator("ends_at")
@@ -148,6 +154,7 @@ class WorkshopPatch(Body):
     ends_at: Time | None = None
     status: WorkshopStatus | None = None
     recording_consent: ConsentMode | None = None
+    lobby: LobbyMode | None = Field(None, description=LOBBY_DESCRIPTION)
 
     @field_validator("ends_at")
     @classmethod
@@ -165,6 +172,7 @@ class Workshop(BaseModel):
     ends_at: datetime
     status: WorkshopStatus
     recording_consent: ConsentMode
+    lobby: LobbyMode = Field(description=LOBBY_DESCRIPTION)
     plenary_room_id: uuid.UUID
     created_at: datetime
     updated_at: datetime
@@ -178,6 +186,7 @@ class Room(BaseModel):
     capacity: int
     media: MediaMode
     publishing: PublishingMode
+    locked: bool = Field(description="Nobody new enters (moderators and the organiser excepted): they knock.")
     created_at: datetime
 
 
@@ -202,6 +211,7 @@ class RoomPatch(Body):
     capacity: int | None = Field(None, ge=1, le=10_000)
     media: MediaMode | None = Field(None, description="Switch the live room between mesh and sfu; clients follow.")
     publishing: PublishingMode | None = None
+    locked: bool | None = Field(None, description="Lock the room: nobody new enters, joiners knock (moderators).")
 
 
 class ParticipantCreate(Body):
@@ -233,6 +243,9 @@ class Participant(BaseModel):
     room_id: uuid.UUID | None = Field(description="Assigned room; null means the plenary.")
     created_at: datetime
     updated_at: datetime
+    banned_at: datetime | None = Field(None, description="Set while the participant is banned: every token is refused.")
+    banned_by: uuid.UUID | None = Field(None, description="Who banned them (null: the admin token).")
+    ban_reason: str | None = None
     join_token: str | None = Field(None, description="Shown to the admin and the organiser only.")
     join_url: str | None = None
     token_expires_at: datetime | None = None

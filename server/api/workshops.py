@@ -13,6 +13,7 @@ from server.api.paging import page_of, page_request
 from server.api.routing import json_model, path_uuid, read_body
 from server.api.schemas import Page, Room, RoomCreate, RoomPatch, Workshop, WorkshopCreate, WorkshopPatch
 from server.auth import Principal
+from server.store import ActionRecord
 from signaling.errors import InvalidArgument, NotFound, PermissionDenied
 from signaling.rooms import room_info
 
@@ -98,7 +99,7 @@ async def patch_workshop(request: web.Request, who: Principal) -> web.Response:
         raise PermissionDenied("only the organiser may change the workshop")
     body = await read_body(request, WorkshopPatch)
     changes = body.model_dump(exclude_unset=True)
-    for name in ("title", "timezone", "starts_at", "ends_at", "status", "recording_consent", "description"):
+    for name in ("title", "timezone", "starts_at", "ends_at", "status", "recording_consent", "description", "lobby"):
         if name in changes and changes[name] is None:
             raise InvalidArgument(f"{name} cannot be null", details=[{"field": name, "message": "not nullable"}])
     store = request.app[keys.STORE]
@@ -212,7 +213,7 @@ async def get_room(request: web.Request, who: Principal) -> web.Response:
 @API.route(
     "PATCH",
     f"{PREFIX}/workshops/{{workshop_id}}/rooms/{{room_id}}",
-    summary="Rename a room, change its capacity, switch its media (mesh/sfu) or who may publish "
+    summary="Rename a room, change its capacity, switch its media (mesh/sfu), who may publish, or lock it "
     "(admin, organiser, moderator); live rooms follow at once.",
     body=RoomPatch,
     response=Room,
@@ -228,7 +229,16 @@ async def patch_room(request: web.Request, who: Principal) -> web.Response:
         if value is None:
             raise InvalidArgument(f"{name} cannot be null", details=[{"field": name, "message": "not nullable"}])
     require_sfu_for(request, changes.get("media"))
-    row = await request.app[keys.STORE].update_room(workshop_id, room_id, changes)
+    action = None
+    if "locked" in changes:
+        # The lock is a moderator's action: logged with the change (the other fields are room settings).
+        action = ActionRecord(
+            None if who.is_admin else who.participant_id,
+            "admin" if who.is_admin else str(who.role),
+            "room.lock" if changes["locked"] else "room.unlock",
+            {"room_id": str(room_id), "changes": sorted(changes)},
+        )
+    row = await request.app[keys.STORE].update_room(workshop_id, room_id, changes, action=action)
     request.app[keys.SIGNALING].room_changed(room_info(row))
     return json_model(room_out(row))
 
