@@ -18,7 +18,7 @@ from server.api.workshops import require_member
 from server.auth import Principal
 from server.store import ActionRecord
 from signaling.breakouts import Actor
-from signaling.errors import InvalidArgument, PermissionDenied
+from signaling.errors import PermissionDenied
 from signaling.lobby import AdmissionLobby, AdmitSelector
 from signaling.lobby_store import ActorRef
 from signaling.protocol import Knock, Sender
@@ -149,7 +149,8 @@ async def list_bans(request: web.Request, who: Principal) -> web.Response:
 @API.route(
     "POST",
     _workshop_path("/participants/{participant_id}/unban"),
-    summary="Lift a ban (admin, organiser). Tokens from before stay revoked: mint a new join link.",
+    summary="Lift a ban (admin, organiser). Tokens from before stay revoked: mint a new join link. Lifting no ban "
+    "changes nothing.",
     response=Participant,
     tags=TAGS,
 )
@@ -163,7 +164,7 @@ async def unban(request: web.Request, who: Principal) -> web.Response:
     store = request.app[keys.STORE]
     current = await store.get_participant(workshop_id, participant_id)
     if current["banned_at"] is None:
-        raise InvalidArgument("this participant is not banned")
+        return json_model(Participant.model_validate(dict(current)))  # nothing to lift: nothing is logged
     record = ActionRecord(actor.id, actor.role, "participant.unban", {"participant_id": str(participant_id)})
     row = await store.unban_participant(workshop_id, participant_id, action=record)
     return json_model(Participant.model_validate(dict(row)))
