@@ -108,7 +108,9 @@ async def test_a_ban_closes_a_waiting_socket_and_withdraws_the_knock(client: Cli
     m = await enter(client, mod["join_token"])
     a, lobby = await knock(client, ana["join_token"])
     await m.wait_for("knock")
-    resp = await client.post(f"/api/v1/workshops/{wid}/participants/{ana['id']}/remove", json={"ban": True}, headers=ADMIN)
+    resp = await client.post(
+        f"/api/v1/workshops/{wid}/participants/{ana['id']}/remove", json={"ban": True}, headers=ADMIN
+    )
     assert resp.status == 200
     assert await resp.json() == {"participant_id": ana["id"], "live": False}
     assert await closed(a) == (4403, "banned")
