@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 from signaling.errors import NotFound
 from signaling.lobby_store import ActorRef, GateFacts, KnockRow
 from signaling.protocol import (
+    Bye,
     Denied,
     Hello,
     Knock,
@@ -142,8 +143,10 @@ class AdmissionLobby:
         self._by_participant: dict[str, str] = {}
         self._trusted: set[tuple[str, str]] = set()  # (participant, device) known to be stored as trusted
         self._ending: dict[str, int] = {}  # participants whose admissions are being ended (writes in flight)
+        self._device_of: dict[str, str] = {}  # the device each participant last entered a room from
         self._tasks = OwnedTasks("lobby")
         self._service: SignalingService | None = None
+        self._closing = False  # shutting down: no new timers, no news to moderators
 
     def bind(self, service: SignalingService) -> None:
         self._service = service
@@ -169,6 +172,17 @@ class AdmissionLobby:
             self._knocks[knock.id] = pending
             self._by_participant[knock.participant_id] = knock.id
             self._start_grace(pending)
+
+    def shutdown(self) -> None:
+        """The server stops: every waiting socket is told to reconnect (1001); the knocks stay pending in
+        PostgreSQL, where the next process finds them."""
+        self._closing = True
+        for pending in self._knocks.values():
+            waiter, pending.waiter = pending.waiter, None
+            if waiter is not None:
+                waiter.outbox.send(Bye(reason="server restarting", reconnect=True).model_dump_json())
+                waiter.outbox.close(1001, "server restarting")
+                waiter.decide("closed")
 
     async def close(self) -> None:
         for pending in self._knocks.values():
@@ -197,17 +211,21 @@ class AdmissionLobby:
             return None
         pid = identity.participant_id
         facts = await self.store.gate_facts(pid, device, room.id if reason == "locked" else None)
-        if reason == "unverified" and facts.trusted and not self._live_elsewhere(pid):
+        if reason == "unverified" and facts.trusted and not self._live_elsewhere(pid, device):
             return None
         if facts.admitted and pid not in self._ending:
             return None
-        elsewhere = facts.used_before or self._live_elsewhere(pid)
+        elsewhere = facts.used_before or self._live_elsewhere(pid, device)
         return Decision(reason=reason, link_used_elsewhere=elsewhere, workshop=facts.workshop)
 
-    def _live_elsewhere(self, participant_id: str) -> bool:
+    def _live_elsewhere(self, participant_id: str, device: str | None) -> bool:
+        """Someone is in a room as this participant right now, from another device (or one that sent none)."""
         service = self._service
         member = service.members.get(participant_id) if service is not None else None
-        return member is not None and member.connected
+        if member is None or not member.connected:
+            return False
+        entered_from = self._device_of.get(participant_id)
+        return entered_from is None or entered_from != device
 
     async def knock(
         self, identity: Identity, room: RoomInfo, hello: Hello, version: int, outbox: Outbox, *, decision: Decision
@@ -281,7 +299,11 @@ class AdmissionLobby:
 
     def entered(self, participant_id: str, device: str | None) -> None:
         """A device that entered a room as this participant is trusted afterwards (written in the background)."""
-        if device is None or (participant_id, device) in self._trusted:
+        if device is None:
+            self._device_of.pop(participant_id, None)
+            return
+        self._device_of[participant_id] = device
+        if (participant_id, device) in self._trusted:
             return
         self._trusted.add((participant_id, device))
         self._tasks.spawn(self.store.trust_device(participant_id, device), "trust-device")
@@ -308,7 +330,7 @@ class AdmissionLobby:
     def detach(self, waiter: Waiter) -> None:
         """The knocker's socket ended: the knock stays for the grace period, shown as not connected."""
         pending = self._knocks.get(waiter.knock_id)
-        if pending is None or pending.waiter is not waiter:
+        if pending is None or pending.waiter is not waiter or self._closing:
             return
         pending.waiter = None
         waiter.decide("closed")

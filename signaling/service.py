@@ -531,6 +531,8 @@ class SignalingService:
     def shutdown(self) -> None:
         """Close every session with 1001 and record everyone's leave. The `bye` asks clients to reconnect."""
         self._closed = True
+        if self.lobby is not None:
+            self.lobby.shutdown()
         for member in list(self.members.values()):
             self._remove(
                 member, reason="server_shutdown", close=(CLOSE_GOING_AWAY, "server restarting"), reconnect=True

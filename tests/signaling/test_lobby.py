@@ -9,6 +9,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from server import keys
 from server.app import create_app
 from tests.conftest import make_settings
 from tests.helpers import ADMIN, add_participant, bearer, create_workshop, error_of
@@ -135,7 +136,10 @@ async def test_a_knock_survives_a_server_restart_with_its_id_and_waiting_time(
     first = await aiohttp_client(create_app(settings))
     workshop, mod = await lobby_workshop(first)
     ana = await add_participant(first, workshop["id"], display_name="Ana", country="PT")
-    _a, lobby = await knock(first, ana["join_token"], device="laptop-1")
+    waiting, lobby = await knock(first, ana["join_token"], device="laptop-1")
+    first.server.app[keys.SIGNALING].shutdown()  # what stopping the server does first
+    assert await waiting.wait_for("bye") == {"type": "bye", "reason": "server restarting", "reconnect": True}
+    assert (await closed(waiting))[0] == 1001
     await first.close()
 
     second = await aiohttp_client(create_app(settings))
