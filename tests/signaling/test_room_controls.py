@@ -349,3 +349,40 @@ async def test_a_waiting_knockers_socket_closes_when_the_workshop_is_deleted(cli
     resp = await client.delete(f"{WS}/{workshop['id']}", headers=ADMIN)
     assert resp.status == 204
     assert (await closed(a))[0] == 4403
+
+
+UNKNOWN = "00000000-0000-4000-8000-000000000000"
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        ("POST", f"/rooms/{UNKNOWN}/mute-all", None, 404, "not_found"),
+        ("POST", "/rooms/not-a-room/mute-all", None, 404, "not_found"),
+        ("POST", "/rooms/{plenary}/mute-all", {"kind": 1}, 400, "invalid_argument"),
+        ("POST", "/rooms/{plenary}/mute-all", {"kind": "audio", "room": "x"}, 400, "invalid_argument"),
+        ("POST", "/rooms/{plenary}/mute-all", [], 400, "invalid_argument"),
+        ("POST", f"/rooms/{UNKNOWN}/lower-hands", None, 404, "not_found"),
+        ("POST", "/rooms/{other_plenary}/lower-hands", None, 404, "not_found"),
+        ("POST", "/rooms/{other_plenary}/mute-all", None, 404, "not_found"),
+        ("POST", f"/participants/{UNKNOWN}/ask-unmute", None, 404, "not_found"),
+        ("POST", "/participants/{ana}/ask-unmute", {"kind": None}, 400, "invalid_argument"),
+        ("POST", "/participants/{ana}/ask-unmute", "text", 400, "invalid_argument"),
+        ("POST", f"/participants/{UNKNOWN}/give-floor", None, 404, "not_found"),
+        ("POST", f"/participants/{UNKNOWN}/unban", None, 404, "not_found"),
+        ("GET", "/bans?cursor=not-a-cursor", None, 400, "invalid_argument"),
+        ("GET", "/bans?limit=0", None, 400, "invalid_argument"),
+    ],
+)
+async def test_bad_room_control_and_ban_requests_over_http_get_a_stable_error(
+    client: Client, case: tuple[str, str, Any, int, str]
+) -> None:
+    method, path, body, status, code = case
+    workshop = await create_workshop(client)
+    other = await create_workshop(client, title="Elsewhere")
+    ana = await add_participant(client, workshop["id"], display_name="Ana", country="PT")
+    url = f"{WS}/{workshop['id']}" + path.format(
+        plenary=workshop["plenary_room_id"], other_plenary=other["plenary_room_id"], ana=ana["id"]
+    )
+    resp = await client.request(method, url, json=body, headers=ADMIN)
+    await error_of(resp, status, code)
