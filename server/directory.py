@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from server.auth import Authenticator
@@ -97,7 +97,9 @@ class StoreRooms:
         row = await self.store.update_room(uuid.UUID(room.workshop_id), uuid.UUID(room.id), {"media": media})
         return room_info(row)
 
-    async def set_locked(self, room: RoomInfo, locked: bool, actor: ActorRef) -> RoomInfo:
+    async def set_locked(
+        self, room: RoomInfo, locked: bool, actor: ActorRef, present: Sequence[tuple[str, str | None]] = ()
+    ) -> RoomInfo:
         action = ActionRecord(
             actor_id=uuid.UUID(actor.id) if actor.id else None,
             actor_role=actor.role,
@@ -105,7 +107,7 @@ class StoreRooms:
             details={"room_id": room.id},
         )
         row = await self.store.update_room(
-            uuid.UUID(room.workshop_id), uuid.UUID(room.id), {"locked": locked}, action=action
+            uuid.UUID(room.workshop_id), uuid.UUID(room.id), {"locked": locked}, action=action, present=present
         )
         return room_info(row)
 

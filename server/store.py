@@ -159,6 +159,12 @@ INSERT INTO moderator_actions (workshop_id, actor_id, actor_role, action, detail
 VALUES ($1, $2, $3, $4, $5::jsonb, now())
 """
 
+# Who is in a room when it is locked is let back into it (a reload, a server restart) as if admitted.
+ADMIT_PRESENT = """
+INSERT INTO lobby_knocks (workshop_id, participant_id, room_id, device, reason, state, decided_at, decided_by)
+SELECT $1, $2, $3, $4, 'locked', 'admitted', now(), $5
+WHERE EXISTS (SELECT 1 FROM participants WHERE id = $2 AND workshop_id = $1 AND deleted_at IS NULL)
+"""
 END_ADMISSIONS = """
 UPDATE lobby_knocks SET ended_at = now() WHERE participant_id = $1 AND state = 'admitted' AND ended_at IS NULL
 """
@@ -348,8 +354,10 @@ class Store:
         changes: dict[str, Any],
         *,
         action: ActionRecord | None = None,
+        present: Sequence[tuple[str, str | None]] = (),
     ) -> asyncpg.Record:
-        """Change a room; `action` is logged in the same transaction."""
+        """Change a room; `action` is logged in the same transaction. Locking it admits `present` (participant id,
+        device) to it, so that those already in are not newcomers when they come back."""
         async with (
             translated(),
             self._changing(room_id=room_id),
@@ -370,6 +378,11 @@ class Store:
                 raise NotFound("room not found")
             if action is not None:
                 await insert_action(conn, workshop_id, action)
+            if changes.get("locked") and present:
+                actor = action.actor_id if action is not None else None
+                await conn.executemany(
+                    ADMIT_PRESENT, [(workshop_id, uuid.UUID(pid), room_id, device, actor) for pid, device in present]
+                )
         return row
 
     async def delete_room(self, workshop_id: uuid.UUID, room_id: uuid.UUID) -> None:

@@ -218,6 +218,10 @@ class AdmissionLobby:
         elsewhere = facts.used_before or self._live_elsewhere(pid, device)
         return Decision(reason=reason, link_used_elsewhere=elsewhere, workshop=facts.workshop)
 
+    def device_of(self, participant_id: str) -> str | None:
+        """The device this participant last entered a room from (None: one that sent none, or not known here)."""
+        return self._device_of.get(participant_id)
+
     def _live_elsewhere(self, participant_id: str, device: str | None) -> bool:
         """Someone is in a room as this participant right now, from another device (or one that sent none)."""
         service = self._service

@@ -13,7 +13,7 @@ import logging
 import secrets
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal, Protocol
@@ -187,7 +187,9 @@ class RoomsPort(Protocol):
 
     async def set_media(self, room: RoomInfo, media: str) -> RoomInfo: ...
 
-    async def set_locked(self, room: RoomInfo, locked: bool, actor: ActorRef) -> RoomInfo: ...
+    async def set_locked(
+        self, room: RoomInfo, locked: bool, actor: ActorRef, present: Sequence[tuple[str, str | None]] = ()
+    ) -> RoomInfo: ...
 
 
 class ActionLog(Protocol):
@@ -779,9 +781,18 @@ class SignalingService:
         if room is None or self.rooms_port is None:
             raise NotFound("you are in no room")
         if room.info.locked != message.locked:
-            info = await self.rooms_port.set_locked(room.info, message.locked, actor)
+            info = await self.rooms_port.set_locked(room.info, message.locked, actor, self.present_in(room.id))
             self.room_changed(info)
         self._ack(member, message.request_id)
+
+    def present_in(self, room_id: str) -> list[tuple[str, str | None]]:
+        """Who would knock to come back into this room were it locked: (participant id, the device they entered
+        from). Moderators and the organiser never knock."""
+        room = self.rooms.get(room_id)
+        if room is None:
+            return []
+        device_of = self.lobby.device_of if self.lobby is not None else (lambda _pid: None)
+        return [(m.id, device_of(m.id)) for m in room.roster() if m.profile.role not in MODERATOR_ROLES]
 
     def mute_all(self, member: Member, message: MuteAll) -> None:
         """Mute everyone in the sender's room but the presenters (signaling.rooms.is_presenter)."""

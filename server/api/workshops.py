@@ -238,7 +238,10 @@ async def patch_room(request: web.Request, who: Principal) -> web.Response:
             "room.lock" if changes["locked"] else "room.unlock",
             {"room_id": str(room_id), "changes": sorted(changes)},
         )
-    row = await request.app[keys.STORE].update_room(workshop_id, room_id, changes, action=action)
+    live = request.app[keys.SIGNALING].rooms.get(str(room_id))
+    locking = bool(changes.get("locked")) and live is not None and not live.info.locked
+    present = request.app[keys.SIGNALING].present_in(str(room_id)) if locking else []
+    row = await request.app[keys.STORE].update_room(workshop_id, room_id, changes, action=action, present=present)
     request.app[keys.SIGNALING].room_changed(room_info(row))
     return json_model(room_out(row))
 

@@ -4,10 +4,13 @@ and the authorisation matrix of every admission and room-control message."""
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from server.app import create_app
+from tests.conftest import make_settings
 from tests.helpers import ADMIN, add_participant, bearer, create_workshop, error_of
 from tests.signaling.admission import Client, closed, enter, knock, settle
 from tests.signaling.client import SignalClient
@@ -386,3 +389,29 @@ async def test_bad_room_control_and_ban_requests_over_http_get_a_stable_error(
     )
     resp = await client.request(method, url, json=body, headers=ADMIN)
     await error_of(resp, status, code)
+
+
+async def test_people_in_a_room_when_it_was_locked_come_back_after_a_restart_and_newcomers_still_knock(
+    aiohttp_client: Any, database_url: str, tmp_path: Path
+) -> None:
+    settings = make_settings(database_url, tmp_path / "var")
+    first = await aiohttp_client(create_app(settings))
+    workshop = await create_workshop(first)
+    wid = workshop["id"]
+    mod = await add_participant(first, wid, display_name="Mia", country="IE", role="moderator")
+    ana = await add_participant(first, wid, display_name="Ana", country="PT")
+    late = await add_participant(first, wid, display_name="Lars", country="SE")
+    m = await enter(first, mod["join_token"], device="mod-laptop")
+    a = await enter(first, ana["join_token"], device="ana-laptop")
+    await m.send({"type": "lock_room", "locked": True, "request_id": "lock"})
+    await m.wait_for("ack", request_id="lock")
+    await a.wait_for("room_updated")
+    await first.close()
+
+    second = await aiohttp_client(create_app(settings))
+    back = await enter(second, ana["join_token"], device="ana-laptop", resume=a.welcome["resume"])
+    assert (back.welcome["resumed"], back.welcome["room"]["locked"]) == (False, True)
+    _other, from_elsewhere = await knock(second, ana["join_token"], device="another-pc")
+    assert from_elsewhere["reason"] == "locked"
+    _l, newcomer = await knock(second, late["join_token"], device="lars-pc")
+    assert newcomer["reason"] == "locked"
