@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import time
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
+from server.api.recordings import _sign
 from server.auth import TokenSigner
 from tests.conftest import SECRET_KEY
 from tests.helpers import ADMIN, add_participant, bearer, create_workshop, error_of
@@ -181,3 +184,20 @@ async def test_unban_of_someone_not_banned_changes_nothing_and_unknown_people_ar
     await error_of(resp, 404, "not_found")
     resp = await client.get(f"/api/v1/workshops/{workshop['id']}/moderator-actions", headers=ADMIN)
     assert [e["action"] for e in (await resp.json())["items"]] == []
+
+
+async def test_a_signed_recording_link_made_for_someone_is_refused_once_they_are_banned(client: Client) -> None:
+    workshop = await create_workshop(client)
+    ana = await add_participant(client, workshop["id"], display_name="Ana", country="PT")
+    recording_id, track_id = uuid.uuid4(), uuid.uuid4()
+    exp = int(time.time()) + 600
+    sig = _sign(SECRET_KEY, recording_id, track_id, exp, ana["id"])
+    url = f"/api/v1/recordings/{recording_id}/tracks/{track_id}/file?exp={exp}&by={ana['id']}&sig={sig}"
+    resp = await client.get(url)
+    await error_of(resp, 404, "not_found")  # a good signature: on to the (absent) recording
+    resp = await client.post(
+        f"/api/v1/workshops/{workshop['id']}/participants/{ana['id']}/remove", json={"ban": True}, headers=ADMIN
+    )
+    assert resp.status == 200
+    resp = await client.get(url)
+    await error_of(resp, 403, "banned")
