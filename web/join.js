@@ -93,7 +93,12 @@ async function main() {
     state.me = me;
     state.workshop = workshop;
   } catch (err) {
-    const message = err instanceof ApiError && err.status === 401 ? t("end_unauthenticated") : t("end_invalid_link", { error: err.message });
+    const message =
+      err instanceof ApiError && err.code === "banned"
+        ? t("end_banned")
+        : err instanceof ApiError && err.status === 401
+          ? t("end_unauthenticated")
+          : t("end_invalid_link", { error: err.message });
     showEnd(message, { heading: "end_heading_disconnected" });
     return;
   }
@@ -219,7 +224,7 @@ function connectSignaling() {
       banner.hidden = false;
       document.body.classList.add("is-reconnecting");
     },
-    onEnded: ({ code }) => ended(code),
+    onEnded: ({ code, reason }) => ended(code, reason),
   });
   signaling.connect();
 }
@@ -1871,7 +1876,7 @@ function relabel() {
 
 // The end -----------------------------------------------------------------------------------------
 
-function ended(code) {
+function ended(code, reason = "") {
   if (code === 4405) {
     showDenied(); // the camera preview stays: knocking again is one click away
     return;
@@ -1891,7 +1896,7 @@ function ended(code) {
   $("#reconnect-banner").hidden = true;
   $("#breakout-banner").hidden = true;
   $("#consent-banner").hidden = true;
-  const key = END_MESSAGES[code] || "end_protocol";
+  const key = code === 4403 && reason.startsWith("banned") ? "end_banned" : END_MESSAGES[code] || "end_protocol";
   showEnd(t(key), { heading: code === 1000 ? "end_heading" : "end_heading_disconnected", rejoin: [1000, 4409, 4429].includes(code) });
 }
 

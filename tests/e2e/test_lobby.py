@@ -9,7 +9,7 @@ from playwright.async_api import Page, expect
 
 from tests.e2e.conftest import BrowserSession, LiveServer
 from tests.e2e.pages import JOIN_TIMEOUT_MS, open_join_page, save_screenshot
-from tests.helpers import add_participant, create_workshop
+from tests.helpers import ADMIN, add_participant, create_workshop
 from tests.signaling.admission import enter
 
 pytestmark = pytest.mark.browser
@@ -88,3 +88,21 @@ async def test_a_denied_participant_sees_the_message_and_can_knock_again(
     await expect(page.locator("#room")).to_be_visible()
     assert browser.page_errors == []
     await m.close()
+
+
+async def test_a_banned_participant_opening_the_link_is_told_so(
+    live_server: LiveServer, browser: BrowserSession
+) -> None:
+    client = live_server.client
+    workshop = await create_workshop(client)
+    ana = await add_participant(client, workshop["id"], display_name="Ana Pereira", country="PT")
+    resp = await client.post(
+        f"/api/v1/workshops/{workshop['id']}/participants/{ana['id']}/remove", json={"ban": True}, headers=ADMIN
+    )
+    assert resp.status == 200
+    page = await browser.new_page("ana")
+    await page.goto(ana["join_url"])
+    await expect(page.locator("#end-message")).to_have_text(
+        "You are not allowed into this workshop any more. If you think this is a mistake, contact the organiser.",
+        timeout=JOIN_TIMEOUT_MS,
+    )

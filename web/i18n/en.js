@@ -161,6 +161,7 @@ export default {
   end_heading_disconnected: "You are not connected",
   end_left: "You left the room. You can close this tab.",
   end_removed: "A moderator removed you from this workshop.",
+  end_banned: "You are not allowed into this workshop any more. If you think this is a mistake, contact the organiser.",
   end_unauthenticated: "This invitation link is not valid any more. Ask the organiser for a new one.",
   end_replaced: "You joined from another tab or device, so this one was disconnected.",
   end_room_full: "The room is full. Try again in a moment.",
