@@ -322,7 +322,7 @@ class SignalingService:
 
             room_info = identity.room or await self.directory.assigned_room(identity)
             history = await self._recent_chat(room_info.id)
-            # A room's lock lives in memory first (a lock is announced before the join cache forgets the room).
+            # A live room's info is the current one (room_changed keeps it so): its lock included.
             live = self.rooms.get(room_info.id)
             if live is not None:
                 room_info = live.info
