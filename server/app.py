@@ -47,6 +47,8 @@ from signaling.audit_store import AuditLog, PgAuditTrail
 from signaling.breakout_store import BreakoutStore
 from signaling.breakouts import BreakoutCoordinator
 from signaling.clock import FileClock, SystemClock
+from signaling.lobby import AdmissionLobby
+from signaling.lobby_store import PgLobbyStore
 from signaling.service import SignalingConfig, SignalingService
 from signaling.session import SessionLimits, serve_websocket
 from signaling.sfu.bridge import JanusEndpoint, SfuBridge
@@ -269,6 +271,8 @@ async def _signaling(app: web.Application) -> AsyncIterator[None]:
         mesh_max=settings.mesh_max,
     )
     directory = ServerDirectory(app[keys.AUTH], app[keys.STORE])
+    breakout_store = BreakoutStore(app[keys.POOL], on_change=app[keys.STORE].joins.forget_all)
+    lobby = AdmissionLobby(PgLobbyStore(app[keys.POOL], audit=app[keys.AUDIT]), grace_s=settings.resume_grace_s)
     service = SignalingService(
         directory,
         store,
@@ -277,11 +281,12 @@ async def _signaling(app: web.Application) -> AsyncIterator[None]:
         rooms_port=StoreRooms(app[keys.STORE]),
         telemetry=metrics,
         clock=clock,
+        lobby=lobby,
         audit=PgAuditTrail(app[keys.POOL], app[keys.AUDIT]),
     )
+    await lobby.start()  # the knocks a previous process left pending, before anyone joins
     app[keys.SIGNALING] = service
     app[SIGNALING_STORE] = store
-    breakout_store = BreakoutStore(app[keys.POOL], on_change=app[keys.STORE].joins.forget_all)
     coordinator = BreakoutCoordinator(breakout_store, service, directory, audit=app[keys.AUDIT])
     app[keys.BREAKOUT_STORE] = breakout_store
     app[keys.BREAKOUTS] = coordinator
@@ -324,6 +329,7 @@ async def _signaling(app: web.Application) -> AsyncIterator[None]:
         await coordinator.shutdown()
         service.shutdown()
         await service.drain_tasks()
+        await lobby.close()
         await store.close()
         await heartbeat.close()
 

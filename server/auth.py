@@ -20,7 +20,7 @@ from typing import Any, Literal, Protocol
 
 import jwt
 
-from signaling.errors import Unauthenticated
+from signaling.errors import Banned, Unauthenticated
 
 ISSUER = "roundtable"
 JOIN_AUDIENCE = "roundtable:join"
@@ -206,9 +206,28 @@ def check_claims(claims: JoinClaims, row: Mapping[str, Any] | None) -> Mapping[s
     """The participant a verified token names, if it still exists in that workshop and the token is not revoked."""
     if row is None or row["workshop_id"] != claims.workshop_id:
         raise Unauthenticated("token refers to no participant")
+    # Before the generation: a ban also revoked every token, and each of them must say "banned", not "revoked".
+    if row["banned_at"] is not None:
+        raise banned(row["ban_reason"])
     if row["token_generation"] != claims.generation:
         raise Unauthenticated("token revoked")
     return row
+
+
+CLOSE_REASON_MAX_BYTES = 123  # RFC 6455: a close frame's reason fits in 125 bytes with the code
+
+
+def banned(reason: str | None) -> Banned:
+    """The refusal every token of a banned participant gets; its message is also the WebSocket close reason."""
+    return Banned(fit_close_reason("banned" + (f": {reason}" if reason else "")))
+
+
+def fit_close_reason(text: str, limit: int = CLOSE_REASON_MAX_BYTES) -> str:
+    """`text` cut to `limit` bytes of UTF-8 without splitting a character."""
+    raw = text.encode()
+    if len(raw) <= limit:
+        return text
+    return raw[:limit].decode(errors="ignore")
 
 
 # RFC 6750 b64token, which covers both our JWTs and the admin token. aiohttp hands header bytes that are not UTF-8 on

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from server.auth import Authenticator
@@ -13,6 +13,7 @@ from server.settings import Settings
 from server.store import Store
 from signaling.audit import SYSTEM
 from signaling.errors import Unauthenticated
+from signaling.lobby_store import ActorRef
 from signaling.protocol import IceServer, RoomInfo
 from signaling.rooms import Profile, room_info
 from signaling.service import Identity
@@ -58,6 +59,7 @@ class ServerDirectory:
             profile=entry.profile,
             room=entry.room,
             read_at=read_at,
+            lobby=entry.lobby,
         )
 
     def still_valid(self, identity: Identity) -> bool:
@@ -85,7 +87,7 @@ def ice_servers_for(settings: Settings, participant_id: str) -> list[IceServer]:
 
 
 class StoreRooms:
-    """Implements `signaling.service.RoomsPort`: a switch of media the hub makes by itself, persisted."""
+    """Implements `signaling.service.RoomsPort`: a switch of media the hub makes by itself, a moderator's lock."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
@@ -94,5 +96,13 @@ class StoreRooms:
         # The hub grows a full mesh room into the SFU by itself: the server is the actor.
         row = await self.store.update_room(
             uuid.UUID(room.workshop_id), uuid.UUID(room.id), {"media": media}, actor=SYSTEM
+        )
+        return room_info(row)
+
+    async def set_locked(
+        self, room: RoomInfo, locked: bool, actor: ActorRef, present: Sequence[tuple[str, str | None]] = ()
+    ) -> RoomInfo:
+        row = await self.store.update_room(
+            uuid.UUID(room.workshop_id), uuid.UUID(room.id), {"locked": locked}, actor=actor.as_actor(), present=present
         )
         return room_info(row)

@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 STATUS_BY_CODE: dict[str, int] = {
     "invalid_argument": 400,
     "unauthenticated": 401,
+    "banned": 403,  # before permission_denied: CODE_BY_STATUS keeps the last code of a status
     "permission_denied": 403,
     "not_found": 404,
     "method_not_allowed": 405,

@@ -21,7 +21,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from signaling.errors import Unauthenticated
+from server.auth import banned
+from signaling.errors import Banned, Unauthenticated
 from signaling.protocol import RoomInfo
 from signaling.rooms import Profile
 
@@ -38,11 +39,16 @@ class JoinEntry:
     token_generation: int
     profile: Profile
     room: RoomInfo
+    lobby: str = "off"  # the workshop's lobby setting
+    banned: Banned | None = None  # the refusal, when the participant is banned
 
     def admit(self, workshop_id: uuid.UUID, generation: int) -> None:
-        """Raise Unauthenticated unless a token for this workshop and generation is still good."""
+        """Raise Unauthenticated unless a token for this workshop and generation is still good (Banned when banned,
+        whatever the token's generation)."""
         if workshop_id != self.workshop_id:
             raise Unauthenticated("token refers to no participant")
+        if self.banned is not None:
+            raise self.banned
         if generation != self.token_generation:
             raise Unauthenticated("token revoked")
 
@@ -67,7 +73,10 @@ def entry_of(row: Mapping[str, Any]) -> JoinEntry:
             media=row["r_media"],
             capacity=row["r_capacity"],
             publishing=row["r_publishing"],
+            locked=row["r_locked"],
         ),
+        lobby=row["w_lobby"],
+        banned=banned(row["ban_reason"]) if row["banned_at"] is not None else None,
     )
 
 

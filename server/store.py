@@ -17,16 +17,16 @@ from signaling.audit_store import AuditLog
 from signaling.errors import Conflict, InvalidArgument, NotFound
 
 WORKSHOP_COLUMNS = """w.id, w.title, w.description, w.timezone, w.starts_at, w.ends_at, w.status,
-    w.recording_consent, w.records_retention_days, w.created_at, w.updated_at,
+    w.recording_consent, w.records_retention_days, w.lobby, w.created_at, w.updated_at,
     (SELECT r.id FROM rooms r WHERE r.workshop_id = w.id AND r.kind = 'plenary') AS plenary_room_id"""
 INSERT_WORKSHOP = """
 INSERT INTO workshops (title, description, timezone, starts_at, ends_at, status, recording_consent,
-    records_retention_days)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id
+    records_retention_days, lobby)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id
 """
 INSERT_ROOM = """
 INSERT INTO rooms (workshop_id, name, kind, capacity, media, publishing) VALUES ($1, $2, $3, $4, $5, $6)
-RETURNING id, workshop_id, name, kind, capacity, media, publishing, created_at
+RETURNING id, workshop_id, name, kind, capacity, media, publishing, locked, created_at
 """
 SELECT_WORKSHOP = f"SELECT {WORKSHOP_COLUMNS} FROM workshops w WHERE w.id = $1"
 LIST_WORKSHOPS = f"""
@@ -40,12 +40,13 @@ UPDATE workshops SET
     title = COALESCE($2, title), description = COALESCE($3, description), timezone = COALESCE($4, timezone),
     starts_at = COALESCE($5, starts_at), ends_at = COALESCE($6, ends_at), status = COALESCE($7, status),
     recording_consent = COALESCE($8, recording_consent),
-    records_retention_days = CASE WHEN $9 THEN $10 ELSE records_retention_days END, updated_at = now()
+    records_retention_days = CASE WHEN $9 THEN $10 ELSE records_retention_days END, lobby = COALESCE($11, lobby),
+    updated_at = now()
 WHERE id = $1 RETURNING id
 """
 DELETE_WORKSHOP = "DELETE FROM workshops WHERE id = $1 RETURNING id, title, ends_at, records_retention_days"
 
-ROOM_COLUMNS = "id, workshop_id, name, kind, capacity, media, publishing, created_at"
+ROOM_COLUMNS = "id, workshop_id, name, kind, capacity, media, publishing, locked, created_at"
 LIST_ROOMS = f"""
 SELECT {ROOM_COLUMNS} FROM rooms
 WHERE workshop_id = $1 AND ($2::timestamptz IS NULL OR (created_at, id) > ($2, $3::uuid))
@@ -56,9 +57,10 @@ SELECT_PLENARY = f"SELECT {ROOM_COLUMNS} FROM rooms WHERE workshop_id = $1 AND k
 # A live participant and the room it belongs in now, in one round trip (joining is the hot path of a burst).
 SELECT_PARTICIPANT_AND_ROOM = f"""
 SELECT p.id, p.workshop_id, p.display_name, p.country, p.organisation, p.email, p.role, p.room_id,
-       p.token_generation, p.created_at, p.updated_at,
+       p.token_generation, p.created_at, p.updated_at, p.banned_at, p.ban_reason,
        r.id AS r_id, r.workshop_id AS r_workshop_id, r.name AS r_name, r.kind AS r_kind, r.capacity AS r_capacity,
-       r.media AS r_media, r.publishing AS r_publishing
+       r.media AS r_media, r.publishing AS r_publishing, r.locked AS r_locked,
+       (SELECT w.lobby FROM workshops w WHERE w.id = p.workshop_id) AS w_lobby
 FROM participants p
 CROSS JOIN LATERAL (
     SELECT {ROOM_COLUMNS}, 0 AS rank FROM rooms WHERE id = (
@@ -95,13 +97,13 @@ ORDER BY rank LIMIT 1
 SELECT_WORKSHOP_ROOM = f"SELECT {ROOM_COLUMNS} FROM rooms WHERE id = $1 AND workshop_id = $2"
 UPDATE_ROOM = f"""
 UPDATE rooms SET name = COALESCE($3, name), capacity = COALESCE($4, capacity), media = COALESCE($5, media),
-    publishing = COALESCE($6, publishing)
+    publishing = COALESCE($6, publishing), locked = COALESCE($7, locked)
 WHERE id = $1 AND workshop_id = $2 RETURNING {ROOM_COLUMNS}
 """
 DELETE_ROOM = "DELETE FROM rooms WHERE id = $1 AND workshop_id = $2 AND kind = 'breakout' RETURNING id"
 
 PARTICIPANT_COLUMNS = """id, workshop_id, display_name, country, organisation, email, role, room_id,
-    token_generation, created_at, updated_at"""
+    token_generation, created_at, updated_at, banned_at, banned_by, ban_reason"""
 INSERT_PARTICIPANT = f"""
 INSERT INTO participants (workshop_id, display_name, country, organisation, email, role, room_id, created_at,
     updated_at)
@@ -138,6 +140,37 @@ UPDATE participants SET token_generation = token_generation + 1, updated_at = no
 WHERE id = $1 AND workshop_id = $2 AND deleted_at IS NULL RETURNING {PARTICIPANT_COLUMNS}
 """
 
+BAN_PARTICIPANT = f"""
+UPDATE participants SET banned_at = now(), banned_by = $3, ban_reason = $4,
+    token_generation = token_generation + 1, updated_at = now()
+WHERE id = $1 AND workshop_id = $2 AND deleted_at IS NULL RETURNING {PARTICIPANT_COLUMNS}
+"""
+# Lifting a ban does not un-revoke: the generation stays where the ban left it, so only tokens minted now work.
+UNBAN_PARTICIPANT = f"""
+UPDATE participants SET banned_at = NULL, banned_by = NULL, ban_reason = NULL, updated_at = now()
+WHERE id = $1 AND workshop_id = $2 AND deleted_at IS NULL RETURNING {PARTICIPANT_COLUMNS}
+"""
+LIST_BANS = f"""
+SELECT {PARTICIPANT_COLUMNS} FROM participants
+WHERE workshop_id = $1 AND deleted_at IS NULL AND banned_at IS NOT NULL
+  AND ($2::timestamptz IS NULL OR (created_at, id) > ($2, $3::uuid))
+ORDER BY created_at, id LIMIT $4
+"""
+
+# Who is in a room when it is locked is let back into it (a reload, a server restart) as if admitted.
+ADMIT_PRESENT = """
+INSERT INTO lobby_knocks (workshop_id, participant_id, room_id, device, reason, state, decided_at, decided_by)
+SELECT $1, $2, $3, $4, 'locked', 'admitted', now(), $5
+WHERE EXISTS (SELECT 1 FROM participants WHERE id = $2 AND workshop_id = $1 AND deleted_at IS NULL)
+"""
+END_ADMISSIONS = """
+UPDATE lobby_knocks SET ended_at = now() WHERE participant_id = $1 AND state = 'admitted' AND ended_at IS NULL
+"""
+DENY_PENDING_OF = """
+UPDATE lobby_knocks SET state = 'denied', decided_at = now(), decided_by = $2
+WHERE participant_id = $1 AND state = 'pending'
+"""
+
 SELECT_SECRET = "SELECT value FROM server_secrets WHERE name = $1"
 INSERT_SECRET = "INSERT INTO server_secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING"
 
@@ -150,6 +183,7 @@ AUDITED_WORKSHOP_FIELDS = (
     "status",
     "recording_consent",
     "records_retention_days",
+    "lobby",
 )
 
 
@@ -224,6 +258,14 @@ class Store:
         finally:
             self._forget(participant_id, room_id)
 
+    @asynccontextmanager
+    async def _changing_if(self, changing: bool) -> AsyncIterator[None]:
+        if not changing:
+            yield
+            return
+        async with self._changing():
+            yield
+
     def _forget(self, participant_id: uuid.UUID | None, room_id: uuid.UUID | None) -> None:
         if participant_id is not None:
             self.joins.forget(participant_id)
@@ -248,6 +290,7 @@ class Store:
                 data["status"],
                 data["recording_consent"],
                 data.get("records_retention_days"),
+                data.get("lobby", "off"),
             )
             plenary = await conn.fetchrow(
                 INSERT_ROOM, workshop_id, "Plenary", "plenary", plenary_capacity, plenary_media, "open"
@@ -281,7 +324,8 @@ class Store:
         return list(await self.pool.fetch(LIST_WORKSHOPS, *_page_args(after), only, limit))
 
     async def update_workshop(self, workshop_id: uuid.UUID, changes: dict[str, Any], *, actor: Actor) -> asyncpg.Record:
-        async with translated(), self.pool.acquire() as conn, conn.transaction():
+        # The lobby setting is part of every join entry of the workshop: a change of it forgets them all.
+        async with translated(), self._changing_if("lobby" in changes), self.pool.acquire() as conn, conn.transaction():
             found = await conn.fetchval(
                 UPDATE_WORKSHOP,
                 workshop_id,
@@ -294,6 +338,7 @@ class Store:
                 changes.get("recording_consent"),
                 "records_retention_days" in changes,
                 changes.get("records_retention_days"),
+                changes.get("lobby"),
             )
             if found is None:
                 raise NotFound("workshop not found")
@@ -370,9 +415,23 @@ class Store:
         return row
 
     async def update_room(
-        self, workshop_id: uuid.UUID, room_id: uuid.UUID, changes: dict[str, Any], *, actor: Actor
+        self,
+        workshop_id: uuid.UUID,
+        room_id: uuid.UUID,
+        changes: dict[str, Any],
+        *,
+        actor: Actor,
+        present: Sequence[tuple[str, str | None]] = (),
     ) -> asyncpg.Record:
-        async with translated(), self._changing(room_id=room_id), self.pool.acquire() as conn, conn.transaction():
+        """Change a room, with its audit entry (`room.lock`/`room.unlock` for a change of the lock alone, else
+        `room.update`). Locking it admits `present` (participant id, device) to it, so that those already in are
+        not newcomers when they come back."""
+        async with (
+            translated(),
+            self._changing(room_id=room_id),
+            self.pool.acquire() as conn,
+            conn.transaction(),
+        ):
             row = await conn.fetchrow(
                 UPDATE_ROOM,
                 room_id,
@@ -381,18 +440,26 @@ class Store:
                 changes.get("capacity"),
                 changes.get("media"),
                 changes.get("publishing"),
+                changes.get("locked"),
             )
             if row is None:
                 raise NotFound("room not found")
             # Media and publishing decide who may be seen and heard: they are in the changes like the rest.
+            action = "room.update"
+            if set(changes) == {"locked"}:
+                action = "room.lock" if changes["locked"] else "room.unlock"
             await self.audit.append(
                 conn,
                 workshop_id=workshop_id,
                 actor=actor,
-                action="room.update",
+                action=action,
                 target={"room_id": room_id},
                 details={"changes": changes},
             )
+            if changes.get("locked") and present:
+                await conn.executemany(
+                    ADMIT_PRESENT, [(workshop_id, uuid.UUID(pid), room_id, device, actor.id) for pid, device in present]
+                )
         return row
 
     async def delete_room(self, workshop_id: uuid.UUID, room_id: uuid.UUID, *, actor: Actor) -> None:
@@ -558,6 +625,68 @@ class Store:
                 details={"token_generation": row["token_generation"]},
             )
         return row
+
+    async def ban_participant(
+        self, workshop_id: uuid.UUID, participant_id: uuid.UUID, *, reason: str | None, actor: Actor
+    ) -> asyncpg.Record:
+        """Ban (and revoke every token of) a participant; ends their admissions, withdraws their pending knock;
+        `participant.ban` in the audit log."""
+        async with self._changing(participant_id), self.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(BAN_PARTICIPANT, participant_id, workshop_id, actor.id, reason)
+            if row is None:
+                raise NotFound("participant not found")
+            await conn.execute(END_ADMISSIONS, participant_id)
+            await conn.execute(DENY_PENDING_OF, participant_id, actor.id)
+            await self.audit.append(
+                conn,
+                workshop_id=workshop_id,
+                actor=actor,
+                action="participant.ban",
+                target={"participant_id": participant_id},
+                details={"reason": reason, "token_generation": row["token_generation"]},
+            )
+        return row
+
+    async def remove_participant(
+        self, workshop_id: uuid.UUID, participant_id: uuid.UUID, *, actor: Actor
+    ) -> asyncpg.Record:
+        """Revoke every token of a participant and end their admissions (removal without a ban):
+        `participant.remove` in the audit log."""
+        async with self._changing(participant_id), self.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(REVOKE_PARTICIPANT, participant_id, workshop_id)
+            if row is None:
+                raise NotFound("participant not found")
+            await conn.execute(END_ADMISSIONS, participant_id)
+            await self.audit.append(
+                conn,
+                workshop_id=workshop_id,
+                actor=actor,
+                action="participant.remove",
+                target={"participant_id": participant_id},
+                details={"token_generation": row["token_generation"]},
+            )
+        return row
+
+    async def unban_participant(
+        self, workshop_id: uuid.UUID, participant_id: uuid.UUID, *, actor: Actor
+    ) -> asyncpg.Record:
+        """Lift a ban (old tokens stay revoked): `participant.unban` in the audit log."""
+        async with self._changing(participant_id), self.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(UNBAN_PARTICIPANT, participant_id, workshop_id)
+            if row is None:
+                raise NotFound("participant not found")
+            await self.audit.append(
+                conn,
+                workshop_id=workshop_id,
+                actor=actor,
+                action="participant.unban",
+                target={"participant_id": participant_id},
+            )
+        return row
+
+    async def list_bans(self, workshop_id: uuid.UUID, *, limit: int, after: PageKey | None) -> list[asyncpg.Record]:
+        """Banned participants, in roster order (as the roster pages)."""
+        return list(await self.pool.fetch(LIST_BANS, workshop_id, *_page_args(after), limit))
 
     # Secrets -------------------------------------------------------------------------------------
     async def get_secret(self, name: str) -> str | None:

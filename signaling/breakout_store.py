@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 PLAN_COLUMNS = """id, workshop_id, name, strategy, roles, self_select_cap, duration_s, countdown_s, state, seed,
     opened_at, ends_at, closes_at, closed_at, copied_from, created_at, updated_at"""
-ROOM_COLUMNS = "r.id, r.workshop_id, r.name, r.kind, r.capacity, r.media, r.created_at"
+ROOM_COLUMNS = "r.id, r.workshop_id, r.name, r.kind, r.capacity, r.media, r.publishing, r.locked, r.created_at"
 
 INSERT_PLAN = f"""
 INSERT INTO breakout_plans (workshop_id, name, strategy, roles, self_select_cap, duration_s, countdown_s, seed,

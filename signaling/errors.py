@@ -66,3 +66,9 @@ class Unavailable(ServiceError):
     """The server cannot take this now (shutting down)."""
 
     code = "unavailable"
+
+
+class Banned(PermissionDenied):
+    """The participant is banned from the workshop: every token of theirs is refused until the ban is lifted."""
+
+    code = "banned"

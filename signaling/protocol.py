@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, TypeAdapter, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, TypeAdapter, field_validator, model_validator
 
 SUPPORTED_VERSIONS: tuple[int, ...] = (1,)
 
@@ -36,6 +36,13 @@ class Hello(ClientMessage):
     protocol: list[int] = Field(min_length=1, max_length=16)
     token: str = Field(min_length=1, max_length=4096)
     resume: str | None = Field(None, max_length=256)
+    device: str | None = Field(
+        None,
+        min_length=1,
+        max_length=64,
+        description="A random id the browser keeps (localStorage): a device admitted once is trusted afterwards "
+        "by the `unverified` lobby.",
+    )
 
 
 class IceCandidate(BaseModel):
@@ -190,6 +197,7 @@ class PeerState(BaseModel):
     video: bool = True
     screen: bool = False
     hand: bool = False
+    hand_raised_at: datetime | None = Field(None, description="When the hand went up (the hand queue's order).")
 
 
 class PeerInfo(BaseModel):
@@ -228,6 +236,7 @@ class RoomInfo(BaseModel):
     publishing: PublishingMode = Field(
         "open", description="open: everyone but observers may publish; moderated: moderators and those given the floor."
     )
+    locked: bool = Field(False, description="Nobody new enters (moderators excepted): joiners wait in the lobby.")
 
 
 class FeedInfo(BaseModel):
@@ -295,6 +304,28 @@ class RecordingStatus(BaseModel):
     started_at: datetime
 
 
+KnockReason = Literal["lobby", "unverified", "locked"]
+
+
+class Knock(BaseModel):
+    """Someone waiting in the lobby, as moderators see them."""
+
+    id: str
+    participant_id: str
+    display_name: str
+    country: str
+    organisation: str
+    role: str
+    room_id: str
+    room_name: str = ""
+    knocked_at: datetime
+    reason: KnockReason
+    link_used_elsewhere: bool = Field(
+        description="The join link was used before from another device (or is in use right now)."
+    )
+    connected: bool = Field(description="False while the knocker's socket is away (the knock is kept for a while).")
+
+
 class Welcome(ServerMessage):
     type: Literal["welcome"] = "welcome"
     protocol: int
@@ -311,6 +342,9 @@ class Welcome(ServerMessage):
     feeds: list[FeedInfo] = Field(default_factory=list, description="Published feeds of the room (sfu rooms).")
     sfu_available: bool = Field(True, description="False while the SFU is down (sfu rooms): wait for sfu_restored.")
     spotlight: PeerId | None = Field(None, description="Who a moderator put on everyone's stage, if anyone.")
+    knocks: list[Knock] = Field(
+        default_factory=list, description="Moderators and the organiser: the workshop's pending knocks."
+    )
     request_id: RequestId = None
 
 
@@ -469,6 +503,14 @@ class Ack(ServerMessage):
 
     type: Literal["ack"] = "ack"
     request_id: RequestId
+    admitted: int | None = Field(
+        None, exclude_if=lambda v: v is None, description="`admit`: how many knocks were admitted."
+    )
+    affected: int | None = Field(
+        None,
+        exclude_if=lambda v: v is None,
+        description="`mute_all`, `lower_all_hands`: how many people it changed.",
+    )
 
 
 class Error(ServerMessage):
@@ -625,6 +667,125 @@ class MuteRequested(ServerMessage):
     by: Sender
 
 
+# Admission and room controls (protocol v1 additions) -------------------------------------------------
+
+
+class Admit(ClientMessage):
+    """A moderator lets people in from the lobby: exactly one of `knock_ids`, `all` or `country`."""
+
+    type: Literal["admit"]
+    knock_ids: list[Annotated[str, Field(min_length=1, max_length=64)]] | None = Field(
+        None, min_length=1, max_length=500
+    )
+    all: Literal[True] | None = None
+    country: str | None = Field(None, pattern=r"^[A-Z]{2}$")
+
+    @model_validator(mode="after")
+    def _one_selector(self) -> Admit:
+        chosen = [name for name in ("knock_ids", "all", "country") if getattr(self, name) is not None]
+        if len(chosen) != 1:
+            raise ValueError("give exactly one of knock_ids, all or country")
+        return self
+
+
+class Deny(ClientMessage):
+    type: Literal["deny"]
+    knock_id: str = Field(min_length=1, max_length=64)
+    message: str | None = Field(None, max_length=500)
+
+
+class LockRoom(ClientMessage):
+    """A moderator locks (or unlocks) the room they are in."""
+
+    type: Literal["lock_room"]
+    locked: bool
+
+
+class MuteAll(ClientMessage):
+    """A moderator mutes everyone in their room but the presenters."""
+
+    type: Literal["mute_all"]
+    kind: Literal["audio", "video"] = "audio"
+
+
+class AskUnmute(ClientMessage):
+    """A moderator asks someone to switch their microphone (or camera) on; only they can."""
+
+    type: Literal["ask_unmute"]
+    peer_id: PeerId
+    kind: Literal["audio", "video"] = "audio"
+
+
+class LowerAllHands(ClientMessage):
+    type: Literal["lower_all_hands"]
+
+
+class GiveFloor(ClientMessage):
+    """The hand queue's "give the floor": the floor in sfu rooms, an unmute request in mesh rooms."""
+
+    type: Literal["give_floor"]
+    peer_id: PeerId
+
+
+class LobbyWorkshop(BaseModel):
+    id: str
+    title: str
+    starts_at: datetime
+    ends_at: datetime
+    timezone: str
+
+
+class LobbyParticipant(BaseModel):
+    id: str
+    display_name: str
+    country: str
+    organisation: str
+    role: str
+
+
+class Lobby(ServerMessage):
+    """Instead of `welcome`: wait until a moderator admits (then `welcome` follows on this socket) or denies."""
+
+    type: Literal["lobby"] = "lobby"
+    workshop: LobbyWorkshop
+    participant: LobbyParticipant
+    room_id: str
+    knock_id: str
+    reason: KnockReason
+    waiting_since: datetime
+    request_id: RequestId = None
+
+
+class Denied(ServerMessage):
+    """A moderator denied entry; the socket closes with 4405 next."""
+
+    type: Literal["denied"] = "denied"
+    message: str | None
+
+
+class KnockMessage(ServerMessage):
+    """To moderators and the organiser: a new knock, or news about one (same id: replace it)."""
+
+    type: Literal["knock"] = "knock"
+    knock: Knock
+
+
+class KnockWithdrawn(ServerMessage):
+    type: Literal["knock_withdrawn"] = "knock_withdrawn"
+    knock_id: str
+    participant_id: str
+    outcome: Literal["admitted", "denied", "left"]
+    by: str | None
+
+
+class UnmuteRequested(ServerMessage):
+    """A moderator asks this client to switch on its microphone (or camera). Nothing is switched on by the server."""
+
+    type: Literal["unmute_requested"] = "unmute_requested"
+    kind: Literal["audio", "video"]
+    by: Sender
+
+
 AnyClientMessage = Annotated[
     Hello
     | Offer
@@ -645,7 +806,14 @@ AnyClientMessage = Annotated[
     | GrantFloor
     | RevokeFloor
     | SpotlightSet
-    | React,
+    | React
+    | Admit
+    | Deny
+    | LockRoom
+    | MuteAll
+    | AskUnmute
+    | LowerAllHands
+    | GiveFloor,
     Field(discriminator="type"),
 ]
 CLIENT_MESSAGES: TypeAdapter[Any] = TypeAdapter(AnyClientMessage)
@@ -687,7 +855,12 @@ AnyServerMessage = Annotated[
     | Spotlight
     | Reaction
     | Speaking
-    | Floor,
+    | Floor
+    | Lobby
+    | Denied
+    | KnockMessage
+    | KnockWithdrawn
+    | UnmuteRequested,
     Field(discriminator="type"),
 ]
 SERVER_MESSAGES: TypeAdapter[Any] = TypeAdapter(AnyServerMessage)

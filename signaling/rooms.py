@@ -138,14 +138,19 @@ def room_info(row: Mapping[str, Any]) -> RoomInfo:
         media=row["media"],
         capacity=row["capacity"],
         publishing=_publishing(row),
+        locked=_column(row, "locked", False),
     )
 
 
 def _publishing(row: Mapping[str, Any]) -> Any:
+    return _column(row, "publishing", "open")
+
+
+def _column(row: Mapping[str, Any], name: str, default: Any) -> Any:
     try:
-        return row["publishing"]
+        return row[name]
     except KeyError:  # rows and mappings from before rooms had it
-        return "open"
+        return default
 
 
 def is_polite(receiver_id: str, other_id: str) -> bool:
@@ -166,6 +171,17 @@ def may_publish(role: str, room: RoomInfo, has_floor: bool) -> bool:
     if room.media != "sfu" or room.publishing == "open":
         return True
     return role in PUBLISHERS_IN_MODERATED_ROOMS or has_floor
+
+
+def is_presenter(member: Member, room: Room) -> bool:
+    """Who "mute everyone" leaves alone: moderators and the organiser, whoever holds the floor, shares a screen or
+    is in the spotlight."""
+    return (
+        member.profile.role in PUBLISHERS_IN_MODERATED_ROOMS
+        or member.id in room.floor
+        or member.state.screen
+        or room.spotlight == member.id
+    )
 
 
 @dataclass(eq=False)

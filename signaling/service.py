@@ -14,7 +14,7 @@ import secrets
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -30,10 +30,14 @@ from signaling.errors import (
     ServiceError,
     Unavailable,
 )
+from signaling.lobby import AdmissionLobby, AdmitSelector, Waiter
+from signaling.lobby_store import ActorRef
 from signaling.protocol import (
     Ack,
+    Admit,
     Answer,
     AskHelp,
+    AskUnmute,
     BreakoutStatus,
     Bye,
     Candidate,
@@ -41,20 +45,26 @@ from signaling.protocol import (
     ChatSend,
     ChooseRoom,
     Consent,
+    Deny,
     DismissHelp,
     FeedAdded,
     FeedInfo,
     FeedRemoved,
     Floor,
+    GiveFloor,
     GrantFloor,
     Hello,
     HelpHandled,
     HelpHandledReason,
     HelpRequested,
     IceServer,
+    Knock,
     Limits,
+    LockRoom,
+    LowerAllHands,
     LowerHand,
     Moved,
+    MuteAll,
     MuteRequested,
     Offer,
     PeerLeft,
@@ -81,11 +91,12 @@ from signaling.protocol import (
     SpotlightSet,
     Subscribe,
     SubscriptionAnswer,
+    UnmuteRequested,
     Unpublish,
     Update,
     Welcome,
 )
-from signaling.rooms import Member, Outbox, Profile, Room, is_polite, may_publish
+from signaling.rooms import Member, Outbox, Profile, Room, is_polite, is_presenter, may_publish
 from signaling.tasks import OwnedTasks
 from signaling.telemetry import NoTelemetry, SignalingTelemetry
 
@@ -126,6 +137,8 @@ class Identity:
     room: RoomInfo | None = None
     # When the directory read it, in the directory's own terms (see Directory.still_valid).
     read_at: int = 0
+    # The workshop's lobby setting (off, everyone, unverified).
+    lobby: str = "off"
 
 
 AttendanceEvent = Literal["join", "leave", "drop", "resume"]
@@ -197,9 +210,14 @@ class RecordingHooks(Protocol):
 
 
 class RoomsPort(Protocol):
-    """Persisting a room's media when the hub switches it by itself (a mesh room that grew too large)."""
+    """Persisting a room's media when the hub switches it by itself (a mesh room that grew too large), and a
+    moderator's lock of the room they are in (logged in the same transaction)."""
 
     async def set_media(self, room: RoomInfo, media: str) -> RoomInfo: ...
+
+    async def set_locked(
+        self, room: RoomInfo, locked: bool, actor: ActorRef, present: Sequence[tuple[str, str | None]] = ()
+    ) -> RoomInfo: ...
 
 
 class AuditTrail(Protocol):
@@ -268,6 +286,7 @@ class SignalingService:
         rooms_port: RoomsPort | None = None,
         telemetry: SignalingTelemetry | None = None,
         clock: Clock | None = None,
+        lobby: AdmissionLobby | None = None,
         audit: AuditTrail | None = None,
     ) -> None:
         self.directory = directory
@@ -295,15 +314,26 @@ class SignalingService:
         self._tasks = OwnedTasks("signalling", expected=(ServiceError,))
         if sfu is not None:
             sfu.bind(self)
+        self.lobby = lobby
+        self.audit = audit
+        if lobby is not None:
+            lobby.bind(self)
 
     # Joining --------------------------------------------------------------------------------------
 
-    async def join(self, hello: Hello, version: int, outbox: Outbox, *, connection_id: str = "") -> Member:
-        """Admit a connection that said hello: resume its member, or add a new one to its room.
+    async def join(
+        self, hello: Hello, version: int, outbox: Outbox, *, connection_id: str = "", admitted: bool = False
+    ) -> Member | Waiter:
+        """Admit a connection that said hello: resume its member, or add a new one to its room, or (a workshop with
+        a lobby, a locked room) put it in the lobby: the Waiter's decision says when to join again with
+        `admitted=True`.
 
         `connection_id` names the connection in the record (the consent ledger says which one answered)."""
         began = time.monotonic()
-        member, resumed = await self._join(hello, version, outbox, connection_id)
+        joined = await self._join(hello, version, outbox, connection_id=connection_id, admitted=admitted)
+        if isinstance(joined, Waiter):
+            return joined
+        member, resumed = joined
         self.telemetry.joined(seconds=time.monotonic() - began, resumed=resumed)
         log.info(
             "%s %s in room %s",
@@ -314,7 +344,9 @@ class SignalingService:
         )
         return member
 
-    async def _join(self, hello: Hello, version: int, outbox: Outbox, connection_id: str) -> tuple[Member, bool]:
+    async def _join(
+        self, hello: Hello, version: int, outbox: Outbox, *, connection_id: str, admitted: bool
+    ) -> tuple[Member, bool] | Waiter:
         # What was read may change while reading the rest (a revocation, a move): then read again.
         for _attempt in range(JOIN_READ_ATTEMPTS):
             identity = await self.directory.authenticate(hello.token)
@@ -336,10 +368,21 @@ class SignalingService:
 
             room_info = identity.room or await self.directory.assigned_room(identity)
             history = await self._recent_chat(room_info.id)
+            # A live room's info is the current one (room_changed keeps it so): its lock included.
+            live = self.rooms.get(room_info.id)
+            if live is not None:
+                room_info = live.info
+            knock = None
+            if self.lobby is not None and not admitted:
+                knock = await self.lobby.check(identity, room_info, hello.device)
             if self.directory.still_valid(identity):
                 break
         else:
             raise Unavailable("the roster kept changing while joining; try again")
+        if knock is not None and self.lobby is not None:
+            if self._closed:
+                raise Unavailable("the server is shutting down")
+            return await self.lobby.knock(identity, room_info, hello, version, outbox, decision=knock)
 
         # Nothing below awaits: the roster check and change are one step (the check above included).
         if self._closed:
@@ -377,6 +420,8 @@ class SignalingService:
         outbox.send(self._welcome(member, room, version, hello, history=history, resumed=False))
         self._attend(member, "join", "joined")
         self._arrived(member, room.id)
+        if self.lobby is not None:
+            self.lobby.entered(pid, hello.device)
         self._maybe_grow_to_sfu(room)
         return member, False
 
@@ -452,6 +497,7 @@ class SignalingService:
                 feeds=self._feeds(room),
                 sfu_available=self._sfu_available(room),
                 spotlight=room.spotlight,
+                knocks=self._knocks_for(member),
                 request_id=hello.request_id,
             )
         )
@@ -459,12 +505,20 @@ class SignalingService:
         # quote inside a JSON string is escaped, so no string value can hold this sequence.
         return text.replace(EMPTY_PEERS, '"peers":' + room.peers_json_for(member.id), 1)
 
+    def _knocks_for(self, member: Member) -> list[Knock]:
+        if self.lobby is None or member.profile.role not in MODERATOR_ROLES:
+            return []
+        return self.lobby.knocks_of(member.workshop_id)
+
     # Leaving --------------------------------------------------------------------------------------
 
     def leave(self, member: Member, reason: str = "left") -> None:
-        """The member said `leave` (or broke the protocol): gone at once, no grace period."""
+        """The member said `leave` (or broke the protocol): gone at once, no grace period. Leaving on purpose
+        ends the member's admission: coming back knocks again where the workshop has a lobby."""
         if self.members.get(member.id) is member:
             self._remove(member, reason=reason, close=None)
+            if self.lobby is not None:
+                self.lobby.left_on_purpose(member.id)
 
     def detach(self, member: Member, outbox: Outbox) -> None:
         """The member's socket ended without `leave`: keep its place for the grace period."""
@@ -512,8 +566,11 @@ class SignalingService:
             self._settle_help(member.workshop_id, "left", asker=member.id)
         self._attend(member, "leave", reason, at=left_at)
 
-    def remove_participant(self, participant_id: str, *, close_code: int, reason: str) -> bool:
-        """Close a participant's session on purpose (revoked, removed). True when one was open."""
+    def remove_participant(self, participant_id: str, *, close_code: int, reason: str, by: str | None = None) -> bool:
+        """Close a participant's session on purpose (revoked, removed, banned), and their waiting socket if they
+        knock. True when a session was open."""
+        if self.lobby is not None:
+            self.lobby.evict(participant_id, close=(close_code, reason), by=by)
         member = self.members.get(participant_id)
         if member is None:
             return False
@@ -521,6 +578,8 @@ class SignalingService:
         return True
 
     def close_workshop(self, workshop_id: str) -> int:
+        if self.lobby is not None:
+            self.lobby.forget_workshop(workshop_id)
         gone = [m for m in self.members.values() if m.workshop_id == workshop_id]
         for member in gone:
             self._remove(member, reason="removed", close=(CLOSE_REMOVED, "workshop deleted"))
@@ -530,6 +589,8 @@ class SignalingService:
     def shutdown(self) -> None:
         """Close every session with 1001 and record everyone's leave. The `bye` asks clients to reconnect."""
         self._closed = True
+        if self.lobby is not None:
+            self.lobby.shutdown()
         for member in list(self.members.values()):
             self._remove(
                 member, reason="server_shutdown", close=(CLOSE_GOING_AWAY, "server restarting"), reconnect=True
@@ -765,6 +826,143 @@ class SignalingService:
             return
         actor = Actor(id=uuid.UUID(member.id), role=member.profile.role, display_name=member.profile.display_name)
         await self.audit.record(Change(uuid.UUID(member.workshop_id), actor, action, target, details))
+
+    # Admission and room controls (docs/moderation.md) ------------------------------------------
+
+    @staticmethod
+    def _moderator(member: Member, what: str) -> ActorRef:
+        if member.profile.role not in MODERATOR_ROLES:
+            raise PermissionDenied(f"only moderators and the organiser may {what}")
+        return ActorRef(id=member.id, role=member.profile.role, display_name=member.profile.display_name)
+
+    async def admit(self, member: Member, message: Admit) -> None:
+        actor = self._moderator(member, "admit people")
+        if self.lobby is None:
+            raise NotFound("this server has no lobby")
+        selector = AdmitSelector(knock_ids=message.knock_ids, all=message.all is True, country=message.country)
+        count = await self.lobby.admit(member.workshop_id, selector, actor)
+        if message.request_id is not None and member.outbox is not None:
+            member.outbox.send(encode(Ack(request_id=message.request_id, admitted=count)))
+
+    async def deny(self, member: Member, message: Deny) -> None:
+        actor = self._moderator(member, "deny entry")
+        if self.lobby is None:
+            raise NotFound(f"no pending knock {message.knock_id} in this workshop")
+        await self.lobby.deny(member.workshop_id, message.knock_id, actor, message.message)
+        self._ack(member, message.request_id)
+
+    async def lock_room(self, member: Member, message: LockRoom) -> None:
+        """Lock (or unlock) the sender's room: persisted with its log entry, then `room_updated` to the room."""
+        actor = self._moderator(member, "lock a room")
+        room = self.rooms.get(member.room_id)
+        if room is None or self.rooms_port is None:
+            raise NotFound("you are in no room")
+        if room.info.locked != message.locked:
+            info = await self.rooms_port.set_locked(room.info, message.locked, actor, self.present_in(room.id))
+            self.room_changed(info)
+        self._ack(member, message.request_id)
+
+    def present_in(self, room_id: str) -> list[tuple[str, str | None]]:
+        """Who would knock to come back into this room were it locked: (participant id, the device they entered
+        from). Moderators and the organiser never knock."""
+        room = self.rooms.get(room_id)
+        if room is None:
+            return []
+        device_of = self.lobby.device_of if self.lobby is not None else (lambda _pid: None)
+        return [(m.id, device_of(m.id)) for m in room.roster() if m.profile.role not in MODERATOR_ROLES]
+
+    async def mute_all(self, member: Member, message: MuteAll) -> None:
+        """Mute everyone in the sender's room but the presenters (signaling.rooms.is_presenter)."""
+        self._moderator(member, "mute everyone")
+        room = self.rooms.get(member.room_id)
+        if room is None:
+            raise NotFound("you are in no room")
+        by = Sender(id=member.id, display_name=member.profile.display_name)
+        await self._record(member, "room.mute_all", {"room_id": room.id}, {"kind": message.kind})
+        count = self.mute_room(room.id, message.kind, by)
+        if message.request_id is not None and member.outbox is not None:
+            member.outbox.send(encode(Ack(request_id=message.request_id, affected=count)))
+
+    def mute_room(self, room_id: str, kind: Literal["audio", "video"], by: Sender) -> int:
+        """Mute everyone of a live room who is not a presenter and is not muted already; how many."""
+        room = self.rooms.get(room_id)
+        if room is None:
+            return 0
+        targets = [m for m in room.roster() if not is_presenter(m, room) and getattr(m.state, kind)]
+        for target in targets:
+            self.request_mute(target.id, kind, by)
+        return len(targets)
+
+    async def ask_unmute(self, member: Member, message: AskUnmute) -> None:
+        self._moderator(member, "ask someone to unmute")
+        by = Sender(id=member.id, display_name=member.profile.display_name)
+        if not self._connected_here(member.workshop_id, message.peer_id):
+            raise NotFound(f"peer {message.peer_id} is not in this workshop")
+        target = {"participant_id": message.peer_id}
+        await self._record(member, "participant.ask_unmute", target, {"kind": message.kind})
+        if not self.request_unmute(member.workshop_id, message.peer_id, message.kind, by):
+            raise NotFound(f"peer {message.peer_id} is not in this workshop")
+        self._ack(member, message.request_id)
+
+    def _connected_here(self, workshop_id: str, peer_id: str) -> bool:
+        target = self.members.get(peer_id)
+        return target is not None and not target.hidden and target.workshop_id == workshop_id
+
+    def request_unmute(self, workshop_id: str, peer_id: str, kind: Literal["audio", "video"], by: Sender) -> bool:
+        """Ask a participant to switch on their microphone or camera. Only a request: their state is theirs to
+        change (with `update`); nothing here or anywhere else in the server turns a device on."""
+        target = self.members.get(peer_id)
+        if target is None or target.hidden or target.workshop_id != workshop_id:
+            return False
+        if target.outbox is not None:
+            target.outbox.send(encode(UnmuteRequested(kind=kind, by=by)))
+        return True
+
+    async def lower_all_hands(self, member: Member, message: LowerAllHands) -> None:
+        self._moderator(member, "lower everyone's hand")
+        await self._record(member, "room.lower_hands", {"room_id": member.room_id}, {})
+        count = self.lower_hands(member.room_id)
+        if message.request_id is not None and member.outbox is not None:
+            member.outbox.send(encode(Ack(request_id=message.request_id, affected=count)))
+
+    def lower_hands(self, room_id: str) -> int:
+        room = self.rooms.get(room_id)
+        if room is None:
+            return 0
+        raised = [m for m in room.roster() if m.state.hand]
+        for target in raised:
+            target.state = target.state.model_copy(update={"hand": False, "hand_raised_at": None})
+            self._publish_state(target)
+        return len(raised)
+
+    async def give_floor(self, member: Member, message: GiveFloor) -> None:
+        self._moderator(member, "give the floor")
+        by = Sender(id=member.id, display_name=member.profile.display_name)
+        if not self._connected_here(member.workshop_id, message.peer_id):
+            raise NotFound(f"peer {message.peer_id} is not in this workshop")
+        await self._record(member, "participant.give_floor", {"participant_id": message.peer_id}, {})
+        if self.hand_floor(member.workshop_id, message.peer_id, by) is None:
+            raise NotFound(f"peer {message.peer_id} is not in this workshop")
+        self._ack(member, message.request_id)
+
+    def hand_floor(self, workshop_id: str, peer_id: str, by: Sender) -> Literal["floor", "unmute_request"] | None:
+        """The hand queue's "give the floor": their hand goes down; in an sfu room they get the floor (they may
+        publish), in a mesh room (or when their microphone is off) they are asked to unmute. Never more than
+        asked: None when they are not connected to this workshop."""
+        target = self.members.get(peer_id)
+        room = self.rooms.get(target.room_id) if target is not None else None
+        if target is None or target.hidden or target.workshop_id != workshop_id or room is None:
+            return None
+        if target.state.hand:
+            target.state = target.state.model_copy(update={"hand": False, "hand_raised_at": None})
+            self._publish_state(target)
+        how: Literal["floor", "unmute_request"] = "unmute_request"
+        if room.info.media == "sfu":
+            self.set_floor(workshop_id, peer_id, True, by)
+            how = "floor"
+        if not target.state.audio:
+            self.request_unmute(workshop_id, peer_id, "audio", by)
+        return how
 
     # The stage: spotlight and reactions ---------------------------------------------------------
 
@@ -1006,6 +1204,11 @@ class SignalingService:
 
     def update(self, member: Member, message: Update) -> None:
         changes = message.model_dump(include={"audio", "video", "screen", "hand"}, exclude_none=True)
+        hand = changes.get("hand")
+        if hand is True and not member.state.hand:
+            changes["hand_raised_at"] = datetime.now(UTC)  # the hand queue's order: when it went up
+        elif hand is False:
+            changes["hand_raised_at"] = None
         if changes:
             member.state = member.state.model_copy(update=changes)
             self._publish_state(member)
@@ -1026,7 +1229,7 @@ class SignalingService:
         if target.state.hand:
             if target.id != member.id:
                 await self._record(member, "hand.lower", {"participant_id": target.id}, {"room_id": target.room_id})
-            target.state = target.state.model_copy(update={"hand": False})
+            target.state = target.state.model_copy(update={"hand": False, "hand_raised_at": None})
             self._publish_state(target)
         self._ack(member, message.request_id)
 

@@ -6,6 +6,8 @@ code (fatal) — this is the one place where service errors meet the WebSocket.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import re
@@ -17,26 +19,34 @@ from aiohttp import WebSocketError, WSMsgType, web
 from pydantic import ValidationError
 
 from signaling.connection import Connection
-from signaling.errors import InvalidArgument, LimitExceeded, ServiceError, Unauthenticated, Unavailable
+from signaling.errors import Banned, InvalidArgument, LimitExceeded, ServiceError, Unauthenticated, Unavailable
+from signaling.lobby import Waiter
 from signaling.origins import origin_matches
 from signaling.outage import as_unavailable
 from signaling.protocol import (
     CLIENT_MESSAGES,
     SFU,
     SUPPORTED_VERSIONS,
+    Admit,
     Answer,
     AskHelp,
+    AskUnmute,
     Bye,
     Candidate,
     ChatSend,
     ChooseRoom,
     Consent,
+    Deny,
     DismissHelp,
     Error,
+    GiveFloor,
     GrantFloor,
     Hello,
     Leave,
+    LockRoom,
+    LowerAllHands,
     LowerHand,
+    MuteAll,
     Offer,
     Publish,
     React,
@@ -243,8 +253,22 @@ class Session:
                 request_id,
             )
             return None
+        admitted = False
+        while True:
+            joined = await self._join(hello, version, request_id, admitted=admitted)
+            if not isinstance(joined, Waiter):
+                return joined
+            if not await self._wait_in_lobby(joined):
+                return None
+            admitted = True
+
+    async def _join(self, hello: Hello, version: int, request_id: Any, *, admitted: bool) -> Member | Waiter | None:
         try:
-            return await self.service.join(hello, version, self.connection, connection_id=self.connection_id)
+            return await self.service.join(
+                hello, version, self.connection, connection_id=self.connection_id, admitted=admitted
+            )
+        except Banned as exc:
+            self.fatal(exc.code, exc.message, CLOSE_REMOVED, request_id)
         except Unauthenticated as exc:
             self.fatal(exc.code, exc.message, CLOSE_UNAUTHENTICATED, request_id)
         except LimitExceeded as exc:
@@ -262,6 +286,66 @@ class Session:
                 log.exception("error admitting a hello")
                 self.fatal("internal", "internal error", CLOSE_INTERNAL, request_id)
         return None
+
+    async def _wait_in_lobby(self, waiter: Waiter) -> bool:
+        """Read the socket while a moderator decides: only `leave` means anything here. True when admitted."""
+        lobby = self.service.lobby
+        assert lobby is not None
+        reader: asyncio.Future[Any] | None = None
+        try:
+            while not waiter.decision.done():
+                reader = asyncio.ensure_future(self.ws.receive())
+                await asyncio.wait({reader, waiter.decision}, return_when=asyncio.FIRST_COMPLETED)
+                if not reader.done():
+                    break
+                msg = reader.result()
+                reader = None
+                if msg.type == WSMsgType.TEXT:
+                    if not self._lobby_text(waiter, msg.data):
+                        return False
+                elif msg.type == WSMsgType.BINARY:
+                    if self._rate_ok():
+                        self.error("invalid_argument", "binary frames are not part of the protocol")
+                else:
+                    lobby.detach(waiter)  # closed, or a read error: the knock waits for the grace period
+                    return False
+        except BaseException:
+            # aiohttp cancels the handler when the connection is lost: the knock waits for the grace period.
+            lobby.detach(waiter)
+            raise
+        finally:
+            if reader is not None:
+                reader.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await reader
+        return waiter.decision.result() == "admitted"
+
+    def _lobby_text(self, waiter: Waiter, text: str) -> bool:
+        """One message from a waiting client; False when the session ends."""
+        if not self._rate_ok():
+            return True
+        if len(text.encode()) > self.limits.max_message_bytes:
+            self.error("payload_too_large", f"message over {self.limits.max_message_bytes} bytes")
+            return True
+        try:
+            message = CLIENT_MESSAGES.validate_json(text)
+        except ValidationError as exc:
+            self._on_invalid(text, exc)
+            return not self._stop
+        if isinstance(message, Leave):
+            assert self.service.lobby is not None
+            self.service.lobby.leave(waiter)
+            self._left = self._stop = True
+            self.connection.send(encode(Bye(reason="left")))
+            self.connection.close(1000, "left")
+            return False
+        if isinstance(message, Hello):
+            self.fatal("protocol_violation", "hello was already said", CLOSE_PROTOCOL, message.request_id)
+            assert self.service.lobby is not None
+            self.service.lobby.detach(waiter)
+            return False
+        self.error("permission_denied", "you are waiting in the lobby for a moderator", message.request_id)
+        return True
 
     def _rate_ok(self) -> bool:
         now = time.monotonic()
@@ -356,6 +440,20 @@ class Session:
             await service.choose_room(member, message)
         elif isinstance(message, Consent):
             await service.consent(member, message)
+        elif isinstance(message, Admit):
+            await service.admit(member, message)
+        elif isinstance(message, Deny):
+            await service.deny(member, message)
+        elif isinstance(message, LockRoom):
+            await service.lock_room(member, message)
+        elif isinstance(message, MuteAll):
+            await service.mute_all(member, message)
+        elif isinstance(message, AskUnmute):
+            await service.ask_unmute(member, message)
+        elif isinstance(message, LowerAllHands):
+            await service.lower_all_hands(member, message)
+        elif isinstance(message, GiveFloor):
+            await service.give_floor(member, message)
         elif isinstance(message, Leave):
             service.leave(member)
             self._left = self._stop = True

@@ -115,7 +115,12 @@ async function main() {
     state.me = me;
     state.workshop = workshop;
   } catch (err) {
-    const message = err instanceof ApiError && err.status === 401 ? t("end_unauthenticated") : t("end_invalid_link", { error: err.message });
+    const message =
+      err instanceof ApiError && err.code === "banned"
+        ? t("end_banned")
+        : err instanceof ApiError && err.status === 401
+          ? t("end_unauthenticated")
+          : t("end_invalid_link", { error: err.message });
     showEnd(message, { heading: "end_heading_disconnected" });
     return;
   }
@@ -124,7 +129,7 @@ async function main() {
 }
 
 function showSection(id) {
-  for (const section of ["loading", "prejoin", "room", "end"]) $(`#${section}`).hidden = section !== id;
+  for (const section of ["loading", "prejoin", "lobby", "room", "end"]) $(`#${section}`).hidden = section !== id;
 }
 
 // Pre-join ----------------------------------------------------------------------------------------
@@ -226,6 +231,11 @@ function join() {
     onRefused: onSfuRefused,
     videoFor: videoForFeed,
   });
+  connectSignaling();
+}
+
+/** A new signalling connection (joining, or knocking again after a denial). */
+function connectSignaling() {
   signaling = new Signaling({
     token: state.token,
     onMessage: handle,
@@ -236,7 +246,7 @@ function join() {
       banner.hidden = false;
       document.body.classList.add("is-reconnecting");
     },
-    onEnded: ({ code }) => ended(code),
+    onEnded: ({ code, reason }) => ended(code, reason),
   });
   signaling.connect();
 }
@@ -247,6 +257,13 @@ async function handle(msg) {
   switch (msg.type) {
     case "welcome":
       return onWelcome(msg);
+    case "lobby":
+      return onLobby(msg);
+    case "denied":
+      lobby.deniedMessage = msg.message;
+      return;
+    case "unmute_requested":
+      return onUnmuteRequested(msg);
     case "peer_joined":
       mesh.close(msg.peer.id); // a stale connection from before a replace
       state.roster.set(msg.peer.id, msg.peer);
@@ -381,7 +398,88 @@ function politeTowards(peerId) {
   return peer ? peer.polite : state.self.id < peerId;
 }
 
+// The lobby: waiting for a moderator ----------------------------------------------------------------
+
+const lobby = { timer: null, since: null, deniedMessage: null, wired: false };
+
+function onLobby(msg) {
+  lobby.since = Date.parse(msg.waiting_since);
+  lobby.deniedMessage = null;
+  showSection("lobby");
+  $("#lobby-title").textContent = msg.workshop.title;
+  $("#lobby-message").textContent = t(`lobby_waiting_${msg.reason}`);
+  $("#lobby-denied").hidden = true;
+  $("#lobby-leave").hidden = false;
+  $("#lobby-preview").srcObject = media.stream;
+  $("#lobby-preview").classList.toggle("off", !media.videoEnabled);
+  if (state.reconnecting) {
+    state.reconnecting = false;
+    $("#reconnect-banner").hidden = true;
+    document.body.classList.remove("is-reconnecting");
+  }
+  if (!lobby.wired) {
+    lobby.wired = true;
+    $("#knock-again").addEventListener("click", knockAgain);
+    $("#lobby-leave").addEventListener("click", () => signaling.leave());
+  }
+  document.body.dataset.waiting = "true";
+  clearInterval(lobby.timer);
+  renderWaited();
+  lobby.timer = setInterval(renderWaited, 1000);
+}
+
+function renderWaited() {
+  const seconds = Math.max(0, Math.round((Date.now() - lobby.since) / 1000));
+  $("#lobby-waited").textContent = t("lobby_waited", { time: formatDuration(seconds) });
+}
+
+function leaveLobby() {
+  clearInterval(lobby.timer);
+  lobby.timer = null;
+  delete document.body.dataset.waiting;
+}
+
+function showDenied() {
+  leaveLobby();
+  showSection("lobby");
+  $("#lobby-message").textContent = t("lobby_denied");
+  $("#lobby-waited").textContent = "";
+  $("#lobby-denied-message").textContent = lobby.deniedMessage || t("lobby_denied_no_message");
+  $("#lobby-denied").hidden = false;
+  $("#lobby-leave").hidden = true;
+  document.body.dataset.denied = "true";
+  $("#knock-again").focus();
+}
+
+function knockAgain() {
+  delete document.body.dataset.denied;
+  $("#lobby-denied").hidden = true;
+  $("#lobby-message").textContent = t("joining");
+  connectSignaling();
+}
+
+function onUnmuteRequested(msg) {
+  const key = msg.kind === "audio" ? "unmute_requested" : "camera_requested";
+  const item = toast(t(key, { name: msg.by.display_name }), { timeoutMs: 15000 });
+  const button = h("button", { type: "button", class: "small primary" }, t(msg.kind === "audio" ? "unmute" : "camera_on"));
+  button.addEventListener("click", () => {
+    // Only the participant's own click switches a device on.
+    if (msg.kind === "audio") {
+      media.setAudioEnabled(true);
+      sendState({ audio: media.hasAudio && media.audioEnabled });
+    } else {
+      media.setVideoEnabled(true);
+      sendState({ video: media.hasVideo && media.videoEnabled });
+    }
+    renderControls();
+    refreshSelfTile();
+    item.remove();
+  });
+  item.insertBefore(button, item.lastChild);
+}
+
 function onWelcome(msg) {
+  leaveLobby();
   const first = !state.joined;
   state.joined = true;
   state.self = msg.self;
@@ -1864,7 +1962,12 @@ function relabel() {
 
 // The end -----------------------------------------------------------------------------------------
 
-function ended(code) {
+function ended(code, reason = "") {
+  if (code === 4405) {
+    showDenied(); // the camera preview stays: knocking again is one click away
+    return;
+  }
+  leaveLobby();
   state.ended = true;
   mesh?.closeAll();
   sfu?.leave();
@@ -1879,7 +1982,7 @@ function ended(code) {
   $("#reconnect-banner").hidden = true;
   $("#breakout-banner").hidden = true;
   $("#consent-banner").hidden = true;
-  const key = END_MESSAGES[code] || "end_protocol";
+  const key = code === 4403 && reason.startsWith("banned") ? "end_banned" : END_MESSAGES[code] || "end_protocol";
   showEnd(t(key), { heading: code === 1000 ? "end_heading" : "end_heading_disconnected", rejoin: [1000, 4409, 4429].includes(code) });
 }
 

@@ -8,7 +8,24 @@ const PROTOCOL_VERSIONS = [1];
 
 // Close codes after which reconnecting cannot help (docs/protocol.md, "Close codes"). 1000 is not among them:
 // the server closes with 1000 only after our `leave`, and it answers a close we start with 1000 as well.
-export const TERMINAL_CLOSE_CODES = new Set([4400, 4401, 4403, 4409, 4429]);
+// 4405: a moderator denied entry from the lobby (the page offers to knock again; it never does so by itself).
+export const TERMINAL_CLOSE_CODES = new Set([4400, 4401, 4403, 4405, 4409, 4429]);
+
+const DEVICE_KEY = "roundtable.device";
+
+/** A random id for this browser, kept in localStorage: the `unverified` lobby trusts a device that entered before. */
+export function deviceId() {
+  try {
+    let id = localStorage.getItem(DEVICE_KEY);
+    if (!id || id.length > 64) {
+      id = crypto.randomUUID();
+      localStorage.setItem(DEVICE_KEY, id);
+    }
+    return id;
+  } catch {
+    return null; // storage disabled: the lobby treats every visit as a new device
+  }
+}
 
 // The server cannot take us now (its database is away): keep the resume token and retry with backoff, from a
 // longer first delay so that a room full of clients does not hammer a server that is coming back.
@@ -52,6 +69,8 @@ export class Signaling {
     ws.onopen = () => {
       const hello = { type: "hello", protocol: PROTOCOL_VERSIONS, token: this.token, request_id: "hello" };
       if (this.resumeToken) hello.resume = this.resumeToken;
+      const device = deviceId();
+      if (device) hello.device = device;
       ws.send(JSON.stringify(hello));
     };
     ws.onmessage = (event) => {
@@ -67,6 +86,8 @@ export class Signaling {
         this.resumeToken = msg.resume;
         this.attempt = 0;
         this.welcomed = true;
+      } else if (msg.type === "lobby") {
+        this.attempt = 0; // waiting is not failing: a later drop starts its backoff afresh
       }
       this.queue = this.queue
         .then(() => this.onMessage(msg))

@@ -7,6 +7,6 @@ PREFIX = "/api/v1"
 
 
 def load_routes() -> Api:
-    from server.api import audit, breakouts, meta, moderation, participants, recordings, records, workshops  # noqa: F401
+    from server.api import admission, audit, breakouts, meta, moderation, participants, recordings, records, workshops  # noqa: F401
 
     return API

@@ -12,7 +12,7 @@ from pydantic import BaseModel, BeforeValidator, Field, StringConstraints, Valid
 from server import keys
 from server.api import API, PREFIX
 from server.api.paging import decode_cursor, encode_cursor
-from server.api.routing import json_model, page_limit, path_uuid, read_body, read_json
+from server.api.routing import json_model, optional_body, page_limit, path_uuid, read_body, read_json
 from server.api.schemas import Body
 from server.api.workshops import require_member
 from server.auth import Principal
@@ -200,12 +200,6 @@ def _plan_path(suffix: str = "") -> str:
     return f"{PREFIX}/workshops/{{workshop_id}}/breakouts/{{plan_id}}{suffix}"
 
 
-async def _optional_body(request: web.Request, model: type[Body]) -> Any:
-    if not request.can_read_body or not (await request.read()).strip():
-        return model()
-    return await read_body(request, model)
-
-
 @API.route(
     "POST",
     f"{PREFIX}/workshops/{{workshop_id}}/breakouts",
@@ -324,7 +318,7 @@ async def put_assignments(request: web.Request, who: Principal) -> web.Response:
 )
 async def copy_plan(request: web.Request, who: Principal) -> web.Response:
     workshop_id, plan_id, actor = await _plan_call(request, who)
-    body = await _optional_body(request, CopyBody)
+    body = await optional_body(request, CopyBody)
     view = await request.app[keys.BREAKOUTS].copy(workshop_id, plan_id, body.name, actor)
     return json_model(plan_out(view), status=201)
 
@@ -340,7 +334,7 @@ async def copy_plan(request: web.Request, who: Principal) -> web.Response:
 )
 async def open_plan(request: web.Request, who: Principal) -> web.Response:
     workshop_id, plan_id, actor = await _plan_call(request, who)
-    body = await _optional_body(request, OpenBody)
+    body = await optional_body(request, OpenBody)
     view = await request.app[keys.BREAKOUTS].open(workshop_id, plan_id, body.duration_s, actor)
     return json_model(plan_out(view))
 
@@ -372,7 +366,7 @@ async def extend_plan(request: web.Request, who: Principal) -> web.Response:
 )
 async def close_plan(request: web.Request, who: Principal) -> web.Response:
     workshop_id, plan_id, actor = await _plan_call(request, who)
-    body = await _optional_body(request, CloseBody)
+    body = await optional_body(request, CloseBody)
     view = await request.app[keys.BREAKOUTS].close(workshop_id, plan_id, body.countdown_s, actor)
     return json_model(plan_out(view))
 

@@ -13,9 +13,9 @@ from pydantic import BaseModel, Field
 from server import keys
 from server.api import API, PREFIX
 from server.api.breakouts import actor_of
-from server.api.routing import json_model, page_limit, path_uuid, read_body
+from server.api.routing import json_model, optional_body, page_limit, path_uuid, read_body
 from server.api.schemas import Body
-from server.auth import Principal
+from server.auth import Principal, banned
 from signaling.audit import Actor, Change, chain_of, normalise
 from signaling.audit_store import EntryFilter
 from signaling.errors import InvalidArgument, PermissionDenied
@@ -30,8 +30,17 @@ MODERATOR_ACTION_KINDS = (
     "breakouts",
     "participant.mute",
     "participant.remove",
+    "participant.ban",
+    "participant.unban",
     "participant.floor_grant",
     "participant.floor_revoke",
+    "participant.ask_unmute",
+    "participant.give_floor",
+    "lobby",
+    "room.lock",
+    "room.unlock",
+    "room.mute_all",
+    "room.lower_hands",
     "stage",
     "hand",
 )
@@ -113,10 +122,23 @@ async def mute(request: web.Request, who: Principal) -> web.Response:
     return json_model(Moderated(participant_id=participant_id, live=live))
 
 
+class RemoveBody(Body):
+    ban: bool = Field(
+        False,
+        description="Also ban: every token of the participant, old or minted later, is refused (403/4403 `banned`) "
+        "until the organiser lifts the ban.",
+    )
+    reason: str | None = Field(
+        None, max_length=500, description="Why (shown to the banned participant in the close reason; kept)."
+    )
+
+
 @API.route(
     "POST",
     _participant_path("/remove"),
-    summary="Remove a participant from the workshop: tokens revoked, live session closed with 4403 (moderators).",
+    summary="Remove a participant from the workshop: tokens revoked, live session closed with 4403; with "
+    '{"ban": true} also banned, so no token of theirs works again until the ban is lifted (moderators).',
+    body=RemoveBody,
     response=Moderated,
     tags=("moderation",),
 )
@@ -124,12 +146,22 @@ async def remove(request: web.Request, who: Principal) -> web.Response:
     workshop_id = path_uuid(request, "workshop_id")
     participant_id = path_uuid(request, "participant_id")
     actor = await actor_of(request, who, workshop_id)
+    body = await optional_body(request, RemoveBody)
+    if body.reason is not None and not body.ban:
+        raise InvalidArgument("reason goes with a ban", details=[{"field": "reason", "message": "only with ban"}])
     await _may_act_on(request, actor.role, workshop_id, participant_id)
-    await request.app[keys.STORE].revoke_participant(
-        workshop_id, participant_id, actor=actor, action="participant.remove"
-    )
+    store = request.app[keys.STORE]
+    if body.ban:
+        await store.ban_participant(workshop_id, participant_id, reason=body.reason, actor=actor)
+        close_reason = banned(body.reason).message
+    else:
+        await store.remove_participant(workshop_id, participant_id, actor=actor)
+        close_reason = "removed by a moderator"
     live = request.app[keys.SIGNALING].remove_participant(
-        str(participant_id), close_code=CLOSE_REMOVED, reason="removed by a moderator"
+        str(participant_id),
+        close_code=CLOSE_REMOVED,
+        reason=close_reason,
+        by=str(actor.id) if actor.id else None,
     )
     return json_model(Moderated(participant_id=participant_id, live=live))
 

@@ -23,7 +23,7 @@ from server.api.schemas import (
     ParticipantPatch,
 )
 from server.api.workshops import actor_for, require_member
-from server.auth import Principal
+from server.auth import Principal, banned
 from server.directory import profile_of
 from server.http_errors import validation_details
 from signaling.audit import Change
@@ -36,7 +36,7 @@ MAX_IMPORT_ROWS = 5000
 
 def _present(request: web.Request, row: Any, workshop: Any, *, with_token: bool) -> Participant:
     out = Participant.model_validate(dict(row))
-    if with_token:
+    if with_token and row["banned_at"] is None:  # no join link is minted for a banned participant
         issued = request.app[keys.ISSUER].issue(row, workshop_ends_at=workshop["ends_at"])
         out.join_token, out.join_url, out.token_expires_at = issued.token, issued.url, issued.expires_at
     return out
@@ -183,7 +183,7 @@ async def delete_participant(request: web.Request, who: Principal) -> web.Respon
 @API.route(
     "POST",
     f"{PREFIX}/workshops/{{workshop_id}}/participants/{{participant_id}}/token",
-    summary="Mint a new join token (admin, organiser).",
+    summary="Mint a new join token (admin, organiser); refused with 403 `banned` while the participant is banned.",
     response=JoinToken,
     tags=("participants",),
 )
@@ -194,6 +194,8 @@ async def mint_token(request: web.Request, who: Principal) -> web.Response:
     store = request.app[keys.STORE]
     workshop = await store.get_workshop(workshop_id)
     row = await store.get_participant(workshop_id, participant_id)
+    if row["banned_at"] is not None:
+        raise banned(row["ban_reason"])
     issued = request.app[keys.ISSUER].issue(row, workshop_ends_at=workshop["ends_at"])
     # A credential handed out: recorded before it leaves the server (the token itself is not kept).
     await store.audit.write_alone(

@@ -21,7 +21,7 @@ from server.api.paging import decode_cursor, encode_cursor
 from server.api.routing import json_model, page_limit, path_uuid, read_body
 from server.api.schemas import Body, Time
 from server.api.workshops import actor_for, require_member
-from server.auth import Principal, bearer_token
+from server.auth import Principal, banned, bearer_token
 from server.store import PageKey
 from signaling.audit import ADMIN, Actor, Change
 from signaling.errors import InvalidArgument, NotFound, PermissionDenied, Unauthenticated
@@ -367,6 +367,11 @@ async def track_file(request: web.Request) -> web.StreamResponse:
         principal, via = _principal_name(who), "bearer"
     else:
         principal, via = _check_signature(request, recording_id, track_id)
+        if principal != "admin":
+            # A signed link outlives nothing it was given for: not the ban of whoever it was signed for.
+            person = await app[keys.STORE].find_participant(uuid.UUID(principal))
+            if person is not None and person["banned_at"] is not None:
+                raise banned(person["ban_reason"])
         row = await app[keys.RECORDING_STORE].get(recording_id)
     track = await app[keys.RECORDING_STORE].track(recording_id, track_id)
     if row["state"] == "deleted" or not track["file_key"]:

@@ -325,3 +325,10 @@ def _mode(model: Any, routes: list[RouteSpec]) -> str:
 
 def _path_params(path: str) -> list[str]:
     return [part[1:-1] for part in path.split("/") if part.startswith("{") and part.endswith("}")]
+
+
+async def optional_body(request: web.Request, model: type[M]) -> M:
+    """The body as `model`, or its defaults when the request has none (an empty body keeps old callers working)."""
+    if not request.can_read_body or not (await request.read()).strip():
+        return model()
+    return await read_body(request, model)

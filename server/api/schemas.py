@@ -29,6 +29,11 @@ ConsentMode = Literal["explicit", "assumed"]
 RoomKind = Literal["plenary", "breakout"]
 MediaMode = Literal["mesh", "sfu"]
 PublishingMode = Literal["open", "moderated"]
+LobbyMode = Literal["off", "everyone", "unverified"]
+LOBBY_DESCRIPTION = (
+    "off: everyone enters; everyone: every participant and observer waits for a moderator; unverified: those whose "
+    "join link was never used before or is used from another device wait (docs/moderation.md)."
+)
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -138,6 +143,7 @@ class WorkshopCreate(Body):
         "null: the server's default (ROUNDTABLE_RECORDS_RETENTION_DAYS).",
     )
     plenary_capacity: int | None = Field(None, ge=1, le=10_000)
+    lobby: LobbyMode = Field("off", description=LOBBY_DESCRIPTION)
 
     # A field validator (not a model validator) so that the error names `ends_at`, as PATCH does.
     @field_validator("ends_at")
@@ -162,6 +168,7 @@ class WorkshopPatch(Body):
         description="Days after ends_at that attendance, chat and the audit log's personal content are kept; "
         "null: the server's default (ROUNDTABLE_RECORDS_RETENTION_DAYS).",
     )
+    lobby: LobbyMode | None = Field(None, description=LOBBY_DESCRIPTION)
 
     @field_validator("ends_at")
     @classmethod
@@ -180,6 +187,7 @@ class Workshop(BaseModel):
     status: WorkshopStatus
     recording_consent: ConsentMode
     records_retention_days: int | None = None
+    lobby: LobbyMode = Field(description=LOBBY_DESCRIPTION)
     plenary_room_id: uuid.UUID
     created_at: datetime
     updated_at: datetime
@@ -193,6 +201,7 @@ class Room(BaseModel):
     capacity: int
     media: MediaMode
     publishing: PublishingMode
+    locked: bool = Field(description="Nobody new enters (moderators and the organiser excepted): they knock.")
     created_at: datetime
 
 
@@ -217,6 +226,7 @@ class RoomPatch(Body):
     capacity: int | None = Field(None, ge=1, le=10_000)
     media: MediaMode | None = Field(None, description="Switch the live room between mesh and sfu; clients follow.")
     publishing: PublishingMode | None = None
+    locked: bool | None = Field(None, description="Lock the room: nobody new enters, joiners knock (moderators).")
 
 
 class ParticipantCreate(Body):
@@ -248,6 +258,9 @@ class Participant(BaseModel):
     room_id: uuid.UUID | None = Field(description="Assigned room; null means the plenary.")
     created_at: datetime
     updated_at: datetime
+    banned_at: datetime | None = Field(None, description="Set while the participant is banned: every token is refused.")
+    banned_by: uuid.UUID | None = Field(None, description="Who banned them (null: the admin token).")
+    ban_reason: str | None = None
     join_token: str | None = Field(None, description="Shown to the admin and the organiser only.")
     join_url: str | None = None
     token_expires_at: datetime | None = None

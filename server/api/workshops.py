@@ -108,7 +108,7 @@ async def patch_workshop(request: web.Request, who: Principal) -> web.Response:
         raise PermissionDenied("only the organiser may change the workshop")
     body = await read_body(request, WorkshopPatch)
     changes = body.model_dump(exclude_unset=True)
-    for name in ("title", "timezone", "starts_at", "ends_at", "status", "recording_consent", "description"):
+    for name in ("title", "timezone", "starts_at", "ends_at", "status", "recording_consent", "description", "lobby"):
         if name in changes and changes[name] is None:
             raise InvalidArgument(f"{name} cannot be null", details=[{"field": name, "message": "not nullable"}])
     store = request.app[keys.STORE]
@@ -224,7 +224,7 @@ async def get_room(request: web.Request, who: Principal) -> web.Response:
 @API.route(
     "PATCH",
     f"{PREFIX}/workshops/{{workshop_id}}/rooms/{{room_id}}",
-    summary="Rename a room, change its capacity, switch its media (mesh/sfu) or who may publish "
+    summary="Rename a room, change its capacity, switch its media (mesh/sfu), who may publish, or lock it "
     "(admin, organiser, moderator); live rooms follow at once.",
     body=RoomPatch,
     response=Room,
@@ -240,7 +240,12 @@ async def patch_room(request: web.Request, who: Principal) -> web.Response:
         if value is None:
             raise InvalidArgument(f"{name} cannot be null", details=[{"field": name, "message": "not nullable"}])
     require_sfu_for(request, changes.get("media"))
-    row = await request.app[keys.STORE].update_room(workshop_id, room_id, changes, actor=await actor_for(request, who))
+    live = request.app[keys.SIGNALING].rooms.get(str(room_id))
+    locking = bool(changes.get("locked")) and live is not None and not live.info.locked
+    present = request.app[keys.SIGNALING].present_in(str(room_id)) if locking else []
+    row = await request.app[keys.STORE].update_room(
+        workshop_id, room_id, changes, actor=await actor_for(request, who), present=present
+    )
     request.app[keys.SIGNALING].room_changed(room_info(row))
     return json_model(room_out(row))
 

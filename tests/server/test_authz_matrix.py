@@ -109,6 +109,9 @@ class Route:
     returns_participants: bool = False
 
 
+UNKNOWN_KNOCK = "00000000-0000-4000-8000-00000000c0de"
+
+
 def ws(w: World) -> str:
     return f"/api/v1/workshops/{w.workshop['id']}"
 
@@ -171,7 +174,31 @@ ROUTES = [
     Route("grant_floor", "POST", lambda w: f"{ws(w)}/participants/{w.target['id']}/floor", MODERATORS, 200),
     Route("revoke_floor", "DELETE", lambda w: f"{ws(w)}/participants/{w.target['id']}/floor", MODERATORS, 200),
     Route("presence", "GET", lambda w: f"{ws(w)}/presence", MODERATORS, 200),
+    Route(
+        "unban",
+        "POST",
+        lambda w: f"{ws(w)}/participants/{w.target['id']}/unban",
+        MANAGERS,
+        200,
+        returns_participants=False,
+    ),
+    Route(
+        "ask_unmute",
+        "POST",
+        lambda w: f"{ws(w)}/participants/{w.target['id']}/ask-unmute",
+        MODERATORS,
+        200,
+        json={"kind": "audio"},
+    ),
+    Route("give_floor", "POST", lambda w: f"{ws(w)}/participants/{w.target['id']}/give-floor", MODERATORS, 200),
+    Route("get_lobby", "GET", lambda w: f"{ws(w)}/lobby", MODERATORS, 200),
+    Route("lobby_admit", "POST", lambda w: f"{ws(w)}/lobby/admit", MODERATORS, 200, json={"all": True}),
+    # No knock is pending in the world: an allowed caller is told so (404), the others are refused first.
+    Route("lobby_deny", "POST", lambda w: f"{ws(w)}/lobby/{UNKNOWN_KNOCK}/deny", MODERATORS, 404, json={}),
+    Route("list_bans", "GET", lambda w: f"{ws(w)}/bans", MODERATORS, 200),
     Route("list_rooms", "GET", lambda w: f"{ws(w)}/rooms", MEMBERS, 200),
+    Route("mute_all", "POST", lambda w: f"{ws(w)}/rooms/{w.room['id']}/mute-all", MODERATORS, 200, json={}),
+    Route("lower_hands", "POST", lambda w: f"{ws(w)}/rooms/{w.room['id']}/lower-hands", MODERATORS, 200),
     Route("create_room", "POST", lambda w: f"{ws(w)}/rooms", MODERATORS, 201, json={"name": "Another"}),
     Route("get_room", "GET", lambda w: f"{ws(w)}/rooms/{w.room['id']}", MEMBERS, 200),
     Route("patch_room", "PATCH", lambda w: f"{ws(w)}/rooms/{w.room['id']}", MODERATORS, 200, json={"name": "Renamed"}),
@@ -307,8 +334,10 @@ async def test_route_answers_every_caller_as_the_rules_say(client: Client, route
 # moderation (mute, remove) and recordings have their own tests.
 COVERED = re.compile(
     r"^(/healthz|/readyz|/api/v1/openapi\.json|/api/v1/audit/anchors|/api/v1/workshops(/\{workshop_id\}("
-    r"/participants(/import|/\{participant_id\}(/token|/revoke|/floor)?)?"
-    r"|/rooms(/\{room_id\})?"
+    r"/participants(/import|/\{participant_id\}(/token|/revoke|/floor|/unban|/ask-unmute|/give-floor)?)?"
+    r"|/rooms(/\{room_id\}(/mute-all|/lower-hands)?)?"
+    r"|/lobby(/admit|/\{knock_id\}/deny)?"
+    r"|/bans"
     r"|/presence"
     r"|/attendance(\.csv)?|/certificates(/\{participant_id\}/pdf)?"
     r"|/audit(\.jsonl|/verify|/anchor)?"
@@ -328,7 +357,10 @@ def test_matrix_covers_every_registered_route_of_its_families(settings: Any) -> 
         room={"id": "{room_id}"},
         recording={"id": "{recording_id}"},
     )
-    in_matrix = {(r.method, r.path(templates).replace("AAAABBBBCCCCDDDDEEEE", "{code}")) for r in ROUTES}
+    in_matrix = {
+        (r.method, r.path(templates).replace("AAAABBBBCCCCDDDDEEEE", "{code}").replace(UNKNOWN_KNOCK, "{knock_id}"))
+        for r in ROUTES
+    }
     registered = {
         (route.method, route.resource.canonical)
         for route in create_app(settings).router.routes()

@@ -131,7 +131,9 @@ async def test_update_is_published_to_the_room_including_the_sender(client: Test
     mine = await a.wait_for("peer_updated")
     assert (await a.recv()) == {"type": "ack", "request_id": "u1"}
     theirs = await b.wait_for("peer_updated")
-    expected_state = {"audio": False, "video": True, "screen": False, "hand": True}
+    raised_at = mine["peer"]["state"]["hand_raised_at"]
+    assert raised_at is not None  # when the hand went up: the hand queue's order
+    expected_state = {"audio": False, "video": True, "screen": False, "hand": True, "hand_raised_at": raised_at}
     for m in (mine, theirs):
         assert m["peer"]["id"] == ana["id"]
         assert m["peer"]["state"] == expected_state

@@ -122,7 +122,9 @@ class _FakeService:
         )
         self.ended: list[tuple[str, str]] = []
 
-    async def join(self, hello: Any, version: int, outbox: Any, *, connection_id: str = "") -> Member:
+    async def join(
+        self, hello: Any, version: int, outbox: Any, *, connection_id: str = "", admitted: bool = False
+    ) -> Member:
         return self.member
 
     def leave(self, member: Member, reason: str = "left") -> None:

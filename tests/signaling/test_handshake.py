@@ -76,7 +76,7 @@ async def test_welcome_describes_self_room_peers_ice_and_limits_and_echoes_the_h
         "country": "DE",
         "organisation": "",
         "role": "participant",
-        "state": {"audio": True, "video": True, "screen": False, "hand": False},
+        "state": {"audio": True, "video": True, "screen": False, "hand": False, "hand_raised_at": None},
         "may_publish": True,
     }
     assert w["room"] == {
@@ -87,6 +87,7 @@ async def test_welcome_describes_self_room_peers_ice_and_limits_and_echoes_the_h
         "media": "mesh",
         "capacity": 300,
         "publishing": "open",
+        "locked": False,
     }
     assert [p["id"] for p in w["peers"]] == [ana["id"]]
     assert w["peers"][0]["polite"] == (ben["id"] < ana["id"])
@@ -135,7 +136,9 @@ async def test_resume_within_grace_keeps_id_room_and_state_and_others_never_see_
     assert w["resumed"] is True
     assert w["self"]["id"] == ana["id"]
     assert w["room"] == first["room"]
-    assert w["self"]["state"] == {"audio": True, "video": False, "screen": False, "hand": True}
+    state = w["self"]["state"]
+    assert state.pop("hand_raised_at") is not None
+    assert state == {"audio": True, "video": False, "screen": False, "hand": True}
     assert {p["id"] for p in w["peers"]} == {ben["id"], cleo["id"]}
     assert w["chat"] == []
     assert w["resume"] != first["resume"]

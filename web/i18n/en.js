@@ -21,6 +21,19 @@ export default {
   join: "Join",
   joining: "Joining…",
 
+  // The lobby (waiting page)
+  lobby_heading: "Waiting to be let in",
+  lobby_waiting_lobby: "A moderator will let you in shortly. Keep this page open; you can check your camera and microphone meanwhile.",
+  lobby_waiting_unverified: "This invitation is being used for the first time, or from a new device: a moderator will check it and let you in. Keep this page open.",
+  lobby_waiting_locked: "The room is locked for the moment. A moderator will let you in. Keep this page open.",
+  lobby_waited: "Waiting for {time}",
+  lobby_denied: "A moderator did not let you in.",
+  lobby_denied_no_message: "No reason was given. If you think this is a mistake, you can knock again or contact the organiser.",
+  lobby_knock_again: "Knock again",
+  lobby_leave: "Stop waiting",
+  unmute_requested: "{name} asks you to unmute your microphone.",
+  camera_requested: "{name} asks you to start your video.",
+
   // Room: header and banners
   room_plenary: "Plenary",
   room_label: "Room: {name}",
@@ -148,6 +161,7 @@ export default {
   end_heading_disconnected: "You are not connected",
   end_left: "You left the room. You can close this tab.",
   end_removed: "A moderator removed you from this workshop.",
+  end_banned: "You are not allowed into this workshop any more. If you think this is a mistake, contact the organiser.",
   end_unauthenticated: "This invitation link is not valid any more. Ask the organiser for a new one.",
   end_replaced: "You joined from another tab or device, so this one was disconnected.",
   end_room_full: "The room is full. Try again in a moment.",
