@@ -22,6 +22,7 @@ from server.api import load_routes
 from signaling.audit import ADMIN as ADMIN_ACTOR
 from signaling.audit import Change
 from tests.helpers import ADMIN, WORKSHOP, add_participant, bearer, create_workshop
+from tests.signaling.admission import knock, set_lobby
 from tests.signaling.rtc_peer import loopback_ice
 
 Client = TestClient[Any, Any]
@@ -42,6 +43,8 @@ class World:
     plan: dict[str, Any]
     recording: dict[str, Any] = field(default_factory=dict)
     track_id: str = ""
+    knock: dict[str, Any] = field(default_factory=dict)
+    sockets: list[Any] = field(default_factory=list)
 
     @property
     def w(self) -> str:
@@ -143,6 +146,23 @@ class Scenario:
 WP = "/api/v1/workshops/{workshop_id}"
 PP = WP + "/participants/{participant_id}"
 BP = WP + "/breakouts/{plan_id}"
+
+
+async def knocking(client: Client, world: World) -> None:
+    """The workshop has a lobby and the target waits in it (a real WebSocket, kept open for the test)."""
+    await set_lobby(client, world.workshop["id"], "everyone")
+    socket, lobby = await knock(client, world.target["join_token"])
+    world.sockets.append(socket)
+    world.knock.update(id=lobby["knock_id"])
+
+
+async def banned(client: Client, world: World) -> None:
+    resp = await client.post(
+        f"{world.w}/participants/{world.target['id']}/remove",
+        json={"ban": True, "reason": "test"},
+        headers=dict(ADMIN),
+    )
+    await _ok(resp, 200)
 
 
 def _target(w: World) -> dict[str, Any]:
@@ -381,6 +401,68 @@ SCENARIOS = [
         status=201,
         json={"min_share": 0.5},
         target=lambda w: {"workshop_id": w.workshop["id"]},
+    ),
+    Scenario(
+        "POST",
+        PP + "/unban",
+        "participant.unban",
+        lambda w: f"{w.w}/participants/{w.target['id']}/unban",
+        setup=(banned,),
+        target=_target,
+    ),
+    Scenario(
+        "POST",
+        PP + "/ask-unmute",
+        "participant.ask_unmute",
+        lambda w: f"{w.w}/participants/{w.target['id']}/ask-unmute",
+        caller="moderator",
+        json={"kind": "audio"},
+        target=_target,
+    ),
+    Scenario(
+        "POST",
+        PP + "/give-floor",
+        "participant.give_floor",
+        lambda w: f"{w.w}/participants/{w.target['id']}/give-floor",
+        caller="moderator",
+        target=_target,
+    ),
+    Scenario(
+        "POST",
+        WP + "/rooms/{room_id}/mute-all",
+        "room.mute_all",
+        lambda w: f"{w.w}/rooms/{w.room['id']}/mute-all",
+        caller="moderator",
+        json={"kind": "audio"},
+        target=lambda w: {"room_id": w.room["id"]},
+    ),
+    Scenario(
+        "POST",
+        WP + "/rooms/{room_id}/lower-hands",
+        "room.lower_hands",
+        lambda w: f"{w.w}/rooms/{w.room['id']}/lower-hands",
+        caller="moderator",
+        target=lambda w: {"room_id": w.room["id"]},
+    ),
+    Scenario(
+        "POST",
+        WP + "/lobby/admit",
+        "lobby.admit",
+        lambda w: f"{w.w}/lobby/admit",
+        caller="moderator",
+        json={"all": True},
+        setup=(knocking,),
+        target=lambda w: {"participant_ids": [w.target["id"]]},
+    ),
+    Scenario(
+        "POST",
+        WP + "/lobby/{knock_id}/deny",
+        "lobby.deny",
+        lambda w: f"{w.w}/lobby/{w.knock['id']}/deny",
+        caller="moderator",
+        json={"message": "Not this time"},
+        setup=(knocking,),
+        target=lambda w: {"knock_id": w.knock["id"], "participant_id": w.target["id"]},
     ),
     # A GET that changes state: every download is logged, and so recorded.
     Scenario(

@@ -25,6 +25,7 @@ from server.settings import Settings
 from signaling.audit import Actor, digest_of, entry_form, link_hash
 from tests.conftest import ADMIN_TOKEN, SECRET_KEY
 from tests.helpers import ADMIN, add_participant, bearer, create_workshop
+from tests.signaling.admission import enter, knock
 from tests.signaling.client import join
 from tests.signaling.rtc_peer import loopback_ice
 
@@ -513,6 +514,57 @@ async def test_live_websocket_actions_of_moderators_are_recorded_once_each(clien
     await a.close()
 
 
+async def test_admission_and_room_controls_over_the_websocket_are_recorded_once_each(client: Client) -> None:
+    workshop = await create_workshop(client, lobby="everyone")
+    wid = workshop["id"]
+    mod = await add_participant(client, wid, role="moderator", display_name="Mo")
+    ana = await add_participant(client, wid, display_name="Ana", country="PT")
+    ben = await add_participant(client, wid, display_name="Ben", country="BE")
+    m = await enter(client, mod["join_token"])
+    a, a_lobby = await knock(client, ana["join_token"])
+    b, b_lobby = await knock(client, ben["join_token"])
+    before = len(await chain_rows(client, wid))
+
+    await m.send({"type": "admit", "knock_ids": [a_lobby["knock_id"]], "request_id": "a"})
+    assert (await m.wait_for("ack", request_id="a"))["admitted"] == 1
+    await a.wait_for("welcome")
+    await m.send({"type": "deny", "knock_id": b_lobby["knock_id"], "message": "No", "request_id": "d"})
+    await m.wait_for("ack", request_id="d")
+    for n, message in enumerate(
+        [
+            {"type": "lock_room", "locked": True},
+            {"type": "mute_all", "kind": "audio"},
+            {"type": "ask_unmute", "peer_id": ana["id"], "kind": "audio"},
+            {"type": "lower_all_hands"},
+            {"type": "give_floor", "peer_id": ana["id"]},
+            {"type": "lock_room", "locked": False},
+        ]
+    ):
+        await m.send({**message, "request_id": f"r{n}"})
+        await m.wait_for("ack", request_id=f"r{n}")
+
+    rows = (await chain_rows(client, wid))[before:]
+    assert [r["action"] for r in rows] == [
+        "lobby.admit",
+        "lobby.deny",
+        "room.lock",
+        "room.mute_all",
+        "participant.ask_unmute",
+        "room.lower_hands",
+        "participant.give_floor",
+        "room.unlock",
+    ]
+    actors = await client.app[keys.POOL].fetch(
+        "SELECT DISTINCT actor_id FROM audit_entries WHERE id = ANY($1::bigint[])", [r["id"] for r in rows]
+    )
+    assert [r["actor_id"] for r in actors] == [uuid.UUID(mod["id"])]
+    assert json.loads(rows[0]["target"]) == {"participant_ids": [ana["id"]]}
+    assert json.loads(rows[1]["details"]) == {"message": "No"}
+    await m.close()
+    await a.close()
+    await b.close()
+
+
 async def test_the_old_moderators_action_log_moves_into_the_chain_once(client: Client) -> None:
     workshop = await create_workshop(client)
     wid = uuid.UUID(workshop["id"])
@@ -564,6 +616,13 @@ WS_RECORDED = {
     "lower_hand": "hand.lower (a moderator lowering someone else's hand; one's own is one's media state)",
     "choose_room": "breakouts.choose_room",
     "consent": "recording.consent",
+    "admit": "lobby.admit (in the transaction of the admission)",
+    "deny": "lobby.deny (in the transaction of the denial)",
+    "lock_room": "room.lock / room.unlock (in the transaction of the change)",
+    "mute_all": "room.mute_all, before it applies",
+    "ask_unmute": "participant.ask_unmute, before the request is sent",
+    "lower_all_hands": "room.lower_hands, before it applies",
+    "give_floor": "participant.give_floor, before it applies",
 }
 WS_NOT_RECORDED = {
     "hello": "joining is attendance (docs/records.md, attendance), not an action on anyone",
@@ -579,6 +638,7 @@ WS_NOT_RECORDED = {
     "chat": "chat messages are their own record (chat_messages), kept and expired with the workshop's records",
     "ask_help": "a request to the moderators; it changes nothing",
     "react": "an emoji: changes nothing",
+    "dismiss_help": "clears a help request from the moderators' queue: live only, and it changes nobody's rights",
 }
 
 
