@@ -383,8 +383,11 @@ async function handle(msg) {
       if (msg.code === "unavailable" && isSfu()) return; // a candidate or answer while the SFU is down: the banner says it
       if (msg.code === "not_found") console.info("signalling:", msg.message);
       else if (msg.code !== "rate_limited") toast(t("error_generic", { message: msg.message }), { kind: "error" });
+      if (msg.request_id != null) moderator?.onEvent(msg);
       return;
     case "ack":
+      moderator?.onEvent(msg); // room controls: how many were muted, hands lowered
+      return;
     case "bye":
       return;
     default:
@@ -1006,6 +1009,11 @@ function showRoom() {
 function renderRoom() {
   if (!state.room) return;
   $("#room-name").textContent = t("room_label", { name: roomTitle(state.room) });
+  // A locked room says so to everyone in it (nobody new enters without a moderator).
+  const lock = $("#room-locked");
+  lock.hidden = !state.room.locked;
+  lock.textContent = `🔒 ${t("room_locked_badge")}`;
+  lock.title = t("room_locked_title");
   $("#btn-help").hidden = state.room.kind !== "breakout";
   renderTiles();
   renderPeople();
@@ -1365,14 +1373,32 @@ function selfState() {
     video: media.hasVideo && media.videoEnabled,
     screen: media.sharingScreen,
     hand: state.hand,
+    hand_raised_at: state.hand && state.self.state ? state.self.state.hand_raised_at : null,
   };
 }
 
-function stateBadges(s) {
+/** The hand queue's order: raised hands by when they went up (the server's time), then by name. */
+function byHandThenName(a, b) {
+  const ha = a.state && a.state.hand;
+  const hb = b.state && b.state.hand;
+  if (ha !== hb) return ha ? -1 : 1;
+  if (ha) {
+    const ta = Date.parse(a.state.hand_raised_at || "") || Infinity;
+    const tb = Date.parse(b.state.hand_raised_at || "") || Infinity;
+    if (ta !== tb) return ta - tb;
+  }
+  return byName(a, b);
+}
+
+/** The badges of a person's state; `queued` is their place in the hand queue (people list), if known. */
+function stateBadges(s, queued = null) {
+  const hand = queued
+    ? h("span", { class: "badge badge-hand", dataset: { queue: String(queued) }, title: t("hand_position_label", { n: queued }), "aria-label": t("hand_position_label", { n: queued }) }, t("hand_position", { n: queued }))
+    : h("span", { class: "badge badge-hand" }, t("state_hand"));
   return h(
     "span",
     { class: "badges" },
-    s.hand ? h("span", { class: "badge badge-hand" }, t("state_hand")) : null,
+    s.hand ? hand : null,
     s.screen ? h("span", { class: "badge badge-screen" }, t("state_screen")) : null,
     !s.audio ? h("span", { class: "badge badge-muted" }, t("state_muted")) : null,
   );
@@ -1392,7 +1418,12 @@ function byName(a, b) {
 
 function renderPeople() {
   const list = clear($("#people-list"));
-  const everyone = [{ ...state.self, state: selfState(), isSelf: true }, ...[...state.roster.values()].sort(byName)];
+  // Raised hands first, in queue order (numbered 1, 2, 3...), then everyone else by name; oneself among them.
+  const me = { ...state.self, state: selfState(), isSelf: true };
+  const others = [...state.roster.values()].sort(byName);
+  const hands = [me, ...others].filter((p) => p.state && p.state.hand).sort(byHandThenName);
+  const position = new Map(hands.map((p, i) => [p.id, i + 1]));
+  const everyone = [...hands, ...[me, ...others].filter((p) => !position.has(p.id))];
   $("#people-count").textContent = String(everyone.length);
   const canModerate = MODERATOR_ROLES.has(state.self.role);
   for (const person of everyone) {
@@ -1427,7 +1458,7 @@ function renderPeople() {
           ),
         ),
         h("span", { class: "badge badge-speaking", hidden: !speaking }, t("state_speaking")),
-        stateBadges(person.state),
+        stateBadges(person.state, position.get(person.id)),
         actions.length ? h("span", { class: "person-actions" }, actions) : null,
       ),
     );

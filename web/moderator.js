@@ -9,6 +9,11 @@
 // token; who is where from the live presence list (GET /workshops/{id}/presence, polled every few seconds, which
 // also carries the waiting help requests); knocks from the socket (welcome.knocks, knock, knock_withdrawn) and help
 // from help_requested / help_handled. People not connected are shown where the plan will put them.
+//
+// Room controls (docs/console.md, "Room controls"): the moderator's own room is locked, muted and cleared of hands
+// over the socket (lock_room, mute_all, lower_all_hands; the ack's `affected` count is shown), other rooms are locked
+// over HTTP (PATCH .../rooms/{id}). The hand queue is the room's raised hands in the order they went up
+// (state.hand_raised_at), live from the roster; it empties itself as hands go down.
 
 import { countryBadge, h, clear, toast } from "./dom.js";
 import { countryName, currentLocale, formatDuration, roleName, t } from "./strings.js";
@@ -98,6 +103,7 @@ export class ModeratorConsole {
     this.loaded = false;
     this.error = null;
     this.pending = null;
+    this.awaiting = new Map(); // request_id -> what to say when its ack arrives (room controls)
     // Values typed or picked but not yet sent survive re-renders (the roster changes under the moderator).
     // The listeners sit on each field, not on the panel: a pick can land on a field that a refresh has just
     // replaced, and such a detached field's events never reach the panel. Then we render again to show it.
@@ -219,6 +225,16 @@ export class ModeratorConsole {
   /** A signalling event that may change what the console shows. */
   onEvent(msg) {
     switch (msg.type) {
+      case "ack": {
+        const said = this.awaiting.get(msg.request_id);
+        if (!said) return;
+        this.awaiting.delete(msg.request_id);
+        toast(said(msg));
+        return;
+      }
+      case "error":
+        this.awaiting.delete(msg.request_id);
+        return;
       case "welcome":
         // A moderator's welcome lists the knocks waiting now (servers with a lobby); a reconnect replaces them.
         if (Array.isArray(msg.knocks)) {
@@ -305,6 +321,60 @@ export class ModeratorConsole {
 
   lowerHand(person) {
     if (this.send({ type: "lower_hand", peer_id: person.id })) toast(t("mod_done"));
+  }
+
+  /** Send over the socket; `say(ack)` is the toast once the server has done it (an error is toasted by the page). */
+  sendThen(msg, say) {
+    const id = this.send(msg);
+    if (id === false) {
+      toast(t("mod_error", { message: t("reconnecting") }), { kind: "error" });
+      return false;
+    }
+    if (typeof id === "number" || typeof id === "string") this.awaiting.set(id, say);
+    return true;
+  }
+
+  /** Lock or unlock a room: ours over the socket (room_updated tells the room), another one over HTTP. */
+  setLocked(room, locked) {
+    const name = this.roomName(room.id) || room.name;
+    const said = t(locked ? "mod_locked_toast" : "mod_unlocked_toast", { room: name });
+    if (room.id === this.getRoom().id) return this.sendThen({ type: "lock_room", locked }, () => said);
+    return this.act(() => this.api.request("PATCH", this.path(`/rooms/${room.id}`), { json: { locked } }), said, []);
+  }
+
+  /** Whether a room is locked: ours from the live room (room_updated), others from the rooms list. */
+  isLocked(roomId) {
+    const here = this.getRoom();
+    if (here && here.id === roomId) return Boolean(here.locked);
+    const room = this.rooms.find((r) => r.id === roomId);
+    return Boolean(room && room.locked);
+  }
+
+  muteAll() {
+    return this.sendThen({ type: "mute_all", kind: "audio" }, (ack) => t("mod_mute_all_done", { n: ack.affected ?? 0 }));
+  }
+
+  lowerAllHands() {
+    return this.sendThen({ type: "lower_all_hands" }, (ack) => t("mod_lower_all_done", { n: ack.affected ?? 0 }));
+  }
+
+  giveFloor(peer) {
+    return this.sendThen({ type: "give_floor", peer_id: peer.id }, () => t("mod_give_floor_done", { name: peer.display_name }));
+  }
+
+  askUnmute(peer) {
+    return this.sendThen({ type: "ask_unmute", peer_id: peer.id, kind: "audio" }, () => t("mod_ask_unmute_done", { name: peer.display_name }));
+  }
+
+  /** The raised hands of our room in the order they went up (the server's hand_raised_at), then by name. */
+  handQueue() {
+    return [...this.getRoster().values()]
+      .filter((peer) => peer.state && peer.state.hand)
+      .sort((a, b) => {
+        const ta = Date.parse(a.state.hand_raised_at || "") || Infinity;
+        const tb = Date.parse(b.state.hand_raised_at || "") || Infinity;
+        return ta !== tb ? ta - tb : naturalCompare(a.display_name, b.display_name);
+      });
   }
 
   /** The people of the selection that are still on the roster (and not oneself). */
@@ -523,8 +593,9 @@ export class ModeratorConsole {
       !this.loaded && !this.error ? h("p", { class: "mod-loading" }, t("mod_loading")) : null,
       this.loaded
         ? [
-            h("div", { class: "mod-bar", id: "mod-bar" }, this.breakoutView()),
+            h("div", { class: "mod-bar", id: "mod-bar" }, this.roomControlsView(), this.breakoutView()),
             this.queueView(),
+            this.handsView(),
             h("div", { class: "mod-scroll", id: "mod-scroll" }, this.toolsView(), this.rosterView(), this.recordingView()),
           ]
         : null,
@@ -548,6 +619,75 @@ export class ModeratorConsole {
 
   renderRooms() {
     if (this.loaded && !this.busy()) this.render();
+  }
+
+  /** Our room's controls, always on screen: the lock (and its state), mute everyone but presenters, lower all hands. */
+  roomControlsView() {
+    const here = this.getRoom();
+    const locked = Boolean(here.locked);
+    const hands = this.handQueue().length;
+    return h(
+      "section",
+      { class: "mod-section mod-room-controls", "aria-labelledby": "mod-room-controls-h", dataset: { locked: String(locked) } },
+      h("h3", { id: "mod-room-controls-h" }, t("mod_room_controls")),
+      h(
+        "span",
+        { class: locked ? "tag lock-state locked" : "tag lock-state", id: "mod-lock-state", title: locked ? t("mod_locked_hint") : "" },
+        locked ? `🔒 ${t("mod_room_locked")}` : t("mod_room_open"),
+      ),
+      h(
+        "div",
+        { class: "row" },
+        h(
+          "button",
+          { type: "button", class: locked ? "small active" : "small", id: "mod-lock", "aria-pressed": String(locked), onclick: () => this.setLocked(here, !locked) },
+          t(locked ? "mod_unlock" : "mod_lock"),
+        ),
+        h("button", { type: "button", class: "small", id: "mod-mute-all", onclick: () => this.muteAll() }, t("mod_mute_all")),
+        h("button", { type: "button", class: "small", id: "mod-lower-all", disabled: hands === 0, onclick: () => this.lowerAllHands() }, t("mod_lower_all"), hands ? ` (${hands})` : ""),
+      ),
+    );
+  }
+
+  /** The hand queue of our room: first up, first served; a hand that goes down leaves it by itself. */
+  handsView() {
+    const queue = this.handQueue();
+    if (!queue.length) return null;
+    return h(
+      "section",
+      { class: "mod-section mod-hands", "aria-labelledby": "mod-hands-h" },
+      h("h3", { id: "mod-hands-h" }, t("mod_hands"), " ", h("span", { class: "count" }, String(queue.length))),
+      h(
+        "ol",
+        { class: "hand-queue", "aria-label": t("mod_hand_queue_label") },
+        queue.map((peer, i) =>
+          h(
+            "li",
+            { class: "queue-item hand-item", dataset: { participantId: peer.id } },
+            h(
+              "div",
+              { class: "queue-main" },
+              h("span", { class: "hand-number", "aria-hidden": "true" }, String(i + 1)),
+              countryBadge(peer.country, countryName(peer.country)),
+              h("span", { class: "person-name" }, peer.display_name),
+              peer.state.audio ? null : h("span", { class: "tag" }, t("state_muted")),
+              peer.state.hand_raised_at
+                ? h("span", { class: "hint wait" }, h("span", { dataset: { since: peer.state.hand_raised_at } }, waitedSince(peer.state.hand_raised_at)))
+                : null,
+            ),
+            h(
+              "div",
+              { class: "row" },
+              h("button", { type: "button", class: "small primary", "aria-label": t("mod_give_floor_label", { name: peer.display_name }), onclick: () => this.giveFloor(peer) }, t("mod_give_floor")),
+              peer.state.audio
+                ? null
+                : h("button", { type: "button", class: "small", "aria-label": t("mod_ask_unmute_label", { name: peer.display_name }), onclick: () => this.askUnmute(peer) }, t("mod_ask_unmute")),
+              h("button", { type: "button", class: "small ghost", "aria-label": t("mod_lower_hand_label", { name: peer.display_name }), onclick: () => this.lowerHand(peer) }, t("mod_lower_hand")),
+            ),
+          ),
+        ),
+      ),
+    );
   }
 
   /** The breakout controls, always on screen: what can be done with the plan in its current state. */
@@ -931,6 +1071,19 @@ export class ModeratorConsole {
               h("strong", {}, room.kind === "plenary" ? t("room_plenary") : room.name),
               h("span", { class: "hint" }, ` · ${members.length}`),
               isHere ? h("span", { class: "hint" }, ` · ${t("mod_room_here")}`) : null,
+              this.isLocked(room.id) ? h("span", { class: "tag lock-state locked", title: t("mod_locked_hint") }, `🔒 ${t("mod_room_locked")}`) : null,
+              isHere
+                ? null
+                : h(
+                    "button",
+                    {
+                      type: "button",
+                      class: "small ghost",
+                      "aria-label": t(this.isLocked(room.id) ? "mod_unlock_label" : "mod_lock_label", { room: this.roomName(room.id) || room.name }),
+                      onclick: () => this.setLocked(room, !this.isLocked(room.id)),
+                    },
+                    t(this.isLocked(room.id) ? "mod_unlock" : "mod_lock"),
+                  ),
               canVisit ? h("button", { type: "button", class: "small", "aria-label": t("mod_visit_label", { room: room.name }), onclick: () => this.chooseRoom(room.id) }, t("mod_visit")) : null,
             ),
             members.length ? h("ul", { class: "mod-people" }, members.map((p) => this.personRow(p, self, roster))) : h("p", { class: "hint" }, t("mod_room_empty")),
