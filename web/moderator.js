@@ -629,20 +629,24 @@ export class ModeratorConsole {
     return h(
       "section",
       { class: "mod-section mod-room-controls", "aria-labelledby": "mod-room-controls-h", dataset: { locked: String(locked) } },
-      h("h3", { id: "mod-room-controls-h" }, t("mod_room_controls")),
-      h(
-        "span",
-        { class: locked ? "tag lock-state locked" : "tag lock-state", id: "mod-lock-state", title: locked ? t("mod_locked_hint") : "" },
-        locked ? `🔒 ${t("mod_room_locked")}` : t("mod_room_open"),
-      ),
       h(
         "div",
-        { class: "row" },
+        { class: "row room-lock" },
+        h("h3", { id: "mod-room-controls-h" }, t("mod_room_controls")),
+        h(
+          "span",
+          { class: locked ? "tag lock-state locked" : "tag lock-state", id: "mod-lock-state", title: locked ? t("mod_locked_hint") : "" },
+          locked ? `🔒 ${t("mod_room_locked")}` : t("mod_room_open"),
+        ),
         h(
           "button",
           { type: "button", class: locked ? "small active" : "small", id: "mod-lock", "aria-pressed": String(locked), onclick: () => this.setLocked(here, !locked) },
           t(locked ? "mod_unlock" : "mod_lock"),
         ),
+      ),
+      h(
+        "div",
+        { class: "row" },
         h("button", { type: "button", class: "small", id: "mod-mute-all", onclick: () => this.muteAll() }, t("mod_mute_all")),
         h("button", { type: "button", class: "small", id: "mod-lower-all", disabled: hands === 0, onclick: () => this.lowerAllHands() }, t("mod_lower_all"), hands ? ` (${hands})` : ""),
       ),
