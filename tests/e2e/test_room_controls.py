@@ -165,6 +165,24 @@ async def test_locked_room_sends_a_joiner_to_the_lobby_and_ask_to_unmute_waits_f
         await expect(console.locator("#mod-lock-state")).to_have_text("Open")
         updated = await max_.until("room_updated")
         assert updated["room"]["id"] == plenary
+
+        # Another room (a breakout room, empty) is locked from its line in the roster, over HTTP.
+        resp = await client.post(
+            f"/api/v1/workshops/{wid}/breakouts", json={"name": "B", "rooms": 1, "strategy": "manual"}, headers=ADMIN
+        )
+        assert resp.status in (200, 201), await resp.text()
+        plan = await resp.json()
+        resp = await client.post(f"/api/v1/workshops/{wid}/breakouts/{plan['id']}/open", json={}, headers=ADMIN)
+        assert resp.status == 200, await resp.text()
+        room_1 = plan["rooms"][0]["id"]
+        line = console.locator(f'.mod-room[data-room-id="{room_1}"]')
+        await line.get_by_role("button", name="Lock Room 1").click()
+        await expect(line.locator(".lock-state")).to_have_text("🔒 Locked")
+        resp = await client.get(f"/api/v1/workshops/{wid}/rooms/{room_1}", headers=ADMIN)
+        assert (await resp.json())["locked"] is True
+        await expect(console.locator("#mod-lock-state")).to_have_text("Open")  # ours is not
+        await line.get_by_role("button", name="Unlock Room 1").click()
+        await expect(line.locator(".lock-state")).to_have_count(0)
         assert browser.page_errors == []
     finally:
         await max_.close()
