@@ -461,9 +461,21 @@ function knockAgain() {
   connectSignaling();
 }
 
+const unmutePrompts = { audio: null, video: null }; // the open "please unmute" prompt of each kind
+
+/**
+ * A moderator asks us to switch on our microphone (or camera): a prompt with a button; only our own click switches
+ * the device on. One prompt per kind (a second request replaces the first); none when the device is already on;
+ * it goes when the device goes on, by the prompt or by the usual button.
+ */
 function onUnmuteRequested(msg) {
+  const on = msg.kind === "audio" ? media.hasAudio && media.audioEnabled : media.hasVideo && media.videoEnabled;
+  unmutePrompts[msg.kind]?.remove();
+  unmutePrompts[msg.kind] = null;
+  if (on) return;
   const key = msg.kind === "audio" ? "unmute_requested" : "camera_requested";
   const item = toast(t(key, { name: msg.by.display_name }), { timeoutMs: 15000 });
+  item.dataset.unmuteRequest = msg.kind;
   const button = h("button", { type: "button", class: "small primary" }, t(msg.kind === "audio" ? "unmute" : "camera_on"));
   button.addEventListener("click", () => {
     // Only the participant's own click switches a device on.
@@ -474,11 +486,10 @@ function onUnmuteRequested(msg) {
       media.setVideoEnabled(true);
       sendState({ video: media.hasVideo && media.videoEnabled });
     }
-    renderControls();
-    refreshSelfTile();
     item.remove();
   });
   item.insertBefore(button, item.lastChild);
+  unmutePrompts[msg.kind] = item;
 }
 
 function onWelcome(msg) {
@@ -1576,6 +1587,12 @@ function setupControls() {
 
 function sendState(changes) {
   signaling.send({ type: "update", ...changes });
+  for (const kind of ["audio", "video"]) {
+    if (changes[kind] === true && unmutePrompts[kind]) {
+      unmutePrompts[kind].remove(); // asked for it, done: the request is answered
+      unmutePrompts[kind] = null;
+    }
+  }
   renderControls();
   refreshSelfTile();
   renderPeople();

@@ -158,6 +158,15 @@ async def test_locked_room_sends_a_joiner_to_the_lobby_and_ask_to_unmute_waits_f
         await expect(ana.get_by_role("button", name="Mute your microphone")).to_be_visible()
         await peer_state(mia, cast["ana"]["id"], "audio", True)
         await expect(prompt).to_have_count(0)
+        await expect(hands.get_by_role("button", name="Ask Ana Pereira to unmute")).to_have_count(0)  # she is on
+
+        # Asked again after muting, she may just as well use her own microphone button: the prompt goes with it.
+        await ana.get_by_role("button", name="Mute your microphone").click()
+        await hands.get_by_role("button", name="Ask Ana Pereira to unmute").click()
+        await expect(prompt).to_have_count(1)
+        await ana.get_by_role("button", name="Unmute your microphone").click()
+        await expect(prompt).to_have_count(0)
+        await peer_state(mia, cast["ana"]["id"], "audio", True)
 
         # Unlocking: the badge goes for everyone in the room.
         await console.get_by_role("button", name="Unlock room").click()
