@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit migrate browser-deps clean
+.PHONY: run test lint typecheck unit migrate browser-deps media-deps clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,11 @@ migrate: $(STAMP)
 
 browser-deps:
 	@sh tests/e2e/ensure_chromium.sh
+
+# Janus, janus-tools and coturn: the server installs them itself at start, but the tests run in a network namespace
+# where apt-get cannot reach a mirror (tests/ensure_media_parts.sh).
+media-deps:
+	@sh tests/ensure_media_parts.sh
 
 LINTED = $(wildcard server signaling recordings tests bench)
 
@@ -37,7 +42,7 @@ PYTEST = $(BIN)/python -m pytest --basetemp="$$(mktemp -d -t roundtable-test.XXX
 unit: $(STAMP)
 	$(PYTEST) $(PYTEST_ARGS)
 
-test: $(STAMP) browser-deps lint typecheck
+test: $(STAMP) browser-deps media-deps lint typecheck
 	$(PYTEST) $(PYTEST_ARGS)
 
 clean:
