@@ -103,7 +103,7 @@ WHERE id = $1 AND workshop_id = $2 RETURNING {ROOM_COLUMNS}
 DELETE_ROOM = "DELETE FROM rooms WHERE id = $1 AND workshop_id = $2 AND kind = 'breakout' RETURNING id"
 
 PARTICIPANT_COLUMNS = """id, workshop_id, display_name, country, organisation, email, role, room_id,
-    token_generation, created_at, updated_at, banned_at, banned_by, ban_reason"""
+    token_generation, created_at, updated_at, banned_at, banned_by, ban_reason, timezone"""
 INSERT_PARTICIPANT = f"""
 INSERT INTO participants (workshop_id, display_name, country, organisation, email, role, room_id, created_at,
     updated_at)
@@ -128,7 +128,8 @@ UPDATE_PARTICIPANT = f"""
 UPDATE participants SET
     display_name = COALESCE($3, display_name), country = COALESCE($4, country),
     organisation = COALESCE($5, organisation), email = CASE WHEN $6 THEN $7 ELSE email END,
-    role = COALESCE($8, role), room_id = CASE WHEN $9 THEN $10 ELSE room_id END, updated_at = now()
+    role = COALESCE($8, role), room_id = CASE WHEN $9 THEN $10 ELSE room_id END,
+    timezone = CASE WHEN $11 THEN $12 ELSE timezone END, updated_at = now()
 WHERE id = $1 AND workshop_id = $2 AND deleted_at IS NULL RETURNING {PARTICIPANT_COLUMNS}
 """
 DELETE_PARTICIPANT = """
@@ -574,6 +575,8 @@ class Store:
                 changes.get("role"),
                 "room_id" in changes,
                 changes.get("room_id"),
+                "timezone" in changes,
+                changes.get("timezone"),
             )
             if row is None:
                 raise NotFound("participant not found")
