@@ -103,7 +103,7 @@ WHERE id = $1 AND workshop_id = $2 RETURNING {ROOM_COLUMNS}
 DELETE_ROOM = "DELETE FROM rooms WHERE id = $1 AND workshop_id = $2 AND kind = 'breakout' RETURNING id"
 
 PARTICIPANT_COLUMNS = """id, workshop_id, display_name, country, organisation, email, role, room_id,
-    token_generation, created_at, updated_at, banned_at, banned_by, ban_reason, language"""
+    token_generation, created_at, updated_at, banned_at, banned_by, ban_reason, timezone, language"""
 INSERT_PARTICIPANT = f"""
 INSERT INTO participants (workshop_id, display_name, country, organisation, email, role, room_id, created_at,
     updated_at, language)
@@ -129,7 +129,8 @@ UPDATE participants SET
     display_name = COALESCE($3, display_name), country = COALESCE($4, country),
     organisation = COALESCE($5, organisation), email = CASE WHEN $6 THEN $7 ELSE email END,
     role = COALESCE($8, role), room_id = CASE WHEN $9 THEN $10 ELSE room_id END,
-    language = CASE WHEN $11 THEN $12 ELSE language END, updated_at = now()
+    timezone = CASE WHEN $11 THEN $12 ELSE timezone END,
+    language = CASE WHEN $13 THEN $14 ELSE language END, updated_at = now()
 WHERE id = $1 AND workshop_id = $2 AND deleted_at IS NULL RETURNING {PARTICIPANT_COLUMNS}
 """
 DELETE_PARTICIPANT = """
@@ -577,6 +578,8 @@ class Store:
                 changes.get("role"),
                 "room_id" in changes,
                 changes.get("room_id"),
+                "timezone" in changes,
+                changes.get("timezone"),
                 "language" in changes,
                 changes.get("language"),
             )

@@ -97,7 +97,13 @@ WHERE w.id = s.workshop_id AND s.reminders_queued_at IS NULL AND s.reminder_minu
   AND ({first_start}) - make_interval(mins => s.reminder_minutes_before) <= $1
 RETURNING s.workshop_id
 """
-FIRST_START = "w.starts_at"
+# Breaks are not events of the calendar file, nor the "first session" of a reminder.
+FIRST_START = """COALESCE(
+    (SELECT min(a.starts_at) FROM agenda_sessions a WHERE a.workshop_id = w.id AND a.kind <> 'break'), w.starts_at)"""
+SELECT_SESSIONS = """
+SELECT id, title, description, presenters, starts_at, ends_at, updated_at FROM agenda_sessions
+WHERE workshop_id = $1 AND kind <> 'break' ORDER BY starts_at, id
+"""
 QUEUE_REMINDERS = f"""
 INSERT INTO invitations (workshop_id, participant_id, kind, state, next_attempt_at, created_at, updated_at)
 SELECT p.workshop_id, p.id, 'reminder', 'queued', $2, clock_timestamp(), clock_timestamp() FROM participants p
@@ -173,7 +179,23 @@ class InvitationStore:
         return row
 
     async def sessions(self, workshop: Any) -> tuple[list[dict[str, Any]], datetime]:
-        """The events of the calendar file and the moment of the last change to them (for SEQUENCE)."""
+        """The events of the calendar file and the moment of the last change to them (for SEQUENCE): the agenda's
+        sessions but its breaks, or the workshop itself when it has none."""
+        rows = await self.pool.fetch(SELECT_SESSIONS, workshop["id"])
+        if rows:
+            return (
+                [
+                    {
+                        "id": r["id"],
+                        "title": r["title"],
+                        "description": "\n".join(x for x in (r["description"], r["presenters"]) if x),
+                        "starts_at": r["starts_at"],
+                        "ends_at": r["ends_at"],
+                    }
+                    for r in rows
+                ],
+                max([workshop["updated_at"], *(r["updated_at"] for r in rows)]),
+            )
         return (
             [
                 {
