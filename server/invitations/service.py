@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from datetime import datetime, timedelta
+from datetime import timedelta
 from email.utils import parseaddr
 from typing import Any
 
@@ -28,12 +28,6 @@ log = logging.getLogger(__name__)
 
 BATCH = 20
 MAX_REASON = 500
-
-
-def sequence_of(workshop: Any, changed_at: datetime) -> int:
-    """SEQUENCE: seconds from the workshop's creation to the last change of what the file shows. It grows with
-    every change, so a calendar replaces the events of an older file; no counter has to be kept in step."""
-    return max(0, int((changed_at - workshop["created_at"]).total_seconds()))
 
 
 class Undeliverable(Exception):
@@ -77,7 +71,7 @@ class InvitationService:
         """(the .ics bytes, the join URL in it, the workshop row, the participant row). Mints a join token."""
         workshop = await self.store.workshop(workshop_id)
         person = await self.store.participant(workshop_id, participant_id)
-        sessions, changed_at = await self.store.sessions(workshop)
+        sessions, _ = await self.store.sessions(workshop)
         join_url = self.issuer.issue(person, workshop_ends_at=workshop["ends_at"]).url
         name, address = parseaddr(self.settings.smtp_from)
         spec = CalendarFile(
@@ -88,7 +82,7 @@ class InvitationService:
             join_url=join_url,
             organiser_email=address or None,
             organiser_name=name or workshop["title"],
-            sequence=sequence_of(workshop, changed_at),
+            sequence=await self.store.sequence(workshop_id),
             stamp=self.clock.now(),
             sessions=[Session(**s) for s in sessions],
         )

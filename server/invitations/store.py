@@ -100,6 +100,12 @@ RETURNING s.workshop_id
 # Breaks are not events of the calendar file, nor the "first session" of a reminder.
 FIRST_START = """COALESCE(
     (SELECT min(a.starts_at) FROM agenda_sessions a WHERE a.workshop_id = w.id AND a.kind <> 'break'), w.starts_at)"""
+# SEQUENCE of the calendar file: how many changes the workshop and its agenda have had, from the audit log (append
+# only, so it never goes down; a deleted session counts too, which no updated_at could show).
+CALENDAR_CHANGES = """
+SELECT count(*) FROM audit_entries
+WHERE workshop_id = $1 AND action IN ('workshop.update', 'agenda.create', 'agenda.update', 'agenda.delete')
+"""
 SELECT_SESSIONS = """
 SELECT id, title, description, presenters, starts_at, ends_at, updated_at FROM agenda_sessions
 WHERE workshop_id = $1 AND kind <> 'break' ORDER BY starts_at, id
@@ -178,9 +184,13 @@ class InvitationStore:
             raise NotFound("workshop not found")
         return row
 
+    async def sequence(self, workshop_id: uuid.UUID) -> int:
+        """How many times what the calendar file shows has changed: its SEQUENCE."""
+        return int(await self.pool.fetchval(CALENDAR_CHANGES, workshop_id))
+
     async def sessions(self, workshop: Any) -> tuple[list[dict[str, Any]], datetime]:
-        """The events of the calendar file and the moment of the last change to them (for SEQUENCE): the agenda's
-        sessions but its breaks, or the workshop itself when it has none."""
+        """The events of the calendar file and the moment of the last change to them: the agenda's sessions but
+        its breaks, or the workshop itself when it has none."""
         rows = await self.pool.fetch(SELECT_SESSIONS, workshop["id"])
         if rows:
             return (
