@@ -7,6 +7,7 @@ import { clear, h, toast } from "./dom.js";
 import { formatDateTime, t } from "./strings.js";
 
 const REMINDERS = [null, 15, 30, 60, 120, 1440];
+const QUEUED_POLL_MS = 3000; // while something waits to be sent, the card follows it
 
 function viewerZone() {
   return Intl.DateTimeFormat().resolvedOptions().timeZone;
@@ -144,7 +145,10 @@ export function invitationsCard(api, workshop) {
     );
   }
 
+  let timer = null;
+
   async function load() {
+    clearTimeout(timer);
     let people;
     let settings;
     try {
@@ -177,6 +181,8 @@ export function invitationsCard(api, workshop) {
         h("tbody", {}, people.map(row)),
       ),
     );
+    const waiting = people.some((p) => p.state === "queued" || p.reminder_state === "queued");
+    if (waiting && settings.sending) timer = setTimeout(() => card.isConnected && load(), QUEUED_POLL_MS);
   }
 
   load();

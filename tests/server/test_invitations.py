@@ -4,15 +4,11 @@ e-mail arrives at a real SMTP server (aiosmtpd on 127.0.0.1) with the link and t
 
 from __future__ import annotations
 
-import asyncio
 import csv
-import email
-import email.policy
 import io
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
@@ -23,7 +19,6 @@ import icalendar
 import pytest
 import vobject
 from aiohttp.test_utils import TestClient
-from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from server import keys
 from server.app import create_app
@@ -32,6 +27,7 @@ from server.invitations.store import InvitationStore
 from signaling.clock import ManualClock
 from tests.conftest import make_settings
 from tests.helpers import ADMIN, add_participant, bearer, create_workshop
+from tests.smtp import Mailbox, smtp_server
 
 Client = TestClient[Any, Any]
 KOLKATA = {
@@ -43,38 +39,10 @@ START = datetime(2026, 12, 10, 3, 30, tzinfo=UTC)
 END = datetime(2026, 12, 10, 12, 0, tzinfo=UTC)
 
 
-@dataclass
-class Mailbox:
-    """What a real SMTP server on 127.0.0.1 received; `answer` is what it says to the next DATA."""
-
-    messages: asyncio.Queue[tuple[Envelope, EmailMessage]] = field(default_factory=asyncio.Queue)
-    answer: str = "250 OK"
-    port: int = 0
-
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        if self.answer.startswith("250"):
-            raw = envelope.content if isinstance(envelope.content, bytes) else str(envelope.content).encode()
-            parsed = email.message_from_bytes(raw, policy=email.policy.default)
-            assert isinstance(parsed, EmailMessage)
-            self.messages.put_nowait((envelope, parsed))
-        return self.answer
-
-    async def next(self) -> EmailMessage:
-        _, message = await asyncio.wait_for(self.messages.get(), 15)
-        return message
-
-
 @pytest.fixture
 async def mailbox() -> AsyncIterator[Mailbox]:
-    box = Mailbox()
-    loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: SMTP(box, hostname="localhost"), "127.0.0.1", 0)
-    box.port = server.sockets[0].getsockname()[1]
-    try:
+    async with smtp_server() as box:
         yield box
-    finally:
-        server.close()
-        await server.wait_closed()
 
 
 @pytest.fixture
