@@ -23,6 +23,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "secret": "This link is personal: it lets you in under your name. Do not forward it.",
         "calendar": "The attached calendar file (invitation.ics) adds the workshop to your calendar.",
         "workshop_time": "workshop time",
+        "your_time": "your time",
     },
     "ru": {
         "invitation_subject": "Приглашение: {title}",
@@ -36,6 +37,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "secret": "Это личная ссылка: по ней вы входите под своим именем. Не пересылайте её.",
         "calendar": "Приложенный файл календаря (invitation.ics) добавит мероприятие в ваш календарь.",
         "workshop_time": "время мероприятия",
+        "your_time": "ваше время",
     },
 }
 
@@ -53,17 +55,30 @@ class Letter:
     ends_at: datetime
     join_url: str
     calendar: bytes | None
+    viewer_timezone: str | None = None  # the participant's own zone, when known
 
 
-def when_lines(timezone: str, starts_at: datetime, ends_at: datetime, label: str) -> list[str]:
-    """The times in the workshop's zone and in UTC, each labelled with its zone."""
-    zone = zoneinfo.ZoneInfo(timezone)
-    local_start, local_end = starts_at.astimezone(zone), ends_at.astimezone(zone)
-    utc_start, utc_end = starts_at.astimezone(UTC), ends_at.astimezone(UTC)
-    return [
-        f"{local_start:%Y-%m-%d %H:%M} - {local_end:%Y-%m-%d %H:%M} {timezone} ({label})",
-        f"{utc_start:%Y-%m-%d %H:%M} - {utc_end:%Y-%m-%d %H:%M} UTC",
-    ]
+def _span(zone_name: str, starts_at: datetime, ends_at: datetime) -> str:
+    zone = UTC if zone_name == "UTC" else zoneinfo.ZoneInfo(zone_name)
+    return f"{starts_at.astimezone(zone):%Y-%m-%d %H:%M} - {ends_at.astimezone(zone):%Y-%m-%d %H:%M} {zone_name}"
+
+
+def when_lines(
+    timezone: str,
+    starts_at: datetime,
+    ends_at: datetime,
+    label: str,
+    *,
+    viewer_timezone: str | None = None,
+    viewer_label: str = "",
+) -> list[str]:
+    """The times in the participant's own zone (when known), the workshop's zone and UTC, each labelled."""
+    lines = []
+    if viewer_timezone and viewer_timezone not in (timezone, "UTC"):
+        lines.append(f"{_span(viewer_timezone, starts_at, ends_at)} ({viewer_label})")
+    lines.append(f"{_span(timezone, starts_at, ends_at)} ({label})")
+    lines.append(_span("UTC", starts_at, ends_at))
+    return lines
 
 
 def compose(letter: Letter) -> EmailMessage:
@@ -71,7 +86,14 @@ def compose(letter: Letter) -> EmailMessage:
     zone = zoneinfo.ZoneInfo(letter.timezone)
     start_label = f"{letter.starts_at.astimezone(zone):%H:%M} {letter.timezone}"
     subject_key = "invitation_subject" if letter.kind == "invitation" else "reminder_subject"
-    when = when_lines(letter.timezone, letter.starts_at, letter.ends_at, texts["workshop_time"])
+    when = when_lines(
+        letter.timezone,
+        letter.starts_at,
+        letter.ends_at,
+        texts["workshop_time"],
+        viewer_timezone=letter.viewer_timezone,
+        viewer_label=texts["your_time"],
+    )
     lead = texts["invited" if letter.kind == "invitation" else "reminded"].format(title=letter.title)
     text = [
         texts["greeting"].format(name=letter.to_name),

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
+import zoneinfo
 from datetime import timedelta
 from email.utils import parseaddr
 from typing import Any
@@ -43,6 +44,17 @@ def _permanent(exc: Exception) -> bool:
     if isinstance(exc, aiosmtplib.SMTPResponseException):
         return 500 <= exc.code < 600
     return False
+
+
+def _known_zone(name: str | None) -> str | None:
+    """The participant's zone, if the tz database knows it (the column is free text up to 64 characters)."""
+    if not name:
+        return None
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return None
+    return name
 
 
 def _reason(exc: Exception) -> str:
@@ -182,5 +194,6 @@ class InvitationService:
             ends_at=last,
             join_url=join_url,
             calendar=ics if row["kind"] == "invitation" else None,
+            viewer_timezone=_known_zone(person["timezone"]),
         )
         return compose(letter), person["email"]

@@ -68,7 +68,7 @@ WHERE id = $1 AND state = 'queued' AND claimed_until = $4
 """
 
 SELECT_PARTICIPANT = """
-SELECT id, workshop_id, display_name, email, role, token_generation, banned_at, language
+SELECT id, workshop_id, display_name, email, role, token_generation, banned_at, language, timezone
 FROM participants WHERE id = $1 AND workshop_id = $2 AND deleted_at IS NULL
 """
 SELECT_WORKSHOP = """

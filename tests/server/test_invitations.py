@@ -275,6 +275,10 @@ async def test_invitation_email_arrives_with_the_join_link_and_calendar_file_in_
     nobody = await add_participant(client, wid, display_name="No Mail")
     organiser = await add_participant(client, wid, role="organiser", display_name="Org")
 
+    # Ana's own zone is known (set from the join page): her e-mail shows it first, labelled.
+    await client.app[keys.POOL].execute(
+        "UPDATE participants SET timezone = 'Asia/Seoul' WHERE id = $1", uuid.UUID(ana["id"])
+    )
     resp = await client.post(
         f"/api/v1/workshops/{wid}/invitations", json={"all": True}, headers=bearer(organiser["join_token"])
     )
@@ -292,7 +296,9 @@ async def test_invitation_email_arrives_with_the_join_link_and_calendar_file_in_
     join_url = str(event["URL"])
     assert join_url in text and join_url in html
     assert await token_works(client, wid, ana["id"], join_url)
-    assert "2026-12-10 09:00 - 2026-12-10 17:30 Asia/Kolkata" in text and "2026-12-10 03:30" in text
+    assert "2026-12-10 12:30 - 2026-12-10 21:00 Asia/Seoul (your time)" in text
+    assert "2026-12-10 09:00 - 2026-12-10 17:30 Asia/Kolkata (workshop time)" in text
+    assert "2026-12-10 03:30 - 2026-12-10 12:00 UTC" in text
     assert event.decoded("DTSTART") == START
     assert "mailto:office@example.org" in str(event["ORGANIZER"])
 
@@ -439,3 +445,25 @@ async def test_roster_csv_has_everyones_join_link_and_defuses_formulas(client: C
     assert rows[0]["organisation"] == "'=HYPERLINK(1)"
     for row, person in zip(rows, (ana, ben), strict=True):
         assert await token_works(client, wid, person["id"], row["join_url"])
+
+
+async def test_language_comes_from_the_roster_import_and_can_be_changed(client: Client) -> None:
+    workshop = await create_workshop(client, **KOLKATA)
+    wid = workshop["id"]
+    roster = "display_name,country,organisation,email,role,language\nOlga,LT,,olga@example.org,,ru\nAna,PT,,,,\n"
+    resp = await client.post(
+        f"/api/v1/workshops/{wid}/participants/import",
+        data=roster.encode(),
+        headers={**ADMIN, "Content-Type": "text/csv"},
+    )
+    assert resp.status == 201, await resp.text()
+    olga, ana = (await resp.json())["items"]
+    assert (olga["language"], ana["language"]) == ("ru", None)
+    resp = await client.patch(
+        f"/api/v1/workshops/{wid}/participants/{ana['id']}", json={"language": "ru"}, headers=ADMIN
+    )
+    assert (await resp.json())["language"] == "ru"
+    resp = await client.patch(
+        f"/api/v1/workshops/{wid}/participants/{ana['id']}", json={"language": "de"}, headers=ADMIN
+    )
+    assert resp.status == 400
