@@ -24,6 +24,7 @@ from server.invitations.store import InvitationStore
 from server.logs import scrub
 from server.settings import Settings
 from signaling.clock import Clock
+from signaling.errors import NotFound
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ class Undeliverable(Exception):
 
 def _permanent(exc: Exception) -> bool:
     """A 5xx answer (no such mailbox, refused sender) will not get better by retrying; anything else may."""
-    if isinstance(exc, Undeliverable):
+    if isinstance(exc, Undeliverable | NotFound):
         return True
     if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
         return all(500 <= r.code < 600 for r in exc.recipients)
@@ -72,6 +73,7 @@ class InvitationService:
         self._task: asyncio.Task[None] | None = None
         # Set after each pass of the sender: tests wait on it instead of sleeping.
         self.passes = 0
+        self.in_pass = False
         self._pass_done = asyncio.Condition()
 
     @property
@@ -123,12 +125,14 @@ class InvitationService:
     async def _run(self) -> None:
         while True:
             self._wake.clear()
+            self.in_pass = True
             try:
                 busy = await self.run_once()
             except Exception:
                 log.exception("the invitation sender failed a pass; it tries again")
                 busy = False
             async with self._pass_done:
+                self.in_pass = False
                 self.passes += 1
                 self._pass_done.notify_all()
             if busy:

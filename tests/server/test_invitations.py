@@ -77,11 +77,11 @@ def service(client: Client) -> InvitationService:
 
 
 async def one_pass(client: Client) -> None:
-    """Wake the sender and wait until it has finished a whole pass after this moment."""
+    """Wake the sender and wait for a whole pass that began after this moment (one under way may have missed it)."""
     invitations = service(client)
-    target = invitations.passes + 1
+    target = invitations.passes + (2 if invitations.in_pass else 1)
     invitations.kick()
-    await invitations.wait_passes(target + 1 if invitations.passes >= target else target, 15)
+    await invitations.wait_passes(target, 15)
 
 
 async def states(client: Client, workshop_id: str) -> dict[str, dict[str, Any]]:
