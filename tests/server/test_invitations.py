@@ -467,3 +467,39 @@ async def test_language_comes_from_the_roster_import_and_can_be_changed(client: 
         f"/api/v1/workshops/{wid}/participants/{ana['id']}", json={"language": "de"}, headers=ADMIN
     )
     assert resp.status == 400
+
+
+async def test_reminder_time_follows_the_agenda_first_session_not_a_break_and_not_after_it_began(
+    client: Client,
+) -> None:
+    workshop = await create_workshop(client, **KOLKATA)
+    wid = uuid.UUID(workshop["id"])
+    await add_participant(client, workshop["id"], email="ana@example.org")
+    pool = client.app[keys.POOL]
+    first = START + timedelta(hours=2)
+    for title, kind, starts in (("Coffee", "break", START), ("Opening", "plenary", first)):
+        await pool.execute(
+            "INSERT INTO agenda_sessions (workshop_id, title, kind, starts_at, ends_at) VALUES ($1, $2, $3, $4, $5)",
+            wid,
+            title,
+            kind,
+            starts,
+            starts + timedelta(hours=1),
+        )
+    resp = await client.put(
+        f"/api/v1/workshops/{wid}/invitations/settings", json={"reminder_minutes_before": 30}, headers=ADMIN
+    )
+    assert resp.status == 200
+    store = client.app[keys.INVITATIONS].store
+    assert await store.queue_due_reminders(START) == []  # the break is not the first session
+    assert await store.queue_due_reminders(first - timedelta(minutes=31)) == []
+    assert await store.queue_due_reminders(first - timedelta(minutes=29)) == [wid]
+    assert await store.queue_due_reminders(first - timedelta(minutes=28)) == []  # once
+    reminders = await pool.fetchval("SELECT count(*) FROM invitations WHERE kind = 'reminder'")
+    assert reminders == 1
+
+    # A reminder set only once the session has begun is not sent late.
+    await client.put(
+        f"/api/v1/workshops/{wid}/invitations/settings", json={"reminder_minutes_before": 45}, headers=ADMIN
+    )
+    assert await store.queue_due_reminders(first + timedelta(minutes=1)) == []
