@@ -34,6 +34,8 @@ from server.db import EmbeddedPostgres, create_pool
 from server.directory import ServerDirectory, StoreRooms, ice_servers_for
 from server.heartbeat import Heartbeat
 from server.http_errors import error_middleware
+from server.invitations.service import InvitationService
+from server.invitations.store import InvitationStore
 from server.janus_process import EmbeddedJanus, JanusTurn, SfuConfigError, new_config, resolve_ice_address
 from server.logs import SESSION_ID, echo_session_id, log_context_middleware
 from server.metrics import METRICS, install_metrics, metrics_middleware
@@ -245,6 +247,19 @@ async def _auth(app: web.Application) -> AsyncIterator[None]:
     yield
 
 
+async def _invitations(app: web.Application) -> AsyncIterator[None]:
+    """The invitation outbox's sender: one task, started when an SMTP server is configured."""
+    service = InvitationService(
+        InvitationStore(app[keys.POOL], app[keys.AUDIT]), app[keys.ISSUER], app[keys.SETTINGS], app[keys.CLOCK]
+    )
+    app[keys.INVITATIONS] = service
+    service.start()
+    try:
+        yield
+    finally:
+        await service.close()
+
+
 async def _signaling(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.SETTINGS]
     metrics = app[METRICS]
@@ -378,6 +393,6 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/ws", websocket)
     add_web_routes(app)
     app[OPENAPI] = api.openapi(title="Roundtable", version=VERSION)
-    app.cleanup_ctx.extend([_database, _auth, _turn, _sfu, _signaling])
+    app.cleanup_ctx.extend([_database, _auth, _invitations, _turn, _sfu, _signaling])
     app.on_shutdown.append(_close_sessions)
     return app

@@ -9,6 +9,7 @@ from recordings.service import RecordingCoordinator
 from recordings.storage import Storage
 from recordings.store import RecordingStore
 from server.auth import Authenticator, JoinTokenIssuer
+from server.invitations.service import InvitationService
 from server.records_store import RecordsStore
 from server.settings import Settings
 from server.store import Store
@@ -38,3 +39,5 @@ SIGNING_SECRET = web.AppKey("signing_secret", str)
 CLOCK = web.AppKey("clock", Clock)
 # The SFU bridge, absent when the server runs mesh only (ROUNDTABLE_SFU=off, or no Janus could be had).
 SFU = web.AppKey("sfu", SfuBridge)
+# Invitations: calendar files and the one background sender of the e-mail outbox (docs/invitations.md).
+INVITATIONS = web.AppKey("invitations", InvitationService)

@@ -78,6 +78,24 @@ class Settings(BaseSettings):
         1 << 30, ge=0, description="Refuse to start a recording with less free disk than this; 0 never refuses."
     )
 
+    # Invitations and reminders by e-mail (docs/invitations.md). Unset SMTP_HOST: they are queued, not sent.
+    smtp_host: str | None = Field(None, description="SMTP server for invitations and reminders; unset: none sent.")
+    smtp_port: int = Field(587, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = Field(True, description="Upgrade the SMTP connection with STARTTLS (port 587).")
+    smtp_from: str = Field(
+        "Roundtable <roundtable@localhost>", description="From: of every e-mail; also the calendar's ORGANIZER."
+    )
+    smtp_timeout_s: float = Field(30.0, gt=0, description="One SMTP exchange must finish within this.")
+    invitation_max_attempts: int = Field(5, ge=1, le=100, description="Tries per e-mail before it is `failed`.")
+    invitation_retry_s: float = Field(
+        60.0, gt=0, description="Wait before the first retry of a failed send; doubled at each further try."
+    )
+    invitation_poll_s: float = Field(
+        30.0, gt=0, description="How often the sender looks for due e-mails and reminders."
+    )
+
     # Operations
     metrics_token: str | None = Field(
         None, min_length=16, description="When set, GET /metrics needs it as a bearer token; unset, it is open."

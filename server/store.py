@@ -103,11 +103,11 @@ WHERE id = $1 AND workshop_id = $2 RETURNING {ROOM_COLUMNS}
 DELETE_ROOM = "DELETE FROM rooms WHERE id = $1 AND workshop_id = $2 AND kind = 'breakout' RETURNING id"
 
 PARTICIPANT_COLUMNS = """id, workshop_id, display_name, country, organisation, email, role, room_id,
-    token_generation, created_at, updated_at, banned_at, banned_by, ban_reason"""
+    token_generation, created_at, updated_at, banned_at, banned_by, ban_reason, timezone, language"""
 INSERT_PARTICIPANT = f"""
 INSERT INTO participants (workshop_id, display_name, country, organisation, email, role, room_id, created_at,
-    updated_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, clock_timestamp(), clock_timestamp()) RETURNING {PARTICIPANT_COLUMNS}
+    updated_at, language)
+VALUES ($1, $2, $3, $4, $5, $6, $7, clock_timestamp(), clock_timestamp(), $8) RETURNING {PARTICIPANT_COLUMNS}
 """
 LIST_PARTICIPANTS = f"""
 SELECT {PARTICIPANT_COLUMNS} FROM participants
@@ -128,7 +128,9 @@ UPDATE_PARTICIPANT = f"""
 UPDATE participants SET
     display_name = COALESCE($3, display_name), country = COALESCE($4, country),
     organisation = COALESCE($5, organisation), email = CASE WHEN $6 THEN $7 ELSE email END,
-    role = COALESCE($8, role), room_id = CASE WHEN $9 THEN $10 ELSE room_id END, updated_at = now()
+    role = COALESCE($8, role), room_id = CASE WHEN $9 THEN $10 ELSE room_id END,
+    timezone = CASE WHEN $11 THEN $12 ELSE timezone END,
+    language = CASE WHEN $13 THEN $14 ELSE language END, updated_at = now()
 WHERE id = $1 AND workshop_id = $2 AND deleted_at IS NULL RETURNING {PARTICIPANT_COLUMNS}
 """
 DELETE_PARTICIPANT = """
@@ -197,6 +199,7 @@ def _audited_person(row: Any) -> dict[str, Any]:
         "role": row["role"],
         "room_id": row["room_id"],
         "has_email": row["email"] is not None,
+        "language": row["language"],
     }
 
 
@@ -511,6 +514,7 @@ class Store:
                     p["email"],
                     p["role"],
                     p.get("room_id"),
+                    p.get("language"),
                 )
                 rows.append(row)
             if imported:
@@ -574,6 +578,10 @@ class Store:
                 changes.get("role"),
                 "room_id" in changes,
                 changes.get("room_id"),
+                "timezone" in changes,
+                changes.get("timezone"),
+                "language" in changes,
+                changes.get("language"),
             )
             if row is None:
                 raise NotFound("participant not found")

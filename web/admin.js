@@ -7,6 +7,7 @@
 
 import { Api, ApiError } from "./api.js";
 import { attendanceCard } from "./attendance.js";
+import { invitationsCard } from "./invitations.js";
 import { $, clear, countryBadge, h, toast } from "./dom.js";
 import { applyStrings, countryName, currentLocale, formatDateTime, formatDuration, mountLanguageSwitches, onLanguageChange, roleName, t } from "./strings.js";
 
@@ -202,6 +203,7 @@ async function showWorkshop(id) {
     participantsCard(workshop, people),
     importCard(workshop),
     addCard(workshop),
+    invitationsCard(api, workshop),
     roomsCard(rooms),
     attendanceCard(api, workshop),
   );

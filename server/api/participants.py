@@ -30,7 +30,7 @@ from signaling.audit import Change
 from signaling.errors import Conflict, InvalidArgument, PermissionDenied
 from signaling.service import CLOSE_REMOVED, CLOSE_UNAUTHENTICATED
 
-IMPORT_COLUMNS = ("display_name", "country", "organisation", "email", "role")
+IMPORT_COLUMNS = ("display_name", "country", "organisation", "email", "role", "language")
 MAX_IMPORT_ROWS = 5000
 
 
@@ -149,7 +149,7 @@ async def patch_participant(request: web.Request, who: Principal) -> web.Respons
     body = await read_body(request, ParticipantPatch)
     changes = body.model_dump(exclude_unset=True)
     for name, value in changes.items():
-        if value is None and name not in ("email", "room_id"):
+        if value is None and name not in ("email", "room_id", "language"):
             raise InvalidArgument(f"{name} cannot be null", details=[{"field": name, "message": "not nullable"}])
     store = request.app[keys.STORE]
     workshop = await store.get_workshop(workshop_id)

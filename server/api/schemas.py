@@ -30,6 +30,8 @@ RoomKind = Literal["plenary", "breakout"]
 MediaMode = Literal["mesh", "sfu"]
 PublishingMode = Literal["open", "moderated"]
 LobbyMode = Literal["off", "everyone", "unverified"]
+Language = Literal["en", "ru"]
+LANGUAGE_DESCRIPTION = "The language of this participant's invitation and reminder e-mails; null: English."
 LOBBY_DESCRIPTION = (
     "off: everyone enters; everyone: every participant and observer waits for a moderator; unverified: those whose "
     "join link was never used before or is used from another device wait (docs/moderation.md)."
@@ -236,6 +238,7 @@ class ParticipantCreate(Body):
     email: Email = None
     role: Role = "participant"
     room_id: uuid.UUID | None = Field(None, description="Assigned room; null means the plenary.")
+    language: Language | None = Field(None, description=LANGUAGE_DESCRIPTION)
 
 
 class ParticipantPatch(Body):
@@ -245,6 +248,7 @@ class ParticipantPatch(Body):
     email: Email = None
     role: Role | None = None
     room_id: uuid.UUID | None = Field(None, description="Assigned room; null means the plenary.")
+    language: Language | None = Field(None, description=LANGUAGE_DESCRIPTION)
 
 
 class Participant(BaseModel):
@@ -261,6 +265,7 @@ class Participant(BaseModel):
     banned_at: datetime | None = Field(None, description="Set while the participant is banned: every token is refused.")
     banned_by: uuid.UUID | None = Field(None, description="Who banned them (null: the admin token).")
     ban_reason: str | None = None
+    language: Language | None = Field(None, description=LANGUAGE_DESCRIPTION)
     join_token: str | None = Field(None, description="Shown to the admin and the organiser only.")
     join_url: str | None = None
     token_expires_at: datetime | None = None

@@ -165,6 +165,13 @@ async def banned(client: Client, world: World) -> None:
     await _ok(resp, 200)
 
 
+async def with_email(client: Client, world: World) -> None:
+    resp = await client.patch(
+        f"{world.w}/participants/{world.target['id']}", json={"email": "tara@example.org"}, headers=dict(ADMIN)
+    )
+    await _ok(resp, 200)
+
+
 def _target(w: World) -> dict[str, Any]:
     return {"participant_id": w.target["id"]}
 
@@ -463,6 +470,41 @@ SCENARIOS = [
         json={"message": "Not this time"},
         setup=(knocking,),
         target=lambda w: {"knock_id": w.knock["id"], "participant_id": w.target["id"]},
+    ),
+    Scenario(
+        "POST",
+        WP + "/invitations",
+        "invitation.send",
+        lambda w: f"{w.w}/invitations",
+        status=202,
+        json={"all": True},
+        setup=(with_email,),
+        target=lambda w: {"participant_ids": [w.target["id"]]},
+    ),
+    Scenario(
+        "POST",
+        WP + "/invitations/{participant_id}/resend",
+        "invitation.resend",
+        lambda w: f"{w.w}/invitations/{w.target['id']}/resend",
+        status=202,
+        setup=(with_email,),
+        target=lambda w: {"participant_ids": [w.target["id"]]},
+    ),
+    Scenario(
+        "PUT",
+        WP + "/invitations/settings",
+        "invitation.settings",
+        lambda w: f"{w.w}/invitations/settings",
+        json={"reminder_minutes_before": 30},
+        target=lambda w: {"workshop_id": w.workshop["id"]},
+    ),
+    # Every join link of the workshop at once: the export is recorded.
+    Scenario(
+        "GET",
+        WP + "/roster.csv",
+        "participant.roster_export",
+        lambda w: f"{w.w}/roster.csv",
+        target=lambda w: {"workshop_id": w.workshop["id"]},
     ),
     # A GET that changes state: every download is logged, and so recorded.
     Scenario(

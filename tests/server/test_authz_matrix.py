@@ -234,6 +234,21 @@ ROUTES = [
     Route("workshop_anchor", "GET", lambda w: f"{ws(w)}/audit/anchor", MANAGERS, 200),
     Route("list_anchors", "GET", lambda w: "/api/v1/audit/anchors", frozenset({"admin"}), 200, workshop_scoped=False),
     Route("create_anchor", "POST", lambda w: "/api/v1/audit/anchors", frozenset({"admin"}), 201, workshop_scoped=False),
+    # Invitations: the organiser's; a participant may fetch only their own calendar file (see test_invitations).
+    Route("send_invitations", "POST", lambda w: f"{ws(w)}/invitations", MANAGERS, 202, json={"all": True}),
+    Route("resend_invitation", "POST", lambda w: f"{ws(w)}/invitations/{w.target['id']}/resend", MANAGERS, 202),
+    Route("list_invitations", "GET", lambda w: f"{ws(w)}/invitations", MANAGERS, 200),
+    Route("get_invitation_settings", "GET", lambda w: f"{ws(w)}/invitations/settings", MANAGERS, 200),
+    Route(
+        "put_invitation_settings",
+        "PUT",
+        lambda w: f"{ws(w)}/invitations/settings",
+        MANAGERS,
+        200,
+        json={"reminder_minutes_before": 45},
+    ),
+    Route("invitation_ics", "GET", lambda w: f"{ws(w)}/participants/{w.target['id']}/invitation.ics", MANAGERS, 200),
+    Route("roster_csv", "GET", lambda w: f"{ws(w)}/roster.csv", MANAGERS, 200),
     Route("openapi", "GET", lambda w: "/api/v1/openapi.json", EVERYONE, 200, workshop_scoped=False),
     Route("healthz", "GET", lambda w: "/healthz", EVERYONE, 200, workshop_scoped=False),
     Route("readyz", "GET", lambda w: "/readyz", EVERYONE, 200, workshop_scoped=False),
@@ -334,7 +349,8 @@ async def test_route_answers_every_caller_as_the_rules_say(client: Client, route
 # moderation (mute, remove) and recordings have their own tests.
 COVERED = re.compile(
     r"^(/healthz|/readyz|/api/v1/openapi\.json|/api/v1/audit/anchors|/api/v1/workshops(/\{workshop_id\}("
-    r"/participants(/import|/\{participant_id\}(/token|/revoke|/floor|/unban|/ask-unmute|/give-floor)?)?"
+    r"/participants(/import|/\{participant_id\}(/token|/revoke|/floor|/unban|/ask-unmute|/give-floor|/invitation\.ics)?)?"
+    r"|/invitations(/settings|/\{participant_id\}/resend)?|/roster\.csv"
     r"|/rooms(/\{room_id\}(/mute-all|/lower-hands)?)?"
     r"|/lobby(/admit|/\{knock_id\}/deny)?"
     r"|/bans"
