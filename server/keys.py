@@ -8,6 +8,8 @@ from aiohttp import web
 from recordings.service import RecordingCoordinator
 from recordings.storage import Storage
 from recordings.store import RecordingStore
+from server.agenda import AgendaScheduler
+from server.agenda_store import AgendaStore
 from server.auth import Authenticator, JoinTokenIssuer
 from server.records_store import RecordsStore
 from server.settings import Settings
@@ -38,3 +40,6 @@ SIGNING_SECRET = web.AppKey("signing_secret", str)
 CLOCK = web.AppKey("clock", Clock)
 # The SFU bridge, absent when the server runs mesh only (ROUNDTABLE_SFU=off, or no Janus could be had).
 SFU = web.AppKey("sfu", SfuBridge)
+# The agenda's sessions and the scheduler that fires their starts and ends (server/agenda.py).
+AGENDA = web.AppKey("agenda", AgendaStore)
+AGENDA_SCHEDULER = web.AppKey("agenda_scheduler", AgendaScheduler)

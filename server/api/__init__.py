@@ -7,6 +7,17 @@ PREFIX = "/api/v1"
 
 
 def load_routes() -> Api:
-    from server.api import admission, audit, breakouts, meta, moderation, participants, recordings, records, workshops  # noqa: F401
+    from server.api import (  # noqa: F401
+        admission,
+        agenda,
+        audit,
+        breakouts,
+        meta,
+        moderation,
+        participants,
+        recordings,
+        records,
+        workshops,
+    )
 
     return API

@@ -17,6 +17,7 @@ from server.api.routing import json_model, path_uuid, read_body, read_json
 from server.api.schemas import (
     ImportResult,
     JoinToken,
+    MePatch,
     Page,
     Participant,
     ParticipantCreate,
@@ -330,3 +331,22 @@ async def import_participants(request: web.Request, who: Principal) -> web.Respo
         raise Conflict("a participant with one of these e-mail addresses already exists; nothing was imported") from exc
     people = [_present(request, row, workshop, with_token=True) for row in created]
     return json_model(ImportResult(imported=len(people), items=people), status=201)
+
+
+@API.route(
+    "PATCH",
+    f"{PREFIX}/me",
+    summary="Change your own settings with your join token: your time zone (the join page's agenda shows it).",
+    body=MePatch,
+    response=Participant,
+    tags=("participants",),
+)
+async def patch_me(request: web.Request, who: Principal) -> web.Response:
+    if who.participant_id is None or who.workshop_id is None:
+        raise PermissionDenied("only a participant's join token has its own settings")
+    body = await read_body(request, MePatch)
+    changes = body.model_dump(exclude_unset=True)
+    row = await request.app[keys.STORE].update_participant(
+        who.workshop_id, who.participant_id, changes, actor=await actor_for(request, who)
+    )
+    return json_model(Participant.model_validate(dict(row)))
