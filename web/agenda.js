@@ -124,7 +124,7 @@ export function agendaCard(api, workshop) {
       h(
         "div",
         { class: "field row" },
-        h("button", { type: "submit", class: "primary", id: "ag-save" }, s ? t("admin_save") : t("agenda_add")),
+        h("button", { type: "submit", class: "primary", id: "ag-save" }, s ? t("agenda_save") : t("agenda_add")),
         s ? h("button", { type: "button", class: "ghost", onclick: () => ((state.editing = null), render()) }, t("mod_cancel")) : null,
       ),
     );
@@ -151,9 +151,9 @@ export function agendaCard(api, workshop) {
       h(
         "td",
         { class: "row" },
-        h("button", { type: "button", class: "small", onclick: () => ((state.editing = s), render()) }, t("admin_edit")),
+        h("button", { type: "button", class: "small", onclick: () => ((state.editing = s), render()) }, t("agenda_edit")),
         s.ended_fired_at ? null : h("button", { type: "button", class: "small", onclick: () => hold(s) }, s.held ? t("agenda_release") : t("agenda_hold")),
-        h("button", { type: "button", class: "small danger", onclick: () => remove(s) }, t("admin_delete")),
+        h("button", { type: "button", class: "small danger", onclick: () => remove(s) }, t("agenda_remove")),
       ),
     );
 
