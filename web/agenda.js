@@ -33,6 +33,8 @@ function sessionState(s) {
 export function agendaCard(api, workshop) {
   const card = h("section", { class: "card", id: "agenda-card", "aria-labelledby": "agenda-h" });
   const state = { sessions: [], plans: [], editing: null };
+  let render = () => {};
+  let refresh = () => {};
   const base = `/workshops/${workshop.id}`;
 
   const load = async () => {
@@ -43,7 +45,7 @@ export function agendaCard(api, workshop) {
     } catch (err) {
       toast(err.message, { kind: "error" });
     }
-    render();
+    refresh();
   };
 
   const save = async (e) => {
@@ -70,6 +72,7 @@ export function agendaCard(api, workshop) {
       else await api.post(`${base}/agenda`, body);
       toast(t("agenda_saved"));
       state.editing = null;
+      renderForm();
       await load();
     } catch (err) {
       toast(err instanceof ApiError && err.details ? `${err.message}: ${JSON.stringify(err.details)}` : err.message, { kind: "error" });
@@ -157,11 +160,12 @@ export function agendaCard(api, workshop) {
       ),
     );
 
-  const render = () => {
+  // The list and the form are drawn apart: the list follows the server, the form keeps what is being typed.
+  const listBox = h("div", { class: "agenda-list-box" });
+  const formBox = h("div", { class: "agenda-form-box" });
+  const renderList = () => {
     clear(
-      card,
-      h("h2", { id: "agenda-h" }, `${t("agenda_heading")} (${state.sessions.length})`),
-      h("p", { class: "hint" }, t("agenda_zone_hint", { zone: zoneLabel(workshop.timezone, Date.parse(workshop.starts_at)) })),
+      listBox,
       state.sessions.length
         ? h(
             "div",
@@ -174,9 +178,35 @@ export function agendaCard(api, workshop) {
             ),
           )
         : h("p", { class: "hint" }, t("agenda_empty")),
-      form(),
     );
+    const heading = card.querySelector("#agenda-h");
+    if (heading) heading.textContent = `${t("agenda_heading")} (${state.sessions.length})`;
   };
+  const renderPlans = () => {
+    const select = formBox.querySelector("#ag-plan");
+    if (!select) return;
+    const chosen = select.value || (state.editing && state.editing.breakout_plan_id) || "";
+    clear(select, h("option", { value: "" }, t("agenda_no_plan")), state.plans.map((p) => h("option", { value: p.id }, p.name)));
+    select.value = chosen;
+  };
+  const renderForm = () => {
+    clear(formBox, form());
+    renderPlans();
+  };
+  render = () => {
+    renderList();
+    renderForm();
+  };
+  refresh = () => {
+    renderList();
+    renderPlans();
+  };
+  card.append(
+    h("h2", { id: "agenda-h" }, t("agenda_heading")),
+    h("p", { class: "hint" }, t("agenda_zone_hint", { zone: zoneLabel(workshop.timezone, Date.parse(workshop.starts_at)) })),
+    listBox,
+    formBox,
+  );
   render();
   load();
   return card;
