@@ -105,9 +105,9 @@ DELETE_ROOM = "DELETE FROM rooms WHERE id = $1 AND workshop_id = $2 AND kind = '
 PARTICIPANT_COLUMNS = """id, workshop_id, display_name, country, organisation, email, role, room_id,
     token_generation, created_at, updated_at, banned_at, banned_by, ban_reason, timezone"""
 INSERT_PARTICIPANT = f"""
-INSERT INTO participants (workshop_id, display_name, country, organisation, email, role, room_id, created_at,
-    updated_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, clock_timestamp(), clock_timestamp()) RETURNING {PARTICIPANT_COLUMNS}
+INSERT INTO participants (workshop_id, display_name, country, organisation, email, role, room_id, timezone,
+    created_at, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, clock_timestamp(), clock_timestamp()) RETURNING {PARTICIPANT_COLUMNS}
 """
 LIST_PARTICIPANTS = f"""
 SELECT {PARTICIPANT_COLUMNS} FROM participants
@@ -197,6 +197,7 @@ def _audited_person(row: Any) -> dict[str, Any]:
         "organisation": row["organisation"],
         "role": row["role"],
         "room_id": row["room_id"],
+        "timezone": row["timezone"],
         "has_email": row["email"] is not None,
     }
 
@@ -512,6 +513,7 @@ class Store:
                     p["email"],
                     p["role"],
                     p.get("room_id"),
+                    p.get("timezone"),
                 )
                 rows.append(row)
             if imported:

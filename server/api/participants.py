@@ -31,7 +31,7 @@ from signaling.audit import Change
 from signaling.errors import Conflict, InvalidArgument, PermissionDenied
 from signaling.service import CLOSE_REMOVED, CLOSE_UNAUTHENTICATED
 
-IMPORT_COLUMNS = ("display_name", "country", "organisation", "email", "role")
+IMPORT_COLUMNS = ("display_name", "country", "organisation", "email", "role", "timezone")
 MAX_IMPORT_ROWS = 5000
 
 
@@ -263,8 +263,8 @@ def _parse_csv(text: str) -> tuple[list[tuple[int, dict[str, Any]]], list[dict[s
 @API.route(
     "POST",
     f"{PREFIX}/workshops/{{workshop_id}}/participants/import",
-    summary="Import a roster, all or nothing: text/csv with header display_name,country,organisation,email,role, "
-    "or a JSON list of participant objects (admin, organiser).",
+    summary="Import a roster, all or nothing: text/csv with header display_name,country,organisation,email,role "
+    "(and optionally timezone), or a JSON list of participant objects (admin, organiser).",
     body=ParticipantCreate,
     extra_body_types={
         "application/json": {"schema": {"type": "array", "items": {"$ref": "#/components/schemas/ParticipantCreate"}}},

@@ -236,6 +236,7 @@ class ParticipantCreate(Body):
     email: Email = None
     role: Role = "participant"
     room_id: uuid.UUID | None = Field(None, description="Assigned room; null means the plenary.")
+    timezone: TimeZone | None = Field(None, description="The participant's own IANA time zone; null: not known.")
 
 
 class ParticipantPatch(Body):

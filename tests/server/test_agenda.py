@@ -238,3 +238,19 @@ async def test_a_participant_sets_their_own_time_zone_and_the_organiser_sees_it_
         f"/api/v1/workshops/{wid}/participants/{ana['id']}", json={"timezone": "Europe/Istanbul"}, headers=ADMIN
     )
     assert resp.status == 200 and (await resp.json())["timezone"] == "Europe/Istanbul"
+
+
+async def test_a_roster_import_carries_each_participants_time_zone_and_refuses_an_unknown_one(
+    client: TestClient[Any, Any],
+) -> None:
+    wid = (await create_workshop(client))["id"]
+    url = f"/api/v1/workshops/{wid}/participants/import"
+    csv_headers = {**ADMIN, "Content-Type": "text/csv"}
+    bad = "display_name,country,timezone\nAna,PT,Europe/Lisbon\nMin-jun,KR,Asia/Sejong\n"
+    error = await error_of(await client.post(url, data=bad, headers=csv_headers), 400, "invalid_argument")
+    assert [(d["line"], d["field"]) for d in error["details"]] == [(3, "timezone")]
+    good = "display_name,country,timezone\nAna,PT,Europe/Lisbon\nMin-jun,KR,Asia/Seoul\nZed,DE,\n"
+    resp = await client.post(url, data=good, headers=csv_headers)
+    assert resp.status == 201, await resp.text()
+    zones = {p["display_name"]: p["timezone"] for p in (await resp.json())["items"]}
+    assert zones == {"Ana": "Europe/Lisbon", "Min-jun": "Asia/Seoul", "Zed": None}
