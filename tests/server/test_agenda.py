@@ -9,6 +9,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import asyncpg
+import pytest
 from aiohttp.test_utils import TestClient
 
 from server import keys
@@ -17,6 +18,7 @@ from signaling.clock import ManualClock
 from tests.conftest import make_settings
 from tests.helpers import ADMIN, add_participant, bearer, create_workshop, error_of
 from tests.signaling.client import join
+from tests.signaling.rtc_peer import loopback_ice
 
 T0 = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
 
@@ -254,3 +256,39 @@ async def test_a_roster_import_carries_each_participants_time_zone_and_refuses_a
     assert resp.status == 201, await resp.text()
     zones = {p["display_name"]: p["timezone"] for p in (await resp.json())["items"]}
     assert zones == {"Ana": "Europe/Lisbon", "Min-jun": "Asia/Seoul", "Zed": None}
+
+
+async def test_a_recorded_session_starts_recording_the_plenary_at_its_start_and_stops_at_its_end(
+    aiohttp_client: Any, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loopback_ice(monkeypatch)  # the server's recorder peer is real aiortc, on 127.0.0.1
+    settings = make_settings(database_url, tmp_path / "var", agenda_tick_s=60)
+    clock = ManualClock(T0)
+    client = await started(aiohttp_client, settings, clock)
+    workshop = await create_workshop(client)
+    wid = workshop["id"]
+    resp = await client.post(
+        f"/api/v1/workshops/{wid}/agenda",
+        json={
+            "title": "Keynote",
+            "kind": "plenary",
+            "starts_at": (T0 + timedelta(minutes=5)).isoformat(),
+            "ends_at": (T0 + timedelta(minutes=50)).isoformat(),
+            "record": True,
+        },
+        headers=ADMIN,
+    )
+    assert resp.status == 201, await resp.text()
+    scheduler = client.server.app[keys.AGENDA_SCHEDULER]
+    clock.set(T0 + timedelta(minutes=5))
+    await scheduler.tick()
+    listed = await (await client.get(f"/api/v1/workshops/{wid}/recordings", headers=ADMIN)).json()
+    (recording,) = listed["items"]
+    assert recording["room_id"] == workshop["plenary_room_id"]
+    assert recording["state"] in ("starting", "recording")
+    clock.set(T0 + timedelta(minutes=50))
+    await scheduler.tick()
+    listed = await (await client.get(f"/api/v1/workshops/{wid}/recordings", headers=ADMIN)).json()
+    (after,) = listed["items"]
+    assert after["id"] == recording["id"] and after["state"] not in ("starting", "recording")
+    assert (await actions(database_url, wid)).count("agenda.end") == 1
