@@ -4,14 +4,16 @@ workshop's zone is stored as the right UTC instant; an agenda across a daylight-
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from playwright.async_api import expect
 
 from tests.conftest import ADMIN_TOKEN
 from tests.e2e.conftest import DESKTOP, BrowserSession, LiveServer
-from tests.e2e.pages import open_join_page
+from tests.e2e.pages import join, open_join_page
 from tests.helpers import ADMIN, add_participant
 
 pytestmark = pytest.mark.browser
@@ -151,4 +153,64 @@ async def test_sessions_across_a_daylight_saving_change_keep_their_local_times(
     await monday.get_by_role("button", name="Change").click()
     await expect(page.locator("#agenda-form").get_by_label("Session begins")).to_have_value("2027-03-29T09:00")
     await expect(page.locator('label[for="ag-starts"]')).to_contain_text("London (GMT+1)")
+    assert browser.page_errors == []
+
+
+async def test_a_moderator_sees_the_agendas_next_action_in_both_zones_and_holds_it(
+    live_server: LiveServer, browser: BrowserSession
+) -> None:
+    client = live_server.client
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    resp = await client.post(
+        "/api/v1/workshops",
+        json={
+            "title": "Water utilities",
+            "timezone": "Asia/Kolkata",
+            "starts_at": now.isoformat(),
+            "ends_at": (now + timedelta(hours=8)).isoformat(),
+        },
+        headers=ADMIN,
+    )
+    wid = (await resp.json())["id"]
+    mia = await add_participant(client, wid, display_name="Mia Moderator", country="TR", role="moderator")
+    await add_participant(client, wid, display_name="Ana Pereira", country="PT")
+    resp = await client.post(
+        f"/api/v1/workshops/{wid}/breakouts",
+        json={"name": "Groups", "rooms": ["North", "South"], "strategy": "balanced"},
+        headers=ADMIN,
+    )
+    plan = await resp.json()
+    starts = now + timedelta(hours=2)
+    resp = await client.post(
+        f"/api/v1/workshops/{wid}/agenda",
+        json={
+            "title": "Working groups",
+            "kind": "breakouts",
+            "starts_at": starts.isoformat(),
+            "ends_at": (starts + timedelta(hours=1)).isoformat(),
+            "breakout_plan_id": plan["id"],
+        },
+        headers=ADMIN,
+    )
+    session = await resp.json()
+    page = await page_in(browser, "Europe/Istanbul")
+    await join(page, mia["join_url"], "Mia Moderator")
+    # The room says what is next, in both zones.
+    istanbul = starts.astimezone(ZoneInfo("Europe/Istanbul")).strftime("%H:%M")
+    kolkata = starts.astimezone(ZoneInfo("Asia/Kolkata")).strftime("%H:%M")
+    line = page.locator("#room-agenda")
+    await expect(line).to_contain_text("Next: Working groups")
+    await expect(line).to_contain_text(f"{istanbul}\u2013")
+    await expect(line).to_contain_text("Istanbul (GMT+3) \u00b7 ")
+    await expect(line).to_contain_text(f"{kolkata}\u2013")
+    await page.get_by_role("tab", name="Moderate").click()
+    upcoming = page.locator("#mod-agenda")
+    await expect(upcoming).to_contain_text("Open breakouts")
+    await expect(upcoming).to_contain_text(f"{istanbul} Istanbul (GMT+3)")
+    await expect(upcoming).to_contain_text(f"{kolkata} Kolkata (GMT+5:30)")
+    await upcoming.get_by_role("button", name="Hold").click()
+    await expect(upcoming.get_by_role("button", name="Release")).to_be_visible()
+    await expect(upcoming).to_contain_text("Held")
+    resp = await client.get(f"/api/v1/workshops/{wid}/agenda/{session['id']}", headers=ADMIN)
+    assert (await resp.json())["held"] is True
     assert browser.page_errors == []
