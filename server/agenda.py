@@ -136,7 +136,8 @@ class AgendaScheduler:
         while True:
             try:
                 await self.tick()
-            except (OSError, asyncpg.PostgresError) as exc:
+            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError, ServiceError) as exc:
+                # The database away (an outage): the next tick tries again; nothing was claimed meanwhile.
                 log.warning("agenda tick failed: %s", exc)
             except Exception:
                 log.exception("agenda tick failed")
