@@ -137,9 +137,27 @@ async def patch_session(request: web.Request, who: Principal) -> web.Response:
     current = await agenda.get_session(workshop_id, session_id)
     merged = {**dict(current), **changes}
     _check(merged["kind"], merged["breakout_plan_id"], merged["starts_at"], merged["ends_at"])
-    row = await agenda.update_session(workshop_id, session_id, changes, actor=await actor_for(request, who))
+    actor = await actor_for(request, who)
+    row = await agenda.update_session(workshop_id, session_id, changes, actor=actor)
+    await _follow_end(request, current, row, actor)
     request.app[keys.AGENDA_SCHEDULER].poke()
     return json_model(session_out(row))
+
+
+async def _follow_end(request: web.Request, before: Any, after: Any, actor: Any) -> None:
+    """A running session's end moved later: the breakouts it opened get the same deadline (an earlier end needs
+    nothing: the session's end edge closes them then)."""
+    later = (after["ends_at"] - before["ends_at"]).total_seconds()
+    plan_id = after["breakout_plan_id"]
+    if later <= 0 or plan_id is None or after["started_fired_at"] is None or after["ended_fired_at"] is not None:
+        return
+    breakouts = request.app[keys.BREAKOUTS]
+    running = await breakouts.store.running_plan(after["workshop_id"])
+    if running is None or running.id != plan_id or running.state != "open" or running.row["ends_at"] is None:
+        return
+    seconds = int((after["ends_at"] - running.row["ends_at"]).total_seconds())
+    if seconds > 0:
+        await breakouts.extend(after["workshop_id"], plan_id, seconds, actor)
 
 
 @API.route(

@@ -292,3 +292,43 @@ async def test_a_recorded_session_starts_recording_the_plenary_at_its_start_and_
     (after,) = listed["items"]
     assert after["id"] == recording["id"] and after["state"] not in ("starting", "recording")
     assert (await actions(database_url, wid)).count("agenda.end") == 1
+
+
+async def test_moving_a_running_sessions_end_later_moves_its_breakouts_deadline(
+    aiohttp_client: Any, database_url: str, tmp_path: Path
+) -> None:
+    settings = make_settings(database_url, tmp_path / "var", agenda_tick_s=60)
+    # On today's time: the breakouts' own deadline runs on the system clock.
+    now = datetime.now(UTC).replace(microsecond=0)
+    clock = ManualClock(now)
+    client = await started(aiohttp_client, settings, clock)
+    wid = (await create_workshop(client))["id"]
+    await add_participant(client, wid)
+    resp = await client.post(
+        f"/api/v1/workshops/{wid}/breakouts", json={"name": "G", "rooms": ["A"], "strategy": "random"}, headers=ADMIN
+    )
+    plan = await resp.json()
+    resp = await client.post(
+        f"/api/v1/workshops/{wid}/agenda",
+        json={
+            "title": "Groups",
+            "kind": "breakouts",
+            "starts_at": now.isoformat(),
+            "ends_at": (now + timedelta(minutes=30)).isoformat(),
+            "breakout_plan_id": plan["id"],
+        },
+        headers=ADMIN,
+    )
+    session = await resp.json()
+    await client.server.app[keys.AGENDA_SCHEDULER].tick()
+    opened = await plan_state(client, wid, plan["id"])
+    assert opened["state"] == "open"
+    new_end = now + timedelta(minutes=45)
+    resp = await client.patch(
+        f"/api/v1/workshops/{wid}/agenda/{session['id']}", json={"ends_at": new_end.isoformat()}, headers=ADMIN
+    )
+    assert resp.status == 200, await resp.text()
+    extended = await plan_state(client, wid, plan["id"])
+    assert extended["state"] == "open"
+    moved = datetime.fromisoformat(extended["ends_at"]) - datetime.fromisoformat(opened["ends_at"])
+    assert timedelta(minutes=14) < moved <= timedelta(minutes=16)
