@@ -51,7 +51,7 @@ async def plan_state(client: TestClient[Any, Any], wid: str, plan_id: str) -> di
 
 
 async def test_a_breakouts_session_opens_its_plan_at_its_start_and_closes_it_at_its_end_once_across_restarts(
-    aiohttp_client: Any, database_url: str, tmp_path: Path
+    database_url: str, aiohttp_client: Any, tmp_path: Path
 ) -> None:
     # A minute-long tick: the scheduler fires at startup and when poked; the test ticks it by hand in between.
     settings = make_settings(database_url, tmp_path / "var", agenda_tick_s=60)
@@ -135,7 +135,7 @@ async def test_a_breakouts_session_opens_its_plan_at_its_start_and_closes_it_at_
 
 
 async def test_a_held_session_fires_nothing_until_released(
-    aiohttp_client: Any, database_url: str, tmp_path: Path
+    database_url: str, aiohttp_client: Any, tmp_path: Path
 ) -> None:
     settings = make_settings(database_url, tmp_path / "var", agenda_tick_s=60)
     clock = ManualClock(T0)
@@ -259,7 +259,7 @@ async def test_a_roster_import_carries_each_participants_time_zone_and_refuses_a
 
 
 async def test_a_recorded_session_starts_recording_the_plenary_at_its_start_and_stops_at_its_end(
-    aiohttp_client: Any, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    database_url: str, aiohttp_client: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     loopback_ice(monkeypatch)  # the server's recorder peer is real aiortc, on 127.0.0.1
     settings = make_settings(database_url, tmp_path / "var", agenda_tick_s=60)
@@ -295,7 +295,7 @@ async def test_a_recorded_session_starts_recording_the_plenary_at_its_start_and_
 
 
 async def test_moving_a_running_sessions_end_later_moves_its_breakouts_deadline(
-    aiohttp_client: Any, database_url: str, tmp_path: Path
+    database_url: str, aiohttp_client: Any, tmp_path: Path
 ) -> None:
     settings = make_settings(database_url, tmp_path / "var", agenda_tick_s=60)
     # On today's time: the breakouts' own deadline runs on the system clock.
