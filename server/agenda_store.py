@@ -33,9 +33,6 @@ UPDATE agenda_sessions SET
     title = COALESCE($3, title), description = COALESCE($4, description), kind = COALESCE($5, kind),
     starts_at = COALESCE($6, starts_at), ends_at = COALESCE($7, ends_at), presenters = COALESCE($8, presenters),
     breakout_plan_id = CASE WHEN $9 THEN $10 ELSE breakout_plan_id END, record = COALESCE($11, record),
-    -- A session moved to a later start is due again (its edges have not happened at the new times).
-    started_fired_at = CASE WHEN $6::timestamptz IS NOT NULL AND $6 > now() AND ended_fired_at IS NULL
-                            THEN NULL ELSE started_fired_at END,
     updated_at = now()
 WHERE id = $1 AND workshop_id = $2 RETURNING {SESSION_COLUMNS}
 """

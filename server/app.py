@@ -15,6 +15,8 @@ from recordings.service import RecordingCoordinator
 from recordings.storage import Storage
 from recordings.store import RecordingStore
 from server import keys
+from server.agenda import AgendaScheduler
+from server.agenda_store import AgendaStore
 from server.api import load_routes
 from server.api.meta import OPENAPI
 from server.audit import PeriodicAnchor, RecordsRetention, import_legacy_actions
@@ -331,6 +333,19 @@ async def _signaling(app: web.Application) -> AsyncIterator[None]:
     app[keys.RECORDING_STORE] = recording_store
     app[keys.RECORDINGS] = recordings
     await recordings.open()
+    agenda = AgendaStore(app[keys.POOL], audit=app[keys.AUDIT])
+    scheduler = AgendaScheduler(
+        agenda,
+        app[keys.STORE],
+        coordinator,
+        clock,
+        recordings=recordings,
+        listener=service,
+        tick_s=settings.agenda_tick_s,
+    )
+    app[keys.AGENDA] = agenda
+    app[keys.AGENDA_SCHEDULER] = scheduler
+    scheduler.start()
     anchors = PeriodicAnchor(
         app[keys.POOL], app[keys.AUDIT], interval_s=settings.audit_anchor_interval_s, server=settings.base_url
     )
@@ -340,6 +355,7 @@ async def _signaling(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await anchors.close()
+        await scheduler.close()
         await recordings.close()
         await coordinator.shutdown()
         service.shutdown()

@@ -8,6 +8,8 @@ from aiohttp import web
 from recordings.service import RecordingCoordinator
 from recordings.storage import Storage
 from recordings.store import RecordingStore
+from server.agenda import AgendaScheduler
+from server.agenda_store import AgendaStore
 from server.auth import Authenticator, JoinTokenIssuer
 from server.invitations.service import InvitationService
 from server.records_store import RecordsStore
@@ -41,3 +43,6 @@ CLOCK = web.AppKey("clock", Clock)
 SFU = web.AppKey("sfu", SfuBridge)
 # Invitations: calendar files and the one background sender of the e-mail outbox (docs/invitations.md).
 INVITATIONS = web.AppKey("invitations", InvitationService)
+# The agenda's sessions and the scheduler that fires their starts and ends (server/agenda.py).
+AGENDA = web.AppKey("agenda", AgendaStore)
+AGENDA_SCHEDULER = web.AppKey("agenda_scheduler", AgendaScheduler)

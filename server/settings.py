@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     server_heartbeat_s: float = Field(
         10.0, ge=0.1, description="How often the server writes that it is alive (closes visits after a crash)."
     )
+    agenda_tick_s: float = Field(
+        1.0, ge=0.05, le=60, description="How often the agenda's scheduler looks for a session start or end due."
+    )
 
     # Signalling
     ws_heartbeat_s: float = Field(10.0, gt=0)

@@ -105,9 +105,9 @@ DELETE_ROOM = "DELETE FROM rooms WHERE id = $1 AND workshop_id = $2 AND kind = '
 PARTICIPANT_COLUMNS = """id, workshop_id, display_name, country, organisation, email, role, room_id,
     token_generation, created_at, updated_at, banned_at, banned_by, ban_reason, timezone, language"""
 INSERT_PARTICIPANT = f"""
-INSERT INTO participants (workshop_id, display_name, country, organisation, email, role, room_id, created_at,
-    updated_at, language)
-VALUES ($1, $2, $3, $4, $5, $6, $7, clock_timestamp(), clock_timestamp(), $8) RETURNING {PARTICIPANT_COLUMNS}
+INSERT INTO participants (workshop_id, display_name, country, organisation, email, role, room_id, timezone,
+    created_at, updated_at, language)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, clock_timestamp(), clock_timestamp(), $9) RETURNING {PARTICIPANT_COLUMNS}
 """
 LIST_PARTICIPANTS = f"""
 SELECT {PARTICIPANT_COLUMNS} FROM participants
@@ -198,6 +198,7 @@ def _audited_person(row: Any) -> dict[str, Any]:
         "organisation": row["organisation"],
         "role": row["role"],
         "room_id": row["room_id"],
+        "timezone": row["timezone"],
         "has_email": row["email"] is not None,
         "language": row["language"],
     }
@@ -514,6 +515,7 @@ class Store:
                     p["email"],
                     p["role"],
                     p.get("room_id"),
+                    p.get("timezone"),
                     p.get("language"),
                 )
                 rows.append(row)

@@ -12,7 +12,7 @@ import contextlib
 import logging
 import random
 import uuid
-from collections.abc import Awaitable, Coroutine, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -297,7 +297,17 @@ class BreakoutCoordinator:
 
     # Running --------------------------------------------------------------------------------------
 
-    async def open(self, workshop_id: uuid.UUID, plan_id: uuid.UUID, duration_s: int | None, actor: Actor) -> PlanView:
+    async def open(
+        self,
+        workshop_id: uuid.UUID,
+        plan_id: uuid.UUID,
+        duration_s: int | None,
+        actor: Actor,
+        *,
+        also: Callable[[asyncpg.Connection], Awaitable[None]] | None = None,
+    ) -> PlanView:
+        """Open a plan. `also` runs in the opening's transaction (the agenda claims its edge there: if it raises,
+        nothing opens)."""
         async with self._lock(workshop_id):
             view = await self.store.get_plan(workshop_id, plan_id)
             if view.state not in ("draft", "closed"):
@@ -319,6 +329,8 @@ class BreakoutCoordinator:
             duration = duration_s or row["duration_s"]
             ends_at = _now() + timedelta(seconds=duration) if duration else None
             async with self.store.transaction() as conn:
+                if also is not None:
+                    await also(conn)
                 if new:
                     await self.store.add_assignments(plan_id, new, conn=conn)
                 view = await self.store.open_plan(workshop_id, plan_id, ends_at, conn=conn)
@@ -396,9 +408,35 @@ class BreakoutCoordinator:
         self._schedule(view)
         return view
 
-    async def _finish(self, workshop_id: uuid.UUID, plan_id: uuid.UUID, actor: Actor, action: str) -> PlanView:
+    async def finish_now(
+        self,
+        workshop_id: uuid.UUID,
+        plan_id: uuid.UUID,
+        actor: Actor,
+        *,
+        also: Callable[[asyncpg.Connection], Awaitable[None]] | None = None,
+    ) -> PlanView:
+        """Close an open or closing plan at once, no countdown (the end of its agenda session); `also` runs in the
+        closing's transaction."""
+        async with self._lock(workshop_id):
+            view = await self.store.get_plan(workshop_id, plan_id)
+            if view.state not in ("open", "closing"):
+                raise Conflict(f"the plan is {view.state}")
+            return await self._finish(workshop_id, plan_id, actor, "breakouts.close", also=also)
+
+    async def _finish(
+        self,
+        workshop_id: uuid.UUID,
+        plan_id: uuid.UUID,
+        actor: Actor,
+        action: str,
+        *,
+        also: Callable[[asyncpg.Connection], Awaitable[None]] | None = None,
+    ) -> PlanView:
         """Close the plan and bring everyone in its rooms back to their home room (the plenary)."""
         async with self.store.transaction() as conn:
+            if also is not None:
+                await also(conn)
             view = await self.store.close_plan(workshop_id, plan_id, conn=conn)
             await self._audit(conn, view, actor, action, {"countdown_s": 0} if action == "breakouts.close" else {})
         handle = self._timers.pop(workshop_id, None)

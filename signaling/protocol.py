@@ -326,6 +326,27 @@ class Knock(BaseModel):
     connected: bool = Field(description="False while the knocker's socket is away (the knock is kept for a while).")
 
 
+AgendaAction = Literal["open_breakouts", "close_breakouts", "start_recording", "stop_recording"]
+
+
+class AgendaNext(BaseModel):
+    """The next automatic action of the workshop's agenda (moderators and the organiser see it)."""
+
+    session_id: str
+    title: str
+    edge: Literal["start", "end"] = Field(description="The session's start or its end.")
+    at: datetime = Field(description="When it fires (UTC).")
+    actions: list[AgendaAction]
+    held: bool = Field(description="A moderator holds the session: nothing fires until released.")
+
+
+class AgendaNextMessage(ServerMessage):
+    """To moderators and the organiser when the next automatic action of the agenda changes (or there is none)."""
+
+    type: Literal["agenda_next"] = "agenda_next"
+    next: AgendaNext | None
+
+
 class Welcome(ServerMessage):
     type: Literal["welcome"] = "welcome"
     protocol: int
@@ -344,6 +365,9 @@ class Welcome(ServerMessage):
     spotlight: PeerId | None = Field(None, description="Who a moderator put on everyone's stage, if anyone.")
     knocks: list[Knock] = Field(
         default_factory=list, description="Moderators and the organiser: the workshop's pending knocks."
+    )
+    agenda_next: AgendaNext | None = Field(
+        None, description="Moderators and the organiser: the agenda's next automatic action, if any."
     )
     request_id: RequestId = None
 
@@ -858,6 +882,7 @@ AnyServerMessage = Annotated[
     | Floor
     | Lobby
     | Denied
+    | AgendaNextMessage
     | KnockMessage
     | KnockWithdrawn
     | UnmuteRequested,

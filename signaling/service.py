@@ -35,6 +35,8 @@ from signaling.lobby_store import ActorRef
 from signaling.protocol import (
     Ack,
     Admit,
+    AgendaNext,
+    AgendaNextMessage,
     Answer,
     AskHelp,
     AskUnmute,
@@ -304,6 +306,8 @@ class SignalingService:
         self.recordings: RecordingHooks | None = None
         self._recording: dict[str, RecordingStatus] = {}
         self._breakout: dict[str, BreakoutStatus] = {}
+        # The agenda's next automatic action per workshop (server.agenda keeps it), shown to moderators.
+        self._agenda_next: dict[str, AgendaNext] = {}
         # Help requests waiting for a moderator, by workshop, then by the asker's participant id.
         self._help: dict[str, dict[str, HelpRequested]] = {}
         self._reacted: dict[str, float] = {}
@@ -498,6 +502,9 @@ class SignalingService:
                 sfu_available=self._sfu_available(room),
                 spotlight=room.spotlight,
                 knocks=self._knocks_for(member),
+                agenda_next=self._agenda_next.get(member.workshop_id)
+                if member.profile.role in MODERATOR_ROLES
+                else None,
                 request_id=hello.request_id,
             )
         )
@@ -605,6 +612,16 @@ class SignalingService:
             self._settle_help(workshop_id, "breakouts_closed")
         else:
             self._breakout[workshop_id] = status
+
+    def set_agenda_next(self, workshop_id: str, upcoming: AgendaNext | None) -> None:
+        """The agenda's next automatic action changed: remember it for welcomes and tell the moderators."""
+        if self._agenda_next.get(workshop_id) == upcoming:
+            return
+        if upcoming is None:
+            self._agenda_next.pop(workshop_id, None)
+        else:
+            self._agenda_next[workshop_id] = upcoming
+        self.send_to_workshop(workshop_id, AgendaNextMessage(next=upcoming), roles=MODERATOR_ROLES)
 
     def breakout_status(self, workshop_id: str) -> BreakoutStatus | None:
         """The running breakouts of a workshop, with the remaining time as of now."""

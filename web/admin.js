@@ -6,10 +6,12 @@
 // cards stay hidden on a server without those routes.
 
 import { Api, ApiError } from "./api.js";
+import { agendaCard, zoneCell } from "./agenda.js";
 import { attendanceCard } from "./attendance.js";
 import { invitationsCard } from "./invitations.js";
 import { $, clear, countryBadge, h, toast } from "./dom.js";
 import { applyStrings, countryName, currentLocale, formatDateTime, formatDuration, mountLanguageSwitches, onLanguageChange, roleName, t } from "./strings.js";
+import { browserZone, formatDual, inputValueIn, isZone, zonedFieldLabel, zonedToUtc } from "./times.js";
 
 const TOKEN_KEY = "roundtable.admin_token";
 const ROLES = ["participant", "moderator", "organiser", "observer"];
@@ -111,7 +113,7 @@ async function showWorkshops() {
               h(
                 "li",
                 {},
-                h("span", {}, h("strong", {}, w.title), " ", h("span", { class: "hint" }, `${formatWhen(w.starts_at)} – ${formatWhen(w.ends_at)} · ${w.timezone}`)),
+                h("span", {}, h("strong", {}, w.title), " ", h("span", { class: "hint" }, formatDual(w.starts_at, w.timezone, { end: w.ends_at }))),
                 h("a", { href: `#workshop/${w.id}` }, t("admin_open")),
               ),
             ),
@@ -122,13 +124,11 @@ async function showWorkshops() {
   );
 }
 
-function formatWhen(iso) {
-  return formatDateTime(iso, { dateStyle: "medium", timeStyle: "short" });
-}
+// The zone of the workshop shown: every time of its page is given in the viewer's zone and in this one.
+let shownZone = null;
 
-function localInput(date) {
-  const pad = (n) => String(n).padStart(2, "0");
-  return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}T${pad(date.getHours())}:${pad(date.getMinutes())}`;
+function formatWhen(iso) {
+  return shownZone ? formatDual(iso, shownZone) : formatDateTime(iso, { dateStyle: "medium", timeStyle: "short" });
 }
 
 function field(id, labelKey, control, { wide = false } = {}) {
@@ -136,19 +136,40 @@ function field(id, labelKey, control, { wide = false } = {}) {
   return h("div", { class: wide ? "field wide" : "field" }, h("label", { for: id }, t(labelKey)), control);
 }
 
+/** The start and end fields of a workshop form: wall times in the zone typed in the form, labelled with it. */
+function zonedTimes(form, prefix) {
+  const zoneInput = form.querySelector(`#${prefix}-timezone`);
+  const relabel = () => {
+    const zone = isZone(zoneInput.value.trim()) ? zoneInput.value.trim() : "UTC";
+    for (const [name, key] of [["starts", "admin_starts"], ["ends", "admin_ends"]]) {
+      const label = form.querySelector(`label[for="${prefix}-${name}"]`);
+      if (label) label.textContent = zonedFieldLabel(key, zone);
+    }
+  };
+  zoneInput.addEventListener("input", relabel);
+  relabel();
+}
+
+/** The form's wall times as UTC instants, read in the form's zone (refused when the zone is unknown). */
+function zonedBody(data) {
+  const zone = String(data.get("timezone")).trim();
+  if (!isZone(zone)) throw new RangeError(t("time_unknown_zone", { zone }));
+  return { timezone: zone, starts_at: zonedToUtc(String(data.get("starts_at")), zone), ends_at: zonedToUtc(String(data.get("ends_at")), zone) };
+}
+
 function newWorkshopForm() {
   const start = new Date(Date.now() + 24 * 3600 * 1000);
   start.setMinutes(0, 0, 0);
   const end = new Date(start.getTime() + 8 * 3600 * 1000);
-  const zone = Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
+  const zone = browserZone();
   const form = h(
     "form",
     { class: "form-grid", onsubmit: (e) => createWorkshop(e) },
     field("ws-title", "admin_title_label", h("input", { name: "title", required: true, maxlength: "200" }), { wide: true }),
     field("ws-description", "admin_description", h("textarea", { name: "description", rows: "2", maxlength: "5000" }), { wide: true }),
     field("ws-timezone", "admin_timezone", h("input", { name: "timezone", value: zone, required: true })),
-    field("ws-starts", "admin_starts", h("input", { name: "starts_at", type: "datetime-local", value: localInput(start), required: true })),
-    field("ws-ends", "admin_ends", h("input", { name: "ends_at", type: "datetime-local", value: localInput(end), required: true })),
+    field("ws-starts", "admin_starts", h("input", { name: "starts_at", type: "datetime-local", value: inputValueIn(start.toISOString(), zone), required: true })),
+    field("ws-ends", "admin_ends", h("input", { name: "ends_at", type: "datetime-local", value: inputValueIn(end.toISOString(), zone), required: true })),
     field(
       "ws-consent",
       "admin_consent",
@@ -156,21 +177,20 @@ function newWorkshopForm() {
     ),
     h("div", { class: "field" }, h("button", { type: "submit", class: "primary", id: "ws-create" }, t("admin_create"))),
   );
+  zonedTimes(form, "ws");
   return h("section", { class: "card", "aria-labelledby": "new-ws-h" }, h("h2", { id: "new-ws-h" }, t("admin_new_workshop")), form);
 }
 
 async function createWorkshop(e) {
   e.preventDefault();
   const data = new FormData(e.target);
-  const body = {
-    title: String(data.get("title")).trim(),
-    description: String(data.get("description") || ""),
-    timezone: String(data.get("timezone")).trim(),
-    starts_at: new Date(String(data.get("starts_at"))).toISOString(),
-    ends_at: new Date(String(data.get("ends_at"))).toISOString(),
-    recording_consent: String(data.get("recording_consent")),
-  };
   try {
+    const body = {
+      title: String(data.get("title")).trim(),
+      description: String(data.get("description") || ""),
+      ...zonedBody(data),
+      recording_consent: String(data.get("recording_consent")),
+    };
     const workshop = await api.post("/workshops", body);
     toast(t("admin_created"));
     location.hash = `#workshop/${workshop.id}`;
@@ -195,6 +215,7 @@ async function showWorkshop(id) {
     return failure(err);
   }
   document.title = `${workshop.title} · ${t("admin_title")}`;
+  shownZone = workshop.timezone;
   const view = clear($("#view"));
   view.append(
     h("p", {}, h("a", { href: "#" }, `← ${t("admin_back")}`)),
@@ -204,6 +225,7 @@ async function showWorkshop(id) {
     importCard(workshop),
     addCard(workshop),
     invitationsCard(api, workshop),
+    agendaCard(api, workshop),
     roomsCard(rooms),
     attendanceCard(api, workshop),
   );
@@ -233,7 +255,8 @@ function workshopCard(workshop) {
       h(
         "p",
         { class: "hint" },
-        `${formatWhen(workshop.starts_at)} – ${formatWhen(workshop.ends_at)} · ${workshop.timezone} · ${t(`status_${workshop.status}`)} · ${t(`consent_${workshop.recording_consent}`)}`,
+        h("span", { class: "workshop-when" }, formatDual(workshop.starts_at, workshop.timezone, { end: workshop.ends_at })),
+        ` · ${workshop.timezone} · ${t(`status_${workshop.status}`)} · ${t(`consent_${workshop.recording_consent}`)}`,
         workshop.lobby ? ` · ${t("admin_lobby_mode")}: ${t(`lobby_${workshop.lobby}`)}` : "",
       ),
       workshop.description ? h("p", { class: "description" }, workshop.description) : null,
@@ -270,12 +293,16 @@ function editForm(workshop, done) {
       onsubmit: async (e) => {
         e.preventDefault();
         const data = new FormData(e.target);
+        let times;
+        try {
+          times = zonedBody(data);
+        } catch (err) {
+          return toast(err.message, { kind: "error" });
+        }
         const next = {
           title: String(data.get("title")).trim(),
           description: String(data.get("description") || ""),
-          timezone: String(data.get("timezone")).trim(),
-          starts_at: new Date(String(data.get("starts_at"))).toISOString(),
-          ends_at: new Date(String(data.get("ends_at"))).toISOString(),
+          ...times,
           status: String(data.get("status")),
           recording_consent: String(data.get("recording_consent")),
         };
@@ -300,8 +327,8 @@ function editForm(workshop, done) {
     field("we-title", "admin_title_label", h("input", { name: "title", required: true, maxlength: "200", value: workshop.title }), { wide: true }),
     field("we-description", "admin_description", h("textarea", { name: "description", rows: "3", maxlength: "5000" }, workshop.description || ""), { wide: true }),
     field("we-timezone", "admin_timezone", h("input", { name: "timezone", value: workshop.timezone, required: true })),
-    field("we-starts", "admin_starts", h("input", { name: "starts_at", type: "datetime-local", value: localInput(new Date(workshop.starts_at)), required: true })),
-    field("we-ends", "admin_ends", h("input", { name: "ends_at", type: "datetime-local", value: localInput(new Date(workshop.ends_at)), required: true })),
+    field("we-starts", "admin_starts", h("input", { name: "starts_at", type: "datetime-local", value: inputValueIn(workshop.starts_at, workshop.timezone), required: true })),
+    field("we-ends", "admin_ends", h("input", { name: "ends_at", type: "datetime-local", value: inputValueIn(workshop.ends_at, workshop.timezone), required: true })),
     field("we-status", "admin_status", choice("status", STATUSES, workshop.status, (v) => t(`status_${v}`))),
     field("we-consent", "admin_consent", choice("recording_consent", ["explicit", "assumed"], workshop.recording_consent, (v) => t(`consent_${v}`))),
     "lobby" in workshop ? field("we-lobby", "admin_lobby_mode", choice("lobby", LOBBY_MODES, workshop.lobby, (v) => t(`lobby_${v}`))) : null,
@@ -312,6 +339,7 @@ function editForm(workshop, done) {
       h("button", { type: "button", class: "ghost", onclick: () => done() }, t("mod_cancel")),
     ),
   );
+  zonedTimes(form, "we");
   return form;
 }
 
@@ -623,7 +651,7 @@ function participantsCard(workshop, people) {
             h(
               "thead",
               {},
-              h("tr", {}, [t("admin_name"), t("admin_country_short"), t("admin_organisation"), t("admin_role"), t("admin_email"), t("admin_invite")].map((x) => h("th", { scope: "col" }, x))),
+              h("tr", {}, [t("admin_name"), t("admin_country_short"), t("admin_organisation"), t("admin_role"), t("admin_email"), t("time_zone_column"), t("admin_invite")].map((x) => h("th", { scope: "col" }, x))),
             ),
             h("tbody", {}, people.map((p) => participantRow(p))),
           ),
@@ -647,6 +675,7 @@ function participantRow(p) {
     h("td", {}, p.organisation),
     h("td", {}, roleName(p.role)),
     h("td", {}, p.email || ""),
+    h("td", {}, zoneCell(api, p)),
     h("td", {}, h("div", { class: "invite" }, link, copy)),
   );
 }

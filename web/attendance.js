@@ -4,7 +4,11 @@
 
 import { ApiError } from "./api.js";
 import { clear, countryBadge, h, svg, toast } from "./dom.js";
-import { countryName, formatDateTime, formatTime, roleName, t } from "./strings.js";
+import { countryName, roleName, t } from "./strings.js";
+import { clockIn, formatDual, zoneLabel } from "./times.js";
+
+// The workshop's zone: the chart's axis is in it (labelled), the tables give each time in the viewer's zone too.
+let reportZone = "UTC";
 
 const CHART = { width: 760, height: 260, left: 40, right: 12, top: 12, bottom: 28 };
 const SHARES = [0.25, 0.5, 0.75, 0.9];
@@ -12,6 +16,7 @@ const DEFAULT_SHARE = 0.75;
 
 /** The attendance card of one workshop; it loads itself. */
 export function attendanceCard(api, workshop) {
+  reportZone = workshop.timezone || "UTC";
   const body = h("div", { class: "attendance-body" }, h("p", { class: "hint" }, t("att_loading")));
   const share = h(
     "select",
@@ -114,7 +119,7 @@ function chart(report) {
       const n = p.by_country[c] || 0;
       if (!n) return;
       const bar = svg("rect", { x: left + i * barW + 0.5, y: y(base + n), width: Math.max(barW - 1, 1), height: y(base) - y(base + n), fill: colour(k, countries.length) });
-      bar.append(svg("title", {}, document.createTextNode(`${formatTime(p.at)} · ${countryName(c)}: ${n}`)));
+      bar.append(svg("title", {}, document.createTextNode(`${formatDual(p.at, reportZone, { day: false })} · ${countryName(c)}: ${n}`)));
       graph.append(bar);
       base += n;
     });
@@ -122,8 +127,11 @@ function chart(report) {
   const labelEvery = Math.max(1, Math.ceil(points.length / 8));
   points.forEach((p, i) => {
     if (i % labelEvery) return;
-    graph.append(svg("text", { x: left + i * barW, y: height - 8, class: "axis" }, document.createTextNode(formatTime(p.at))));
+    graph.append(svg("text", { x: left + i * barW, y: height - 8, class: "axis" }, document.createTextNode(clockIn(Date.parse(p.at), reportZone))));
   });
+  if (points.length) {
+    graph.append(svg("text", { x: width - right, y: top - 4, "text-anchor": "end", class: "axis" }, document.createTextNode(zoneLabel(reportZone, Date.parse(points[0].at)))));
+  }
   const legend = h(
     "ul",
     { class: "attendance-legend" },
@@ -162,7 +170,7 @@ function groupTable(id, title, groups, label, minShare) {
 
 function peopleTable(report) {
   const headings = [t("admin_name"), t("admin_country_short"), t("admin_organisation"), t("admin_role"), t("att_first_join"), t("att_last_leave"), t("att_time"), t("att_share"), t("att_drops"), t("att_rooms")];
-  const when = (iso) => (iso ? formatDateTime(iso, { timeStyle: "short" }) : "");
+  const when = (iso) => (iso ? formatDual(iso, reportZone, { day: false }) : "");
   return h(
     "details",
     { class: "attendance-people" },

@@ -1,6 +1,7 @@
 // The participant page (/join#<join token>): pre-join preview, then the room (video through a peer-to-peer mesh
 // or the SFU, chat, people, breakouts), and the moderator console for moderators and organisers.
 
+import { agendaList, nowNextLine } from "./agenda.js";
 import { Api, ApiError } from "./api.js";
 import { $, clear, countryBadge, h, icon, jwtClaims, svg, toast } from "./dom.js";
 import { LocalMedia } from "./media.js";
@@ -10,6 +11,7 @@ import { SfuSession } from "./sfu.js";
 import { ActiveSpeaker, GRID, STAGE, Visibility, arrange, columnsFor, pageSizeFor, qualityFor } from "./stage.js";
 import { Signaling } from "./signaling.js";
 import { applyStrings, countryName, currentLocale, formatDuration, formatTime, mountLanguageSwitches, onLanguageChange, roleName, t } from "./strings.js";
+import { allZones, browserZone, formatDual, isZone, setViewerZone, viewerZone, zoneLabel } from "./times.js";
 
 const MODERATOR_ROLES = new Set(["organiser", "moderator"]);
 
@@ -26,6 +28,8 @@ const state = {
   token: "",
   claims: null,
   me: null, // the participant record from the API (pre-join)
+  agenda: null, // the workshop's agenda sessions (GET /workshops/{id}/agenda), ordered by start
+  agendaTimer: null,
   workshop: null,
   self: null, // welcome.self, kept up to date from peer_updated
   room: null,
@@ -114,6 +118,7 @@ async function main() {
     ]);
     state.me = me;
     state.workshop = workshop;
+    setViewerZone(me.timezone && isZone(me.timezone) ? me.timezone : null);
   } catch (err) {
     const message =
       err instanceof ApiError && err.code === "banned"
@@ -140,6 +145,8 @@ async function showPrejoin() {
   clear($("#pre-country"), countryBadge(state.me.country, countryName(state.me.country)));
   $("#pre-role").textContent = roleName(state.me.role);
   $("#pre-workshop").textContent = state.workshop.title;
+  setupZone();
+  loadAgenda();
 
   $("#pre-mic").addEventListener("change", (e) => media.setAudioEnabled(e.target.checked));
   $("#pre-cam").addEventListener("change", (e) => {
@@ -164,6 +171,65 @@ async function showPrejoin() {
     navigator.mediaDevices.addEventListener("devicechange", fillDevices);
   }
   $("#join-button").focus();
+}
+
+// The agenda and the participant's own zone -----------------------------------------------------------------------
+
+const AGENDA_REFRESH_MS = 60_000;
+
+/** The workshop's agenda (everyone of the workshop may read it), shown before joining and as a line in the room. */
+async function loadAgenda() {
+  try {
+    state.agenda = await api.all(`/workshops/${state.workshop.id}/agenda`);
+  } catch {
+    state.agenda = state.agenda || [];
+  }
+  renderAgenda();
+  if (!state.agendaTimer) {
+    // "Now" and "next" move with the clock; the agenda itself may change: both are refreshed.
+    state.agendaTimer = setInterval(() => loadAgenda(), AGENDA_REFRESH_MS);
+  }
+}
+
+function renderAgenda() {
+  const w = state.workshop;
+  if (!w) return;
+  $("#pre-when").textContent = formatDual(w.starts_at, w.timezone, { end: w.ends_at });
+  $("#pre-when").setAttribute("datetime", w.starts_at);
+  $("#pre-zone-hint").textContent = t("join_zone_hint", { zone: zoneLabel(viewerZone()) });
+  const sessions = state.agenda || [];
+  $("#pre-agenda").hidden = !sessions.length;
+  clear($("#pre-agenda-list"), agendaList(sessions, w.timezone));
+  const line = $("#room-agenda");
+  if (line) line.textContent = nowNextLine(sessions, w.timezone);
+}
+
+function setupZone() {
+  const input = $("#pre-zone");
+  input.value = viewerZone();
+  input.placeholder = browserZone();
+  input.addEventListener("focus", () => {
+    const list = $("#pre-zone-list");
+    if (!list.childElementCount) list.append(...allZones().map((z) => h("option", { value: z })));
+  });
+  input.addEventListener("change", async () => {
+    const zone = input.value.trim();
+    if (zone && !isZone(zone)) {
+      toast(t("time_unknown_zone", { zone }), { kind: "error" });
+      input.value = viewerZone();
+      return;
+    }
+    try {
+      // Kept on the roster (the organiser sees it; invitations and reminders use it).
+      state.me = await api.request("PATCH", "/me", { json: { timezone: zone || null } });
+      setViewerZone(zone || null);
+      input.value = viewerZone();
+      renderAgenda();
+      toast(t("join_zone_saved", { zone: zoneLabel(viewerZone()) }));
+    } catch (err) {
+      toast(err.message, { kind: "error" });
+    }
+  });
 }
 
 function showPrejoinError(text) {
@@ -384,6 +450,10 @@ async function handle(msg) {
       if (msg.code === "not_found") console.info("signalling:", msg.message);
       else if (msg.code !== "rate_limited") toast(t("error_generic", { message: msg.message }), { kind: "error" });
       if (msg.request_id != null) moderator?.onEvent(msg);
+      return;
+    case "agenda_next":
+      moderator?.onEvent(msg);
+      loadAgenda(); // a session changed or fired: the agenda line follows
       return;
     case "ack":
       moderator?.onEvent(msg); // room controls: how many were muted, hands lowered
@@ -1656,6 +1726,7 @@ function startModerator() {
     root: $("#panel-moderate"),
     api,
     workshopId: state.room.workshop_id,
+    workshopZone: state.workshop ? state.workshop.timezone : null,
     getSelf: () => state.self,
     getRoom: () => state.room,
     getRoster: () => state.roster,
@@ -1998,6 +2069,7 @@ function relabel() {
   }
   fillDevices().catch(() => {});
   renderReactionBar();
+  renderAgenda();
   if (state.joined && !state.ended) {
     renderControls();
     renderRoom();

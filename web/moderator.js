@@ -17,6 +17,7 @@
 
 import { countryBadge, h, clear, toast } from "./dom.js";
 import { countryName, currentLocale, formatDuration, roleName, t } from "./strings.js";
+import { formatDual } from "./times.js";
 
 function fieldKey(el) {
   if (!el || !el.matches || !el.matches("input, select, textarea")) return null;
@@ -82,7 +83,7 @@ function waitedSince(iso) {
 }
 
 export class ModeratorConsole {
-  constructor({ root, api, workshopId, getSelf, getRoom, getRoster, getPlenaryId, getBreakout, getRecording, chooseRoom, setFloor, onHelpCount, send = () => false, getSpotlight = () => null, setSpotlight = () => false }) {
+  constructor({ root, api, workshopId, workshopZone = null, getSelf, getRoom, getRoster, getPlenaryId, getBreakout, getRecording, chooseRoom, setFloor, onHelpCount, send = () => false, getSpotlight = () => null, setSpotlight = () => false }) {
     Object.assign(this, { root, api, workshopId, getSelf, getRoom, getRoster, getPlenaryId, getBreakout, getRecording, chooseRoom, setFloor, onHelpCount, send, getSpotlight, setSpotlight });
     this.rooms = [];
     this.recordings = []; // recordings running in any room of the workshop
@@ -92,6 +93,8 @@ export class ModeratorConsole {
     this.presenceText = "";
     this.help = new Map(); // participant id -> help request (help_requested, or presence.help_requests)
     this.knocks = new Map(); // knock id -> knock (welcome.knocks, knock; gone on knock_withdrawn)
+    this.workshopZone = workshopZone;
+    this.agendaNext = null; // the agenda's next automatic action (welcome.agenda_next, agenda_next)
     this.selected = new Set(); // participant ids picked for a bulk action
     this.search = "";
     this.country = "";
@@ -241,6 +244,11 @@ export class ModeratorConsole {
           this.knocks = new Map(msg.knocks.map((k) => [k.id, k]));
           this.countQueue();
         }
+        this.agendaNext = msg.agenda_next ?? null;
+        this.render();
+        return;
+      case "agenda_next":
+        this.agendaNext = msg.next ?? null;
         this.render();
         return;
       case "knock": {
@@ -593,7 +601,7 @@ export class ModeratorConsole {
       !this.loaded && !this.error ? h("p", { class: "mod-loading" }, t("mod_loading")) : null,
       this.loaded
         ? [
-            h("div", { class: "mod-bar", id: "mod-bar" }, this.roomControlsView(), this.breakoutView()),
+            h("div", { class: "mod-bar", id: "mod-bar" }, this.roomControlsView(), this.breakoutView(), this.agendaView()),
             this.queueView(),
             this.handsView(),
             h("div", { class: "mod-scroll", id: "mod-scroll" }, this.toolsView(), this.rosterView(), this.recordingView()),
@@ -691,6 +699,34 @@ export class ModeratorConsole {
           ),
         ),
       ),
+    );
+  }
+
+  /** What the agenda will do next by itself, and when (in the viewer's zone and the workshop's), with a hold. */
+  agendaView() {
+    const next = this.agendaNext;
+    if (!next) return null;
+    const what = next.actions.map((a) => t(`mod_agenda_${a}`)).join(", ");
+    const hold = async () => {
+      try {
+        await this.api.post(this.path(`/agenda/${next.session_id}/hold`), { held: !next.held });
+      } catch (err) {
+        toast(err.message, { kind: "error" });
+      }
+    };
+    return h(
+      "section",
+      { class: "mod-section mod-agenda", id: "mod-agenda", "aria-labelledby": "mod-agenda-h" },
+      h("h3", { id: "mod-agenda-h" }, t("mod_agenda_next")),
+      h(
+        "p",
+        {},
+        h("strong", {}, what),
+        ` · ${next.title} · `,
+        h("time", { datetime: next.at }, formatDual(next.at, this.workshopZone)),
+        next.held ? h("span", { class: "agenda-badge" }, ` ${t("agenda_state_held")}`) : null,
+      ),
+      h("button", { type: "button", class: "small", id: "mod-agenda-hold", onclick: hold }, next.held ? t("agenda_release") : t("agenda_hold")),
     );
   }
 

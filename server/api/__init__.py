@@ -9,6 +9,7 @@ PREFIX = "/api/v1"
 def load_routes() -> Api:
     from server.api import (  # noqa: F401
         admission,
+        agenda,
         audit,
         breakouts,
         invitations,

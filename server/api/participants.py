@@ -17,6 +17,7 @@ from server.api.routing import json_model, path_uuid, read_body, read_json
 from server.api.schemas import (
     ImportResult,
     JoinToken,
+    MePatch,
     Page,
     Participant,
     ParticipantCreate,
@@ -30,7 +31,7 @@ from signaling.audit import Change
 from signaling.errors import Conflict, InvalidArgument, PermissionDenied
 from signaling.service import CLOSE_REMOVED, CLOSE_UNAUTHENTICATED
 
-IMPORT_COLUMNS = ("display_name", "country", "organisation", "email", "role", "language")
+IMPORT_COLUMNS = ("display_name", "country", "organisation", "email", "role", "language", "timezone")
 MAX_IMPORT_ROWS = 5000
 
 
@@ -262,8 +263,8 @@ def _parse_csv(text: str) -> tuple[list[tuple[int, dict[str, Any]]], list[dict[s
 @API.route(
     "POST",
     f"{PREFIX}/workshops/{{workshop_id}}/participants/import",
-    summary="Import a roster, all or nothing: text/csv with header display_name,country,organisation,email,role, "
-    "or a JSON list of participant objects (admin, organiser).",
+    summary="Import a roster, all or nothing: text/csv with header display_name,country,organisation,email,role "
+    "(and optionally timezone), or a JSON list of participant objects (admin, organiser).",
     body=ParticipantCreate,
     extra_body_types={
         "application/json": {"schema": {"type": "array", "items": {"$ref": "#/components/schemas/ParticipantCreate"}}},
@@ -330,3 +331,22 @@ async def import_participants(request: web.Request, who: Principal) -> web.Respo
         raise Conflict("a participant with one of these e-mail addresses already exists; nothing was imported") from exc
     people = [_present(request, row, workshop, with_token=True) for row in created]
     return json_model(ImportResult(imported=len(people), items=people), status=201)
+
+
+@API.route(
+    "PATCH",
+    f"{PREFIX}/me",
+    summary="Change your own settings with your join token: your time zone (the join page's agenda shows it).",
+    body=MePatch,
+    response=Participant,
+    tags=("participants",),
+)
+async def patch_me(request: web.Request, who: Principal) -> web.Response:
+    if who.participant_id is None or who.workshop_id is None:
+        raise PermissionDenied("only a participant's join token has its own settings")
+    body = await read_body(request, MePatch)
+    changes = body.model_dump(exclude_unset=True)
+    row = await request.app[keys.STORE].update_participant(
+        who.workshop_id, who.participant_id, changes, actor=await actor_for(request, who)
+    )
+    return json_model(Participant.model_validate(dict(row)))

@@ -239,6 +239,7 @@ class ParticipantCreate(Body):
     role: Role = "participant"
     room_id: uuid.UUID | None = Field(None, description="Assigned room; null means the plenary.")
     language: Language | None = Field(None, description=LANGUAGE_DESCRIPTION)
+    timezone: TimeZone | None = Field(None, description="The participant's own IANA time zone; null: not known.")
 
 
 class ParticipantPatch(Body):
@@ -249,6 +250,13 @@ class ParticipantPatch(Body):
     role: Role | None = None
     room_id: uuid.UUID | None = Field(None, description="Assigned room; null means the plenary.")
     language: Language | None = Field(None, description=LANGUAGE_DESCRIPTION)
+    timezone: TimeZone | None = Field(None, description="The participant's own IANA time zone; null: not known.")
+
+
+class MePatch(Body):
+    timezone: TimeZone | None = Field(
+        None, description="Your own IANA time zone (e.g. Asia/Seoul); null forgets it (your browser's zone is used)."
+    )
 
 
 class Participant(BaseModel):
@@ -266,6 +274,7 @@ class Participant(BaseModel):
     banned_by: uuid.UUID | None = Field(None, description="Who banned them (null: the admin token).")
     ban_reason: str | None = None
     language: Language | None = Field(None, description=LANGUAGE_DESCRIPTION)
+    timezone: str | None = Field(None, description="The participant's own IANA time zone, if known.")
     join_token: str | None = Field(None, description="Shown to the admin and the organiser only.")
     join_url: str | None = None
     token_expires_at: datetime | None = None
@@ -280,6 +289,76 @@ class JoinToken(BaseModel):
 class ImportResult(BaseModel):
     imported: int
     items: list[Participant]
+
+
+SessionKind = Literal["plenary", "breakouts", "break"]
+Presenters = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500), AfterValidator(_single_line)]
+# A session longer than this is a typo (a day for a month): refused.
+MAX_SESSION_S = 24 * 3600
+
+
+def _check_session(starts_at: datetime | None, ends_at: datetime | None) -> None:
+    _check_times(starts_at, ends_at)
+    if starts_at is not None and ends_at is not None and (ends_at - starts_at).total_seconds() > MAX_SESSION_S:
+        raise ValueError("a session lasts at most 24 hours")
+
+
+class AgendaSessionCreate(Body):
+    title: Title
+    description: Description = ""
+    kind: SessionKind
+    starts_at: Time = Field(description="UTC or with an offset; stored and returned in UTC.")
+    ends_at: Time
+    presenters: Presenters = ""
+    breakout_plan_id: uuid.UUID | None = Field(
+        None, description="A breakout plan of this workshop to open at the start and close at the end."
+    )
+    record: bool = Field(False, description="Record the plenary from the start to the end of the session.")
+
+    @field_validator("ends_at")
+    @classmethod
+    def _times(cls, ends_at: datetime, info: ValidationInfo) -> datetime:
+        _check_session(info.data.get("starts_at"), ends_at)
+        return ends_at
+
+
+class AgendaSessionPatch(Body):
+    title: Title | None = None
+    description: Description | None = None
+    kind: SessionKind | None = None
+    starts_at: Time | None = None
+    ends_at: Time | None = None
+    presenters: Presenters | None = None
+    breakout_plan_id: uuid.UUID | None = None
+    record: bool | None = None
+
+    @field_validator("ends_at")
+    @classmethod
+    def _times(cls, ends_at: datetime | None, info: ValidationInfo) -> datetime | None:
+        _check_session(info.data.get("starts_at"), ends_at)
+        return ends_at
+
+
+class AgendaHold(Body):
+    held: bool = Field(description="true: the session's automatic actions do not fire; false: they fire when due.")
+
+
+class AgendaSession(BaseModel):
+    id: uuid.UUID
+    workshop_id: uuid.UUID
+    title: str
+    description: str
+    kind: SessionKind
+    starts_at: datetime
+    ends_at: datetime
+    presenters: str
+    breakout_plan_id: uuid.UUID | None
+    record: bool
+    held: bool = Field(description="A moderator holds its automatic actions.")
+    started_fired_at: datetime | None = Field(description="When the scheduler fired its start (null: not yet).")
+    ended_fired_at: datetime | None = Field(description="When the scheduler fired its end (null: not yet).")
+    created_at: datetime
+    updated_at: datetime
 
 
 T = TypeVar("T")

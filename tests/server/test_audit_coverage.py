@@ -44,6 +44,7 @@ class World:
     recording: dict[str, Any] = field(default_factory=dict)
     track_id: str = ""
     knock: dict[str, Any] = field(default_factory=dict)
+    session: dict[str, Any] = field(default_factory=dict)
     sockets: list[Any] = field(default_factory=list)
 
     @property
@@ -170,6 +171,23 @@ async def with_email(client: Client, world: World) -> None:
         f"{world.w}/participants/{world.target['id']}", json={"email": "tara@example.org"}, headers=dict(ADMIN)
     )
     await _ok(resp, 200)
+
+
+# Far ahead: the scheduler fires nothing (and writes no entry) while a scenario runs.
+AGENDA_SESSION = {
+    "title": "Opening plenary",
+    "kind": "plenary",
+    "starts_at": "2099-12-01T08:00:00Z",
+    "ends_at": "2099-12-01T09:00:00Z",
+}
+
+
+async def agenda_session(client: Client, world: World) -> None:
+    world.session = await _ok(await client.post(f"{world.w}/agenda", json=AGENDA_SESSION, headers=ADMIN), 201)
+
+
+def _session(w: World) -> dict[str, Any]:
+    return {"session_id": w.session["id"]}
 
 
 def _target(w: World) -> dict[str, Any]:
@@ -505,6 +523,44 @@ SCENARIOS = [
         "participant.roster_export",
         lambda w: f"{w.w}/roster.csv",
         target=lambda w: {"workshop_id": w.workshop["id"]},
+    ),
+    Scenario("POST", WP + "/agenda", "agenda.create", lambda w: f"{w.w}/agenda", status=201, json=AGENDA_SESSION),
+    Scenario(
+        "PATCH",
+        WP + "/agenda/{session_id}",
+        "agenda.update",
+        lambda w: f"{w.w}/agenda/{w.session['id']}",
+        json={"presenters": "Dr. Rao"},
+        setup=(agenda_session,),
+        target=_session,
+    ),
+    Scenario(
+        "DELETE",
+        WP + "/agenda/{session_id}",
+        "agenda.delete",
+        lambda w: f"{w.w}/agenda/{w.session['id']}",
+        status=204,
+        setup=(agenda_session,),
+        target=_session,
+    ),
+    Scenario(
+        "POST",
+        WP + "/agenda/{session_id}/hold",
+        "agenda.hold",
+        lambda w: f"{w.w}/agenda/{w.session['id']}/hold",
+        caller="moderator",
+        json={"held": True},
+        setup=(agenda_session,),
+        target=_session,
+    ),
+    # Your own settings, with your own join token (the organiser's here).
+    Scenario(
+        "PATCH",
+        "/api/v1/me",
+        "participant.update",
+        lambda w: "/api/v1/me",
+        json={"timezone": "Asia/Kolkata"},
+        target=lambda w: {"participant_id": w.organiser["id"]},
     ),
     # A GET that changes state: every download is logged, and so recorded.
     Scenario(

@@ -47,6 +47,7 @@ class World:
     room: dict[str, Any]
     headers: dict[str, dict[str, str]] = field(default_factory=dict)
     recording: dict[str, Any] = field(default_factory=dict)
+    session: dict[str, Any] = field(default_factory=dict)
 
 
 async def build_world(client: Client) -> World:
@@ -93,7 +94,12 @@ async def build_world(client: Client) -> World:
         change=Change(uuid.UUID(workshop["id"]), ADMIN_ACTOR, "recording.start"),
     )
     await recordings.transition(row["id"], "starting", "failed", reason="matrix")
-    return World(workshop, other_workshop, members, target, room, headers, recording={"id": str(row["id"])})
+    resp = await client.post(f"/api/v1/workshops/{workshop['id']}/agenda", json=AGENDA_SESSION, headers=ADMIN)
+    assert resp.status == 201, await resp.text()
+    session = await resp.json()
+    return World(
+        workshop, other_workshop, members, target, room, headers, recording={"id": str(row["id"])}, session=session
+    )
 
 
 @dataclass(frozen=True)
@@ -110,6 +116,13 @@ class Route:
 
 
 UNKNOWN_KNOCK = "00000000-0000-4000-8000-00000000c0de"
+AGENDA_SESSION = {
+    "title": "Opening plenary",
+    "kind": "plenary",
+    # Far ahead: the scheduler has nothing to fire while the matrix compares snapshots.
+    "starts_at": "2099-12-01T08:00:00Z",
+    "ends_at": "2099-12-01T09:00:00Z",
+}
 
 
 def ws(w: World) -> str:
@@ -249,6 +262,27 @@ ROUTES = [
     ),
     Route("invitation_ics", "GET", lambda w: f"{ws(w)}/participants/{w.target['id']}/invitation.ics", MANAGERS, 200),
     Route("roster_csv", "GET", lambda w: f"{ws(w)}/roster.csv", MANAGERS, 200),
+    # The agenda: everyone of the workshop reads it (the join page), the organiser writes it, moderators hold it.
+    Route("list_agenda", "GET", lambda w: f"{ws(w)}/agenda", MEMBERS, 200),
+    Route("create_session", "POST", lambda w: f"{ws(w)}/agenda", MANAGERS, 201, json=AGENDA_SESSION),
+    Route("get_session", "GET", lambda w: f"{ws(w)}/agenda/{w.session['id']}", MEMBERS, 200),
+    Route(
+        "patch_session", "PATCH", lambda w: f"{ws(w)}/agenda/{w.session['id']}", MANAGERS, 200, json={"title": "New"}
+    ),
+    Route("delete_session", "DELETE", lambda w: f"{ws(w)}/agenda/{w.session['id']}", MANAGERS, 204),
+    Route(
+        "hold_session", "POST", lambda w: f"{ws(w)}/agenda/{w.session['id']}/hold", MODERATORS, 200, json={"held": True}
+    ),
+    # Your own settings: any participant's token (another workshop's too: it changes only its own record).
+    Route(
+        "patch_me",
+        "PATCH",
+        lambda w: "/api/v1/me",
+        frozenset({*MEMBER_ROLES, "other_workshop"}),
+        200,
+        json={"timezone": "Asia/Seoul"},
+        workshop_scoped=False,
+    ),
     Route("openapi", "GET", lambda w: "/api/v1/openapi.json", EVERYONE, 200, workshop_scoped=False),
     Route("healthz", "GET", lambda w: "/healthz", EVERYONE, 200, workshop_scoped=False),
     Route("readyz", "GET", lambda w: "/readyz", EVERYONE, 200, workshop_scoped=False),
@@ -271,6 +305,7 @@ async def snapshot(client: Client, world: World) -> dict[str, Any]:
         ("workshop", ws(world)),
         ("roster", f"{ws(world)}/participants?limit=500"),
         ("rooms", f"{ws(world)}/rooms?limit=500"),
+        ("agenda", f"{ws(world)}/agenda?limit=500"),
     ):
         resp = await client.get(path, headers=ADMIN)
         assert resp.status == 200, await resp.text()
@@ -357,7 +392,8 @@ COVERED = re.compile(
     r"|/presence"
     r"|/attendance(\.csv)?|/certificates(/\{participant_id\}/pdf)?"
     r"|/audit(\.jsonl|/verify|/anchor)?"
-    r")?)?|/api/v1/recordings/\{recording_id\}/consent-evidence(\.pdf)?|/verify/\{code\})$"
+    r"|/agenda(/\{session_id\}(/hold)?)?"
+    r")?)?|/api/v1/recordings/\{recording_id\}/consent-evidence(\.pdf)?|/verify/\{code\}|/api/v1/me)$"
 )
 
 
@@ -372,6 +408,7 @@ def test_matrix_covers_every_registered_route_of_its_families(settings: Any) -> 
         target={"id": "{participant_id}"},
         room={"id": "{room_id}"},
         recording={"id": "{recording_id}"},
+        session={"id": "{session_id}"},
     )
     in_matrix = {
         (r.method, r.path(templates).replace("AAAABBBBCCCCDDDDEEEE", "{code}").replace(UNKNOWN_KNOCK, "{knock_id}"))
