@@ -157,7 +157,7 @@ async def test_reference_workshop_runs_a_full_country_mixed_breakout_cycle(clien
 
 
 async def test_breakouts_survive_a_server_restart_with_the_same_deadline(
-    aiohttp_client: Any, database_url: str, tmp_path: Path
+    database_url: str, aiohttp_client: Any, tmp_path: Path
 ) -> None:
     settings = make_settings(database_url, tmp_path / "var")
     first = await aiohttp_client(create_app(settings))

@@ -130,7 +130,7 @@ async def test_knocks_made_before_any_moderator_is_present_reach_the_first_who_a
 
 
 async def test_a_knock_survives_a_server_restart_with_its_id_and_waiting_time(
-    aiohttp_client: Any, database_url: str, tmp_path: Path
+    database_url: str, aiohttp_client: Any, tmp_path: Path
 ) -> None:
     settings = make_settings(database_url, tmp_path / "var", resume_grace_s=30.0)
     first = await aiohttp_client(create_app(settings))
@@ -158,7 +158,7 @@ async def test_a_knock_survives_a_server_restart_with_its_id_and_waiting_time(
 
 
 async def test_a_knocker_whose_socket_drops_keeps_the_knock_for_the_grace_period_then_it_is_withdrawn(
-    aiohttp_client: Any, database_url: str, tmp_path: Path
+    database_url: str, aiohttp_client: Any, tmp_path: Path
 ) -> None:
     client = await aiohttp_client(create_app(make_settings(database_url, tmp_path / "var", resume_grace_s=0.5)))
     workshop, mod = await lobby_workshop(client)

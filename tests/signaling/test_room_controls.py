@@ -392,7 +392,7 @@ async def test_bad_room_control_and_ban_requests_over_http_get_a_stable_error(
 
 
 async def test_people_in_a_room_when_it_was_locked_come_back_after_a_restart_and_newcomers_still_knock(
-    aiohttp_client: Any, database_url: str, tmp_path: Path
+    database_url: str, aiohttp_client: Any, tmp_path: Path
 ) -> None:
     settings = make_settings(database_url, tmp_path / "var")
     first = await aiohttp_client(create_app(settings))
