@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import socket
 from pathlib import Path
 from typing import Any
@@ -29,11 +30,23 @@ FRAMES = 15
 WAIT_S = 30.0
 
 
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+def free_turn_port() -> int:
+    """A port free for both UDP and TCP (coturn listens on both), below the kernel's ephemeral range: a port the
+    kernel handed out for UDP may be the local port of someone's TCP connection (PostgreSQL, aiohttp), and
+    turnserver then fails to bind its TCP listener."""
+    low, _high = (int(n) for n in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    for port in random.sample(range(20000, max(21000, min(low, 32768))), 200):
+        with (
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u,
+            socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t,
+        ):
+            try:
+                u.bind(("127.0.0.1", port))
+                t.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no port free for both UDP and TCP")
 
 
 def relay_only(ice_servers: list[dict[str, Any]]) -> RTCPeerConnection:
@@ -54,7 +67,7 @@ async def test_two_relay_only_peers_exchange_media_through_the_embedded_coturn(
 ) -> None:
     if not netns.private():
         pytest.fail(f"the TURN test needs the private network namespace with 127.0.0.2: {netns.why_not()}")
-    port = free_udp_port()
+    port = free_turn_port()
     settings = make_settings(
         database_url,
         tmp_path / "var",
