@@ -621,11 +621,13 @@ class Store:
         actor: Actor,
         action: str = "participant.revoke_tokens",
     ) -> asyncpg.Record:
-        """Every join token of the participant stops working (a revocation, or a moderator's `participant.remove`)."""
+        """Every join token of the participant stops working (a revocation, or a moderator's `participant.remove`),
+        and their lobby admissions end: whoever holds the next link knocks again."""
         async with self._changing(participant_id), self.pool.acquire() as conn, conn.transaction():
             row = await conn.fetchrow(REVOKE_PARTICIPANT, participant_id, workshop_id)
             if row is None:
                 raise NotFound("participant not found")
+            await conn.execute(END_ADMISSIONS, participant_id)
             await self.audit.append(
                 conn,
                 workshop_id=workshop_id,
@@ -654,26 +656,6 @@ class Store:
                 action="participant.ban",
                 target={"participant_id": participant_id},
                 details={"reason": reason, "token_generation": row["token_generation"]},
-            )
-        return row
-
-    async def remove_participant(
-        self, workshop_id: uuid.UUID, participant_id: uuid.UUID, *, actor: Actor
-    ) -> asyncpg.Record:
-        """Revoke every token of a participant and end their admissions (removal without a ban):
-        `participant.remove` in the audit log."""
-        async with self._changing(participant_id), self.pool.acquire() as conn, conn.transaction():
-            row = await conn.fetchrow(REVOKE_PARTICIPANT, participant_id, workshop_id)
-            if row is None:
-                raise NotFound("participant not found")
-            await conn.execute(END_ADMISSIONS, participant_id)
-            await self.audit.append(
-                conn,
-                workshop_id=workshop_id,
-                actor=actor,
-                action="participant.remove",
-                target={"participant_id": participant_id},
-                details={"token_generation": row["token_generation"]},
             )
         return row
 

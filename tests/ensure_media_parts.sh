@@ -1,5 +1,5 @@
 #!/bin/sh
-# Make sure Debian's Janus (with janus-tools, whose janus-pp-rec converts sfu recordings) and coturn are present for
+# Make sure Debian's Janus (with janus-tools, whose janus-pp-rec converts sfu recordings), coturn, openssl and jq are present for
 # the tests (tests/sfu, tests/e2e, the TURN tests).
 #
 # The server installs them itself when it starts (`make run`, ROUNDTABLE_SFU_INSTALL / ROUNDTABLE_TURN_INSTALL), but
@@ -12,9 +12,12 @@ missing=""
 command -v janus >/dev/null 2>&1 || [ -x /usr/bin/janus ] || missing="$missing janus"
 command -v janus-pp-rec >/dev/null 2>&1 || missing="$missing janus-tools"
 command -v turnserver >/dev/null 2>&1 || [ -x /usr/bin/turnserver ] || missing="$missing coturn"
+# The outside check of an audit anchor in docs/records.md is run verbatim by a test.
+command -v openssl >/dev/null 2>&1 || missing="$missing openssl"
+command -v jq >/dev/null 2>&1 || missing="$missing jq"
 
 if [ -z "$missing" ]; then
-    echo "media parts: found janus $(janus --version 2>/dev/null | head -n1 || true), janus-pp-rec, turnserver"
+    echo "media parts: found janus $(janus --version 2>/dev/null | head -n1 || true), janus-pp-rec, turnserver, openssl, jq"
     exit 0
 fi
 

@@ -257,7 +257,7 @@ function workshopCard(workshop) {
         { class: "hint" },
         h("span", { class: "workshop-when" }, formatDual(workshop.starts_at, workshop.timezone, { end: workshop.ends_at })),
         ` · ${workshop.timezone} · ${t(`status_${workshop.status}`)} · ${t(`consent_${workshop.recording_consent}`)}`,
-        workshop.lobby ? ` · ${t("admin_lobby_mode")}: ${t(`lobby_${workshop.lobby}`)}` : "",
+        ` · ${t("admin_lobby_mode")}: ${t(`lobby_${workshop.lobby}`)}`,
       ),
       workshop.description ? h("p", { class: "description" }, workshop.description) : null,
       mode === "edit" ? editForm(workshop, () => show("view")) : null,
@@ -305,8 +305,8 @@ function editForm(workshop, done) {
           ...times,
           status: String(data.get("status")),
           recording_consent: String(data.get("recording_consent")),
+          lobby: String(data.get("lobby")),
         };
-        if ("lobby" in workshop) next.lobby = String(data.get("lobby"));
         // Only what changed: a PATCH of the same instant written differently is no change.
         const changes = {};
         for (const [key, value] of Object.entries(next)) {
@@ -331,7 +331,7 @@ function editForm(workshop, done) {
     field("we-ends", "admin_ends", h("input", { name: "ends_at", type: "datetime-local", value: inputValueIn(workshop.ends_at, workshop.timezone), required: true })),
     field("we-status", "admin_status", choice("status", STATUSES, workshop.status, (v) => t(`status_${v}`))),
     field("we-consent", "admin_consent", choice("recording_consent", ["explicit", "assumed"], workshop.recording_consent, (v) => t(`consent_${v}`))),
-    "lobby" in workshop ? field("we-lobby", "admin_lobby_mode", choice("lobby", LOBBY_MODES, workshop.lobby, (v) => t(`lobby_${v}`))) : null,
+    field("we-lobby", "admin_lobby_mode", choice("lobby", LOBBY_MODES, workshop.lobby, (v) => t(`lobby_${v}`))),
     h(
       "div",
       { class: "field row" },
@@ -364,7 +364,7 @@ function stopLive() {
 
 function startLive(workshop, people, rooms) {
   stopLive();
-  live = { id: workshop.id, workshop, people, rooms, lobby: true, bans: true, timer: null };
+  live = { id: workshop.id, workshop, people, rooms, timer: null };
   const state = live;
   const poll = async () => {
     if (live !== state) return;
@@ -376,17 +376,6 @@ function startLive(workshop, people, rooms) {
   poll();
 }
 
-/** A list from a route that may not exist on this server: null when it does not (404/405), else its items. */
-async function optionalList(path) {
-  try {
-    const data = await api.get(path);
-    return Array.isArray(data) ? data : data.items || data.knocks || data.bans || [];
-  } catch (err) {
-    if (err.status === 404 || err.status === 405) return null;
-    throw err;
-  }
-}
-
 async function refreshLive(state) {
   let presence;
   let knocks;
@@ -395,8 +384,8 @@ async function refreshLive(state) {
   try {
     [presence, knocks, bans, people] = await Promise.all([
       api.get(`/workshops/${state.id}/presence`),
-      state.lobby ? optionalList(`/workshops/${state.id}/lobby`) : null,
-      state.bans ? optionalList(`/workshops/${state.id}/bans`) : null,
+      api.get(`/workshops/${state.id}/lobby`).then((lobby) => lobby.knocks),
+      api.all(`/workshops/${state.id}/bans`),
       api.all(`/workshops/${state.id}/participants`),
     ]);
   } catch (err) {
@@ -404,15 +393,13 @@ async function refreshLive(state) {
     return;
   }
   if (live !== state) return;
-  state.lobby = knocks !== null;
-  state.bans = bans !== null;
   state.people = people;
   const holder = $("#live-cards");
   if (!holder) return;
   // Keep what the organiser is typing (a deny message) and where the focus is.
   const typing = holder.contains(document.activeElement) && document.activeElement.matches("input, textarea");
   if (typing) return;
-  clear(holder, presenceCard(state, presence), knocks !== null ? lobbyCard(state, knocks) : null, bans !== null ? bansCard(state, bans) : null);
+  clear(holder, presenceCard(state, presence), lobbyCard(state, knocks), bansCard(state, bans));
 }
 
 function renderLiveError(err) {

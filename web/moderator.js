@@ -102,7 +102,6 @@ export class ModeratorConsole {
     this.creating = false;
     this.confirmRemove = null; // a participant id, or "bulk"
     this.denying = null; // a knock id whose deny message is being written
-    this.bansSupported = null; // unknown until asked; then true or false
     this.loaded = false;
     this.error = null;
     this.pending = null;
@@ -145,25 +144,18 @@ export class ModeratorConsole {
     this.pending = (async () => {
       const asked = Date.now();
       try {
-        const [rooms, people, plans, recordings, presence, bans] = await Promise.all([
+        const [rooms, people, plans, recordings, presence] = await Promise.all([
           this.api.all(this.path("/rooms")),
           this.api.all(this.path("/participants")),
           this.api.all(this.path("/breakouts")),
           this.api.all(this.path("/recordings?state=recording")),
           this.api.get(this.path("/presence")),
-          // Bans exist on servers with the admission feature; elsewhere the route is missing (404/405). Asked once.
-          this.bansSupported ??
-            this.api.get(this.path("/bans?limit=1")).then(
-              () => true,
-              (err) => (err.status === 404 || err.status === 405 ? false : err.status === 403 ? true : null),
-            ),
         ]);
         this.applyPresence(presence, asked);
         this.rooms = rooms;
         this.recordings = recordings;
         this.people = people;
         this.plan = this.pickPlan(plans);
-        this.bansSupported = bans;
         const known = new Set(people.map((p) => p.id));
         for (const id of this.selected) if (!known.has(id)) this.selected.delete(id);
         this.error = null;
@@ -984,9 +976,9 @@ export class ModeratorConsole {
         "div",
         { class: "row bulk-bar confirm", role: "group", "aria-label": t("mod_bulk_label") },
         h("span", {}, t("mod_remove_n", { n: picked.length })),
-        this.bansSupported ? h("input", { id: "mod-ban-reason", type: "text", maxlength: "500", placeholder: t("mod_ban_reason"), "aria-label": t("mod_ban_reason") }) : null,
+        h("input", { id: "mod-ban-reason", type: "text", maxlength: "500", placeholder: t("mod_ban_reason"), "aria-label": t("mod_ban_reason") }),
         h("button", { type: "button", class: "small danger", id: "mod-bulk-remove-confirm", onclick: () => this.bulkRemove(false) }, t("mod_remove_confirm")),
-        this.bansSupported ? h("button", { type: "button", class: "small danger", id: "mod-bulk-ban", onclick: () => this.bulkRemove(true) }, t("mod_remove_ban")) : null,
+        h("button", { type: "button", class: "small danger", id: "mod-bulk-ban", onclick: () => this.bulkRemove(true) }, t("mod_remove_ban")),
         h("button", { type: "button", class: "small ghost", onclick: () => ((this.confirmRemove = null), this.render()) }, t("mod_cancel")),
       );
     }
@@ -1254,23 +1246,21 @@ export class ModeratorConsole {
         "span",
         { class: "person-actions confirm" },
         h("button", { type: "button", class: "small danger", "aria-label": t("mod_remove_confirm"), onclick: () => this.remove(person) }, t("mod_remove_confirm")),
-        this.bansSupported ? h("input", { id: "mod-ban-reason", type: "text", maxlength: "500", class: "ban-reason", placeholder: t("mod_ban_reason"), "aria-label": t("mod_ban_reason") }) : null,
-        this.bansSupported
-          ? h(
-              "button",
-              {
-                type: "button",
-                class: "small danger",
-                "aria-label": t("mod_remove_ban_label", { name: person.display_name }),
-                onclick: () => {
-                  const reason = String(this.dirty.get("mod-ban-reason") || "").trim();
-                  this.dirty.delete("mod-ban-reason");
-                  this.remove(person, { ban: true, reason });
-                },
-              },
-              t("mod_remove_ban"),
-            )
-          : null,
+        h("input", { id: "mod-ban-reason", type: "text", maxlength: "500", class: "ban-reason", placeholder: t("mod_ban_reason"), "aria-label": t("mod_ban_reason") }),
+        h(
+          "button",
+          {
+            type: "button",
+            class: "small danger",
+            "aria-label": t("mod_remove_ban_label", { name: person.display_name }),
+            onclick: () => {
+              const reason = String(this.dirty.get("mod-ban-reason") || "").trim();
+              this.dirty.delete("mod-ban-reason");
+              this.remove(person, { ban: true, reason });
+            },
+          },
+          t("mod_remove_ban"),
+        ),
         h("button", { type: "button", class: "small ghost", onclick: () => ((this.confirmRemove = null), this.render()) }, t("mod_cancel")),
       );
     } else {

@@ -155,7 +155,7 @@ async def remove(request: web.Request, who: Principal) -> web.Response:
         await store.ban_participant(workshop_id, participant_id, reason=body.reason, actor=actor)
         close_reason = banned(body.reason).message
     else:
-        await store.remove_participant(workshop_id, participant_id, actor=actor)
+        await store.revoke_participant(workshop_id, participant_id, actor=actor, action="participant.remove")
         close_reason = "removed by a moderator"
     live = request.app[keys.SIGNALING].remove_participant(
         str(participant_id),

@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 from playwright.async_api import Locator, Page, expect
 
-import signaling.protocol
 from tests.conftest import ADMIN_TOKEN
 from tests.e2e.conftest import DESKTOP, BrowserSession, LiveServer
 from tests.e2e.pages import join, save_screenshot, wait_in_room
@@ -24,7 +23,6 @@ from tests.signaling.client import join as ws_join
 
 pytestmark = pytest.mark.browser
 
-LOBBY = hasattr(signaling.protocol, "Knock")  # the lobby and bans (issue 13, admission) are in this tree
 
 COUNTRIES = ["PT", "NG", "DE", "FR", "PL", "GR"]
 CONNECTED = ("Person 2", "Person 10", "Person 11")
@@ -273,12 +271,8 @@ async def test_organiser_page_shows_who_is_where_and_edits_and_deletes_the_works
         await expect(live.locator("#live-absent summary")).to_have_text("Not here (1)")
         await expect(live.locator('[data-country="PT"] .chip-count')).to_have_text("1 / 1")
         await expect(live.locator('[data-country="SG"] .chip-count')).to_have_text("0 / 1")
-        if LOBBY:
-            await expect(page.locator("#lobby")).to_contain_text("Nobody is waiting.")
-            await expect(page.locator("#bans")).to_contain_text("Nobody is banned.")
-        else:  # a server without the lobby and ban routes: their cards stay away, without errors
-            await expect(page.locator("#lobby")).to_have_count(0)
-            await expect(page.locator("#bans")).to_have_count(0)
+        await expect(page.locator("#lobby")).to_contain_text("Nobody is waiting.")
+        await expect(page.locator("#bans")).to_contain_text("Nobody is banned.")
 
         await expect(live.locator(".mod-room", has_text="Room 1")).to_contain_text("Nobody here")
 

@@ -15,17 +15,13 @@ import aiohttp
 import pytest
 from playwright.async_api import expect
 
-import signaling.protocol
 from tests.conftest import ADMIN_TOKEN
 from tests.e2e.conftest import BrowserSession, LiveServer
 from tests.e2e.pages import join
 from tests.helpers import ADMIN, add_participant, create_workshop
 from tests.signaling.client import SignalClient, connect
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not hasattr(signaling.protocol, "Knock"), reason="the lobby is not in this tree yet"),
-]
+pytestmark = pytest.mark.browser
 
 
 class Knocker:

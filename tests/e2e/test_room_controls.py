@@ -11,17 +11,13 @@ from typing import Any
 import pytest
 from playwright.async_api import Page, expect
 
-import signaling.protocol
 from tests.e2e.conftest import BrowserSession, LiveServer
 from tests.e2e.pages import join, open_join_page, save_screenshot
 from tests.helpers import ADMIN, add_participant, create_workshop
 from tests.signaling.client import SignalClient
 from tests.signaling.client import join as ws_join
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not hasattr(signaling.protocol, "LockRoom"), reason="room controls are not in this tree yet"),
-]
+pytestmark = pytest.mark.browser
 
 
 class Peer:
