@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -51,8 +52,11 @@ from signaling.audit_store import AuditLog, PgAuditTrail
 from signaling.breakout_store import BreakoutStore
 from signaling.breakouts import BreakoutCoordinator
 from signaling.clock import FileClock, SystemClock
+from signaling.commands import LocalRoomCommands
 from signaling.lobby import AdmissionLobby
 from signaling.lobby_store import PgLobbyStore
+from signaling.protocol import RoomInfo
+from signaling.rooms import room_info
 from signaling.service import SignalingConfig, SignalingService
 from signaling.session import SessionLimits, serve_websocket
 from signaling.sfu.bridge import JanusEndpoint, SfuBridge
@@ -304,6 +308,12 @@ async def _signaling(app: web.Application) -> AsyncIterator[None]:
     await lobby.start()  # the knocks a previous process left pending, before anyone joins
     app[keys.SIGNALING] = service
     app[SIGNALING_STORE] = store
+
+    async def home_room(workshop_id: str, participant_id: str) -> RoomInfo:
+        return room_info(await app[keys.STORE].home_room(uuid.UUID(workshop_id), uuid.UUID(participant_id)))
+
+    app[keys.COMMANDS] = LocalRoomCommands(service, home_room)
+    app[keys.LOBBY] = lobby
     coordinator = BreakoutCoordinator(breakout_store, service, directory, audit=app[keys.AUDIT])
     app[keys.BREAKOUT_STORE] = breakout_store
     app[keys.BREAKOUTS] = coordinator

@@ -19,6 +19,8 @@ from signaling.audit_store import AuditLog
 from signaling.breakout_store import BreakoutStore
 from signaling.breakouts import BreakoutCoordinator
 from signaling.clock import Clock
+from signaling.commands import RoomCommands
+from signaling.lobby import AdmissionLobby
 from signaling.service import SignalingService
 from signaling.sfu.bridge import SfuBridge
 
@@ -31,6 +33,9 @@ AUDIT = web.AppKey("audit", AuditLog)
 AUTH = web.AppKey("auth", Authenticator)
 ISSUER = web.AppKey("issuer", JoinTokenIssuer)
 SIGNALING = web.AppKey("signaling", SignalingService)
+# What HTTP handlers call to change live rooms (signaling/commands.py); they never reach into SIGNALING.
+COMMANDS = web.AppKey("commands", RoomCommands)
+LOBBY = web.AppKey("lobby", AdmissionLobby)
 BREAKOUTS = web.AppKey("breakouts", BreakoutCoordinator)
 BREAKOUT_STORE = web.AppKey("breakout_store", BreakoutStore)
 RECORDINGS = web.AppKey("recordings", RecordingCoordinator)

@@ -159,7 +159,7 @@ async def patch_participant(request: web.Request, who: Principal) -> web.Respons
         row = await store.update_participant(workshop_id, participant_id, changes, actor=await actor_for(request, who))
     except Conflict as exc:
         raise _email_taken() from exc
-    request.app[keys.SIGNALING].participant_changed(str(row["id"]), profile_of(row))
+    await request.app[keys.COMMANDS].participant_changed(str(workshop_id), str(row["id"]), profile_of(row))
     return json_model(_present(request, row, workshop, with_token=True))
 
 
@@ -175,8 +175,8 @@ async def delete_participant(request: web.Request, who: Principal) -> web.Respon
     participant_id = path_uuid(request, "participant_id")
     _require_manager(who, workshop_id)
     await request.app[keys.STORE].delete_participant(workshop_id, participant_id, actor=await actor_for(request, who))
-    request.app[keys.SIGNALING].remove_participant(
-        str(participant_id), close_code=CLOSE_REMOVED, reason="removed from the workshop"
+    await request.app[keys.COMMANDS].remove_participant(
+        str(workshop_id), str(participant_id), close_code=CLOSE_REMOVED, reason="removed from the workshop", by=None
     )
     return web.Response(status=204)
 
@@ -225,8 +225,8 @@ async def revoke_tokens(request: web.Request, who: Principal) -> web.Response:
     _require_manager(who, workshop_id)
     store = request.app[keys.STORE]
     row = await store.revoke_participant(workshop_id, participant_id, actor=await actor_for(request, who))
-    request.app[keys.SIGNALING].remove_participant(
-        str(participant_id), close_code=CLOSE_UNAUTHENTICATED, reason="token revoked"
+    await request.app[keys.COMMANDS].remove_participant(
+        str(workshop_id), str(participant_id), close_code=CLOSE_UNAUTHENTICATED, reason="token revoked", by=None
     )
     return json_model(Participant.model_validate(dict(row)))
 

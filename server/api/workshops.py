@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from aiohttp import web
@@ -141,7 +140,7 @@ async def delete_workshop(request: web.Request, who: Principal) -> web.Response:
     recordings = request.app[keys.RECORDINGS]
     recording_ids = await recordings.stop_workshop(workshop_id, actor=ADMIN)
     await store.delete_workshop(workshop_id, actor=ADMIN)
-    request.app[keys.SIGNALING].close_workshop(str(workshop_id))
+    await request.app[keys.COMMANDS].close_workshop(str(workshop_id))
     await recordings.delete_files(recording_ids)
     return web.Response(status=204)
 
@@ -240,13 +239,14 @@ async def patch_room(request: web.Request, who: Principal) -> web.Response:
         if value is None:
             raise InvalidArgument(f"{name} cannot be null", details=[{"field": name, "message": "not nullable"}])
     require_sfu_for(request, changes.get("media"))
-    live = request.app[keys.SIGNALING].rooms.get(str(room_id))
-    locking = bool(changes.get("locked")) and live is not None and not live.info.locked
-    present = request.app[keys.SIGNALING].present_in(str(room_id)) if locking else []
+    commands = request.app[keys.COMMANDS]
+    live = await commands.live_room(str(workshop_id), str(room_id))
+    locking = bool(changes.get("locked")) and live is not None and not live.locked
+    present = await commands.present_in(str(workshop_id), str(room_id)) if locking else []
     row = await request.app[keys.STORE].update_room(
         workshop_id, room_id, changes, actor=await actor_for(request, who), present=present
     )
-    request.app[keys.SIGNALING].room_changed(room_info(row))
+    await commands.room_changed(str(workshop_id), room_info(row))
     return json_model(room_out(row))
 
 
@@ -265,9 +265,5 @@ async def delete_room(request: web.Request, who: Principal) -> web.Response:
     store = request.app[keys.STORE]
     await store.delete_room(workshop_id, room_id, actor=await actor_for(request, who))
     # Whoever is in the room now goes home (the plenary), as when breakouts close.
-    signaling = request.app[keys.SIGNALING]
-    live = signaling.rooms.get(str(room_id))
-    for member in live.roster() if live else []:
-        home = room_info(await store.home_room(workshop_id, uuid.UUID(member.id)))
-        signaling.move(member, home, reason="room_deleted")
+    await request.app[keys.COMMANDS].send_home(str(workshop_id), str(room_id), reason="room_deleted")
     return web.Response(status=204)
