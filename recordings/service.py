@@ -119,13 +119,10 @@ class RecordingCoordinator:
         self.sfu = sfu
         # Where Janus writes .mjr files; known without a bridge too, so that recovery can finish them.
         self.sfu_rec_dir = Path(sfu.rec_dir) if sfu is not None and sfu.rec_dir else storage.root / "sfu"
-        if sfu is not None:
-            sfu.recording = self
         self.live: dict[uuid.UUID, LiveRecording] = {}
         self._by_peer: dict[str, LiveRecording] = {}
         self._lock = asyncio.Lock()
         self._retention: asyncio.Task[None] | None = None
-        service.recordings = self
 
     # Lifecycle ------------------------------------------------------------------------------------
 

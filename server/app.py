@@ -57,7 +57,7 @@ from signaling.lobby import AdmissionLobby
 from signaling.lobby_store import PgLobbyStore
 from signaling.protocol import RoomInfo
 from signaling.rooms import room_info
-from signaling.service import SignalingConfig, SignalingService
+from signaling.service import HubPorts, SignalingConfig, SignalingService
 from signaling.session import SessionLimits, serve_websocket
 from signaling.sfu.bridge import JanusEndpoint, SfuBridge
 from signaling.store import PgSignalingStore
@@ -294,6 +294,7 @@ async def _signaling(app: web.Application) -> AsyncIterator[None]:
     directory = ServerDirectory(app[keys.AUTH], app[keys.STORE])
     breakout_store = BreakoutStore(app[keys.POOL], on_change=app[keys.STORE].joins.forget_all)
     lobby = AdmissionLobby(PgLobbyStore(app[keys.POOL], audit=app[keys.AUDIT]), grace_s=settings.resume_grace_s)
+    ports = HubPorts()
     service = SignalingService(
         directory,
         store,
@@ -304,6 +305,7 @@ async def _signaling(app: web.Application) -> AsyncIterator[None]:
         clock=clock,
         lobby=lobby,
         audit=PgAuditTrail(app[keys.POOL], app[keys.AUDIT]),
+        ports=ports,
     )
     await lobby.start()  # the knocks a previous process left pending, before anyone joins
     app[keys.SIGNALING] = service
@@ -315,6 +317,7 @@ async def _signaling(app: web.Application) -> AsyncIterator[None]:
     app[keys.COMMANDS] = LocalRoomCommands(service, home_room)
     app[keys.LOBBY] = lobby
     coordinator = BreakoutCoordinator(breakout_store, service, directory, audit=app[keys.AUDIT])
+    ports.plug_breakouts(coordinator)
     app[keys.BREAKOUT_STORE] = breakout_store
     app[keys.BREAKOUTS] = coordinator
     await coordinator.start()
@@ -333,6 +336,9 @@ async def _signaling(app: web.Application) -> AsyncIterator[None]:
         metrics=metrics,
         records=RecordsRetention(app[keys.POOL], app[keys.AUDIT], default_days=settings.records_retention_days),
     )
+    ports.plug_recordings(recordings)
+    if keys.SFU in app:
+        app[keys.SFU].plug_recording(recordings)
     metrics.watch(
         service=service,
         pool=app[keys.POOL],

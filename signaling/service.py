@@ -211,6 +211,34 @@ class RecordingHooks(Protocol):
         ...
 
 
+class HubPorts:
+    """The coordinators the hub calls back, declared in one place and plugged once by the composition root
+    (server/app.py) before the first join, instead of each coordinator setting an attribute of the service.
+    An unplugged port means the capability is off: its messages get `not_found`."""
+
+    def __init__(self) -> None:
+        self._breakouts: BreakoutHooks | None = None
+        self._recordings: RecordingHooks | None = None
+
+    @property
+    def breakouts(self) -> BreakoutHooks | None:
+        return self._breakouts
+
+    @property
+    def recordings(self) -> RecordingHooks | None:
+        return self._recordings
+
+    def plug_breakouts(self, hooks: BreakoutHooks) -> None:
+        if self._breakouts is not None:
+            raise RuntimeError("the breakouts port is plugged already")
+        self._breakouts = hooks
+
+    def plug_recordings(self, hooks: RecordingHooks) -> None:
+        if self._recordings is not None:
+            raise RuntimeError("the recordings port is plugged already")
+        self._recordings = hooks
+
+
 class RoomsPort(Protocol):
     """Persisting a room's media when the hub switches it by itself (a mesh room that grew too large), and a
     moderator's lock of the room they are in (logged in the same transaction)."""
@@ -290,8 +318,10 @@ class SignalingService:
         clock: Clock | None = None,
         lobby: AdmissionLobby | None = None,
         audit: AuditTrail | None = None,
+        ports: HubPorts | None = None,
     ) -> None:
         self.directory = directory
+        self.ports = ports if ports is not None else HubPorts()
         self.clock: Clock = clock or SystemClock()
         self.audit = audit
         self.store = store
@@ -302,8 +332,6 @@ class SignalingService:
         self._grace: dict[str, asyncio.TimerHandle] = {}
         self._detached_at: dict[str, datetime] = {}
         self._closed = False
-        self.breakouts: BreakoutHooks | None = None
-        self.recordings: RecordingHooks | None = None
         self._recording: dict[str, RecordingStatus] = {}
         self._breakout: dict[str, BreakoutStatus] = {}
         # The agenda's next automatic action per workshop (server.agenda keeps it), shown to moderators.
@@ -1080,9 +1108,10 @@ class SignalingService:
         return len(receivers)
 
     async def consent(self, member: Member, message: Consent) -> None:
-        if self.recordings is None:
+        recordings = self.ports.recordings
+        if recordings is None:
             raise NotFound("no recording is running")
-        await self.recordings.consent(member, message)
+        await recordings.consent(member, message)
         self._ack(member, message.request_id)
 
     @staticmethod
@@ -1162,9 +1191,10 @@ class SignalingService:
             del self._help[workshop_id]
 
     async def choose_room(self, member: Member, message: ChooseRoom) -> None:
-        if self.breakouts is None:
+        breakouts = self.ports.breakouts
+        if breakouts is None:
             raise NotFound("no breakouts are running")
-        await self.breakouts.choose_room(member, message.room_id)
+        await breakouts.choose_room(member, message.room_id)
         self._ack(member, message.request_id)
 
     def request_mute(self, participant_id: str, kind: Literal["audio", "video"], by: Sender) -> bool:
@@ -1205,8 +1235,8 @@ class SignalingService:
             raise NotFound(f"peer {message.to} is not in your room")
         if target.outbox is None:
             raise NotFound(f"peer {message.to} is reconnecting")
-        if target.hidden and self.recordings is not None:
-            self.recordings.check_send(sender, target)
+        if target.hidden and (recordings := self.ports.recordings) is not None:
+            recordings.check_send(sender, target)
         out: RelayedOffer | RelayedAnswer | RelayedCandidate
         if isinstance(message, Offer):
             out = RelayedOffer(from_=sender.id, sdp=message.sdp)

@@ -171,7 +171,7 @@ class SfuBridge:
         self.rec_dir = rec_dir
         self.on_unhealthy = on_unhealthy
         self.listener: SfuListener | None = None
-        self.recording: RecordingPolicy | None = None
+        self._recording: RecordingPolicy | None = None
         self.rooms: dict[str, SfuRoom] = {}
         self.members: dict[str, SfuMember] = {}
         self._client: JanusClient | None = None
@@ -185,6 +185,12 @@ class SfuBridge:
 
     def bind(self, listener: SfuListener) -> None:
         self.listener = listener
+
+    def plug_recording(self, policy: RecordingPolicy) -> None:
+        """Who decides which feeds Janus records (the recordings coordinator); plugged once, at start."""
+        if self._recording is not None:
+            raise RuntimeError("the recording policy is plugged already")
+        self._recording = policy
 
     # Lifecycle ------------------------------------------------------------------------------------
 
@@ -560,7 +566,8 @@ class SfuBridge:
             feed.live = True
             if self.listener is not None:
                 self.listener.sfu_feed_added(room.info.id, feed.info)
-            base = self.recording.recording_base(room.info.id, feed.info) if self.recording is not None else None
+            policy = self._recording
+            base = policy.recording_base(room.info.id, feed.info) if policy is not None else None
             if base is not None:
                 self._tasks.spawn(self.record_feed(feed.info.feed_id, base), name=f"sfu-record-{feed.info.feed_id}")
         elif kind == "hangup" and feed is not None and feed.handle is handle:

@@ -9,10 +9,12 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from signaling.commands import LiveMember, LocalRoomCommands
 from signaling.protocol import ChatMessage, Hello, RoomInfo, Sender
 from signaling.rooms import Profile
-from signaling.service import Attendance, Identity, SignalingConfig, SignalingService
+from signaling.service import Attendance, HubPorts, Identity, SignalingConfig, SignalingService
 
 ROOMS = {
     "w1": RoomInfo(id="r1", workshop_id="w1", name="Plenary", kind="plenary", media="mesh", capacity=10),
@@ -135,3 +137,28 @@ def test_http_handlers_reach_live_rooms_only_through_the_command_port() -> None:
         if re.search(r"keys\.SIGNALING\b", line)
     ]
     assert offenders == [], "use request.app[keys.COMMANDS] (signaling/commands.py): " + ", ".join(offenders)
+
+
+def test_coordinators_plug_into_the_hub_through_its_ports_not_its_attributes() -> None:
+    root = Path(__file__).resolve().parents[2]
+    offenders = [
+        f"{path.relative_to(root)}:{n}"
+        for package in ("signaling", "recordings", "server")
+        for path in sorted((root / package).rglob("*.py"))
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if re.search(r"\b(service|signaling|sfu)\.(breakouts|recordings|recording)\s*=", line)
+    ]
+    assert offenders == [], "plug coordinators with HubPorts / SfuBridge.plug_recording: " + ", ".join(offenders)
+
+
+def test_a_port_is_plugged_once() -> None:
+    ports = HubPorts()
+
+    class Breakouts:
+        async def choose_room(self, member: Any, room_id: str) -> None:
+            pass
+
+    ports.plug_breakouts(Breakouts())
+    with pytest.raises(RuntimeError, match="plugged already"):
+        ports.plug_breakouts(Breakouts())
+    assert ports.recordings is None
