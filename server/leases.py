@@ -231,7 +231,7 @@ class LeaseKeeper:
         while True:
             try:
                 await self.renew()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 # The database is away: nothing is renewed, and leases past their local deadline are dropped.
                 log.warning("lease renewal failed: %s", exc)
                 for workshop_id in self._expired_locally():
