@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
 
@@ -41,27 +42,35 @@ async def two_buses(request: pytest.FixtureRequest) -> AsyncIterator[tuple[Bus, 
         yield a, b
 
 
+@pytest.fixture
+def rt() -> str:
+    """This test's own subject root: a shared bus server (ROUNDTABLE_TEST_BUS_URL) may carry other runs' tests."""
+    return f"rt{uuid.uuid4().hex[:10]}"
+
+
 async def _next(sub: AsyncIterator[Message]) -> Message:
     return await asyncio.wait_for(anext(sub), WAIT_S)
 
 
-async def test_a_message_published_on_one_node_reaches_subscribers_on_another(two_buses: tuple[Bus, Bus]) -> None:
+async def test_a_message_published_on_one_node_reaches_subscribers_on_another(
+    two_buses: tuple[Bus, Bus], rt: str
+) -> None:
     a, b = two_buses
-    exact = await b.subscribe("rt.workshop.w1.room")
-    one_token = await b.subscribe("rt.workshop.*.room")
-    the_rest = await b.subscribe("rt.workshop.>")
-    elsewhere = await b.subscribe("rt.workshop.w2.room")
+    exact = await b.subscribe(f"{rt}.workshop.w1.room")
+    one_token = await b.subscribe(f"{rt}.workshop.*.room")
+    the_rest = await b.subscribe(f"{rt}.workshop.>")
+    elsewhere = await b.subscribe(f"{rt}.workshop.w2.room")
 
-    await a.publish("rt.workshop.w1.room", b"hello")
+    await a.publish(f"{rt}.workshop.w1.room", b"hello")
     for sub in (exact, one_token, the_rest):
         message = await _next(aiter(sub))
-        assert (message.subject, message.data, message.reply) == ("rt.workshop.w1.room", b"hello", None)
+        assert (message.subject, message.data, message.reply) == (f"{rt}.workshop.w1.room", b"hello", None)
     # Not for w2: the next thing its subscriber sees is what is published to it.
-    await a.publish("rt.workshop.w2.room", b"second")
+    await a.publish(f"{rt}.workshop.w2.room", b"second")
     assert (await _next(aiter(elsewhere))).data == b"second"
 
 
-async def test_a_handler_receives_one_message_at_a_time_in_order(two_buses: tuple[Bus, Bus]) -> None:
+async def test_a_handler_receives_one_message_at_a_time_in_order(two_buses: tuple[Bus, Bus], rt: str) -> None:
     a, b = two_buses
     seen: list[bytes] = []
     running = 0
@@ -78,16 +87,16 @@ async def test_a_handler_receives_one_message_at_a_time_in_order(two_buses: tupl
         if len(seen) == 20:
             done.set()
 
-    await b.subscribe("rt.ordered", handler)
+    await b.subscribe(f"{rt}.ordered", handler)
     for i in range(20):
-        await a.publish("rt.ordered", str(i).encode())
+        await a.publish(f"{rt}.ordered", str(i).encode())
     await asyncio.wait_for(done.wait(), WAIT_S)
     assert seen == [str(i).encode() for i in range(20)]
     assert not overlapped
 
 
 async def test_a_failing_handler_does_not_end_its_subscription(
-    two_buses: tuple[Bus, Bus], caplog: pytest.LogCaptureFixture
+    two_buses: tuple[Bus, Bus], rt: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     a, b = two_buses
     got: asyncio.Queue[bytes] = asyncio.Queue()
@@ -97,48 +106,48 @@ async def test_a_failing_handler_does_not_end_its_subscription(
             raise ValueError("a handler bug")
         got.put_nowait(message.data)
 
-    await b.subscribe("rt.fragile", handler)
-    await a.publish("rt.fragile", b"bad")
-    await a.publish("rt.fragile", b"good")
+    await b.subscribe(f"{rt}.fragile", handler)
+    await a.publish(f"{rt}.fragile", b"bad")
+    await a.publish(f"{rt}.fragile", b"good")
     assert await asyncio.wait_for(got.get(), WAIT_S) == b"good"
-    assert "bus handler of rt.fragile failed" in caplog.text
+    assert f"bus handler of {rt}.fragile failed" in caplog.text
 
 
-async def test_a_request_gets_the_reply_of_the_node_that_serves_it(two_buses: tuple[Bus, Bus]) -> None:
+async def test_a_request_gets_the_reply_of_the_node_that_serves_it(two_buses: tuple[Bus, Bus], rt: str) -> None:
     a, b = two_buses
 
     async def serve(message: Message) -> None:
         await b.reply(message, b"owner says: " + message.data)
 
-    await b.subscribe("rt.node.b.cmd", serve)
-    assert await a.request("rt.node.b.cmd", b"move", timeout_s=WAIT_S) == b"owner says: move"
+    await b.subscribe(f"{rt}.node.b.cmd", serve)
+    assert await a.request(f"{rt}.node.b.cmd", b"move", timeout_s=WAIT_S) == b"owner says: move"
 
 
-async def test_a_request_nobody_serves_fails_at_once(two_buses: tuple[Bus, Bus]) -> None:
+async def test_a_request_nobody_serves_fails_at_once(two_buses: tuple[Bus, Bus], rt: str) -> None:
     a, _b = two_buses
     with pytest.raises(NoResponders):
-        await a.request("rt.node.gone.cmd", b"move", timeout_s=WAIT_S)
+        await a.request(f"{rt}.node.gone.cmd", b"move", timeout_s=WAIT_S)
 
 
-async def test_a_request_left_unanswered_times_out(two_buses: tuple[Bus, Bus]) -> None:
+async def test_a_request_left_unanswered_times_out(two_buses: tuple[Bus, Bus], rt: str) -> None:
     a, b = two_buses
     heard = asyncio.Event()
 
     async def ignore(message: Message) -> None:
         heard.set()
 
-    await b.subscribe("rt.node.mute.cmd", ignore)
+    await b.subscribe(f"{rt}.node.mute.cmd", ignore)
     with pytest.raises(BusTimeout):
-        await a.request("rt.node.mute.cmd", b"anyone?", timeout_s=0.2)
+        await a.request(f"{rt}.node.mute.cmd", b"anyone?", timeout_s=0.2)
     assert heard.is_set()
 
 
-async def test_an_unsubscribed_subscription_ends_and_hears_nothing_more(two_buses: tuple[Bus, Bus]) -> None:
+async def test_an_unsubscribed_subscription_ends_and_hears_nothing_more(two_buses: tuple[Bus, Bus], rt: str) -> None:
     a, b = two_buses
-    gone = await b.subscribe("rt.brief")
-    kept = await b.subscribe("rt.brief")
+    gone = await b.subscribe(f"{rt}.brief")
+    kept = await b.subscribe(f"{rt}.brief")
     await gone.unsubscribe()
-    await a.publish("rt.brief", b"after")
+    await a.publish(f"{rt}.brief", b"after")
     assert (await _next(aiter(kept))).data == b"after"
     with pytest.raises(StopAsyncIteration):
         await _next(aiter(gone))
