@@ -105,6 +105,15 @@ class NatsServer:
             self.proc.stderr.close()
         self.proc = None
 
+    def pause(self) -> None:
+        """SIGSTOP: the connections stay open but nothing answers, as with a partition or a stalled host."""
+        assert self.proc is not None
+        os.kill(self.proc.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.proc is not None
+        os.kill(self.proc.pid, signal.SIGCONT)
+
     def restart(self) -> None:
         self.kill()
         self.start()

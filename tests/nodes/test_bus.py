@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from server.bus_nats import NatsBus
 from signaling.bus import (
@@ -186,6 +189,27 @@ def test_subjects_are_dot_separated_tokens_and_wildcards_match_as_in_nats() -> N
     assert not subject_matches("rt.w1", "rt.w2")
 
 
+_tokens = st.lists(st.sampled_from(["a", "b", "rt", "w-1"]), min_size=1, max_size=4)
+
+
+@given(
+    pattern=st.builds(
+        lambda tokens, wild, tail: (
+            [("*" if w else t) for t, w in zip(tokens, wild, strict=False)] + ([">"] if tail else [])
+        ),
+        _tokens,
+        st.lists(st.booleans(), min_size=4, max_size=4),
+        st.booleans(),
+    ),
+    subject=_tokens,
+)
+def test_wildcards_match_exactly_what_nats_would(pattern: list[str], subject: list[str]) -> None:
+    # The oracle: `*` one token, a final `>` one or more tokens, anything else itself.
+    regex = r"\.".join("[^.]+" if t == "*" else ".+" if t == ">" else re.escape(t) for t in pattern)
+    expected = re.fullmatch(regex, ".".join(subject)) is not None
+    assert subject_matches(".".join(pattern), ".".join(subject)) == expected
+
+
 # Reconnects (a real server killed and restarted) ----------------------------------------------------------------
 
 
@@ -245,3 +269,29 @@ async def test_a_bus_that_does_not_answer_at_start_fails_the_connect(nats_server
     nats_server.kill()
     with pytest.raises(BusUnavailable, match="did not answer"):
         await NatsBus.connect(url, reconnect_wait_s=0.05, connect_timeout_s=0.5)
+
+
+async def test_a_bus_server_that_stops_answering_is_noticed_by_its_pings_and_rejoined_when_it_answers_again(
+    nats_server: NatsServer, rt: str
+) -> None:
+    # A paused server keeps its connections open: only unanswered pings tell (the failure mode where a subscription
+    # dies silently). Pings every 0.1 s, two outstanding at most.
+    async with AsyncExitStack() as stack:
+        bus = await NatsBus.connect(
+            nats_server.url, ping_interval_s=0.1, max_outstanding_pings=2, reconnect_wait_s=0.05, connect_timeout_s=1
+        )
+        stack.push_async_callback(bus.close)
+        down, on_down = _flag()
+        up, on_up = _flag()
+        bus.on_disconnect(on_down)
+        bus.on_reconnect(on_up)
+        sub = await bus.subscribe(f"{rt}.watched")
+        nats_server.pause()
+        try:
+            await asyncio.wait_for(down.wait(), WAIT_S)
+            assert not bus.connected
+        finally:
+            nats_server.resume()
+        await asyncio.wait_for(up.wait(), WAIT_S)
+        await bus.publish(f"{rt}.watched", b"still here")
+        assert (await _next(aiter(sub))).data == b"still here"
