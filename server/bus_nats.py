@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 from typing import Any
 
 import nats
@@ -65,7 +64,7 @@ class NatsBus:
         self._on_disconnect: list[StateCallback] = []
         self._on_reconnect: list[StateCallback] = []
         self._closing = False
-        self._flush_timeout_s = max(1, math.ceil(connect_timeout_s))  # the client takes whole seconds here
+        self._confirm_timeout_s = connect_timeout_s
 
     @classmethod
     async def connect(
@@ -163,13 +162,33 @@ class NatsBus:
             local.end()
             raise BusUnavailable(f"subscribe to {subject} failed: {exc or type(exc).__name__}") from exc
         if self._nc.is_connected:
-            # A PING answered after the SUB: the server has the subscription, so whatever any node publishes from
-            # now on reaches it (the promise of `Bus.subscribe`).
             try:
-                await self._nc.flush(timeout=self._flush_timeout_s)
+                await self._confirm()
             except (nats.errors.Error, TimeoutError) as exc:
                 log.info("bus: subscription to %s not confirmed (%s); it is sent again on reconnect", subject, exc)
         return local
+
+    async def _confirm(self) -> None:
+        """Return once the server has processed everything this connection sent so far (the promise of
+        `Bus.subscribe`: what any node publishes afterwards reaches the new subscription).
+
+        A message to ourselves, sent after the SUB, comes back only after the server processed the SUB: one
+        connection's commands are applied in order. (The client's `flush()` would not do: it writes its PING
+        straight to the socket, ahead of commands still waiting in its buffer.)"""
+        inbox = self._nc.new_inbox()
+        back = asyncio.Event()
+
+        async def on_echo(msg: Msg) -> None:
+            back.set()
+
+        echo = await self._nc.subscribe(inbox, cb=on_echo, max_msgs=1)
+        try:
+            await self._nc.publish(inbox, b"")
+            async with asyncio.timeout(self._confirm_timeout_s):
+                await back.wait()
+        finally:
+            with contextlib.suppress(nats.errors.Error):
+                await echo.unsubscribe()
 
     async def _unsubscribe(self, local: QueuedSubscription) -> None:
         sub = self._subs.pop(local, None)

@@ -169,6 +169,8 @@ class QueuedSubscription:
 
     async def __aiter__(self) -> AsyncIterator[Message]:
         while True:
+            if self._closed and self._queue.empty():
+                return  # ended while full: the end marker did not fit, and everything queued has been read
             message = await self._queue.get()
             if message is None:
                 return

@@ -19,12 +19,19 @@ import asyncpg
 
 from signaling.errors import Conflict
 
-# The SQL of the check, for a statement that wants it in its own WHERE clause: $1 workshop, $2 node, $3 fence.
-FENCE_HOLDS = """
-EXISTS (SELECT 1 FROM workshop_leases WHERE workshop_id = $1 AND node_id = $2 AND fence = $3
-        AND expires_at > clock_timestamp() FOR SHARE)
-"""
-CHECK_FENCE = f"SELECT {FENCE_HOLDS}"
+
+def fence_holds(first: int) -> str:
+    """The check as a SQL condition, for a statement that wants it in its own WHERE clause: the workshop, node and
+    fence are its parameters `$first`, `$first+1` and `$first+2` (`Fence.params()`). Only placeholder numbers are
+    put in the text, never values."""
+    workshop, node, fence = (f"${first + i}" for i in range(3))
+    return (
+        f"EXISTS (SELECT 1 FROM workshop_leases WHERE workshop_id = {workshop} AND node_id = {node} "
+        f"AND fence = {fence} AND expires_at > clock_timestamp() FOR SHARE)"
+    )
+
+
+CHECK_FENCE = "SELECT " + fence_holds(1)
 
 
 class LeaseLost(Conflict):
@@ -42,7 +49,11 @@ class Fence:
     node_id: str
     value: int
 
+    def params(self) -> tuple[uuid.UUID, str, int]:
+        """The parameters of `fence_holds`, in order."""
+        return (self.workshop_id, self.node_id, self.value)
+
     async def check(self, conn: asyncpg.Connection) -> None:
         """Raise LeaseLost unless this lease is still held; call it inside the transaction of the write."""
-        if not await conn.fetchval(CHECK_FENCE, self.workshop_id, self.node_id, self.value):
+        if not await conn.fetchval(CHECK_FENCE, *self.params()):
             raise LeaseLost()

@@ -16,7 +16,7 @@ import pytest
 
 from server.leases import ACQUIRE, LeaseKeeper, NodeInfo
 from signaling.breakout_store import BreakoutStore
-from signaling.fence import Fence, LeaseLost
+from signaling.fence import Fence, LeaseLost, fence_holds
 
 WAIT_S = 5.0
 
@@ -276,3 +276,23 @@ async def test_an_unhealthy_node_stops_renewing_and_gives_its_workshops_up(
         await b.close()
     assert a.fence(workshop) is None
     assert taken.value > first.value
+
+
+async def test_the_fence_condition_inside_a_statement_makes_a_lost_lease_change_no_row(
+    pools: tuple[asyncpg.Pool, asyncpg.Pool],
+) -> None:
+    a = await _keeper(pools[0], "node-a")
+    b = await _keeper(pools[1], "node-b")
+    workshop = await _workshop(pools[0])
+    old = await a.acquire(workshop)
+    assert old is not None
+    rename = f"UPDATE workshops SET title = $1 WHERE id = $2 AND {fence_holds(3)} RETURNING title"
+    assert await pools[0].fetchval(rename, "Renamed by its owner", workshop, *old.params()) == "Renamed by its owner"
+    await _lapse(pools[0], workshop)
+    new = await b.acquire(workshop)
+    assert new is not None
+    assert await pools[0].fetchval(rename, "Renamed after the takeover", workshop, *old.params()) is None
+    assert (
+        await pools[1].fetchval(rename, "Renamed by the new owner", workshop, *new.params())
+        == "Renamed by the new owner"
+    )
