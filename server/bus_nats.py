@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import nats
 import nats.errors
@@ -48,6 +49,7 @@ class NatsBus:
         connect_timeout_s: float,
     ) -> None:
         self.url = url
+        self.shown_url = _without_credentials(url)
         self.name = name
         self._options: dict[str, Any] = {
             "servers": [url],
@@ -65,6 +67,7 @@ class NatsBus:
         self._on_reconnect: list[StateCallback] = []
         self._closing = False
         self._confirm_timeout_s = connect_timeout_s
+        self._quiet = False  # an outage's further errors (one a reconnect attempt) are logged at debug level
 
     @classmethod
     async def connect(
@@ -103,7 +106,8 @@ class NatsBus:
             bus._closing = True
             with contextlib.suppress(Exception):
                 await bus._nc.close()
-            raise BusUnavailable(f"the bus at {url} did not answer within {connect_timeout_s} s") from exc
+            raise BusUnavailable(f"the bus at {bus.shown_url} did not answer within {connect_timeout_s} s") from exc
+        log.info("bus: connected to %s", bus.shown_url)
         return bus
 
     @property
@@ -111,18 +115,21 @@ class NatsBus:
         return self._nc.is_connected
 
     async def _error(self, exc: Exception) -> None:
-        # Connection errors come again as disconnected/reconnected; log them once, briefly (no traceback).
-        log.warning("bus: %s", exc or type(exc).__name__)
+        # Briefly, without a traceback; during an outage the client reports every failed attempt: the first is enough.
+        log.log(logging.DEBUG if self._quiet else logging.WARNING, "bus: %s", exc or type(exc).__name__)
+        if not self._nc.is_connected:
+            self._quiet = True
 
     async def _disconnected(self) -> None:
         if self._closing:
             return
-        log.warning("bus: disconnected from %s; reconnecting", self.url)
+        log.warning("bus: disconnected from %s; reconnecting", self.shown_url)
         for callback in self._on_disconnect:
             callback()
 
     async def _reconnected(self) -> None:
-        log.info("bus: reconnected to %s (%d subscriptions restored)", self.url, len(self._subs))
+        self._quiet = False
+        log.info("bus: reconnected to %s (%d subscriptions restored)", self.shown_url, len(self._subs))
         for callback in self._on_reconnect:
             callback()
 
@@ -233,3 +240,15 @@ class NatsBus:
                 log.warning("bus: close: %s", exc or type(exc).__name__)
         for local in subs:
             await local.wait_ended()
+
+
+def _without_credentials(url: str) -> str:
+    """The URL as logs may show it: without a user, password or token."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"[{host}]" if ":" in host else host
+    if parts.port is not None:
+        netloc += f":{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))

@@ -73,7 +73,7 @@ async def node_context(app: web.Application) -> AsyncIterator[None]:
         await keeper.register()
         keeper.start()
         app[keys.NODE] = Node(info=info, bus=bus, engine=engine, leases=keeper)
-        log.info("node %s up (bus: %s)", info.id, engine if settings.bus_url is None else settings.bus_url)
+        log.info("node %s up (bus: %s)", info.id, engine)
         try:
             yield
         finally:

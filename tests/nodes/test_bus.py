@@ -264,11 +264,15 @@ async def test_after_the_bus_server_restarts_subscriptions_come_back_and_the_gap
         assert await a.request("rt.node.b.cmd", b"ping", timeout_s=WAIT_S) == b"pong"
 
 
-async def test_a_bus_that_does_not_answer_at_start_fails_the_connect(nats_server: NatsServer) -> None:
-    url = nats_server.url
+async def test_a_bus_that_does_not_answer_at_start_fails_the_connect_without_showing_credentials(
+    nats_server: NatsServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = nats_server.url.replace("nats://", "nats://roundtable:s3cret-password@")
     nats_server.kill()
-    with pytest.raises(BusUnavailable, match="did not answer"):
+    with pytest.raises(BusUnavailable, match="did not answer") as failed:
         await NatsBus.connect(url, reconnect_wait_s=0.05, connect_timeout_s=0.5)
+    assert f"127.0.0.1:{nats_server.port}" in failed.value.message
+    assert "s3cret" not in failed.value.message and "s3cret" not in caplog.text
 
 
 async def test_a_bus_server_that_stops_answering_is_noticed_by_its_pings_and_rejoined_when_it_answers_again(
