@@ -35,12 +35,14 @@ ON CONFLICT (id) DO UPDATE SET seen_at = now(), address = EXCLUDED.address, janu
 FORGET_NODES = "DELETE FROM nodes WHERE seen_at < now() - interval '1 day' AND id <> $1"
 BEAT = "UPDATE nodes SET seen_at = now(), janus_rooms = $2 WHERE id = $1"
 SET_DRAINING = "UPDATE nodes SET draining = true, seen_at = now() WHERE id = $1"
+# A lease of this node's own that it stopped counting on (its local deadline passed first) is taken again with a new
+# fence, which retires the old one like any takeover.
 ACQUIRE = """
 INSERT INTO workshop_leases AS l (workshop_id, node_id, fence, expires_at)
 VALUES ($1, $2, nextval('workshop_lease_fence'), now() + make_interval(secs => $3))
 ON CONFLICT (workshop_id) DO UPDATE
     SET node_id = EXCLUDED.node_id, fence = EXCLUDED.fence, acquired_at = now(), expires_at = EXCLUDED.expires_at
-    WHERE l.expires_at <= now()
+    WHERE l.expires_at <= now() OR l.node_id = EXCLUDED.node_id
 RETURNING fence
 """
 # A lease is renewed only with the fence it was given: after a takeover (a new fence) the old owner's renewal finds
@@ -54,7 +56,7 @@ RETURNING l.workshop_id
 RELEASE = "DELETE FROM workshop_leases WHERE workshop_id = $1 AND node_id = $2 AND fence = $3"
 RELEASE_ALL = "DELETE FROM workshop_leases WHERE node_id = $1"
 OWNER = """
-SELECT l.node_id, l.fence, l.expires_at, l.expires_at > now() AS live FROM workshop_leases l WHERE l.workshop_id = $1
+SELECT workshop_id, node_id, fence, expires_at, expires_at > now() AS live FROM workshop_leases WHERE workshop_id = $1
 """
 LAPSED = "SELECT workshop_id, node_id, fence, expires_at FROM workshop_leases WHERE expires_at <= now()"
 
@@ -70,6 +72,7 @@ class NodeInfo:
 
 @dataclass(frozen=True)
 class LeaseOwner:
+    workshop_id: uuid.UUID
     node_id: str
     fence: int
     expires_at: datetime
@@ -175,12 +178,12 @@ class LeaseKeeper:
         row = await self.pool.fetchrow(OWNER, workshop_id)
         if row is None:
             return None
-        return LeaseOwner(row["node_id"], row["fence"], row["expires_at"], row["live"])
+        return LeaseOwner(row["workshop_id"], row["node_id"], row["fence"], row["expires_at"], row["live"])
 
     async def lapsed(self) -> list[LeaseOwner]:
         """Leases whose owner stopped renewing them (a dead or cut-off node): the workshops to take over."""
         rows = await self.pool.fetch(LAPSED)
-        return [LeaseOwner(r["node_id"], r["fence"], r["expires_at"], False) for r in rows]
+        return [LeaseOwner(r["workshop_id"], r["node_id"], r["fence"], r["expires_at"], False) for r in rows]
 
     # Renewing -------------------------------------------------------------------------------------
 
