@@ -43,6 +43,7 @@ from server.janus_process import EmbeddedJanus, JanusTurn, SfuConfigError, new_c
 from server.logs import SESSION_ID, echo_session_id, log_context_middleware
 from server.metrics import METRICS, install_metrics, metrics_middleware
 from server.migrate import migrate
+from server.nodes import node_context
 from server.packages import find_or_install
 from server.records_store import RecordsStore
 from server.settings import Settings
@@ -425,6 +426,6 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/ws", websocket)
     add_web_routes(app)
     app[OPENAPI] = api.openapi(title="Roundtable", version=VERSION)
-    app.cleanup_ctx.extend([_database, _auth, _invitations, _turn, _sfu, _signaling])
+    app.cleanup_ctx.extend([_database, _auth, _invitations, _turn, _sfu, node_context, _signaling])
     app.on_shutdown.append(_close_sessions)
     return app

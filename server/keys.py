@@ -12,6 +12,7 @@ from server.agenda import AgendaScheduler
 from server.agenda_store import AgendaStore
 from server.auth import Authenticator, JoinTokenIssuer
 from server.invitations.service import InvitationService
+from server.nodes import Node
 from server.records_store import RecordsStore
 from server.settings import Settings
 from server.store import Store
@@ -51,3 +52,5 @@ INVITATIONS = web.AppKey("invitations", InvitationService)
 # The agenda's sessions and the scheduler that fires their starts and ends (server/agenda.py).
 AGENDA = web.AppKey("agenda", AgendaStore)
 AGENDA_SCHEDULER = web.AppKey("agenda_scheduler", AgendaScheduler)
+# This process as a node: its id, bus and workshop leases (server/nodes.py, docs/scaling.md).
+NODE = web.AppKey("node", Node)

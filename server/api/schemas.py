@@ -381,3 +381,14 @@ class ErrorBody(BaseModel):
 
 class Health(BaseModel):
     status: Literal["ok", "unavailable"]
+
+
+class NodeHealth(BaseModel):
+    id: str = Field(description="This process as a node (new at every start).")
+    bus: Literal["in_process", "nats"] = Field(description="in_process: one node alone; nats: ROUNDTABLE_BUS_URL.")
+    bus_connected: bool
+    leases: int = Field(ge=0, description="Workshops this node owns now (docs/scaling.md).")
+
+
+class Readiness(Health):
+    node: NodeHealth | None = Field(None, description="Absent while the node is still starting.")
