@@ -776,6 +776,8 @@ class SignalingService:
                 "you may not publish in this room"
                 + (" until a moderator gives you the floor" if member.profile.role != "observer" else "")
             )
+        if message.source == "interpretation":
+            raise PermissionDenied("only interpreters publish interpretation")
         feed_id, answer = await sfu.publish(
             member.id, member.profile.display_name, room.info, message.source, message.sdp
         )

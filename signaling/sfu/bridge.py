@@ -50,7 +50,7 @@ page of sixteen is oneself and fifteen others; the stage's strip shows fewer). T
 forwards per viewer whatever the room size: at most one full layer and fifteen small ones. Audio is never capped."""
 SPEAKING_MIN_INTERVAL_S = 0.3  # at most about three speaking updates a second per room
 RECONNECT_BACKOFF_S = (0.2, 0.5, 1.0, 2.0)
-Source = Literal["camera", "screen"]
+Source = Literal["camera", "screen", "interpretation"]
 
 
 class SfuListener(Protocol):
