@@ -299,3 +299,34 @@ async def test_an_interpreter_assigned_to_a_breakout_room_gives_that_room_interp
     assert plenary["room_id"] == sfu_room.id
     assert all(c["interpreters"] == [] and c["live_peer_id"] is None for c in plenary["channels"])
     assert all(channel(m, "ru")["live_peer_id"] is None for m in other.seen("interpretation"))
+
+
+async def test_an_interpreter_relays_from_another_channel_into_their_own(sfu_room: Room) -> None:
+    """Relay interpretation: the zh booth works from the ru channel (it has no English), listeners on zh hear it."""
+    resp = await sfu_room.client.patch(
+        f"/api/v1/workshops/{sfu_room.workshop['id']}", json={"languages": ["en", "ru", "zh"]}, headers=ADMIN
+    )
+    assert resp.status == 200, await resp.text()
+    speaker = await sfu_room.person("Speaker")
+    ru_booth = await sfu_room.person("Irina", interpreter=PAIR)
+    zh_booth = await sfu_room.person("Li", interpreter={"languages": ["ru", "zh"]})
+    listener = await sfu_room.person("Listener ZH")
+    assert zh_booth.welcome["self"]["interpreter"]["into"] == "ru"  # the pair's language that is not the floor's
+    floor_feed = (await speaker.publish(colour=BLUE, hz=FLOOR_HZ))["feed_id"]
+    ru_feed = await go_live(ru_booth)
+    await ok(zh_booth, {"type": "listen", "language": "ru"})
+    await zh_booth.wait_until(lambda: ru_feed in zh_booth.feeds and ru_live(zh_booth, ru_booth.id), "the ru booth")
+    await zh_booth.subscribe([floor_feed, ru_feed])
+    await zh_booth.wait_until(lambda: hears_tone(zh_booth, ru_feed, RU_HZ), "the ru channel at the zh booth")
+
+    zh_reply = await zh_booth.publish("interpretation", hz=1200, video=False)
+    assert zh_reply["type"] == "published", zh_reply
+    await ok(zh_booth, {"type": "interpret", "into": "zh", "live": True})
+    zh_feed = zh_reply["feed_id"]
+    await listener.wait_until(lambda: listener.feeds.get(zh_feed, {}).get("language") == "zh", "the zh feed")
+    await ok(listener, {"type": "listen", "language": "zh"})
+    reply = await listener.subscribe([floor_feed, ru_feed, zh_feed])
+    assert {s["feed_id"] for s in reply["streams"]} == {floor_feed, zh_feed}
+    await listener.wait_until(lambda: hears_tone(listener, zh_feed, 1200), "the zh channel")
+    state = listener.seen("interpretation")[-1]
+    assert channel(state, "zh")["live_peer_id"] == zh_booth.id and channel(state, "ru")["live_peer_id"] == ru_booth.id
