@@ -163,26 +163,28 @@ async def test_two_interpreters_of_a_pair_hand_over_with_exactly_one_live_and_ba
     await listener.wait_until(lambda: anna_feed not in {s["feed_id"] for s in listener.streams.values()}, "drop")
     await ok(anna, {"type": "interpret", "into": "ru", "live": True})  # and Anna takes it back
     await listener.wait_until(lambda: ru_live(listener, anna.id), "Anna live again")
-    await ok(anna, {"type": "interpret", "into": "ru", "live": False})
     await ok(boris, {"type": "interpret", "into": "ru", "live": True})
     await listener.wait_until(lambda: ru_live(listener, boris.id), "Boris live again")
 
+    # Every `interpretation` anyone received names one live interpreter of ru, from the first on: a handover is one
+    # step, never a moment with two or with none.
     for peer in (listener, anna, boris):
         lives = [channel(m, "ru")["live_peer_id"] for m in peer.seen("interpretation")]
-        assert all(live in (None, anna.id, boris.id) for live in lives), lives
-    # From the moment someone went live, every message names exactly one live interpreter of ru but one (Anna
-    # stepping down before Boris took it again), and the booth states agree with it.
+        start = next(i for i, live in enumerate(lives) if live is not None)
+        assert all(live in (anna.id, boris.id) for live in lives[start:]), lives
+        assert lives[-1] == boris.id
     lives = [channel(m, "ru")["live_peer_id"] for m in listener.seen("interpretation")[first_live:]]
-    assert lives.count(None) <= 1 and lives[-1] == boris.id, lives
+    changes = [live for i, live in enumerate(lives) if i == 0 or live != lives[i - 1]]
+    assert changes == [anna.id, boris.id, anna.id, boris.id], lives
+    # Each booth ends up knowing who is live: Boris, not Anna.
     for peer in (anna, boris):
+
+        def booth(p: SfuPeer, who: str) -> list[bool]:
+            return [m["peer"]["interpreter"]["live"] for m in p.seen("peer_updated") if m["peer"]["id"] == who]
+
         await peer.wait_until(
-            lambda p=peer: (
-                [  # type: ignore[misc]
-                    m["peer"]["interpreter"]["live"] for m in p.seen("peer_updated") if m["peer"]["id"] == anna.id
-                ][-1:]
-                == [False]
-            ),
-            "Anna not live",
+            lambda p=peer: booth(p, anna.id)[-1:] == [False] and booth(p, boris.id)[-1:] == [True],  # type: ignore[misc]
+            "Boris live, Anna not, in the booth states",
         )
     final = listener.seen("interpretation")[-1]
     assert channel(final, "ru") == {
@@ -192,6 +194,12 @@ async def test_two_interpreters_of_a_pair_hand_over_with_exactly_one_live_and_ba
         "interpreters": [anna.id, boris.id],
     }
     assert channel(final, "en")["live_peer_id"] is None
+    # Stepping down leaves the channel without a live interpreter (listeners fall back to the original).
+    await ok(boris, {"type": "interpret", "into": "ru", "live": False})
+    await listener.wait_until(lambda: ru_live(listener, None), "ru with nobody live")
+    await listener.wait_until(lambda: boris_feed not in {s["feed_id"] for s in listener.streams.values()}, "drop")
+    await ok(boris, {"type": "interpret", "into": "ru", "live": True})
+    await listener.wait_until(lambda: ru_live(listener, boris.id), "Boris live once more")
 
     # Bad input: a clear error each, and the session goes on.
     await refused(listener, {"type": "interpret", "into": "ru", "live": True}, "permission_denied")
