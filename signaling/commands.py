@@ -14,7 +14,7 @@ owned by the same node as the rooms and are wrapped the same way when commands t
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Protocol
 
@@ -88,6 +88,16 @@ class RoomCommands(Protocol):
         ...
 
     async def close_workshop(self, workshop_id: str) -> int: ...
+
+    async def interpretation_changed(
+        self, workshop_id: str, languages: Sequence[str], interpreters: Sequence[str]
+    ) -> None:
+        """The workshop's languages or interpreters changed in PostgreSQL: its live rooms follow."""
+        ...
+
+    async def is_interpreted(self, workshop_id: str, room_id: str) -> bool:
+        """Whether the live room has interpretation now (it must stay in the SFU)."""
+        ...
 
     async def request_mute(self, workshop_id: str, participant_id: str, kind: Kind, by: Sender) -> bool: ...
 
@@ -182,6 +192,14 @@ class LocalRoomCommands:
 
     async def close_workshop(self, workshop_id: str) -> int:
         return self._service.close_workshop(workshop_id)
+
+    async def interpretation_changed(
+        self, workshop_id: str, languages: Sequence[str], interpreters: Sequence[str]
+    ) -> None:
+        self._service.interpretation_changed(workshop_id, languages, interpreters)
+
+    async def is_interpreted(self, workshop_id: str, room_id: str) -> bool:
+        return self._room_of(workshop_id, room_id) and self._service.is_interpreted(room_id)
 
     async def request_mute(self, workshop_id: str, participant_id: str, kind: Kind, by: Sender) -> bool:
         if not self._member_of(workshop_id, participant_id):
