@@ -1190,8 +1190,8 @@ function renderBooth() {
     h(
       "div",
       { class: "booth-direction", role: "group", "aria-label": t("booth_direction") },
-      pair.map((target) => {
-        const source = otherOf(pair, target) || target;
+      pair.map((source) => {
+        const target = otherOf(pair, source) || source;
         return h(
           "button",
           {
