@@ -74,11 +74,12 @@ export class Interpretation {
     this.info = null; // {room_id, languages, channels: [{language, live_peer_id, feed_id, interpreters}], listening}
     this.chosen = null; // the language the listener chose, null: the original
     this.level = storedLevel();
+    this.selfId = null; // our peer id: an interpreter never hears their own channel
   }
 
-  /** The room has interpretation (languages and at least the possibility of channels). */
+  /** The room has interpretation: channels to choose from (none once its last interpreter went). */
   get enabled() {
-    return Boolean(this.info);
+    return Boolean(this.info && (this.info.channels || []).length);
   }
 
   get languages() {
@@ -110,14 +111,19 @@ export class Interpretation {
     return Boolean(channel && channel.live_peer_id && channel.feed_id);
   }
 
+  /** A channel someone else is live in (an interpreter does not hear themselves). */
+  audible(language) {
+    return this.isLive(language) && this.channelOf(language).live_peer_id !== this.selfId;
+  }
+
   /** The language heard now: the chosen one when it has a live interpreter, else null (the original). */
   hearing() {
-    return this.enabled && this.chosen && this.isLive(this.chosen) ? this.chosen : null;
+    return this.enabled && this.chosen && this.audible(this.chosen) ? this.chosen : null;
   }
 
   /** A channel was chosen and has no live interpreter: the listener hears the original, and is told so. */
   fallingBack() {
-    return this.enabled && Boolean(this.chosen) && !this.isLive(this.chosen);
+    return this.enabled && Boolean(this.chosen) && !this.audible(this.chosen);
   }
 
   /** The live interpreter of the channel heard now (null when the original is heard). */
