@@ -448,13 +448,20 @@ class RecordingCoordinator:
             recorded = any(f.feed_id == feed_id for f in bridge.recorded_feeds(live.room_id))
             wanted = feed is not None and self.live.get(live.id) is live and live.holds(feed.peer_id)
             try:
+                open_ = session.open_segment(feed_id)
+                if recorded and wanted and feed is not None and open_ is not None and open_.language != feed.language:
+                    # An interpreter switched channel: the old channel's segment ends, a new one starts below.
+                    await bridge.record_feed(feed_id, None)
+                    open_.stopped = True
+                    recorded = False
                 if wanted and not recorded:
                     assert feed is not None
                     segment = Segment(
                         participant_id=feed.peer_id,
                         feed_id=feed_id,
-                        base=session.new_base(feed.peer_id, feed.source),
+                        base=session.new_base(feed.peer_id, feed.source, feed.language),
                         generation=bridge.generation,
+                        language=feed.language,
                     )
                     session.segments.append(segment)  # before the request: its files may appear at once
                     if not await bridge.record_feed(feed_id, segment.base):

@@ -33,7 +33,7 @@ from server.auth import (
 )
 from server.coturn import CoturnConfig, CoturnError, EmbeddedCoturn
 from server.db import EmbeddedPostgres, create_pool
-from server.directory import ServerDirectory, StoreRooms, ice_servers_for
+from server.directory import ServerDirectory, StoreInterpretation, StoreRooms, ice_servers_for
 from server.heartbeat import Heartbeat
 from server.http_errors import error_middleware
 from server.invitations.service import InvitationService
@@ -301,6 +301,7 @@ async def _signaling(app: web.Application) -> AsyncIterator[None]:
         lobby=lobby,
         audit=PgAuditTrail(app[keys.POOL], app[keys.AUDIT]),
     )
+    service.interpretation_port = StoreInterpretation(app[keys.STORE])
     await lobby.start()  # the knocks a previous process left pending, before anyone joins
     app[keys.SIGNALING] = service
     app[SIGNALING_STORE] = store

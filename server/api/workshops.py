@@ -14,7 +14,7 @@ from server.api.routing import json_model, path_uuid, read_body
 from server.api.schemas import Page, Room, RoomCreate, RoomPatch, Workshop, WorkshopCreate, WorkshopPatch
 from server.auth import Principal
 from signaling.audit import ADMIN, Actor
-from signaling.errors import InvalidArgument, NotFound, PermissionDenied
+from signaling.errors import Conflict, InvalidArgument, NotFound, PermissionDenied
 from signaling.rooms import room_info
 
 
@@ -96,9 +96,10 @@ async def get_workshop(request: web.Request, who: Principal) -> web.Response:
 @API.route(
     "PATCH",
     f"{PREFIX}/workshops/{{workshop_id}}",
-    summary="Change a workshop (admin, organiser).",
+    summary="Change a workshop (admin, organiser); a change of `languages` takes effect in live rooms at once.",
     body=WorkshopPatch,
     response=Workshop,
+    errors=(409,),
     tags=("workshops",),
 )
 async def patch_workshop(request: web.Request, who: Principal) -> web.Response:
@@ -108,7 +109,17 @@ async def patch_workshop(request: web.Request, who: Principal) -> web.Response:
         raise PermissionDenied("only the organiser may change the workshop")
     body = await read_body(request, WorkshopPatch)
     changes = body.model_dump(exclude_unset=True)
-    for name in ("title", "timezone", "starts_at", "ends_at", "status", "recording_consent", "description", "lobby"):
+    for name in (
+        "title",
+        "timezone",
+        "starts_at",
+        "ends_at",
+        "status",
+        "recording_consent",
+        "description",
+        "lobby",
+        "languages",
+    ):
         if name in changes and changes[name] is None:
             raise InvalidArgument(f"{name} cannot be null", details=[{"field": name, "message": "not nullable"}])
     store = request.app[keys.STORE]
@@ -120,6 +131,8 @@ async def patch_workshop(request: web.Request, who: Principal) -> web.Response:
         field, message = ("ends_at", "before starts_at") if "ends_at" in changes else ("starts_at", "after ends_at")
         raise InvalidArgument("ends_at must be after starts_at", details=[{"field": field, "message": message}])
     row = await store.update_workshop(workshop_id, changes, actor=await actor_for(request, who))
+    if "languages" in changes:
+        request.app[keys.SIGNALING].interpretation_changed(str(workshop_id), *await store.interpretation(workshop_id))
     return json_model(workshop_out(row))
 
 
@@ -228,6 +241,7 @@ async def get_room(request: web.Request, who: Principal) -> web.Response:
     "(admin, organiser, moderator); live rooms follow at once.",
     body=RoomPatch,
     response=Room,
+    errors=(409,),
     tags=("rooms",),
 )
 async def patch_room(request: web.Request, who: Principal) -> web.Response:
@@ -240,6 +254,11 @@ async def patch_room(request: web.Request, who: Principal) -> web.Response:
         if value is None:
             raise InvalidArgument(f"{name} cannot be null", details=[{"field": name, "message": "not nullable"}])
     require_sfu_for(request, changes.get("media"))
+    if changes.get("media") == "mesh" and request.app[keys.SIGNALING].is_interpreted(str(room_id)):
+        raise Conflict(
+            "this room has interpretation, which runs through the SFU: it cannot be a mesh now",
+            details=[{"field": "media", "message": "the room has interpretation"}],
+        )
     live = request.app[keys.SIGNALING].rooms.get(str(room_id))
     locking = bool(changes.get("locked")) and live is not None and not live.info.locked
     present = request.app[keys.SIGNALING].present_in(str(room_id)) if locking else []
