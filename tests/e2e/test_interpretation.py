@@ -6,6 +6,7 @@ languages and a participant's pair."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,30 @@ _RECORD_SENT = """
     return native.call(this, data);
   };
   window.__sent = sent;
+})();
+"""
+
+# A microphone that plays a steady tone instead of the fake device's short beeps, loud enough for the SFU's
+# speaker detection (Janus needs about a second of sound above its level).
+_TONE_MICROPHONE = """
+(() => {
+  const native = navigator.mediaDevices.getUserMedia.bind(navigator.mediaDevices);
+  navigator.mediaDevices.getUserMedia = async (constraints) => {
+    const stream = await native(constraints);
+    if (!constraints || !constraints.audio) return stream;
+    const ctx = new AudioContext();
+    const tone = ctx.createOscillator();
+    tone.frequency.value = 440;
+    const out = ctx.createMediaStreamDestination();
+    tone.connect(out);
+    tone.start();
+    for (const track of stream.getAudioTracks()) {
+      stream.removeTrack(track);
+      track.stop();
+    }
+    stream.addTrack(out.stream.getAudioTracks()[0]);
+    return stream;
+  };
 })();
 """
 
@@ -125,6 +150,7 @@ async def test_a_listener_hears_the_channel_over_the_floor_at_the_level_they_set
     await choice.select_option("ru")
     assert await page_l.evaluate(f"() => localStorage.getItem('roundtable.listen.{wid}')") == "ru"
     page_i = await _page(browser, "irina")
+    await page_i.add_init_script(_TONE_MICROPHONE)
     await join(page_i, irina["join_url"], irina["display_name"])
     await page_l.get_by_role("button", name="Join", exact=True).click()
     await page_l.wait_for_function("() => window.roundtable.state().joined", timeout=JOIN_TIMEOUT_MS)
@@ -201,11 +227,21 @@ async def test_a_listener_hears_the_channel_over_the_floor_at_the_level_they_set
     await page_l.wait_for_function(_FLOOR_AT, arg=[fay["id"], 1.0])
     assert (await _interpret(page_l))["fallingBack"] is True
 
-    # Russian again: the channel comes back at the level set before.
+    # Russian again: the channel comes back at the level set before ...
     await page_l.locator("#listen-select").select_option("ru")
     await page_l.wait_for_function("() => window.roundtable.interpretation.channel() === 'ru'")
     await wait_until(page_l, _CHANNEL_PLAYS, irina["id"], what="Irina's interpretation playing again")
     await page_l.wait_for_function(_FLOOR_AT, arg=[fay["id"], 0.5])
+    # ... and while Irina speaks (her microphone on, playing a tone), the floor is at half of it.
+    await page_i.get_by_role("button", name="Unmute your microphone").click()
+    await page_l.wait_for_function(
+        f"""([id, gain]) => window.roundtable.state().speaking.includes(id)
+            && window.roundtable.interpretation.state().ducked
+            && ({_FLOOR_AT.strip()})([{json.dumps(fay["id"])}, gain])""",
+        arg=[irina["id"], 0.25],
+        timeout=MEDIA_TIMEOUT_MS,
+        polling=100,
+    )
 
     # The choice is remembered for the workshop: the pre-join screen offers it again.
     await page_l.reload()
@@ -331,4 +367,61 @@ async def test_the_organiser_sets_the_languages_and_a_participants_interpreter_p
     await expect(row.locator(".pair-current")).to_have_text("—")
     resp = await client.get(url, headers=ADMIN)
     assert (await resp.json())["interpreter"] is None
+    assert browser.page_errors == []
+
+
+async def test_a_breakout_room_with_an_interpreter_has_the_channel_too(
+    live_server: LiveServer, browser: BrowserSession
+) -> None:
+    client = live_server.client
+    workshop = await create_workshop(client, languages=["en", "ru"])
+    wid = workshop["id"]
+    fay = await add_participant(client, wid, display_name="Fay Fitzgerald", country="IE")
+    irina = await add_participant(
+        client, wid, display_name="Irina Volkova", country="RU", interpreter={"languages": ["en", "ru"]}
+    )
+    lena = await add_participant(client, wid, display_name="Lena Smirnova", country="KZ")
+    page_f = await _page(browser, "fay")
+    await join(page_f, fay["join_url"], fay["display_name"])
+    page_l = await _page(browser, "lena")
+    await open_join_page(page_l, lena["join_url"], lena["display_name"])
+    await page_l.get_by_label("Language you hear").select_option("ru")
+    page_i = await _page(browser, "irina")
+    await join(page_i, irina["join_url"], irina["display_name"])
+    await page_l.get_by_role("button", name="Join", exact=True).click()
+    await page_l.wait_for_function("() => window.roundtable.state().joined", timeout=JOIN_TIMEOUT_MS)
+
+    # All three go to one breakout room: the interpreter takes interpretation along.
+    resp = await client.post(
+        f"/api/v1/workshops/{wid}/breakouts",
+        json={
+            "name": "Groups",
+            "rooms": ["Group 1"],
+            "strategy": "manual",
+            "assignments": {p["id"]: "Group 1" for p in (fay, irina, lena)},
+            "countdown_s": 0,
+        },
+        headers=ADMIN,
+    )
+    assert resp.status == 201, await resp.text()
+    plan = await resp.json()
+    resp = await client.post(f"/api/v1/workshops/{wid}/breakouts/{plan['id']}/open", headers=ADMIN)
+    assert resp.status == 200, await resp.text()
+    for page in (page_f, page_i, page_l):
+        await page.wait_for_function("() => window.roundtable.state().room.name === 'Group 1'", timeout=JOIN_TIMEOUT_MS)
+    assert (await page_l.evaluate("() => window.roundtable.state().room.media")) == "sfu"
+    await expect(page_l.locator("#listen-control")).to_be_visible()
+    await expect(page_l.locator("#interp-notice")).to_contain_text("No live interpreter into Russian")
+
+    # Irina goes live in the breakout room: Lena hears her over the floor at 20 %.
+    booth = page_i.locator("#booth")
+    await page_i.get_by_role("button", name="Mute your microphone").click()
+    await booth.get_by_role("button", name="Go live").click()
+    await expect(booth).to_have_attribute("data-state", "live")
+    await page_l.wait_for_function(
+        "() => window.roundtable.interpretation.channel() === 'ru'", timeout=MEDIA_TIMEOUT_MS
+    )
+    await wait_until(page_l, _CHANNEL_PLAYS, irina["id"], what="Irina's interpretation in the breakout room")
+    await page_l.wait_for_function(_FLOOR_AT, arg=[fay["id"], 0.2], timeout=MEDIA_TIMEOUT_MS)
+    await expect(page_l.locator(f'.tile[data-peer-id="{irina["id"]}"]')).to_have_count(0)
     assert browser.page_errors == []
