@@ -188,9 +188,10 @@ def may_publish(role: str, room: RoomInfo, has_floor: bool) -> bool:
 
 def is_presenter(member: Member, room: Room) -> bool:
     """Who "mute everyone" leaves alone: moderators and the organiser, whoever holds the floor, shares a screen or
-    is in the spotlight."""
+    is in the spotlight, and interpreters (their booth is not the floor)."""
     return (
         member.profile.role in PUBLISHERS_IN_MODERATED_ROOMS
+        or bool(member.profile.interpreter)
         or member.id in room.floor
         or member.state.screen
         or room.spotlight == member.id

@@ -766,7 +766,9 @@ class SignalingService:
                 member.may_publish = allowed
                 self._publish_state(member)
                 if not allowed and self.sfu is not None:
-                    self._tasks.spawn(self.sfu.unpublish_all(member.id, reason="floor_revoked"), "sfu-unpublish")
+                    # The floor governs the floor's feeds; an interpreter's channel is theirs by their role.
+                    stop = self.sfu.unpublish_sources(member.id, ("camera", "screen"), reason="floor_revoked")
+                    self._tasks.spawn(stop, "sfu-unpublish")
 
     def _maybe_grow_to_sfu(self, room: Room) -> None:
         """A mesh room past `mesh_max` people switches to sfu (persisted, then announced as any switch)."""
@@ -1096,6 +1098,10 @@ class SignalingService:
                 member.listening = None
         for room in [r for r in self.rooms.values() if r.info.workshop_id == workshop_id]:
             self._interp_sync(room)
+
+    def interpretation_setup(self, workshop_id: str) -> WorkshopInterpretation | None:
+        """What this process knows of a workshop's languages and interpreters (None: not read yet)."""
+        return self._interp.get(workshop_id)
 
     def _has_interpretation(self, room: Room) -> bool:
         """The plenary of a workshop with languages and an interpreter; a breakout room with an interpreter in it."""

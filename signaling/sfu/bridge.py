@@ -587,7 +587,11 @@ class SfuBridge:
         room = self.rooms.get(room_id)
         if room is None:
             return
+        interpretation = {f for f, feed in room.feeds.items() if feed.info.source == "interpretation"}
         for member in [m for m in self.members.values() if m.room_id == room_id and m.subscriber is not None]:
+            asked = {w.feed_id for w in member.wanted} | {feed for feed, _mid in member.subscribed}
+            if not asked & interpretation:
+                continue  # only the floor: nothing to filter
             if member.answer_pending:
                 if member.deferred is None:  # runs when the answer comes, filtered then
                     member.deferred = (member.wanted, None)

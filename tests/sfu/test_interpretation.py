@@ -163,26 +163,28 @@ async def test_two_interpreters_of_a_pair_hand_over_with_exactly_one_live_and_ba
     await listener.wait_until(lambda: anna_feed not in {s["feed_id"] for s in listener.streams.values()}, "drop")
     await ok(anna, {"type": "interpret", "into": "ru", "live": True})  # and Anna takes it back
     await listener.wait_until(lambda: ru_live(listener, anna.id), "Anna live again")
-    await ok(anna, {"type": "interpret", "into": "ru", "live": False})
     await ok(boris, {"type": "interpret", "into": "ru", "live": True})
     await listener.wait_until(lambda: ru_live(listener, boris.id), "Boris live again")
 
+    # Every `interpretation` anyone received names one live interpreter of ru, from the first on: a handover is one
+    # step, never a moment with two or with none.
     for peer in (listener, anna, boris):
         lives = [channel(m, "ru")["live_peer_id"] for m in peer.seen("interpretation")]
-        assert all(live in (None, anna.id, boris.id) for live in lives), lives
-    # From the moment someone went live, every message names exactly one live interpreter of ru but one (Anna
-    # stepping down before Boris took it again), and the booth states agree with it.
+        start = next(i for i, live in enumerate(lives) if live is not None)
+        assert all(live in (anna.id, boris.id) for live in lives[start:]), lives
+        assert lives[-1] == boris.id
     lives = [channel(m, "ru")["live_peer_id"] for m in listener.seen("interpretation")[first_live:]]
-    assert lives.count(None) <= 1 and lives[-1] == boris.id, lives
+    changes = [live for i, live in enumerate(lives) if i == 0 or live != lives[i - 1]]
+    assert changes == [anna.id, boris.id, anna.id, boris.id], lives
+    # Each booth ends up knowing who is live: Boris, not Anna.
     for peer in (anna, boris):
+
+        def booth(p: SfuPeer, who: str) -> list[bool]:
+            return [m["peer"]["interpreter"]["live"] for m in p.seen("peer_updated") if m["peer"]["id"] == who]
+
         await peer.wait_until(
-            lambda p=peer: (
-                [  # type: ignore[misc]
-                    m["peer"]["interpreter"]["live"] for m in p.seen("peer_updated") if m["peer"]["id"] == anna.id
-                ][-1:]
-                == [False]
-            ),
-            "Anna not live",
+            lambda p=peer: booth(p, anna.id)[-1:] == [False] and booth(p, boris.id)[-1:] == [True],  # type: ignore[misc]
+            "Boris live, Anna not, in the booth states",
         )
     final = listener.seen("interpretation")[-1]
     assert channel(final, "ru") == {
@@ -192,6 +194,12 @@ async def test_two_interpreters_of_a_pair_hand_over_with_exactly_one_live_and_ba
         "interpreters": [anna.id, boris.id],
     }
     assert channel(final, "en")["live_peer_id"] is None
+    # Stepping down leaves the channel without a live interpreter (listeners fall back to the original).
+    await ok(boris, {"type": "interpret", "into": "ru", "live": False})
+    await listener.wait_until(lambda: ru_live(listener, None), "ru with nobody live")
+    await listener.wait_until(lambda: boris_feed not in {s["feed_id"] for s in listener.streams.values()}, "drop")
+    await ok(boris, {"type": "interpret", "into": "ru", "live": True})
+    await listener.wait_until(lambda: ru_live(listener, boris.id), "Boris live once more")
 
     # Bad input: a clear error each, and the session goes on.
     await refused(listener, {"type": "interpret", "into": "ru", "live": True}, "permission_denied")
@@ -299,3 +307,34 @@ async def test_an_interpreter_assigned_to_a_breakout_room_gives_that_room_interp
     assert plenary["room_id"] == sfu_room.id
     assert all(c["interpreters"] == [] and c["live_peer_id"] is None for c in plenary["channels"])
     assert all(channel(m, "ru")["live_peer_id"] is None for m in other.seen("interpretation"))
+
+
+async def test_an_interpreter_relays_from_another_channel_into_their_own(sfu_room: Room) -> None:
+    """Relay interpretation: the zh booth works from the ru channel (it has no English), listeners on zh hear it."""
+    resp = await sfu_room.client.patch(
+        f"/api/v1/workshops/{sfu_room.workshop['id']}", json={"languages": ["en", "ru", "zh"]}, headers=ADMIN
+    )
+    assert resp.status == 200, await resp.text()
+    speaker = await sfu_room.person("Speaker")
+    ru_booth = await sfu_room.person("Irina", interpreter=PAIR)
+    zh_booth = await sfu_room.person("Li", interpreter={"languages": ["ru", "zh"]})
+    listener = await sfu_room.person("Listener ZH")
+    assert zh_booth.welcome["self"]["interpreter"]["into"] == "ru"  # the pair's language that is not the floor's
+    floor_feed = (await speaker.publish(colour=BLUE, hz=FLOOR_HZ))["feed_id"]
+    ru_feed = await go_live(ru_booth)
+    await ok(zh_booth, {"type": "listen", "language": "ru"})
+    await zh_booth.wait_until(lambda: ru_feed in zh_booth.feeds and ru_live(zh_booth, ru_booth.id), "the ru booth")
+    await zh_booth.subscribe([floor_feed, ru_feed])
+    await zh_booth.wait_until(lambda: hears_tone(zh_booth, ru_feed, RU_HZ), "the ru channel at the zh booth")
+
+    zh_reply = await zh_booth.publish("interpretation", hz=1200, video=False)
+    assert zh_reply["type"] == "published", zh_reply
+    await ok(zh_booth, {"type": "interpret", "into": "zh", "live": True})
+    zh_feed = zh_reply["feed_id"]
+    await listener.wait_until(lambda: listener.feeds.get(zh_feed, {}).get("language") == "zh", "the zh feed")
+    await ok(listener, {"type": "listen", "language": "zh"})
+    reply = await listener.subscribe([floor_feed, ru_feed, zh_feed])
+    assert {s["feed_id"] for s in reply["streams"]} == {floor_feed, zh_feed}
+    await listener.wait_until(lambda: hears_tone(listener, zh_feed, 1200), "the zh channel")
+    state = listener.seen("interpretation")[-1]
+    assert channel(state, "zh")["live_peer_id"] == zh_booth.id and channel(state, "ru")["live_peer_id"] == ru_booth.id
