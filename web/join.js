@@ -1139,10 +1139,17 @@ function renderInterpreters(people) {
 function becameInterpreter() {
   sfu.allowAgain();
   if (amInterpreter()) {
+    // The camera stays off in the booth, and a shared screen ends: an interpreter is never on the floor.
+    const changes = {};
     if (media.hasVideo && media.videoEnabled) {
-      media.setVideoEnabled(false); // the camera stays off in the booth
-      signaling.send({ type: "update", video: false });
+      media.setVideoEnabled(false);
+      changes.video = false;
     }
+    if (media.sharingScreen) {
+      media.stopScreen();
+      changes.screen = false;
+    }
+    if (Object.keys(changes).length) signaling.send({ type: "update", ...changes });
     if (interp.chosen && interp.chosen === boothInto()) chooseListen(null);
     if (!(state.self.interpreter && state.self.interpreter.into) && boothInto()) sendInterpret(boothInto(), false);
   }

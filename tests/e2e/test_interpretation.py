@@ -330,12 +330,17 @@ async def test_interpreters_hand_over_and_turn_their_pair_around_in_the_booth(
     assert browser.page_errors == []
 
 
-async def test_the_organiser_sets_the_languages_and_a_participants_interpreter_pair(
+async def test_the_organiser_sets_the_languages_and_a_participants_interpreter_pair_live(
     live_server: LiveServer, browser: BrowserSession
 ) -> None:
     client = live_server.client
     workshop = await create_workshop(client)
     ana = await add_participant(client, workshop["id"], display_name="Ana Pereira", country="PT")
+    # Ana is in the plenary meanwhile, on camera, with no interpretation to choose.
+    page_a = await _page(browser, "ana")
+    await join(page_a, ana["join_url"], ana["display_name"])
+    await expect(page_a.locator('.tile[data-self="true"]')).to_have_count(1)
+    await expect(page_a.locator("#listen-control")).to_be_hidden()
     page = await browser.new_page("organiser")
     await page.goto(f"{live_server.base_url}/admin#workshop/{workshop['id']}")
     await page.get_by_label("Admin token").fill(ADMIN_TOKEN)
@@ -362,11 +367,30 @@ async def test_the_organiser_sets_the_languages_and_a_participants_interpreter_p
     url = f"/api/v1/workshops/{workshop['id']}/participants/{ana['id']}"
     resp = await client.get(url, headers=ADMIN)
     assert (await resp.json())["interpreter"] == {"languages": ["en", "ru"]}
+    # At once, in the room: Ana's booth instead of her tile, her camera off, her microphone into the channel.
+    await expect(page_a.locator("#booth")).to_be_visible()
+    await expect(page_a.locator(".tile")).to_have_count(0)
+    await expect(page_a.locator("#btn-cam")).to_be_hidden()
+    await expect(page_a.locator("#listen-control")).to_be_visible()
+    await page_a.wait_for_function(
+        "() => window.roundtable.connections().some((c) => c.role === 'publish:interpretation')"
+        " && !window.roundtable.connections().some((c) => c.role === 'publish:camera')",
+        timeout=MEDIA_TIMEOUT_MS,
+    )
 
     await row.get_by_role("button", name="Ana Pereira no longer interprets").click()
     await expect(row.locator(".pair-current")).to_have_text("—")
     resp = await client.get(url, headers=ADMIN)
     assert (await resp.json())["interpreter"] is None
+    # Ana is a participant again: her own tile, no booth, the camera button back (her camera stays off until she
+    # switches it on).
+    await expect(page_a.locator("#booth")).to_be_hidden()
+    await expect(page_a.locator('.tile[data-self="true"]')).to_have_count(1)
+    await expect(page_a.locator("#btn-cam")).to_be_visible()
+    await page_a.wait_for_function(
+        "() => !window.roundtable.connections().some((c) => c.role === 'publish:interpretation')",
+        timeout=MEDIA_TIMEOUT_MS,
+    )
     assert browser.page_errors == []
 
 
