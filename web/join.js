@@ -2015,6 +2015,7 @@ function sendState(changes) {
   renderControls();
   refreshSelfTile();
   renderPeople();
+  renderBooth(); // a live interpreter who mutes is warned
 }
 
 async function toggleScreen() {

@@ -172,6 +172,7 @@ async def test_a_listener_hears_the_channel_over_the_floor_at_the_level_they_set
     await page_i.get_by_role("button", name="Mute your microphone").click()
     await booth.get_by_role("button", name="Go live").click()
     await expect(booth.locator(".booth-onair")).to_have_text("You are live")
+    await expect(booth.locator(".booth-warn")).to_have_text("Your microphone is muted: the listeners hear nothing.")
 
     # Lena hears the channel at full volume on its own element, and the floor under it at 20 %.
     await page_l.wait_for_function(
@@ -234,6 +235,7 @@ async def test_a_listener_hears_the_channel_over_the_floor_at_the_level_they_set
     await page_l.wait_for_function(_FLOOR_AT, arg=[fay["id"], 0.5])
     # ... and while Irina speaks (her microphone on, playing a tone), the floor is at half of it.
     await page_i.get_by_role("button", name="Unmute your microphone").click()
+    await expect(booth.locator(".booth-warn")).to_have_count(0)
     await page_l.wait_for_function(
         f"""([id, gain]) => window.roundtable.state().speaking.includes(id)
             && window.roundtable.interpretation.state().ducked
