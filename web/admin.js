@@ -176,6 +176,7 @@ function newWorkshopForm() {
       "admin_consent",
       h("select", { name: "recording_consent" }, h("option", { value: "explicit" }, t("consent_explicit")), h("option", { value: "assumed" }, t("consent_assumed"))),
     ),
+    field("ws-languages", "admin_languages", h("input", { name: "languages", placeholder: "en, ru", spellcheck: "false", autocomplete: "off", title: t("admin_languages_hint") })),
     h("div", { class: "field" }, h("button", { type: "submit", class: "primary", id: "ws-create" }, t("admin_create"))),
   );
   zonedTimes(form, "ws");
@@ -192,6 +193,8 @@ async function createWorkshop(e) {
       ...zonedBody(data),
       recording_consent: String(data.get("recording_consent")),
     };
+    const languages = parseLanguages(data.get("languages"));
+    if (languages.length) body.languages = languages;
     const workshop = await api.post("/workshops", body);
     toast(t("admin_created"));
     location.hash = `#workshop/${workshop.id}`;

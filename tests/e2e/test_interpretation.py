@@ -326,9 +326,21 @@ async def test_interpreters_hand_over_and_turn_their_pair_around_in_the_booth(
     live = {c["language"]: c["live_peer_id"] for c in state["channels"]}
     assert live == {"en": oleg["id"], "ru": None}, state
 
-    # Oleg goes off air: nobody is live anywhere.
+    # Relay: Irina (into Russian) may listen to Oleg's English channel instead of the floor (her own is not
+    # offered); she hears him at full volume, the floor under him.
+    picker = page_i.locator("#listen-select")
+    await expect(picker.locator("option")).to_have_text(["Original", "English"])
+    await picker.select_option("en")
+    await page_i.wait_for_function("() => window.roundtable.interpretation.channel() === 'en'")
+    await wait_until(page_i, _CHANNEL_PLAYS, oleg["id"], what="Oleg's English channel playing in Irina's booth")
+    await page_i.wait_for_function(_FLOOR_AT, arg=[fay["id"], 0.2])
+    await expect(booth_i.locator(".booth-hearing")).to_contain_text("You hear: English.")
+
+    # Oleg goes off air: nobody is live anywhere, and Irina hears the floor again.
     await booth_o.get_by_role("button", name="Go off air").click()
     await expect(booth_o).to_have_attribute("data-state", "none")
+    await page_i.wait_for_function(_FLOOR_AT, arg=[fay["id"], 1.0])
+    await expect(page_i.locator("#interp-notice")).to_contain_text("No live interpreter into English")
     assert browser.page_errors == []
 
 
