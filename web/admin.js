@@ -11,6 +11,7 @@ import { attendanceCard } from "./attendance.js";
 import { auditCard } from "./audit.js";
 import { invitationsCard } from "./invitations.js";
 import { $, clear, countryBadge, h, toast } from "./dom.js";
+import { languageName } from "./interpretation.js";
 import { applyStrings, countryName, currentLocale, formatDateTime, formatDuration, mountLanguageSwitches, onLanguageChange, roleName, t } from "./strings.js";
 import { browserZone, formatDual, inputValueIn, isZone, zonedFieldLabel, zonedToUtc } from "./times.js";
 
@@ -176,6 +177,7 @@ function newWorkshopForm() {
       "admin_consent",
       h("select", { name: "recording_consent" }, h("option", { value: "explicit" }, t("consent_explicit")), h("option", { value: "assumed" }, t("consent_assumed"))),
     ),
+    field("ws-languages", "admin_languages", h("input", { name: "languages", placeholder: "en, ru", spellcheck: "false", autocomplete: "off", title: t("admin_languages_hint") })),
     h("div", { class: "field" }, h("button", { type: "submit", class: "primary", id: "ws-create" }, t("admin_create"))),
   );
   zonedTimes(form, "ws");
@@ -192,6 +194,8 @@ async function createWorkshop(e) {
       ...zonedBody(data),
       recording_consent: String(data.get("recording_consent")),
     };
+    const languages = parseLanguages(data.get("languages"));
+    if (languages.length) body.languages = languages;
     const workshop = await api.post("/workshops", body);
     toast(t("admin_created"));
     location.hash = `#workshop/${workshop.id}`;
@@ -260,6 +264,8 @@ function workshopCard(workshop) {
         h("span", { class: "workshop-when" }, formatDual(workshop.starts_at, workshop.timezone, { end: workshop.ends_at })),
         ` · ${workshop.timezone} · ${t(`status_${workshop.status}`)} · ${t(`consent_${workshop.recording_consent}`)}`,
         ` · ${t("admin_lobby_mode")}: ${t(`lobby_${workshop.lobby}`)}`,
+        ` · ${t("admin_languages")}: `,
+        h("span", { class: "workshop-languages" }, languagesText(workshop.languages)),
       ),
       workshop.description ? h("p", { class: "description" }, workshop.description) : null,
       mode === "edit" ? editForm(workshop, () => show("view")) : null,
@@ -308,12 +314,17 @@ function editForm(workshop, done) {
           status: String(data.get("status")),
           recording_consent: String(data.get("recording_consent")),
           lobby: String(data.get("lobby")),
+          languages: parseLanguages(data.get("languages")),
         };
         // Only what changed: a PATCH of the same instant written differently is no change.
         const changes = {};
         for (const [key, value] of Object.entries(next)) {
           const before = workshop[key];
-          const same = key.endsWith("_at") ? Date.parse(before) === Date.parse(value) : before === value;
+          const same = key.endsWith("_at")
+            ? Date.parse(before) === Date.parse(value)
+            : key === "languages"
+              ? JSON.stringify(before || []) === JSON.stringify(value)
+              : before === value;
           if (!same) changes[key] = value;
         }
         if (!Object.keys(changes).length) return done();
@@ -334,6 +345,8 @@ function editForm(workshop, done) {
     field("we-status", "admin_status", choice("status", STATUSES, workshop.status, (v) => t(`status_${v}`))),
     field("we-consent", "admin_consent", choice("recording_consent", ["explicit", "assumed"], workshop.recording_consent, (v) => t(`consent_${v}`))),
     field("we-lobby", "admin_lobby_mode", choice("lobby", LOBBY_MODES, workshop.lobby, (v) => t(`lobby_${v}`))),
+    field("we-languages", "admin_languages", h("input", { name: "languages", value: (workshop.languages || []).join(", "), placeholder: "en, ru", spellcheck: "false", autocomplete: "off", "aria-describedby": "we-languages-hint" })),
+    h("p", { class: "hint field wide", id: "we-languages-hint" }, t("admin_languages_hint")),
     h(
       "div",
       { class: "field row" },
@@ -640,16 +653,16 @@ function participantsCard(workshop, people) {
             h(
               "thead",
               {},
-              h("tr", {}, [t("admin_name"), t("admin_country_short"), t("admin_organisation"), t("admin_role"), t("admin_email"), t("time_zone_column"), t("admin_invite")].map((x) => h("th", { scope: "col" }, x))),
+              h("tr", {}, [t("admin_name"), t("admin_country_short"), t("admin_organisation"), t("admin_role"), t("admin_email"), t("time_zone_column"), t("admin_interpreter"), t("admin_invite")].map((x) => h("th", { scope: "col" }, x))),
             ),
-            h("tbody", {}, people.map((p) => participantRow(p))),
+            h("tbody", {}, people.map((p) => participantRow(p, workshop))),
           ),
         )
       : h("p", { class: "hint" }, t("admin_no_participants")),
   );
 }
 
-function participantRow(p) {
+function participantRow(p, workshop) {
   const link = h("input", { type: "text", readonly: true, value: p.join_url || "", "aria-label": `${t("admin_invite")}: ${p.display_name}`, class: "invite-url" });
   const copy = h(
     "button",
@@ -665,8 +678,81 @@ function participantRow(p) {
     h("td", {}, roleName(p.role)),
     h("td", {}, p.email || ""),
     h("td", {}, zoneCell(api, p)),
+    h("td", { class: "interpreter-cell" }, interpreterCell(p, workshop)),
     h("td", {}, h("div", { class: "invite" }, link, copy)),
   );
+}
+
+// Interpretation: the workshop's languages and the participants who interpret (docs/interpretation.md) ----------------
+
+/** "en, ru" (or "en ru") -> ["en", "ru"]: lower-case codes, in order, each once. */
+function parseLanguages(value) {
+  const codes = String(value || "")
+    .split(/[\s,;]+/)
+    .map((code) => code.trim().toLowerCase())
+    .filter(Boolean);
+  return [...new Set(codes)];
+}
+
+function languagesText(codes) {
+  return codes && codes.length ? codes.map((code) => `${languageName(code, currentLocale())} (${code})`).join(", ") : t("admin_languages_none");
+}
+
+function pairText(pair) {
+  return pair.map((code) => languageName(code, currentLocale())).join(" ⇄ ");
+}
+
+/** A participant's interpreter pair: shown, set from the workshop's languages, cleared; at once, also live. */
+function interpreterCell(p, workshop) {
+  const languages = workshop.languages || [];
+  const pair = p.interpreter ? p.interpreter.languages || [] : [];
+  const cell = h("div", { class: "interpreter-pair", dataset: { interpreter: pair.join(",") } });
+  const current = h("span", { class: "pair-current" }, pair.length ? pairText(pair) : "—");
+  if (languages.length < 2) {
+    return clear(cell, current, pair.length ? clearButton(p, workshop) : h("span", { class: "hint" }, ` ${t("admin_interpreter_no_languages")}`));
+  }
+  const pick = (key, value) =>
+    h(
+      "select",
+      { class: "pair-select", "aria-label": t(key, { name: p.display_name }) },
+      languages.map((code) => h("option", { value: code, selected: code === value }, languageName(code, currentLocale()))),
+    );
+  const first = pick("admin_interpreter_first", pair[0] || languages[0]);
+  const second = pick("admin_interpreter_second", pair[1] || languages.find((code) => code !== (pair[0] || languages[0])));
+  const set = h(
+    "button",
+    {
+      type: "button",
+      class: "small",
+      "aria-label": t("admin_interpreter_set_label", { name: p.display_name }),
+      onclick: async () => {
+        if (first.value === second.value) return toast(t("admin_interpreter_same"), { kind: "error" });
+        await saveInterpreter(p, workshop, { languages: [first.value, second.value] });
+      },
+    },
+    t("admin_interpreter_set"),
+  );
+  return clear(cell, current, h("span", { class: "row pair-edit" }, first, second, set, pair.length ? clearButton(p, workshop) : null));
+}
+
+function clearButton(p, workshop) {
+  return h(
+    "button",
+    { type: "button", class: "small ghost", "aria-label": t("admin_interpreter_clear_label", { name: p.display_name }), onclick: () => saveInterpreter(p, workshop, null) },
+    t("admin_interpreter_clear"),
+  );
+}
+
+async function saveInterpreter(p, workshop, interpreter) {
+  try {
+    const updated = await api.request("PATCH", `/workshops/${workshop.id}/participants/${p.id}`, { json: { interpreter } });
+    p.interpreter = updated && "interpreter" in updated ? updated.interpreter : interpreter;
+    toast(interpreter ? t("admin_interpreter_saved", { name: p.display_name, pair: pairText(interpreter.languages) }) : t("admin_interpreter_cleared", { name: p.display_name }));
+  } catch (err) {
+    failure(err);
+  }
+  const row = document.querySelector(`#participants tr[data-participant-id="${p.id}"] .interpreter-cell`);
+  if (row) clear(row, interpreterCell(p, workshop));
 }
 
 async function copyLink(input, name) {

@@ -4,6 +4,7 @@
 import { agendaList, nowNextLine } from "./agenda.js";
 import { Api, ApiError } from "./api.js";
 import { $, clear, countryBadge, h, icon, jwtClaims, svg, toast } from "./dom.js";
+import { Interpretation, languageName, otherOf, storeChoice, storedChoice } from "./interpretation.js";
 import { LocalMedia } from "./media.js";
 import { ModeratorConsole } from "./moderator.js";
 import { PeerMesh } from "./peers.js";
@@ -46,12 +47,15 @@ const state = {
   speaking: new Set(), // peer ids speaking now (sfu rooms: the server's `speaking`; mesh rooms: audio levels)
   spotlight: null, // the peer id a moderator put on everyone's stage
   sfuAvailable: true, // false between sfu_unavailable and sfu_restored
+  listenRequest: null, // the request id of our `listen` on its way, and the language it asks for
+  listenSent: null,
   joined: false,
   reconnecting: false,
   ended: false,
 };
 
 const media = new LocalMedia();
+const interp = new Interpretation(); // the room's language channels and what we listen to (interpretation.js)
 let api = null;
 let signaling = null;
 let mesh = null; // mesh rooms: one connection per peer
@@ -146,6 +150,7 @@ async function showPrejoin() {
   $("#pre-role").textContent = roleName(state.me.role);
   $("#pre-workshop").textContent = state.workshop.title;
   setupZone();
+  setupListenChoice();
   loadAgenda();
 
   $("#pre-mic").addEventListener("change", (e) => media.setAudioEnabled(e.target.checked));
@@ -291,11 +296,13 @@ function join() {
   sfu = new SfuSession({
     send: (msg, options) => signaling.send(msg, options),
     selfId: () => (state.self ? state.self.id : null),
-    tracksFor: (source) => (source === "camera" ? [media.audioTrack, media.cameraTrack] : [media.screenTrack]),
+    tracksFor: (source) =>
+      source === "camera" ? [media.audioTrack, media.cameraTrack] : source === "interpretation" ? [media.audioTrack] : [media.screenTrack],
     onFeedMedia: () => renderTiles(),
     onChange: () => renderTiles(),
     onRefused: onSfuRefused,
     videoFor: videoForFeed,
+    audioFor: (feed) => feed.source !== "interpretation" || interp.wants(feed),
   });
   connectSignaling();
 }
@@ -394,6 +401,9 @@ async function handle(msg) {
       return;
     case "speaking":
       return onSpeaking(msg);
+    case "interpretation":
+      if (state.room && msg.room_id && msg.room_id !== state.room.id) return; // from before a move
+      return setInterpretation(msg);
     case "spotlight":
       return onSpotlight(msg);
     case "floor":
@@ -446,6 +456,7 @@ async function handle(msg) {
       return;
     case "error":
       if (sfu.error(msg)) return; // a publish or subscribe of ours: handled there
+      if (msg.request_id != null && msg.request_id === state.listenRequest) return onListenRefused(msg);
       if (msg.code === "unavailable" && isSfu()) return; // a candidate or answer while the SFU is down: the banner says it
       if (msg.code === "not_found") console.info("signalling:", msg.message);
       else if (msg.code !== "rate_limited") toast(t("error_generic", { message: msg.message }), { kind: "error" });
@@ -456,6 +467,7 @@ async function handle(msg) {
       loadAgenda(); // a session changed or fired: the agenda line follows
       return;
     case "ack":
+      if (msg.request_id != null && msg.request_id === state.listenRequest) return onListening();
       moderator?.onEvent(msg); // room controls: how many were muted, hands lowered
       return;
     case "bye":
@@ -571,6 +583,7 @@ function onWelcome(msg) {
   mesh.setIceServers(msg.ice_servers);
   sfu.setIceServers(mesh.iceServers);
   state.spotlight = msg.spotlight ?? null;
+  enterInterpretation(msg.interpretation);
   const available = msg.sfu_available !== false;
   if (msg.resumed && isSfu() && state.room.id === msg.room.id && msg.room.media === "sfu" && available && state.sfuAvailable) {
     // The server kept our SFU handles across the drop, and media never went through the socket: keep them.
@@ -585,6 +598,7 @@ function onWelcome(msg) {
   }
   setBreakout(msg.breakout);
   setRecording(msg.recording);
+  syncListen();
   if (!msg.resumed) {
     state.chat.clear();
     clear($("#chat-log"));
@@ -635,6 +649,7 @@ function enterRoom(room, peers, feeds = []) {
       if (!peer.reconnecting) mesh.connect(peer.id, peer.polite);
     }
   }
+  if (amInterpreter()) becameInterpreter(); // the booth: no camera, the microphone into the channel
   renderSfuBanner();
   renderRoom();
 }
@@ -650,8 +665,13 @@ function mayPublish() {
 /** Publish in an sfu room what we have and may: camera and microphone together, the screen on its own. */
 function syncPublishing() {
   if (!isSfu() || !state.sfuAvailable) return;
+  if (amInterpreter()) {
+    // The booth: the microphone into the language channel, never into the floor, and no picture.
+    sfu.want({ camera: false, screen: false, interpretation: media.hasAudio });
+    return;
+  }
   const may = mayPublish();
-  sfu.want({ camera: may && (media.hasAudio || media.hasVideo), screen: may && media.sharingScreen });
+  sfu.want({ camera: may && (media.hasAudio || media.hasVideo), screen: may && media.sharingScreen, interpretation: false });
 }
 
 /** The server refused a publish (`what` is its source) or our subscribe (`what` is "subscribe"). */
@@ -696,11 +716,13 @@ function onRoomMediaChanged(msg) {
   state.sfuAvailable = true; // not told in a mesh room; a refused request says otherwise
   const self = msg.peers.find((p) => p.id === state.self.id);
   if (self) state.self = { ...state.self, may_publish: self.may_publish };
+  if ("interpretation" in msg) enterInterpretation(msg.interpretation);
   enterRoom(
     msg.room,
     msg.peers.filter((p) => p.id !== state.self.id),
     msg.feeds,
   );
+  syncListen();
   syncRecorder();
   addSystemLine(t("media_changed", { mode: t(isSfu() ? "media_mode_sfu" : "media_mode_mesh") }));
   moderator?.onEvent(msg);
@@ -724,8 +746,9 @@ function speakingChanged() {
     const badge = li.querySelector(".badge-speaking");
     if (badge) badge.hidden = !on;
   }
-  const others = new Set([...state.speaking].filter((id) => !state.self || id !== state.self.id));
+  const others = new Set([...state.speaking].filter((id) => !state.self || (id !== state.self.id && !isInterpreter(id))));
   speaker.update(others); // calls renderTiles when the stage should follow
+  applyAudio(); // the floor goes lower while the channel's interpreter speaks
 }
 
 // Mesh rooms have no server to tell who speaks: the browser reads the audio levels of what it receives (and of
@@ -844,7 +867,9 @@ function onFloor(msg) {
 function onMoved(msg) {
   state.sfuAvailable = true; // not told in a mesh room; a refused request says otherwise
   state.spotlight = msg.spotlight ?? null;
+  enterInterpretation(msg.interpretation);
   enterRoom(msg.room, msg.peers, msg.feeds);
+  syncListen();
   setBreakout(msg.breakout);
   setRecording(msg.recording);
   state.chat.clear();
@@ -861,12 +886,15 @@ function onPeerUpdated(peer) {
     const wasHand = state.hand;
     const oldRole = state.self.role;
     const mightPublish = mayPublish();
+    const wasInterpreter = amInterpreter();
     state.self = { ...state.self, ...peer, state: peer.state };
+    interp.selfId = state.self.id;
     if (mightPublish !== mayPublish()) {
       if (mayPublish()) sfu.allowAgain();
       else sfu.stopPublishing();
       syncPublishing();
     }
+    if (wasInterpreter !== amInterpreter()) becameInterpreter();
     state.hand = peer.state.hand;
     if (wasHand && !state.hand) toast(t("hand_lowered"));
     if (!MODERATOR_ROLES.has(oldRole) && MODERATOR_ROLES.has(peer.role)) startModerator();
@@ -889,6 +917,320 @@ function onMuteRequested(msg) {
   }
   renderControls();
   refreshSelfTile();
+}
+
+// Interpretation ----------------------------------------------------------------------------------
+//
+// The rules are in interpretation.js; here they meet the page: the choice before joining and in the toolbar, the
+// `listen` that tells the server which channel to serve us, the volumes of the floor's tiles and of the channel,
+// the list of interpreters and, for an interpreter, the booth. Only in an sfu room with interpretation.
+
+function languageLabel(code) {
+  return languageName(code, currentLocale());
+}
+
+function languageInText(code) {
+  return languageName(code, currentLocale(), { inText: true });
+}
+
+function listenOptions(languages, current, offline = () => false) {
+  return [
+    h("option", { value: "original", selected: current === "original" }, t("listen_original")),
+    ...languages.map((code) =>
+      h("option", { value: code, selected: current === code }, offline(code) ? t("listen_option_offline", { language: languageLabel(code) }) : languageLabel(code)),
+    ),
+  ];
+}
+
+/** Before joining: what to hear, remembered per workshop (offered when the workshop has languages). */
+function setupListenChoice() {
+  $("#pre-listen").addEventListener("change", (e) => storeChoice(state.workshop.id, e.target.value === "original" ? null : e.target.value));
+  renderListenChoice();
+}
+
+function renderListenChoice() {
+  const languages = (state.workshop && state.workshop.languages) || [];
+  $("#pre-listen-field").hidden = !languages.length;
+  const stored = storedChoice(state.workshop.id);
+  clear($("#pre-listen"), listenOptions(languages, stored && languages.includes(stored) ? stored : "original"));
+  const pair = state.me && state.me.interpreter ? state.me.interpreter.languages || [] : null;
+  const note = $("#pre-interpreter");
+  note.hidden = !pair;
+  if (pair) note.textContent = t("booth_prejoin", { pair: pair.map(languageLabel).join(" ⇄ ") });
+}
+
+function interpretationOn() {
+  return isSfu() && interp.enabled;
+}
+
+/** A member of this room interprets (their info says so, or a channel lists them). */
+function isInterpreter(peerId) {
+  if (!interpretationOn() || !state.self) return false;
+  const peer = peerId === state.self.id ? state.self : state.roster.get(peerId);
+  return Boolean(peer && peer.interpreter) || interp.interpreters().has(peerId);
+}
+
+function amInterpreter() {
+  return Boolean(state.self) && isInterpreter(state.self.id);
+}
+
+/** The interpreter's pair: their own, else the room's first two languages. */
+function boothPair() {
+  const own = state.self && state.self.interpreter ? state.self.interpreter.languages : null;
+  return own && own.length ? own : interp.languages.slice(0, 2);
+}
+
+/** The language the interpreter speaks into: as the server says, else the one of the pair that is not the floor's. */
+function boothInto() {
+  const own = state.self && state.self.interpreter ? state.self.interpreter.into : null;
+  if (own) return own;
+  const pair = boothPair();
+  return pair.find((code) => code !== interp.languages[0]) ?? pair[0] ?? null;
+}
+
+function boothLive() {
+  const channel = interp.channelOf(boothInto());
+  if (channel) return channel.live_peer_id === state.self.id;
+  return Boolean(state.self.interpreter && state.self.interpreter.live);
+}
+
+/** A new room: its interpretation (null: none) and our remembered choice for it. */
+function enterInterpretation(info) {
+  interp.selfId = state.self ? state.self.id : null;
+  interp.setInfo(info ?? null);
+  interp.choose(storedChoice(state.workshop.id) ?? null);
+  state.listenRequest = null;
+  state.listenSent = null;
+}
+
+/** The `interpretation` message: a live interpreter changed, a channel's feed came or went, interpreters changed. */
+function setInterpretation(info) {
+  const wasInterpreter = amInterpreter();
+  interp.selfId = state.self.id;
+  interp.setInfo(info);
+  interp.choose(storedChoice(state.workshop.id) ?? null); // the room's languages may have changed
+  if (wasInterpreter !== amInterpreter()) becameInterpreter();
+  syncListen();
+  resubscribeSoon(); // the channel's feed may be another one now
+  renderRoom();
+}
+
+/** Tell the server what we listen to, when it does not know yet; one `listen` on its way at a time. */
+function syncListen() {
+  if (!interp.enabled || !signaling || state.listenRequest !== null) return;
+  const wanted = interp.chosen;
+  if ((interp.info.listening ?? null) === wanted) return;
+  const requestId = signaling.send({ type: "listen", language: wanted }, { withRequestId: true });
+  if (requestId === false) return; // the socket is down: the welcome after it brings us here again
+  state.listenRequest = requestId;
+  state.listenSent = wanted;
+}
+
+function onListening() {
+  if (interp.info) interp.info.listening = state.listenSent;
+  state.listenRequest = null;
+  sfu.refresh(); // the server serves the channel now: ask for it again if it was left out
+  syncListen(); // the choice may have changed meanwhile
+}
+
+function onListenRefused(msg) {
+  state.listenRequest = null;
+  console.warn("interpretation: listen refused", msg.code, msg.message);
+  toast(t("listen_refused"), { kind: "error" });
+  chooseListen(null);
+}
+
+function chooseListen(language) {
+  interp.choose(language);
+  storeChoice(state.workshop.id, interp.chosen);
+  syncListen();
+  resubscribeSoon();
+  renderInterpretation();
+  applyAudio();
+}
+
+/** The gain of the floor (every tile's sound): 1 unless a channel is heard. */
+function floorGain() {
+  return interpretationOn() ? interp.floorGain(state.speaking) : 1;
+}
+
+/** The floor's tiles at the floor's gain, the channel heard on its own element at full volume. */
+function applyAudio() {
+  const gain = floorGain();
+  for (const [id, tile] of tiles) {
+    if (id === "self") continue;
+    const video = tile.querySelector("video");
+    if (video.volume !== gain) video.volume = gain;
+  }
+  const audio = $("#channel-audio");
+  const feedId = interpretationOn() ? interp.channelFeed() : null;
+  const stream = feedId ? sfu.streamOf(feedId) : null;
+  if (audio.srcObject !== stream) {
+    audio.srcObject = stream;
+    if (stream) audio.play().catch(() => {});
+  }
+  audio.volume = 1;
+  renderInterpNotice();
+}
+
+function renderInterpretation() {
+  renderListenControl();
+  renderBooth();
+  renderInterpNotice();
+}
+
+/** The toolbar's language picker and the floor's level under a channel. */
+function renderListenControl() {
+  const on = interpretationOn();
+  $("#listen-control").hidden = !on;
+  if (!on) return;
+  const select = $("#listen-select");
+  // An interpreter does not listen to the channel they speak into.
+  const languages = interp.languages.filter((code) => !amInterpreter() || code !== boothInto());
+  const current = interp.chosen && languages.includes(interp.chosen) ? interp.chosen : "original";
+  const offline = (code) => !interp.isLive(code);
+  const key = JSON.stringify([languages, current, currentLocale(), languages.map(offline)]);
+  if (select.dataset.key !== key) {
+    clear(select, listenOptions(languages, current, offline));
+    select.dataset.key = key;
+  }
+  select.value = current;
+  const percent = Math.round(interp.level * 100);
+  $("#floor-level-field").hidden = !interp.chosen;
+  const slider = $("#floor-level");
+  if (document.activeElement !== slider) slider.value = String(percent);
+  slider.setAttribute("aria-valuetext", t("floor_level_value", { n: percent }));
+  $("#floor-level-value").textContent = t("floor_level_value", { n: percent });
+}
+
+function renderInterpNotice() {
+  const notice = $("#interp-notice");
+  const on = interpretationOn() && state.joined && !state.ended && interp.fallingBack();
+  if (on) notice.textContent = t("interp_no_live", { language: languageInText(interp.chosen) });
+  notice.hidden = !on;
+}
+
+/** The people panel's list of interpreters: their pair, and the channel they are live in. */
+function renderInterpreters(people) {
+  $("#interpreters").hidden = !people.length;
+  const liveIn = (peerId) => (interp.info ? (interp.info.channels || []).find((c) => c.live_peer_id === peerId) : null);
+  clear(
+    $("#interpreter-list"),
+    people.map((person) => {
+      const channel = liveIn(person.id);
+      const pair = person.interpreter ? person.interpreter.languages || [] : [];
+      return h(
+        "li",
+        { class: "person interpreter", dataset: { peerId: person.id, live: String(Boolean(channel)) } },
+        countryBadge(person.country, countryName(person.country)),
+        h(
+          "div",
+          { class: "person-main" },
+          h("span", { class: "person-name" }, person.display_name, person.isSelf ? h("span", { class: "you" }, ` (${t("you")})`) : null),
+          h("span", { class: "person-meta" }, pair.map(languageLabel).join(" ⇄ ")),
+        ),
+        channel ? h("span", { class: "badge badge-live" }, t("interpreter_live_into", { language: languageInText(channel.language) })) : null,
+      );
+    }),
+  );
+}
+
+/** We became an interpreter of this room, or stopped being one: the booth, or a tile of one's own again. */
+function becameInterpreter() {
+  sfu.allowAgain();
+  if (amInterpreter()) {
+    // The camera stays off in the booth, and a shared screen ends: an interpreter is never on the floor.
+    const changes = {};
+    if (media.hasVideo && media.videoEnabled) {
+      media.setVideoEnabled(false);
+      changes.video = false;
+    }
+    if (media.sharingScreen) {
+      media.stopScreen();
+      changes.screen = false;
+    }
+    if (Object.keys(changes).length) signaling.send({ type: "update", ...changes });
+    if (interp.chosen && interp.chosen === boothInto()) chooseListen(null);
+    if (!(state.self.interpreter && state.self.interpreter.into) && boothInto()) sendInterpret(boothInto(), false);
+  }
+  syncPublishing();
+  renderControls();
+  refreshSelfTile();
+}
+
+function sendInterpret(into, live) {
+  return signaling.send({ type: "interpret", into, live }, { withRequestId: true });
+}
+
+/** One click turns the pair around: the new direction, live or not as before (a live interpreter stays live). */
+function switchDirection(into) {
+  if (into === boothInto()) return;
+  sendInterpret(into, boothLive());
+  if (interp.chosen === into) chooseListen(null);
+}
+
+/** The interpreter's booth: the direction of the pair, who is live in the channel, going live and taking over. */
+function renderBooth() {
+  const booth = $("#booth");
+  const on = amInterpreter() && state.joined && !state.ended;
+  booth.hidden = !on;
+  $("#stage").classList.toggle("with-booth", on);
+  if (!on) return;
+  const hadFocus = booth.contains(document.activeElement);
+  const pair = boothPair();
+  const into = boothInto();
+  const live = boothLive();
+  const channel = interp.channelOf(into);
+  const other = channel && channel.live_peer_id && channel.live_peer_id !== state.self.id ? state.roster.get(channel.live_peer_id) : null;
+  const otherLive = Boolean(channel && channel.live_peer_id && channel.live_peer_id !== state.self.id);
+  const language = into ? languageInText(into) : "";
+  const muted = !(media.hasAudio && media.audioEnabled);
+  const heard = interp.hearing();
+  booth.dataset.state = live ? "live" : otherLive ? "other" : "none";
+  let status;
+  if (live) status = t("booth_status_live", { language });
+  else if (otherLive) status = t("booth_status_other", { name: other ? other.display_name : t("booth_someone"), language });
+  else status = t("booth_status_none", { language });
+  clear(
+    booth,
+    h("div", { class: "booth-head" }, h("h2", { id: "booth-h" }, t("booth_heading")), h("span", { class: "hint" }, pair.map(languageLabel).join(" ⇄ "))),
+    h(
+      "div",
+      { class: "booth-direction", role: "group", "aria-label": t("booth_direction") },
+      pair.map((source) => {
+        const target = otherOf(pair, source) || source;
+        return h(
+          "button",
+          {
+            type: "button",
+            class: "booth-dir",
+            dataset: { into: target },
+            "aria-pressed": String(target === into),
+            "aria-label": t("booth_direction_label", { from: languageLabel(source), into: languageLabel(target) }),
+            onclick: () => switchDirection(target),
+          },
+          `${source.toUpperCase()} → ${target.toUpperCase()}`,
+        );
+      }),
+    ),
+    h("p", { class: "booth-status", role: "status" }, status),
+    live
+      ? h("div", { class: "booth-onair", "aria-hidden": "true" }, t("booth_you_are_live"))
+      : h("button", { type: "button", class: "booth-take primary big", onclick: () => sendInterpret(into, true) }, t(otherLive ? "booth_take_over" : "booth_go_live")),
+    live ? h("button", { type: "button", class: "booth-off ghost", onclick: () => sendInterpret(into, false) }, t("booth_go_off")) : null,
+    live && muted ? h("p", { class: "booth-warn", role: "alert" }, t("booth_muted")) : null,
+    h("p", { class: "hint booth-hearing" }, t("booth_hearing", { language: heard ? languageLabel(heard) : t("listen_original") })),
+  );
+  if (hadFocus) booth.querySelector(".booth-take, .booth-off")?.focus();
+}
+
+function setupInterpretation() {
+  $("#listen-select").addEventListener("change", (e) => chooseListen(e.target.value === "original" ? null : e.target.value));
+  $("#floor-level").addEventListener("input", (e) => {
+    interp.setLevel(Number(e.target.value) / 100);
+    renderListenControl();
+    applyAudio();
+  });
 }
 
 // Breakouts ---------------------------------------------------------------------------------------
@@ -1066,6 +1408,7 @@ function showRoom() {
   setupTabs();
   setupControls();
   setupView();
+  setupInterpretation();
   $("#chat-form").addEventListener("submit", (e) => {
     e.preventDefault();
     const input = $("#chat-input");
@@ -1098,14 +1441,17 @@ function renderRoom() {
   $("#btn-help").hidden = state.room.kind !== "breakout";
   renderTiles();
   renderPeople();
+  renderInterpretation();
   renderChooser();
   moderator?.renderRooms();
 }
 
 /** Every tile in display order: ours first, then people by name, each sfu screen share after its sharer's. */
 function tileList() {
-  const list = [{ id: "self", peerId: state.self.id, kind: "self", sharing: false }];
+  // Interpreters are heard in their channels, never seen: no tile of theirs (nor one's own in the booth).
+  const list = amInterpreter() ? [] : [{ id: "self", peerId: state.self.id, kind: "self", sharing: false }];
   for (const peer of [...state.roster.values()].sort(byName)) {
+    if (isInterpreter(peer.id)) continue;
     // In a mesh room a shared screen replaces the sharer's camera: their tile is the screen.
     list.push({ id: peer.id, peerId: peer.id, kind: "camera", sharing: !isSfu() && Boolean(peer.state && peer.state.screen) });
     if (isSfu()) {
@@ -1193,6 +1539,7 @@ function renderTiles() {
     renderTile(item.id);
   }
   renderViewControls(arranged);
+  applyAudio();
 }
 
 /** The boxes of the video area, made once: the stage, its strip, a grid page, and the tiles not shown. */
@@ -1501,11 +1848,13 @@ function renderPeople() {
   const list = clear($("#people-list"));
   // Raised hands first, in queue order (numbered 1, 2, 3...), then everyone else by name; oneself among them.
   const me = { ...state.self, state: selfState(), isSelf: true };
-  const others = [...state.roster.values()].sort(byName);
-  const hands = [me, ...others].filter((p) => p.state && p.state.hand).sort(byHandThenName);
+  const all = [me, ...[...state.roster.values()].sort(byName)];
+  renderInterpreters(all.filter((p) => isInterpreter(p.id)));
+  const shown = all.filter((p) => !isInterpreter(p.id)); // interpreters have a list of their own
+  const hands = shown.filter((p) => p.state && p.state.hand).sort(byHandThenName);
   const position = new Map(hands.map((p, i) => [p.id, i + 1]));
-  const everyone = [...hands, ...[me, ...others].filter((p) => !position.has(p.id))];
-  $("#people-count").textContent = String(everyone.length);
+  const everyone = [...hands, ...shown.filter((p) => !position.has(p.id))];
+  $("#people-count").textContent = String(all.length);
   const canModerate = MODERATOR_ROLES.has(state.self.role);
   for (const person of everyone) {
     const actions = [];
@@ -1666,6 +2015,7 @@ function sendState(changes) {
   renderControls();
   refreshSelfTile();
   renderPeople();
+  renderBooth(); // a live interpreter who mutes is warned
 }
 
 async function toggleScreen() {
@@ -1709,10 +2059,11 @@ function renderControls() {
   setControl($("#btn-cam"), { on: !video, text: video ? t("camera_off") : t("camera_on"), label: video ? t("camera_label_on") : t("camera_label_off"), icon: video ? "i-cam" : "i-cam-off" });
   $("#btn-cam").classList.toggle("off", !video);
   $("#btn-cam").disabled = !media.hasVideo;
+  $("#btn-cam").hidden = amInterpreter(); // an interpreter's picture is never shown
   const sharing = media.sharingScreen;
   setControl($("#btn-screen"), { on: sharing, text: sharing ? t("stop_share") : t("share_screen") });
   $("#btn-screen").classList.toggle("active", sharing);
-  $("#btn-screen").hidden = !(navigator.mediaDevices && navigator.mediaDevices.getDisplayMedia);
+  $("#btn-screen").hidden = !(navigator.mediaDevices && navigator.mediaDevices.getDisplayMedia) || amInterpreter();
   $("#btn-screen").disabled = isSfu() && !mayPublish() && !sharing;
   setControl($("#btn-hand"), { on: state.hand, text: state.hand ? t("lower_hand") : t("raise_hand") });
   $("#btn-hand").classList.toggle("active", state.hand);
@@ -2068,6 +2419,7 @@ function relabel() {
     if ($("#join-button").disabled) $("#join-button").textContent = t("joining");
   }
   fillDevices().catch(() => {});
+  if (!$("#prejoin").hidden) renderListenChoice();
   renderReactionBar();
   renderAgenda();
   if (state.joined && !state.ended) {
@@ -2099,6 +2451,8 @@ function ended(code, reason = "") {
   toggleReactions(false);
   clearInterval(timer);
   for (const tile of tiles.values()) tile.querySelector("video").srcObject = null;
+  $("#channel-audio").srcObject = null;
+  $("#interp-notice").hidden = true;
   $("#reconnect-banner").hidden = true;
   $("#breakout-banner").hidden = true;
   $("#consent-banner").hidden = true;
@@ -2169,6 +2523,24 @@ window.roundtable = {
   },
   /** What the subscriber connection asked the SFU for and what it receives, per feed and kind. */
   subscription: () => (sfu ? sfu.subscriptionInfo() : null),
+  /** Interpretation: the floor's gain now (0..1), the channel heard (a language, null: the original), the rest. */
+  interpretation: {
+    floorGain: () => floorGain(),
+    channel: () => (isSfu() ? interp.hearing() : null),
+    state: () => ({
+      enabled: interp.enabled && isSfu(),
+      languages: interp.languages,
+      chosen: interp.chosen,
+      hearing: isSfu() ? interp.hearing() : null,
+      fallingBack: isSfu() && interp.fallingBack(),
+      level: interp.level,
+      ducked: interp.ducked(state.speaking),
+      channelFeed: interp.channelFeed(),
+      listening: interp.info ? interp.info.listening ?? null : null,
+      channels: interp.info ? interp.info.channels || [] : [],
+      booth: amInterpreter() ? { ...state.self.interpreter, into: boothInto(), live: boothLive() } : null,
+    }),
+  },
   /** Drop the signalling socket as a network failure would. */
   dropConnection: () => signaling && signaling.dropForTest(),
   /** Reactions received, oldest first: [{peer_id, emoji}]. */

@@ -7,7 +7,9 @@
 //   answer (`subscription_answer`); a new `subscribe` replaces the whole set and brings a new offer for the same
 //   connection. Which track is which feed comes from the offer's `streams` (by transceiver mid). We take the audio
 //   of every feed but video only of those whose tiles are on screen (`videoFor`, from stage.js's visibility), each
-//   in the simulcast layer (`quality`) its tile's size needs; the camera is published with three layers.
+//   in the simulcast layer (`quality`) its tile's size needs; the camera is published with three layers. Of the
+//   interpretation feeds (an interpreter's voice, audio only, into a language channel) we take only the channel
+//   we listen to (`audioFor`, see interpretation.js).
 //
 // Everything runs on one promise chain of its own, in call order: a `subscription` offer must not meet a
 // half-built connection, and waiting for ICE gathering here must not hold up chat and presence.
@@ -62,9 +64,11 @@ export class SfuSession {
    *   is the source of a publish, or "subscribe"
    * @param {(feed: object) => (string|null)} [options.videoFor] the simulcast layer ("low", "medium", "high") to
    *   receive of a feed's video, or null for none (its tile is not on screen); by default every video, "high"
+   * @param {(feed: object) => boolean} [options.audioFor] whether to receive a feed's audio; by default every
+   *   feed's
    */
-  constructor({ send, selfId, tracksFor, onFeedMedia, onChange, onRefused, videoFor = () => "high" }) {
-    Object.assign(this, { send, selfId, tracksFor, onFeedMedia, onChange, onRefused, videoFor });
+  constructor({ send, selfId, tracksFor, onFeedMedia, onChange, onRefused, videoFor = () => "high", audioFor = () => true }) {
+    Object.assign(this, { send, selfId, tracksFor, onFeedMedia, onChange, onRefused, videoFor, audioFor });
     this.uncapped = false; // the benchmark's "subscribe to everything": no client-side cap (the server still caps)
     this.iceServers = [];
     this.queue = Promise.resolve();
@@ -156,7 +160,9 @@ export class SfuSession {
       this._dropFeed(feedId);
       this._forgetSent();
       for (const [source, pub] of [...this.publishers]) {
-        if (pub.feedId !== feedId || reason === "republished") continue;
+        // A republish replaces the feed; an interpreter's new direction moves it to another channel (the same
+        // feed id comes back at once): the connection goes on in both cases.
+        if (pub.feedId !== feedId || reason === "republished" || reason === "language_changed") continue;
         // The server ended one of our feeds: its connection is useless now. Janus lost it: publish anew;
         // anything else (the floor taken back, removed) is for good.
         this._closePublisher(source, { unpublish: false });
@@ -327,14 +333,19 @@ export class SfuSession {
     closePc(pub.pc);
   }
 
-  /** A device change: swap the track on the camera connection (no renegotiation), or publish anew. */
+  /**
+   * A device change: swap the track on the camera connection (and a microphone on the interpretation one) with
+   * no renegotiation, or publish anew.
+   */
   replaceTrack(kind, track) {
     return this.run(async () => {
-      const pub = this.publishers.get("camera");
-      if (!pub) return;
-      const sender = pub.pc.getSenders().find((s) => s.track && s.track.kind === kind);
-      if (sender) await sender.replaceTrack(track);
-      else await this._publish("camera"); // nothing of this kind was sent yet
+      for (const source of kind === "audio" ? ["camera", "interpretation"] : ["camera"]) {
+        const pub = this.publishers.get(source);
+        if (!pub) continue;
+        const sender = pub.pc.getSenders().find((s) => s.track && s.track.kind === kind);
+        if (sender) await sender.replaceTrack(track);
+        else await this._publish(source); // nothing of this kind was sent yet
+      }
     });
   }
 
@@ -345,9 +356,17 @@ export class SfuSession {
     return this.run(() => this._syncSubscription());
   }
 
+  /** Ask again even if our set reads the same: what the server lets us receive changed (a `listen` took effect). */
+  refresh() {
+    return this.run(() => {
+      this._forgetSent();
+      this._syncSubscription();
+    });
+  }
+
   /**
-   * The audio of every feed, and video only of the feeds whose tiles are on screen, each in the layer its tile
-   * needs (`videoFor`). A feed with nothing to receive is left out.
+   * The audio of every feed (`audioFor` says which interpretation channel), and video only of the feeds whose
+   * tiles are on screen, each in the layer its tile needs (`videoFor`). A feed with nothing to receive is left out.
    */
   _wanted() {
     const wanted = [];
@@ -367,8 +386,9 @@ export class SfuSession {
     }
     for (const f of feeds) {
       const quality = layer.get(f.feed_id);
-      if (!f.audio && !quality) continue;
-      const item = { feed_id: f.feed_id, audio: Boolean(f.audio), video: Boolean(quality) };
+      const audio = Boolean(f.audio) && this.audioFor(f);
+      if (!audio && !quality) continue;
+      const item = { feed_id: f.feed_id, audio, video: Boolean(quality) };
       if (quality) item.quality = quality;
       wanted.push(item);
     }
