@@ -206,7 +206,10 @@ function renderAgenda() {
   $("#pre-agenda").hidden = !sessions.length;
   clear($("#pre-agenda-list"), agendaList(sessions, w.timezone));
   const line = $("#room-agenda");
-  if (line) line.textContent = nowNextLine(sessions, w.timezone);
+  if (line) {
+    line.textContent = nowNextLine(sessions, w.timezone);
+    line.title = line.textContent; // the header shows one line of it
+  }
 }
 
 function setupZone() {
