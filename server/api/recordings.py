@@ -408,7 +408,7 @@ async def track_file(request: web.Request) -> web.StreamResponse:
             filename=f"{track_id}.webm",
         )
 
-    return await _serve_download(request, recording_id, lookup)
+    return await _serve_download(request, recording_id, lookup, signed_for=track_id)
 
 
 @API.route(
@@ -450,10 +450,15 @@ class ServedFile:
 
 
 async def _serve_download(
-    request: web.Request, recording_id: uuid.UUID, lookup: Callable[[], Awaitable[tuple[uuid.UUID, ServedFile]]]
+    request: web.Request,
+    recording_id: uuid.UUID,
+    lookup: Callable[[], Awaitable[tuple[uuid.UUID, ServedFile]]],
+    *,
+    signed_for: uuid.UUID | None = None,
 ) -> web.StreamResponse:
     """A recording's file (a track, the composed video) to a bearer token or a signed URL, with Range, If-Range and
-    ETag; every download logged (and audited) in one transaction. `lookup` names the file (404 when absent)."""
+    ETag; every download logged (and audited) in one transaction. `lookup` names the file (404 when absent); a file
+    whose id is in its path (`signed_for`: a track) has a signed link checked before it is looked up."""
     app = request.app
     token = bearer_token(request.headers.get("Authorization"))
     if token is not None:
@@ -462,6 +467,9 @@ async def _serve_download(
         principal, via = _principal_name(who), "bearer"
         file_id, found = await lookup()
     else:
+        _signed_query(request)  # a malformed or expired link is refused before anything is looked up
+        if signed_for is not None:
+            _check_signature(request, recording_id, signed_for)
         file_id, found = await lookup()
         principal, via = _check_signature(request, recording_id, file_id)
         if principal != "admin":
@@ -573,7 +581,8 @@ async def _whole_file(request: web.Request, path: Path, headers: dict[str, str])
     return response
 
 
-def _check_signature(request: web.Request, recording_id: uuid.UUID, file_id: uuid.UUID) -> tuple[str, str]:
+def _signed_query(request: web.Request) -> tuple[str, str, str]:
+    """The signed link's parts, well formed and not expired (its signature is checked by `_check_signature`)."""
     q = request.query
     exp, by, sig = q.get("exp", ""), q.get("by", ""), q.get("sig", "")
     if not (exp and by and sig):
@@ -582,6 +591,11 @@ def _check_signature(request: web.Request, recording_id: uuid.UUID, file_id: uui
         raise Unauthenticated("the download URL is not valid")
     if int(exp) < time.time():
         raise Unauthenticated("the download URL has expired")
+    return exp, by, sig
+
+
+def _check_signature(request: web.Request, recording_id: uuid.UUID, file_id: uuid.UUID) -> tuple[str, str]:
+    exp, by, sig = _signed_query(request)
     expected = _sign(request.app[keys.SIGNING_SECRET], recording_id, file_id, int(exp), by)
     if not hmac.compare_digest(expected, sig):
         raise Unauthenticated("the download URL is not valid")
