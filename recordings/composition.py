@@ -268,6 +268,7 @@ class Run:
     process: asyncio.subprocess.Process | None = None
     progress: float = 0.0
     stopping: bool = False  # the server is shutting down: the run goes back to the queue
+    cancelled: str | None = None  # why the run was ended (the recording deleted): it fails with this
     timed_out: bool = False
     stderr: list[str] = field(default_factory=list)
 
@@ -295,6 +296,13 @@ class CompositionSupervisor:
 
     def wake(self) -> None:
         self._wake.set()
+
+    def cancel(self, recording_id: uuid.UUID, reason: str) -> None:
+        """End a running composition now (its recording is being deleted): it fails with `reason`."""
+        run = self.runs.get(recording_id)
+        if run is not None:
+            run.cancelled = reason
+            _kill(run.process)
 
     def _tell(self, recording_id: uuid.UUID, event: str, **detail: Any) -> None:
         for listener in list(self.listeners):
@@ -395,7 +403,7 @@ class CompositionSupervisor:
             start_new_session=True,  # a signal to the server's process group is not the composer's
         )
         run.process = process
-        if run.stopping:  # the server began to stop while this one was being started
+        if run.stopping or run.cancelled:  # the server began to stop (or the recording went) meanwhile
             _kill(process)
         await self.store.set_pid(recording_id, process.pid)
         self._tell(recording_id, "started", pid=process.pid, attempt=attempt)
@@ -441,6 +449,9 @@ class CompositionSupervisor:
         if run.stopping:
             await self.store.requeue_run(recording_id, uncount=True)
             return "queued"
+        if run.cancelled:
+            await self.store.fail(recording_id, run.cancelled)
+            return "failed"
         if run.timed_out:
             await self.store.fail(recording_id, f"the composer took longer than its limit of {limit:g} s")
             return "failed"

@@ -127,6 +127,8 @@ class RecordingCoordinator:
         self._retention: asyncio.Task[None] | None = None
         # Told when a recording became ready (and so was queued for composition): the supervisor looks at once.
         self.on_ready: Callable[[], None] | None = None
+        # Told before a recording's files are deleted: a composition of it still running is ended.
+        self.on_delete: Callable[[uuid.UUID], None] | None = None
         service.recordings = self
 
     # Lifecycle ------------------------------------------------------------------------------------
@@ -537,6 +539,8 @@ class RecordingCoordinator:
 
     async def delete_files(self, recording_ids: list[uuid.UUID]) -> None:
         for recording_id in recording_ids:
+            if self.on_delete is not None:
+                self.on_delete(recording_id)
             await asyncio.to_thread(self.storage.delete_recording, recording_id)
             await asyncio.to_thread(delete_mjr, self.sfu_rec_dir, recording_id)
 
@@ -551,5 +555,7 @@ class RecordingCoordinator:
             details={"by": by},
         )
         await self.store.mark_deleted(recording_id, by, change=change)
+        if self.on_delete is not None:
+            self.on_delete(recording_id)
         await asyncio.to_thread(self.storage.delete_recording, recording_id)
         await asyncio.to_thread(delete_mjr, self.sfu_rec_dir, recording_id)

@@ -338,6 +338,7 @@ async def _signaling(app: web.Application) -> AsyncIterator[None]:
     app[keys.COMPOSITIONS] = compositions
     app[keys.COMPOSER] = composer
     recordings.on_ready = composer.wake
+    recordings.on_delete = lambda recording_id: composer.cancel(recording_id, "the recording was deleted")
     await recordings.open()
     await composer.start()
     agenda = AgendaStore(app[keys.POOL], audit=app[keys.AUDIT])

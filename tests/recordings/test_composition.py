@@ -514,3 +514,26 @@ async def test_a_breakout_room_s_recording_is_composed_like_the_plenary_s(
         tile = tiles[peer.id]
         u, v = frame.chroma(tile["x"], tile["y"], tile["w"], tile["h"])
         assert abs(u - UV[peer.colour][0]) < 20 and abs(v - UV[peer.colour][1]) < 20, (peer.colour, u, v)
+
+
+async def test_deleting_a_recording_mid_composition_ends_the_composer_and_leaves_no_file(
+    client: Client, tmp_path: Path
+) -> None:
+    events = Events(client.app[keys.COMPOSER])
+    _, red, blue = await two_people(client)
+    rid = await synthetic_recording(
+        client, tmp_path, [(red["id"], "red", 440, 0.0, 8.0), (blue["id"], "blue", 660, 0.0, 8.0)]
+    )
+    await ready(client, rid)
+    started = await events.until(rid, "started")
+    await events.until(rid, "progress")
+    resp = await client.delete(f"/api/v1/recordings/{rid}", headers=ADMIN)
+    assert resp.status == 204
+    assert (await events.until(rid, "ended"))["state"] == "failed"
+    with pytest.raises(ProcessLookupError):
+        os.kill(started["pid"], 0)
+    detail = await get(client, f"/api/v1/recordings/{rid}")
+    assert detail["composition"]["state"] == "failed"
+    assert detail["composition"]["error"] == "the recording was deleted"
+    folder = client.app[keys.STORAGE].path(rid)
+    assert not folder.exists() or not any(folder.iterdir())
