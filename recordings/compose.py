@@ -20,7 +20,6 @@ name and tile size.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import os
@@ -36,7 +35,7 @@ import av
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from recordings.storage import probe_duration
+from recordings.storage import file_facts
 
 SAMPLE_RATE = 48_000
 AUDIO_FRAME = 960  # 20 ms: what libopus encodes
@@ -96,7 +95,13 @@ TileKey = tuple[str, str]  # (participant_id, "camera" | "screen")
 
 
 def _even(n: float) -> int:
+    """A size: even (chroma is subsampled by two), at least 2."""
     return max(2, int(n) // 2 * 2)
+
+
+def _even_at(n: float) -> int:
+    """A position: even, at least 0."""
+    return max(0, int(n) // 2 * 2)
 
 
 def layout(width: int, height: int, big: TileKey | None, others: list[TileKey]) -> dict[TileKey, Rect]:
@@ -112,9 +117,9 @@ def layout(width: int, height: int, big: TileKey | None, others: list[TileKey]) 
     out = {main: Rect(0, 0, width - strip, height)}
     h = _even(min(strip * 9 / 16, height / len(rest)))
     w = _even(min(strip, h * 16 / 9))
-    top = _even((height - h * len(rest)) / 2)
+    top = _even_at((height - h * len(rest)) / 2)
     for i, key in enumerate(rest):
-        out[key] = Rect(width - strip + _even((strip - w) / 2), top + i * h, w, h)
+        out[key] = Rect(width - strip + _even_at((strip - w) / 2), top + i * h, w, h)
     return out
 
 
@@ -123,8 +128,8 @@ def fit(src_w: int, src_h: int, rect: Rect) -> Rect:
     scale = min(rect.w / max(1, src_w), rect.h / max(1, src_h))
     w, h = min(rect.w, _even(src_w * scale)), min(rect.h, _even(src_h * scale))
     return Rect(
-        rect.x + _even((rect.w - w) / 2) if rect.w > w + 1 else rect.x,
-        rect.y + _even((rect.h - h) / 2) if rect.h > h + 1 else rect.y,
+        rect.x + _even_at((rect.w - w) / 2),
+        rect.y + _even_at((rect.h - h) / 2),
         w,
         h,
     )
@@ -389,6 +394,8 @@ class Canvas:
 
     def label(self, name: str, rect: Rect) -> None:
         """The name at the tile's bottom left, white on a dark bar (rendered once per name and size)."""
+        if rect.h < 24 or rect.w < 24:
+            return  # a thumbnail too small for a readable name
         bar = _even(max(12, min(26, rect.h // 7)))
         key = (name, rect.w, bar)
         planes = self._labels.get(key)
@@ -432,6 +439,71 @@ class Result:
         }
 
 
+def choose_tiles(
+    present: set[TileKey], speaker: str | None, order: dict[str, int]
+) -> tuple[TileKey | None, list[TileKey]]:
+    """The large tile and the others, in the order people first appeared. Pure. The latest shared screen is large,
+    else the active speaker's camera, else the first camera."""
+    screens = sorted((k for k in present if k[1] == "screen"), key=lambda k: order[k[0]])
+    cameras = sorted((k for k in present if k[1] == "camera"), key=lambda k: order[k[0]])
+    if screens:
+        big: TileKey | None = screens[-1]
+    elif speaker is not None and (speaker, "camera") in present:
+        big = (speaker, "camera")
+    else:
+        big = cameras[0] if cameras else None
+    return big, [k for k in screens[:-1] + cameras if k != big]
+
+
+class Timeline:
+    """The layout over time, one segment per arrangement: who was where, from when to when."""
+
+    def __init__(self) -> None:
+        self.segments: list[dict[str, Any]] = []
+        self._last: tuple[Any, ...] | None = None
+
+    def note(self, t: float, big: TileKey | None, rects: dict[TileKey, Rect]) -> None:
+        key = tuple(sorted((k, r.x, r.y, r.w, r.h) for k, r in rects.items()))
+        if key == self._last:
+            return
+        self._last = key
+        if self.segments:
+            self.segments[-1]["to_s"] = round(t, 3)
+        tiles = [
+            {"participant_id": k[0], "source": k[1], "big": k == big, "x": r.x, "y": r.y, "w": r.w, "h": r.h}
+            for k, r in rects.items()
+        ]
+        self.segments.append({"from_s": round(t, 3), "to_s": None, "tiles": tiles})
+
+    def close(self, end: float) -> list[dict[str, Any]]:
+        if self.segments:
+            self.segments[-1]["to_s"] = round(end, 3)
+        return self.segments
+
+
+class Mix:
+    """The audio of every track summed, encoded in whole Opus frames as the video advances."""
+
+    def __init__(self, sources: list[AudioSource], stream: Any, total_samples: int) -> None:
+        self.sources = sources
+        self.stream = stream
+        self.total = total_samples
+        self.position = 0
+
+    def until(self, t: float, out: Any, *, last: bool = False) -> None:
+        upto = min(self.total, math.ceil(t * SAMPLE_RATE / AUDIO_FRAME) * AUDIO_FRAME)
+        while self.position + AUDIO_FRAME <= upto or (last and self.position < upto):
+            mixed = np.zeros(AUDIO_FRAME, dtype=np.float32)
+            for source in self.sources:
+                source.mix_into(mixed, self.position)
+            np.clip(mixed, -1.0, 1.0, out=mixed)
+            frame = av.AudioFrame.from_ndarray(mixed.reshape(1, -1), format="flt", layout="mono")
+            frame.sample_rate, frame.pts, frame.time_base = SAMPLE_RATE, self.position, Fraction(1, SAMPLE_RATE)
+            for packet in self.stream.encode(frame):
+                out.mux(packet)
+            self.position += AUDIO_FRAME
+
+
 def compose(
     tracks: list[TrackInput],
     output: Path,
@@ -451,23 +523,20 @@ def compose(
     if duration <= 0:
         raise ComposeError("nothing to compose: every track is empty")
     names = {t.participant_id: t.name for t in tracks}
-    kinds = classify_sources(tracks)
-    audio = analyse_audio(tracks, duration)
-    windows = max(1, math.ceil(duration / LEVEL_WINDOW_S))
-    talk = speakers(audio.levels, windows)
-    videos = [VideoSource(t, kinds[t.id]) for t in sorted(tracks, key=lambda t: t.offset_s) if t.kind == "video"]
-    sounds = [AudioSource(t) for t in tracks if t.kind == "audio"]
     order: dict[str, int] = {}
     for track in sorted(tracks, key=lambda x: (x.offset_s, x.id)):
         order.setdefault(track.participant_id, len(order))
+    kinds = classify_sources(tracks)
+    audio = analyse_audio(tracks, duration)  # pass one
+    windows = max(1, math.ceil(duration / LEVEL_WINDOW_S))
+    talk = speakers(audio.levels, windows)
 
     output.parent.mkdir(parents=True, exist_ok=True)
     staging = output.with_name(output.name + ".part")
     frames = max(1, math.ceil(duration * fps))
     canvas = Canvas(width, height)
-    timeline: list[dict[str, Any]] = []
-    last_key: tuple[Any, ...] | None = None
-    sample_pos = 0
+    timeline = Timeline()
+    videos = [VideoSource(t, kinds[t.id]) for t in sorted(tracks, key=lambda t: t.offset_s) if t.kind == "video"]
     last_report = 0.0
     try:
         with av.open(str(staging), "w", format="webm") as out:
@@ -479,51 +548,21 @@ def compose(
             astream = out.add_stream("libopus", rate=SAMPLE_RATE)
             astream.layout = "mono"
             astream.bit_rate = AUDIO_BITRATE
-            for k in range(frames):
+            mix = Mix([AudioSource(t) for t in tracks if t.kind == "audio"], astream, round(duration * SAMPLE_RATE))
+            for k in range(frames):  # pass two
                 t = k / fps
                 shown: dict[TileKey, Any] = {}
                 for video in videos:
                     frame = video.at(t)
                     if frame is not None:
                         shown[(video.track.participant_id, video.source)] = frame  # the latest started wins
-                present = {key for key in shown}
-                for pid, spans in audio.spans.items():
-                    if any(a <= t < b for a, b in spans):
-                        present.add((pid, "camera"))
-                screens = sorted((k for k in present if k[1] == "screen"), key=lambda k: order[k[0]])
-                cameras = sorted((k for k in present if k[1] == "camera"), key=lambda k: order[k[0]])
-                speaker = talk[min(windows - 1, int(t / LEVEL_WINDOW_S))]
-                if screens:
-                    big: TileKey | None = screens[-1]
-                elif speaker is not None and (speaker, "camera") in present:
-                    big = (speaker, "camera")
-                else:
-                    big = cameras[0] if cameras else None
-                others = [k for k in screens[:-1] + cameras if k != big]
+                present = set(shown)
+                present.update(
+                    (pid, "camera") for pid, spans in audio.spans.items() if any(a <= t < b for a, b in spans)
+                )
+                big, others = choose_tiles(present, talk[min(windows - 1, int(t / LEVEL_WINDOW_S))], order)
                 rects = layout(width, height, big, others)
-                key = tuple(sorted((k, r.x, r.y, r.w, r.h) for k, r in rects.items()))
-                if key != last_key:
-                    if timeline:
-                        timeline[-1]["to_s"] = round(t, 3)
-                    timeline.append(
-                        {
-                            "from_s": round(t, 3),
-                            "to_s": None,
-                            "tiles": [
-                                {
-                                    "participant_id": k[0],
-                                    "source": k[1],
-                                    "big": k == big,
-                                    "x": r.x,
-                                    "y": r.y,
-                                    "w": r.w,
-                                    "h": r.h,
-                                }
-                                for k, r in rects.items()
-                            ],
-                        }
-                    )
-                    last_key = key
+                timeline.note(t, big, rects)
                 canvas.fill(Rect(0, 0, width, height), BACKGROUND)
                 for tile, rect in rects.items():
                     frame = shown.get(tile)
@@ -533,36 +572,17 @@ def compose(
                         canvas.blit_frame(frame, rect)
                     canvas.label(names[tile[0]] + (" (screen)" if tile[1] == "screen" else ""), rect)
                 vframe = canvas.frame()
-                vframe.pts = k
-                vframe.time_base = Fraction(1, fps)
+                vframe.pts, vframe.time_base = k, Fraction(1, fps)
                 for packet in vstream.encode(vframe):
                     out.mux(packet)
-                # Audio up to the next video frame, in whole Opus frames.
-                upto = min(
-                    round(duration * SAMPLE_RATE), math.ceil((k + 1) / fps * SAMPLE_RATE / AUDIO_FRAME) * AUDIO_FRAME
-                )
-                while sample_pos + AUDIO_FRAME <= upto or (k == frames - 1 and sample_pos < upto):
-                    mixed = np.zeros(AUDIO_FRAME, dtype=np.float32)
-                    for sound in sounds:
-                        sound.mix_into(mixed, sample_pos)
-                    np.clip(mixed, -1.0, 1.0, out=mixed)
-                    aframe = av.AudioFrame.from_ndarray(mixed.reshape(1, -1), format="flt", layout="mono")
-                    aframe.sample_rate = SAMPLE_RATE
-                    aframe.pts = sample_pos
-                    aframe.time_base = Fraction(1, SAMPLE_RATE)
-                    for packet in astream.encode(aframe):
-                        out.mux(packet)
-                    sample_pos += AUDIO_FRAME
+                mix.until((k + 1) / fps, out, last=k == frames - 1)
                 now = time.monotonic()
                 if progress is not None and now - last_report >= 0.5:
                     last_report = now
                     progress(k / frames)
-            for packet in vstream.encode(None):
-                out.mux(packet)
-            for packet in astream.encode(None):
-                out.mux(packet)
-        if timeline:
-            timeline[-1]["to_s"] = round(frames / fps, 3)
+            for stream in (vstream, astream):
+                for packet in stream.encode(None):
+                    out.mux(packet)
         os.replace(staging, output)
     except av.FFmpegError as exc:
         raise ComposeError(f"could not write the composed video: {exc}") from exc
@@ -571,13 +591,8 @@ def compose(
             video.close()
         if staging.exists():
             staging.unlink()
-    digest = hashlib.sha256()
-    size = 0
-    with output.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-            size += len(chunk)
-    return Result(size, digest.hexdigest(), probe_duration(output), width, height, layout=timeline)
+    facts = file_facts(output)
+    return Result(facts.size, facts.sha256, facts.duration_s, width, height, layout=timeline.close(frames / fps))
 
 
 def _emit(message: dict[str, Any]) -> None:
