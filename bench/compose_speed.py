@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench.compose_speed                    # 60 s, four people at 640x480, the default output
     .venv/bin/python -m bench.compose_speed --seconds 20 --sizes 960x540@15,1280x720@25
-    .venv/bin/python -m bench.compose_speed --smoke            # 4 s, for a quick check
+    .venv/bin/python -m bench.compose_speed --smoke            # 4 s (tests/bench runs it)
 
 The recording is synthetic and made first (not timed): four participants, each a 640x480 VP8 track at 30 fps
 (a panning noise texture, so that VP8 spends about a megabit a second, like a webcam; about what the recorder
@@ -187,6 +187,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--sizes", default="960x540@15", help="comma-separated WIDTHxHEIGHT@FPS")
     parser.add_argument("--smoke", action="store_true", help="4 s, the default size")
+    parser.add_argument("--out", type=Path, help="write the report here (default bench/results/compose-<stamp>.json)")
     args = parser.parse_args()
     seconds = 4.0 if args.smoke else args.seconds
     folder = Path(tempfile.mkdtemp(prefix="roundtable-compose-bench-"))
@@ -197,7 +198,7 @@ def main() -> int:
         results = []
         before = (0.0, 0.0)
         for size in args.sizes.split(","):
-            quiet = asyncio.run(wait_quiet(threshold=0.3, max_wait_s=30.0))
+            quiet = asyncio.run(wait_quiet(threshold=0.3, max_wait_s=2.0 if args.smoke else 30.0))
             run = compose_once(folder, tracks, size.strip(), seconds)
             run["machine_busy_before"] = round(quiet.busy, 2)
             run["loadavg_before"] = quiet.loadavg
@@ -219,9 +220,9 @@ def main() -> int:
             "av": av.__version__,
             "results": results,
         }
-        target = ROOT / "bench" / "results"
-        target.mkdir(parents=True, exist_ok=True)
-        (target / f"compose-{stamp}.json").write_text(json.dumps(report, indent=2))
+        out = args.out or ROOT / "bench" / "results" / f"compose-{stamp}.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=2))
         return 0
     finally:
         shutil.rmtree(folder, ignore_errors=True)
