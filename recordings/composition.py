@@ -48,9 +48,7 @@ SELECT recording_id, state, progress, error, attempts, worker_pid, heartbeat_at,
        layout
 FROM recording_compositions WHERE recording_id = $1
 """
-COMPOSITIONS = """
-SELECT recording_id, state, progress, error FROM recording_compositions WHERE recording_id = ANY($1::uuid[])
-"""
+STATE_COUNTS = "SELECT state, count(*) AS n FROM recording_compositions GROUP BY state"
 COMPOSED_FILES = """
 SELECT id, recording_id, format, codec, file_key, bytes, sha256, duration_s, width, height, created_at
 FROM recording_composed_files WHERE recording_id = $1 AND file_key IS NOT NULL ORDER BY format
@@ -137,8 +135,9 @@ class CompositionStore:
     async def get(self, recording_id: uuid.UUID) -> asyncpg.Record | None:
         return await self.pool.fetchrow(COMPOSITION, recording_id)
 
-    async def states(self, recording_ids: list[uuid.UUID]) -> dict[uuid.UUID, asyncpg.Record]:
-        return {r["recording_id"]: r for r in await self.pool.fetch(COMPOSITIONS, recording_ids)}
+    async def state_counts(self) -> dict[str, int]:
+        """How many jobs are in each state (for /metrics)."""
+        return {r["state"]: r["n"] for r in await self.pool.fetch(STATE_COUNTS)}
 
     async def files(self, recording_id: uuid.UUID) -> list[asyncpg.Record]:
         return list(await self.pool.fetch(COMPOSED_FILES, recording_id))

@@ -324,12 +324,6 @@ async def _signaling(app: web.Application) -> AsyncIterator[None]:
         metrics=metrics,
         records=RecordsRetention(app[keys.POOL], app[keys.AUDIT], default_days=settings.records_retention_days),
     )
-    metrics.watch(
-        service=service,
-        pool=app[keys.POOL],
-        live_recordings=lambda: len(recordings.live),
-        recording_states=recording_store.state_counts,
-    )
     app[keys.STORAGE] = storage
     app[keys.RECORDING_STORE] = recording_store
     app[keys.RECORDINGS] = recordings
@@ -337,6 +331,14 @@ async def _signaling(app: web.Application) -> AsyncIterator[None]:
     composer = CompositionSupervisor(compositions, storage, _composition_config(settings))
     app[keys.COMPOSITIONS] = compositions
     app[keys.COMPOSER] = composer
+    metrics.watch(
+        service=service,
+        pool=app[keys.POOL],
+        live_recordings=lambda: len(recordings.live),
+        recording_states=recording_store.state_counts,
+        composition_states=compositions.state_counts,
+        composers=lambda: len(composer.runs),
+    )
     recordings.on_ready = composer.wake
     recordings.on_delete = lambda recording_id: composer.cancel(recording_id, "the recording was deleted")
     await recordings.open()
