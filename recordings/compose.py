@@ -600,6 +600,17 @@ def _emit(message: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
+def _reporter(parent: int) -> Callable[[float], None]:
+    """Progress to stdout; a composer whose server died (it was re-parented) stops instead of composing for no one."""
+
+    def report(fraction: float) -> None:
+        if os.getppid() != parent:
+            raise ComposeError("the server went away")
+        _emit({"progress": round(fraction, 4)})
+
+    return report
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m recordings.compose", description=__doc__.split("\n\n")[0])
     parser.add_argument("--manifest", required=True, help="the job as JSON: a file, or - for stdin")
@@ -617,7 +628,7 @@ def main(argv: list[str] | None = None) -> int:
             width=int(job.get("width", 960)),
             height=int(job.get("height", 540)),
             fps=int(job.get("fps", 15)),
-            progress=lambda p: _emit({"progress": round(p, 4)}),
+            progress=_reporter(os.getppid()),
         )
     except ComposeError as exc:
         _emit({"error": str(exc)})
