@@ -22,7 +22,7 @@ browser-deps:
 	@sh tests/e2e/ensure_chromium.sh
 
 # Janus, janus-tools and coturn: the server installs them itself at start, but the tests run in a network namespace
-# where apt-get cannot reach a mirror (tests/ensure_media_parts.sh).
+# where apt-get cannot reach a mirror (tests/ensure_media_parts.sh). Also nats-server, the bus of the node tests.
 media-deps:
 	@sh tests/ensure_media_parts.sh
 

@@ -116,6 +116,7 @@ SELECT t.id, t.participant_id, t.kind, t.codec, t.file_key, t.offset_s, t.durati
 FROM recording_tracks t JOIN participants p ON p.id = t.participant_id
 WHERE t.recording_id = $1 AND t.file_key IS NOT NULL AND t.state IN ('complete', 'partial')
   AND coalesce(t.bytes, 0) > 0  -- a track that never got its first keyframe has no file
+  AND t.language IS NULL  -- the floor: interpreters' tracks stay tracks (docs/interpretation.md)
 ORDER BY t.offset_s, t.id
 """
 

@@ -119,8 +119,6 @@ class RecordingCoordinator:
         self.sfu = sfu
         # Where Janus writes .mjr files; known without a bridge too, so that recovery can finish them.
         self.sfu_rec_dir = Path(sfu.rec_dir) if sfu is not None and sfu.rec_dir else storage.root / "sfu"
-        if sfu is not None:
-            sfu.recording = self
         self.live: dict[uuid.UUID, LiveRecording] = {}
         self._by_peer: dict[str, LiveRecording] = {}
         self._lock = asyncio.Lock()
@@ -129,7 +127,6 @@ class RecordingCoordinator:
         self.on_ready: Callable[[], None] | None = None
         # Told before a recording's files are deleted: a composition of it still running is ended.
         self.on_delete: Callable[[uuid.UUID], None] | None = None
-        service.recordings = self
 
     # Lifecycle ------------------------------------------------------------------------------------
 
@@ -455,13 +452,20 @@ class RecordingCoordinator:
             recorded = any(f.feed_id == feed_id for f in bridge.recorded_feeds(live.room_id))
             wanted = feed is not None and self.live.get(live.id) is live and live.holds(feed.peer_id)
             try:
+                open_ = session.open_segment(feed_id)
+                if recorded and wanted and feed is not None and open_ is not None and open_.language != feed.language:
+                    # An interpreter switched channel: the old channel's segment ends, a new one starts below.
+                    await bridge.record_feed(feed_id, None)
+                    open_.stopped = True
+                    recorded = False
                 if wanted and not recorded:
                     assert feed is not None
                     segment = Segment(
                         participant_id=feed.peer_id,
                         feed_id=feed_id,
-                        base=session.new_base(feed.peer_id, feed.source),
+                        base=session.new_base(feed.peer_id, feed.source, feed.language),
                         generation=bridge.generation,
+                        language=feed.language,
                     )
                     session.segments.append(segment)  # before the request: its files may appear at once
                     if not await bridge.record_feed(feed_id, segment.base):

@@ -8,6 +8,9 @@ becomes one track with its own offset. File names carry everything recovery need
 crashed process left behind can be finished from the directory alone:
 
     <rec_dir>/<recording id>.<participant id>.<source>.<segment>-<audio|video>-<mindex>.mjr
+
+An interpreter's feed names its channel in the source, `interpretation-<language>` (docs/interpretation.md): its
+tracks carry that language. A switch of channel mid-recording starts a new segment.
 """
 
 from __future__ import annotations
@@ -38,7 +41,8 @@ CONVERT_TIMEOUT_S = 300.0
 HEADER_TIMEOUT_S = 20.0
 WEBM_CODECS = {"vp8": "vp8", "opus": "opus"}  # what a WebM file can hold, by Janus's codec name
 MJR_NAME = re.compile(
-    r"^(?P<rec>[0-9a-f-]{36})\.(?P<participant>[0-9a-f-]{36})\.(?P<source>camera|screen)\.(?P<segment>\d+)"
+    r"^(?P<rec>[0-9a-f-]{36})\.(?P<participant>[0-9a-f-]{36})\.(?P<source>camera|screen|interpretation)"
+    r"(?:-(?P<language>[a-z]{2,3}))?\.(?P<segment>\d+)"
     r"-(?P<kind>audio|video)-(?P<mindex>\d+)\.mjr$"
 )
 
@@ -51,6 +55,7 @@ class Segment:
     feed_id: str
     base: str
     generation: int  # the bridge's connection to Janus when it started: another one means Janus went away
+    language: str | None = None  # an interpretation feed's channel
     stopped: bool = False  # stopped by us (consent withdrawn, recording stopped): the files are whole
 
 
@@ -68,8 +73,9 @@ class SfuSession:
     def lock(self, feed_id: str) -> asyncio.Lock:
         return self.locks.setdefault(feed_id, asyncio.Lock())
 
-    def new_base(self, participant_id: str, source: str) -> str:
-        return f"{self.recording_id}.{participant_id}.{source}.{len(self.segments)}"
+    def new_base(self, participant_id: str, source: str, language: str | None = None) -> str:
+        named = f"{source}-{language}" if language is not None else source
+        return f"{self.recording_id}.{participant_id}.{named}.{len(self.segments)}"
 
     def open_segment(self, feed_id: str) -> Segment | None:
         return next((s for s in reversed(self.segments) if s.feed_id == feed_id and not s.stopped), None)
@@ -83,6 +89,7 @@ class MjrFile:
     base: str
     segment: int
     source: str = "camera"
+    language: str | None = None
 
     @property
     def track_id(self) -> uuid.UUID:
@@ -99,7 +106,15 @@ def mjr_files(rec_dir: Path, recording_id: uuid.UUID) -> list[MjrFile]:
             continue
         base = path.name.split(f"-{match['kind']}-")[0]
         found.append(
-            MjrFile(path, uuid.UUID(match["participant"]), match["kind"], base, int(match["segment"]), match["source"])
+            MjrFile(
+                path,
+                uuid.UUID(match["participant"]),
+                match["kind"],
+                base,
+                int(match["segment"]),
+                match["source"],
+                match["language"],
+            )
         )
     return sorted(found, key=lambda f: (f.segment, f.path.name))
 
@@ -262,7 +277,8 @@ async def convert(
             codec=codec,
             file_key=key,
             offset_s=offset_s,
-            source=mjr.source,
+            source=mjr.source if mjr.source in ("camera", "screen") else None,  # an interpreter: its language
+            language=mjr.language,
         )
         partial = crashed or mjr.base in cut
         await store.finish_track(

@@ -17,7 +17,7 @@ from signaling.errors import Conflict, NotFound
 REC_COLUMNS = """id, workshop_id, room_id, room_name, state, partial, failure_reason, consent_mode, started_by,
     started_by_role, started_at, stopped_at, ready_at, deleted_at, deleted_by, created_at"""
 TRACK_COLUMNS = """id, recording_id, participant_id, kind, codec, file_key, state, bytes, duration_s, sha256, offset_s,
-    started_at, ended_at, source"""
+    started_at, ended_at, source, language"""
 
 INSERT_RECORDING = f"""
 INSERT INTO recordings (workshop_id, room_id, room_name, consent_mode, started_by, started_by_role)
@@ -58,8 +58,8 @@ WHERE id = $1 AND state IN ('ready', 'failed') RETURNING {REC_COLUMNS}
 EXPIRED = "SELECT id FROM recordings WHERE state IN ('ready', 'failed') AND started_at < $1"
 
 INSERT_TRACK = f"""
-INSERT INTO recording_tracks (id, recording_id, participant_id, kind, codec, file_key, offset_s, source)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {TRACK_COLUMNS}
+INSERT INTO recording_tracks (id, recording_id, participant_id, kind, codec, file_key, offset_s, source, language)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {TRACK_COLUMNS}
 """
 FINISH_TRACK = f"""
 UPDATE recording_tracks SET state = $2, bytes = $3, duration_s = $4, sha256 = $5, ended_at = COALESCE(ended_at, now())
@@ -246,10 +246,11 @@ class RecordingStore:
         file_key: str,
         offset_s: float,
         source: str | None = None,
+        language: str | None = None,
     ) -> asyncpg.Record:
         """`source` is `camera` or `screen` where the capture knows it (sfu rooms), else None."""
         row = await self.pool.fetchrow(
-            INSERT_TRACK, track_id, recording_id, participant_id, kind, codec, file_key, offset_s, source
+            INSERT_TRACK, track_id, recording_id, participant_id, kind, codec, file_key, offset_s, source, language
         )
         assert row is not None
         return row

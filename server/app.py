@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -34,7 +35,7 @@ from server.auth import (
 )
 from server.coturn import CoturnConfig, CoturnError, EmbeddedCoturn
 from server.db import EmbeddedPostgres, create_pool
-from server.directory import ServerDirectory, StoreRooms, ice_servers_for
+from server.directory import ServerDirectory, StoreInterpretation, StoreRooms, ice_servers_for
 from server.heartbeat import Heartbeat
 from server.http_errors import error_middleware
 from server.invitations.service import InvitationService
@@ -43,6 +44,7 @@ from server.janus_process import EmbeddedJanus, JanusTurn, SfuConfigError, new_c
 from server.logs import SESSION_ID, echo_session_id, log_context_middleware
 from server.metrics import METRICS, install_metrics, metrics_middleware
 from server.migrate import migrate
+from server.nodes import node_context
 from server.packages import find_or_install
 from server.records_store import RecordsStore
 from server.settings import Settings
@@ -52,9 +54,12 @@ from signaling.audit_store import AuditLog, PgAuditTrail
 from signaling.breakout_store import BreakoutStore
 from signaling.breakouts import BreakoutCoordinator
 from signaling.clock import FileClock, SystemClock
+from signaling.commands import LocalRoomCommands
 from signaling.lobby import AdmissionLobby
 from signaling.lobby_store import PgLobbyStore
-from signaling.service import SignalingConfig, SignalingService
+from signaling.protocol import RoomInfo
+from signaling.rooms import room_info
+from signaling.service import HubPorts, SignalingConfig, SignalingService
 from signaling.session import SessionLimits, serve_websocket
 from signaling.sfu.bridge import JanusEndpoint, SfuBridge
 from signaling.store import PgSignalingStore
@@ -291,6 +296,7 @@ async def _signaling(app: web.Application) -> AsyncIterator[None]:
     directory = ServerDirectory(app[keys.AUTH], app[keys.STORE])
     breakout_store = BreakoutStore(app[keys.POOL], on_change=app[keys.STORE].joins.forget_all)
     lobby = AdmissionLobby(PgLobbyStore(app[keys.POOL], audit=app[keys.AUDIT]), grace_s=settings.resume_grace_s)
+    ports = HubPorts()
     service = SignalingService(
         directory,
         store,
@@ -301,11 +307,20 @@ async def _signaling(app: web.Application) -> AsyncIterator[None]:
         clock=clock,
         lobby=lobby,
         audit=PgAuditTrail(app[keys.POOL], app[keys.AUDIT]),
+        ports=ports,
     )
+    service.interpretation_port = StoreInterpretation(app[keys.STORE])
     await lobby.start()  # the knocks a previous process left pending, before anyone joins
     app[keys.SIGNALING] = service
     app[SIGNALING_STORE] = store
+
+    async def home_room(workshop_id: str, participant_id: str) -> RoomInfo:
+        return room_info(await app[keys.STORE].home_room(uuid.UUID(workshop_id), uuid.UUID(participant_id)))
+
+    app[keys.COMMANDS] = LocalRoomCommands(service, home_room)
+    app[keys.LOBBY] = lobby
     coordinator = BreakoutCoordinator(breakout_store, service, directory, audit=app[keys.AUDIT])
+    ports.plug_breakouts(coordinator)
     app[keys.BREAKOUT_STORE] = breakout_store
     app[keys.BREAKOUTS] = coordinator
     await coordinator.start()
@@ -324,6 +339,9 @@ async def _signaling(app: web.Application) -> AsyncIterator[None]:
         metrics=metrics,
         records=RecordsRetention(app[keys.POOL], app[keys.AUDIT], default_days=settings.records_retention_days),
     )
+    ports.plug_recordings(recordings)
+    if keys.SFU in app:
+        app[keys.SFU].plug_recording(recordings)
     app[keys.STORAGE] = storage
     app[keys.RECORDING_STORE] = recording_store
     app[keys.RECORDINGS] = recordings
@@ -433,6 +451,6 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/ws", websocket)
     add_web_routes(app)
     app[OPENAPI] = api.openapi(title="Roundtable", version=VERSION)
-    app.cleanup_ctx.extend([_database, _auth, _invitations, _turn, _sfu, _signaling])
+    app.cleanup_ctx.extend([_database, _auth, _invitations, _turn, _sfu, node_context, _signaling])
     app.on_shutdown.append(_close_sessions)
     return app

@@ -26,7 +26,13 @@ def profile_of(row: Mapping[str, Any]) -> Profile:
         country=row["country"],
         organisation=row["organisation"],
         role=row["role"],
+        interpreter=interpreter_pair(row),
     )
+
+
+def interpreter_pair(row: Mapping[str, Any]) -> tuple[str, ...] | None:
+    pair = row.get("interpreter_languages")
+    return tuple(pair) if pair else None
 
 
 class ServerDirectory:
@@ -84,6 +90,16 @@ def ice_servers_for(settings: Settings, participant_id: str) -> list[IceServer]:
         )
         servers.append(IceServer(urls=list(settings.turn_urls), username=username, credential=password))
     return servers
+
+
+class StoreInterpretation:
+    """Implements `signaling.service.InterpretationPort`: a workshop's languages and interpreters."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def interpretation(self, workshop_id: str) -> tuple[list[str], list[str]]:
+        return await self.store.interpretation(uuid.UUID(workshop_id))
 
 
 class StoreRooms:

@@ -64,6 +64,7 @@ def entry_of(row: Mapping[str, Any]) -> JoinEntry:
             country=row["country"],
             organisation=row["organisation"],
             role=row["role"],
+            interpreter=tuple(row["interpreter_languages"]) if row.get("interpreter_languages") else None,
         ),
         room=RoomInfo(
             id=str(row["r_id"]),

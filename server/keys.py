@@ -13,6 +13,7 @@ from server.agenda import AgendaScheduler
 from server.agenda_store import AgendaStore
 from server.auth import Authenticator, JoinTokenIssuer
 from server.invitations.service import InvitationService
+from server.nodes import Node
 from server.records_store import RecordsStore
 from server.settings import Settings
 from server.store import Store
@@ -20,6 +21,8 @@ from signaling.audit_store import AuditLog
 from signaling.breakout_store import BreakoutStore
 from signaling.breakouts import BreakoutCoordinator
 from signaling.clock import Clock
+from signaling.commands import RoomCommands
+from signaling.lobby import AdmissionLobby
 from signaling.service import SignalingService
 from signaling.sfu.bridge import SfuBridge
 
@@ -32,6 +35,9 @@ AUDIT = web.AppKey("audit", AuditLog)
 AUTH = web.AppKey("auth", Authenticator)
 ISSUER = web.AppKey("issuer", JoinTokenIssuer)
 SIGNALING = web.AppKey("signaling", SignalingService)
+# What HTTP handlers call to change live rooms (signaling/commands.py); they never reach into SIGNALING.
+COMMANDS = web.AppKey("commands", RoomCommands)
+LOBBY = web.AppKey("lobby", AdmissionLobby)
 BREAKOUTS = web.AppKey("breakouts", BreakoutCoordinator)
 BREAKOUT_STORE = web.AppKey("breakout_store", BreakoutStore)
 RECORDINGS = web.AppKey("recordings", RecordingCoordinator)
@@ -51,3 +57,5 @@ INVITATIONS = web.AppKey("invitations", InvitationService)
 # The agenda's sessions and the scheduler that fires their starts and ends (server/agenda.py).
 AGENDA = web.AppKey("agenda", AgendaStore)
 AGENDA_SCHEDULER = web.AppKey("agenda_scheduler", AgendaScheduler)
+# This process as a node: its id, bus and workshop leases (server/nodes.py, docs/scaling.md).
+NODE = web.AppKey("node", Node)

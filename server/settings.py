@@ -118,6 +118,17 @@ class Settings(BaseSettings):
         30.0, gt=0, description="How often the sender looks for due e-mails and reminders."
     )
 
+    # Several nodes (docs/scaling.md). Unset BUS_URL: one node, with an in-process bus.
+    bus_url: str | None = Field(
+        None, description="The NATS server the nodes talk through (nats://host:4222); unset: one node, in-process bus."
+    )
+    lease_ttl_s: float = Field(
+        10.0,
+        ge=1,
+        le=300,
+        description="A workshop's owner must renew its lease within this, or another node may take the workshop over.",
+    )
+
     # Operations
     metrics_token: str | None = Field(
         None, min_length=16, description="When set, GET /metrics needs it as a bearer token; unset, it is open."
@@ -196,6 +207,13 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
+
+    @field_validator("bus_url")
+    @classmethod
+    def _check_bus_url(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("nats://", "tls://")):
+            raise ValueError("must start with nats:// (or tls://)")
+        return value or None
 
     @field_validator("database_url")
     @classmethod

@@ -17,12 +17,12 @@ from signaling.audit_store import AuditLog
 from signaling.errors import Conflict, InvalidArgument, NotFound
 
 WORKSHOP_COLUMNS = """w.id, w.title, w.description, w.timezone, w.starts_at, w.ends_at, w.status,
-    w.recording_consent, w.records_retention_days, w.lobby, w.created_at, w.updated_at,
+    w.recording_consent, w.records_retention_days, w.lobby, w.languages, w.created_at, w.updated_at,
     (SELECT r.id FROM rooms r WHERE r.workshop_id = w.id AND r.kind = 'plenary') AS plenary_room_id"""
 INSERT_WORKSHOP = """
 INSERT INTO workshops (title, description, timezone, starts_at, ends_at, status, recording_consent,
-    records_retention_days, lobby)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id
+    records_retention_days, lobby, languages)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id
 """
 INSERT_ROOM = """
 INSERT INTO rooms (workshop_id, name, kind, capacity, media, publishing) VALUES ($1, $2, $3, $4, $5, $6)
@@ -41,7 +41,7 @@ UPDATE workshops SET
     starts_at = COALESCE($5, starts_at), ends_at = COALESCE($6, ends_at), status = COALESCE($7, status),
     recording_consent = COALESCE($8, recording_consent),
     records_retention_days = CASE WHEN $9 THEN $10 ELSE records_retention_days END, lobby = COALESCE($11, lobby),
-    updated_at = now()
+    languages = COALESCE($12, languages), updated_at = now()
 WHERE id = $1 RETURNING id
 """
 DELETE_WORKSHOP = "DELETE FROM workshops WHERE id = $1 RETURNING id, title, ends_at, records_retention_days"
@@ -57,7 +57,7 @@ SELECT_PLENARY = f"SELECT {ROOM_COLUMNS} FROM rooms WHERE workshop_id = $1 AND k
 # A live participant and the room it belongs in now, in one round trip (joining is the hot path of a burst).
 SELECT_PARTICIPANT_AND_ROOM = f"""
 SELECT p.id, p.workshop_id, p.display_name, p.country, p.organisation, p.email, p.role, p.room_id,
-       p.token_generation, p.created_at, p.updated_at, p.banned_at, p.ban_reason,
+       p.token_generation, p.created_at, p.updated_at, p.banned_at, p.ban_reason, p.interpreter_languages,
        r.id AS r_id, r.workshop_id AS r_workshop_id, r.name AS r_name, r.kind AS r_kind, r.capacity AS r_capacity,
        r.media AS r_media, r.publishing AS r_publishing, r.locked AS r_locked,
        (SELECT w.lobby FROM workshops w WHERE w.id = p.workshop_id) AS w_lobby
@@ -103,11 +103,12 @@ WHERE id = $1 AND workshop_id = $2 RETURNING {ROOM_COLUMNS}
 DELETE_ROOM = "DELETE FROM rooms WHERE id = $1 AND workshop_id = $2 AND kind = 'breakout' RETURNING id"
 
 PARTICIPANT_COLUMNS = """id, workshop_id, display_name, country, organisation, email, role, room_id,
-    token_generation, created_at, updated_at, banned_at, banned_by, ban_reason, timezone, language"""
+    token_generation, created_at, updated_at, banned_at, banned_by, ban_reason, timezone, language,
+    interpreter_languages"""
 INSERT_PARTICIPANT = f"""
 INSERT INTO participants (workshop_id, display_name, country, organisation, email, role, room_id, timezone,
-    created_at, updated_at, language)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, clock_timestamp(), clock_timestamp(), $9) RETURNING {PARTICIPANT_COLUMNS}
+    created_at, updated_at, language, interpreter_languages)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, clock_timestamp(), clock_timestamp(), $9, $10) RETURNING {PARTICIPANT_COLUMNS}
 """
 LIST_PARTICIPANTS = f"""
 SELECT {PARTICIPANT_COLUMNS} FROM participants
@@ -130,8 +131,23 @@ UPDATE participants SET
     organisation = COALESCE($5, organisation), email = CASE WHEN $6 THEN $7 ELSE email END,
     role = COALESCE($8, role), room_id = CASE WHEN $9 THEN $10 ELSE room_id END,
     timezone = CASE WHEN $11 THEN $12 ELSE timezone END,
-    language = CASE WHEN $13 THEN $14 ELSE language END, updated_at = now()
+    language = CASE WHEN $13 THEN $14 ELSE language END,
+    interpreter_languages = CASE WHEN $15 THEN $16 ELSE interpreter_languages END, updated_at = now()
 WHERE id = $1 AND workshop_id = $2 AND deleted_at IS NULL RETURNING {PARTICIPANT_COLUMNS}
+"""
+# Interpretation (docs/interpretation.md): the workshop's languages and its interpreters' pairs.
+SELECT_INTERPRETATION = """
+SELECT w.languages,
+       coalesce((SELECT array_agg(p.id::text ORDER BY p.id) FROM participants p
+                 WHERE p.workshop_id = w.id AND p.deleted_at IS NULL AND p.interpreter_languages IS NOT NULL),
+                '{}') AS interpreters
+FROM workshops w WHERE w.id = $1
+"""
+LOCK_WORKSHOP_LANGUAGES = "SELECT languages FROM workshops WHERE id = $1 FOR SHARE"
+PAIRS_OUTSIDE = """
+SELECT display_name FROM participants
+WHERE workshop_id = $1 AND deleted_at IS NULL AND interpreter_languages IS NOT NULL
+  AND NOT interpreter_languages <@ $2::text[] ORDER BY display_name LIMIT 3
 """
 DELETE_PARTICIPANT = """
 UPDATE participants SET deleted_at = now(), token_generation = token_generation + 1
@@ -186,6 +202,7 @@ AUDITED_WORKSHOP_FIELDS = (
     "recording_consent",
     "records_retention_days",
     "lobby",
+    "languages",
 )
 
 
@@ -201,7 +218,37 @@ def _audited_person(row: Any) -> dict[str, Any]:
         "timezone": row["timezone"],
         "has_email": row["email"] is not None,
         "language": row["language"],
+        "interpreter": _interpreter_of(row),
     }
+
+
+def _interpreter_of(row: Any) -> dict[str, Any] | None:
+    pair = row["interpreter_languages"]
+    return {"languages": list(pair)} if pair is not None else None
+
+
+def _pair(value: Any) -> list[str] | None:
+    """The `interpreter` of a request ({"languages": [...]} or None) as the column stores it."""
+    if value is None:
+        return None
+    return list(value["languages"])
+
+
+async def _check_pairs(conn: asyncpg.Connection, workshop_id: uuid.UUID, pairs: Sequence[list[str] | None]) -> None:
+    """Every interpreter's pair must be two of the workshop's languages (read under a share lock, so that a change
+    of the languages cannot slip in between)."""
+    if all(p is None for p in pairs):
+        return
+    languages = await conn.fetchval(LOCK_WORKSHOP_LANGUAGES, workshop_id)
+    if languages is None:
+        raise NotFound("workshop not found")
+    for pair in pairs:
+        if pair is not None and not set(pair) <= set(languages):
+            raise InvalidArgument(
+                "an interpreter's languages must be two of the workshop's languages "
+                f"({', '.join(languages) or 'none'})",
+                details=[{"field": "interpreter.languages", "message": "not a language of this workshop"}],
+            )
 
 
 @dataclass(frozen=True)
@@ -295,6 +342,7 @@ class Store:
                 data["recording_consent"],
                 data.get("records_retention_days"),
                 data.get("lobby", "off"),
+                data.get("languages", []),
             )
             plenary = await conn.fetchrow(
                 INSERT_ROOM, workshop_id, "Plenary", "plenary", plenary_capacity, plenary_media, "open"
@@ -343,9 +391,19 @@ class Store:
                 "records_retention_days" in changes,
                 changes.get("records_retention_days"),
                 changes.get("lobby"),
+                changes.get("languages"),
             )
             if found is None:
                 raise NotFound("workshop not found")
+            if "languages" in changes:
+                outside = await conn.fetch(PAIRS_OUTSIDE, workshop_id, changes["languages"])
+                if outside:
+                    raise Conflict(
+                        "interpreters use a language that would be removed: "
+                        + ", ".join(r["display_name"] for r in outside)
+                        + "; change their pairs first",
+                        details=[{"field": "languages", "message": "in use by an interpreter's pair"}],
+                    )
             row = await conn.fetchrow(SELECT_WORKSHOP, workshop_id)
             await self.audit.append(
                 conn,
@@ -505,6 +563,7 @@ class Store:
         """Insert all or none, with one entry: `participant.create`, or `participant.import` for a roster."""
         rows = []
         async with translated(), self.pool.acquire() as conn, conn.transaction():
+            await _check_pairs(conn, workshop_id, [_pair(p.get("interpreter")) for p in people])
             for p in people:
                 row = await conn.fetchrow(
                     INSERT_PARTICIPANT,
@@ -517,6 +576,7 @@ class Store:
                     p.get("room_id"),
                     p.get("timezone"),
                     p.get("language"),
+                    _pair(p.get("interpreter")),
                 )
                 rows.append(row)
             if imported:
@@ -560,6 +620,13 @@ class Store:
         server.directory, which keeps the answer in `joins`)."""
         return await self.pool.fetchrow(SELECT_PARTICIPANT_AND_ROOM, participant_id)
 
+    async def interpretation(self, workshop_id: uuid.UUID) -> tuple[list[str], list[str]]:
+        """The workshop's languages and the ids of its interpreters (docs/interpretation.md)."""
+        row = await self.pool.fetchrow(SELECT_INTERPRETATION, workshop_id)
+        if row is None:
+            return [], []
+        return list(row["languages"]), list(row["interpreters"])
+
     async def find_participant(self, participant_id: uuid.UUID) -> asyncpg.Record | None:
         """A live participant by id alone (for authentication)."""
         return await self.pool.fetchrow(SELECT_PARTICIPANT_ANY_WORKSHOP, participant_id)
@@ -568,6 +635,8 @@ class Store:
         self, workshop_id: uuid.UUID, participant_id: uuid.UUID, changes: dict[str, Any], *, actor: Actor
     ) -> asyncpg.Record:
         async with translated(), self._changing(participant_id), self.pool.acquire() as conn, conn.transaction():
+            if "interpreter" in changes:
+                await _check_pairs(conn, workshop_id, [_pair(changes["interpreter"])])
             row = await conn.fetchrow(
                 UPDATE_PARTICIPANT,
                 participant_id,
@@ -584,6 +653,8 @@ class Store:
                 changes.get("timezone"),
                 "language" in changes,
                 changes.get("language"),
+                "interpreter" in changes,
+                _pair(changes.get("interpreter")),
             )
             if row is None:
                 raise NotFound("participant not found")

@@ -1,7 +1,9 @@
 """PostgreSQL for breakout plans, their rooms and assignments.
 
 Every write takes the connection of the change (`async with store.transaction() as conn`) so that the coordinator
-writes the change's audit entry in the same transaction; without one it opens its own."""
+writes the change's audit entry in the same transaction; without one it opens its own. The state transitions (open,
+extend, closing, close) also take the workshop owner's `Fence` when several nodes run (docs/scaling.md): a node that
+lost the workshop's lease then changes nothing. Without a fence (one node) they behave as before."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from typing import Any
 import asyncpg
 
 from signaling.errors import Conflict, NotFound
+from signaling.fence import Fence
 
 log = logging.getLogger(__name__)
 
@@ -284,9 +287,20 @@ class BreakoutStore:
                 await tx.execute(UPSERT_ASSIGNMENT, plan_id, participant_id, room_id)
 
     async def _transition(
-        self, sql: str, workshop_id: uuid.UUID, plan_id: uuid.UUID, *args: Any, conn: asyncpg.Connection | None
+        self,
+        sql: str,
+        workshop_id: uuid.UUID,
+        plan_id: uuid.UUID,
+        *args: Any,
+        conn: asyncpg.Connection | None,
+        fence: Fence | None,
     ) -> PlanView:
         async with self._tx(conn) as tx:
+            if fence is not None:
+                # Several nodes: only the workshop's owner may move its breakouts on (signaling.fence).
+                if fence.workshop_id != workshop_id:
+                    raise ValueError("the fence of another workshop")
+                await fence.check(tx)
             try:
                 row = await tx.fetchrow(sql, plan_id, workshop_id, *args)
             except asyncpg.UniqueViolationError as exc:
@@ -305,13 +319,20 @@ class BreakoutStore:
         ends_at: datetime | None,
         *,
         conn: asyncpg.Connection | None = None,
+        fence: Fence | None = None,
     ) -> PlanView:
-        return await self._transition(OPEN_PLAN, workshop_id, plan_id, ends_at, conn=conn)
+        return await self._transition(OPEN_PLAN, workshop_id, plan_id, ends_at, conn=conn, fence=fence)
 
     async def extend_plan(
-        self, workshop_id: uuid.UUID, plan_id: uuid.UUID, ends_at: datetime, *, conn: asyncpg.Connection | None = None
+        self,
+        workshop_id: uuid.UUID,
+        plan_id: uuid.UUID,
+        ends_at: datetime,
+        *,
+        conn: asyncpg.Connection | None = None,
+        fence: Fence | None = None,
     ) -> PlanView:
-        return await self._transition(EXTEND_PLAN, workshop_id, plan_id, ends_at, conn=conn)
+        return await self._transition(EXTEND_PLAN, workshop_id, plan_id, ends_at, conn=conn, fence=fence)
 
     async def start_closing(
         self,
@@ -320,13 +341,19 @@ class BreakoutStore:
         closes_at: datetime,
         *,
         conn: asyncpg.Connection | None = None,
+        fence: Fence | None = None,
     ) -> PlanView:
-        return await self._transition(CLOSING_PLAN, workshop_id, plan_id, closes_at, conn=conn)
+        return await self._transition(CLOSING_PLAN, workshop_id, plan_id, closes_at, conn=conn, fence=fence)
 
     async def close_plan(
-        self, workshop_id: uuid.UUID, plan_id: uuid.UUID, *, conn: asyncpg.Connection | None = None
+        self,
+        workshop_id: uuid.UUID,
+        plan_id: uuid.UUID,
+        *,
+        conn: asyncpg.Connection | None = None,
+        fence: Fence | None = None,
     ) -> PlanView:
-        return await self._transition(CLOSE_PLAN, workshop_id, plan_id, conn=conn)
+        return await self._transition(CLOSE_PLAN, workshop_id, plan_id, conn=conn, fence=fence)
 
     async def delete_plan(
         self, workshop_id: uuid.UUID, plan_id: uuid.UUID, *, conn: asyncpg.Connection | None = None

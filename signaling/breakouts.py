@@ -91,7 +91,6 @@ class BreakoutCoordinator:
         self._locks: dict[uuid.UUID, asyncio.Lock] = {}
         self._timers: dict[uuid.UUID, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        service.breakouts = self
 
     def _lock(self, workshop_id: uuid.UUID) -> asyncio.Lock:
         return self._locks.setdefault(workshop_id, asyncio.Lock())

@@ -69,8 +69,10 @@ class Answer(ClientMessage):
 
 
 SFU = "sfu"  # the `to`/`from` of candidates exchanged with the SFU
-PcName = Literal["publish:camera", "publish:screen", "subscribe"]
-Source = Literal["camera", "screen"]
+PcName = Literal["publish:camera", "publish:screen", "publish:interpretation", "subscribe"]
+Source = Literal["camera", "screen", "interpretation"]
+# ISO 639-1 (or 639-2) lower-case code of a workshop language; `null` in `listen` is the floor ("original").
+LanguageCode = Annotated[str, Field(pattern=r"^[a-z]{2,3}$")]
 
 
 class Candidate(ClientMessage):
@@ -126,7 +128,9 @@ class ServerMessage(BaseModel):
 
 
 class Publish(ClientMessage):
-    """Publish one's camera (with microphone) or screen to the SFU: the offer of a send-only connection."""
+    """Publish one's camera (with microphone) or screen to the SFU: the offer of a send-only connection.
+
+    Interpreters publish `interpretation`: their microphone only, into the channel they interpret into."""
 
     type: Literal["publish"]
     source: Source
@@ -192,12 +196,35 @@ class React(ClientMessage):
     emoji: Reaction_
 
 
+class Listen(ClientMessage):
+    """Choose the language channel one hears beside the floor (null: the original only)."""
+
+    type: Literal["listen"]
+    language: LanguageCode | None
+
+
+class Interpret(ClientMessage):
+    """An interpreter sets the direction of their pair (`into`) and whether they are the channel's live one."""
+
+    type: Literal["interpret"]
+    into: LanguageCode
+    live: bool
+
+
 class PeerState(BaseModel):
     audio: bool = True
     video: bool = True
     screen: bool = False
     hand: bool = False
     hand_raised_at: datetime | None = Field(None, description="When the hand went up (the hand queue's order).")
+
+
+class InterpreterInfo(BaseModel):
+    """An interpreter: their pair, the language they interpret into now, whether they are its live one."""
+
+    languages: list[str]
+    into: str | None
+    live: bool
 
 
 class PeerInfo(BaseModel):
@@ -210,6 +237,7 @@ class PeerInfo(BaseModel):
     state: PeerState
     reconnecting: bool = False
     may_publish: bool = Field(True, description="Whether this peer may publish in its room (sfu rooms).")
+    interpreter: InterpreterInfo | None = Field(None, description="Set for interpreters: show a booth, not a tile.")
 
 
 class SelfInfo(BaseModel):
@@ -220,6 +248,7 @@ class SelfInfo(BaseModel):
     role: str
     state: PeerState
     may_publish: bool = Field(True, description="Whether one may publish in this room (sfu rooms).")
+    interpreter: InterpreterInfo | None = Field(None, description="Set when one is an interpreter.")
 
 
 MediaMode = Literal["mesh", "sfu"]
@@ -247,6 +276,23 @@ class FeedInfo(BaseModel):
     source: Source
     audio: bool
     video: bool
+    language: str | None = Field(None, description="The channel of an `interpretation` feed; null for the floor.")
+
+
+class InterpretationChannel(BaseModel):
+    language: str
+    live_peer_id: PeerId | None = Field(description="The interpreter listeners of this channel hear, if any.")
+    feed_id: str | None = Field(description="The live interpreter's feed, once published.")
+    interpreters: list[PeerId] = Field(description="Interpreters in the room who can interpret into this language.")
+
+
+class InterpretationState(BaseModel):
+    """The interpretation of a room, as one member sees it."""
+
+    room_id: str
+    languages: list[str] = Field(description="The workshop's languages (the first is the floor's usual one).")
+    channels: list[InterpretationChannel]
+    listening: str | None = Field(description="The receiver's own channel (null: the original).")
 
 
 class IceServer(BaseModel):
@@ -369,6 +415,9 @@ class Welcome(ServerMessage):
     agenda_next: AgendaNext | None = Field(
         None, description="Moderators and the organiser: the agenda's next automatic action, if any."
     )
+    interpretation: InterpretationState | None = Field(
+        None, description="The room's interpretation channels (null when the room has no interpretation)."
+    )
     request_id: RequestId = None
 
 
@@ -485,6 +534,7 @@ class RoomMediaChanged(ServerMessage):
     room: RoomInfo
     peers: list[PeerInfo]
     feeds: list[FeedInfo]
+    interpretation: InterpretationState | None = None
 
 
 class Spotlight(ServerMessage):
@@ -506,6 +556,16 @@ class RoomUpdated(ServerMessage):
 
     type: Literal["room_updated"] = "room_updated"
     room: RoomInfo
+
+
+class Interpretation(ServerMessage):
+    """The room's interpretation changed (live interpreter, a channel's feed, interpreters, one's own channel)."""
+
+    type: Literal["interpretation"] = "interpretation"
+    room_id: str
+    languages: list[str]
+    channels: list[InterpretationChannel]
+    listening: str | None
 
 
 class Speaking(ServerMessage):
@@ -620,6 +680,7 @@ class Moved(ServerMessage):
     reason: str
     feeds: list[FeedInfo] = Field(default_factory=list)
     spotlight: PeerId | None = None
+    interpretation: InterpretationState | None = None
 
 
 class BreakoutsOpened(ServerMessage):
@@ -837,7 +898,9 @@ AnyClientMessage = Annotated[
     | MuteAll
     | AskUnmute
     | LowerAllHands
-    | GiveFloor,
+    | GiveFloor
+    | Listen
+    | Interpret,
     Field(discriminator="type"),
 ]
 CLIENT_MESSAGES: TypeAdapter[Any] = TypeAdapter(AnyClientMessage)
@@ -885,7 +948,8 @@ AnyServerMessage = Annotated[
     | AgendaNextMessage
     | KnockMessage
     | KnockWithdrawn
-    | UnmuteRequested,
+    | UnmuteRequested
+    | Interpretation,
     Field(discriminator="type"),
 ]
 SERVER_MESSAGES: TypeAdapter[Any] = TypeAdapter(AnyServerMessage)

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from signaling.protocol import PeerInfo, PeerState, RoomInfo, SelfInfo
+from signaling.protocol import InterpreterInfo, PeerInfo, PeerState, RoomInfo, SelfInfo
 
 
 class Outbox(Protocol):
@@ -27,6 +27,8 @@ class Profile:
     country: str
     organisation: str
     role: str
+    # An interpreter's pair of workshop languages (docs/interpretation.md); None: not an interpreter.
+    interpreter: tuple[str, ...] | None = None
 
 
 @dataclass(eq=False)
@@ -48,6 +50,12 @@ class Member:
     # (the WebSocket session id of the logs; it changes with a resume).
     visit_id: str = ""
     connection_id: str = ""
+    # Interpretation (docs/interpretation.md): the channel this member hears (None: the original); for an
+    # interpreter, the language they interpret into and their booth state as the room sees it (replaced, never
+    # mutated, by the service).
+    listening: str | None = None
+    into: str | None = None
+    interp: InterpreterInfo | None = None
     # This member as roster entries, built once per state (see `_views`).
     _views_cache: _PeerViews | None = field(default=None, repr=False)
 
@@ -68,6 +76,7 @@ class Member:
             or views.profile is not self.profile
             or views.may_publish != self.may_publish
             or views.connected != connected
+            or views.interp is not self.interp
         ):
             impolite, polite = self._build_peer(False), self._build_peer(True)
             views = self._views_cache = _PeerViews(
@@ -75,6 +84,7 @@ class Member:
                 self.profile,
                 self.may_publish,
                 connected,
+                self.interp,
                 (impolite, polite),
                 (impolite.model_dump_json(), polite.model_dump_json()),
             )
@@ -90,6 +100,7 @@ class Member:
             role=p.role,
             state=self.state,
             may_publish=self.may_publish,
+            interpreter=self.interp,
         )
 
     def as_peer(self, polite: bool) -> PeerInfo:
@@ -112,6 +123,7 @@ class Member:
             state=self.state,
             reconnecting=not self.connected,
             may_publish=self.may_publish,
+            interpreter=self.interp,
         )
 
     def seen_by(self, receiver_id: str) -> PeerInfo:
@@ -124,6 +136,7 @@ class _PeerViews:
     profile: Profile
     may_publish: bool
     connected: bool
+    interp: InterpreterInfo | None
     models: tuple[PeerInfo, PeerInfo]  # indexed by `polite`
     json: tuple[str, str]
 
@@ -175,9 +188,10 @@ def may_publish(role: str, room: RoomInfo, has_floor: bool) -> bool:
 
 def is_presenter(member: Member, room: Room) -> bool:
     """Who "mute everyone" leaves alone: moderators and the organiser, whoever holds the floor, shares a screen or
-    is in the spotlight."""
+    is in the spotlight, and interpreters (their booth is not the floor)."""
     return (
         member.profile.role in PUBLISHERS_IN_MODERATED_ROOMS
+        or bool(member.profile.interpreter)
         or member.id in room.floor
         or member.state.screen
         or room.spotlight == member.id
@@ -192,6 +206,10 @@ class Room:
     floor: set[str] = field(default_factory=set)
     switching: bool = False  # a switch of media is being persisted
     spotlight: str | None = None  # who a moderator put on everyone's stage
+    # Interpretation: the live interpreter of each channel (language -> peer id: one at most, by construction), and
+    # whether the room had interpretation when last looked at (to announce a change).
+    live: dict[str, str] = field(default_factory=dict)
+    interpreted: bool = False
 
     @property
     def id(self) -> str:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 from signaling.audit import Actor, Change
 from signaling.clock import Clock, SystemClock
 from signaling.errors import (
+    Conflict,
     InvalidArgument,
     LimitExceeded,
     NotFound,
@@ -60,8 +61,14 @@ from signaling.protocol import (
     HelpHandledReason,
     HelpRequested,
     IceServer,
+    Interpret,
+    Interpretation,
+    InterpretationChannel,
+    InterpretationState,
+    InterpreterInfo,
     Knock,
     Limits,
+    Listen,
     LockRoom,
     LowerAllHands,
     LowerHand,
@@ -211,6 +218,34 @@ class RecordingHooks(Protocol):
         ...
 
 
+class HubPorts:
+    """The coordinators the hub calls back, declared in one place and plugged once by the composition root
+    (server/app.py) before the first join, instead of each coordinator setting an attribute of the service.
+    An unplugged port means the capability is off: its messages get `not_found`."""
+
+    def __init__(self) -> None:
+        self._breakouts: BreakoutHooks | None = None
+        self._recordings: RecordingHooks | None = None
+
+    @property
+    def breakouts(self) -> BreakoutHooks | None:
+        return self._breakouts
+
+    @property
+    def recordings(self) -> RecordingHooks | None:
+        return self._recordings
+
+    def plug_breakouts(self, hooks: BreakoutHooks) -> None:
+        if self._breakouts is not None:
+            raise RuntimeError("the breakouts port is plugged already")
+        self._breakouts = hooks
+
+    def plug_recordings(self, hooks: RecordingHooks) -> None:
+        if self._recordings is not None:
+            raise RuntimeError("the recordings port is plugged already")
+        self._recordings = hooks
+
+
 class RoomsPort(Protocol):
     """Persisting a room's media when the hub switches it by itself (a mesh room that grew too large), and a
     moderator's lock of the room they are in (logged in the same transaction)."""
@@ -227,6 +262,22 @@ class AuditTrail(Protocol):
 
     async def record(self, change: Change) -> None:
         """Write the entry; raises (e.g. `Unavailable`) when it cannot, and then the action is not applied."""
+        ...
+
+
+@dataclass(frozen=True)
+class WorkshopInterpretation:
+    """A workshop's languages (the floor's usual one first) and the participant ids of its interpreters."""
+
+    languages: tuple[str, ...] = ()
+    interpreters: frozenset[str] = frozenset()
+
+
+class InterpretationPort(Protocol):
+    """Reads a workshop's interpretation setup (docs/interpretation.md) when the first of its members joins."""
+
+    async def interpretation(self, workshop_id: str) -> tuple[list[str], list[str]]:
+        """(languages, interpreter participant ids)."""
         ...
 
 
@@ -290,8 +341,10 @@ class SignalingService:
         clock: Clock | None = None,
         lobby: AdmissionLobby | None = None,
         audit: AuditTrail | None = None,
+        ports: HubPorts | None = None,
     ) -> None:
         self.directory = directory
+        self.ports = ports if ports is not None else HubPorts()
         self.clock: Clock = clock or SystemClock()
         self.audit = audit
         self.store = store
@@ -302,8 +355,6 @@ class SignalingService:
         self._grace: dict[str, asyncio.TimerHandle] = {}
         self._detached_at: dict[str, datetime] = {}
         self._closed = False
-        self.breakouts: BreakoutHooks | None = None
-        self.recordings: RecordingHooks | None = None
         self._recording: dict[str, RecordingStatus] = {}
         self._breakout: dict[str, BreakoutStatus] = {}
         # The agenda's next automatic action per workshop (server.agenda keeps it), shown to moderators.
@@ -313,6 +364,10 @@ class SignalingService:
         self._reacted: dict[str, float] = {}
         # Recent chat of each live room, so that joining a room people are in reads no database.
         self._chat: dict[str, deque[ChatMessage]] = {}
+        # Interpretation setup per workshop: read once per process (interpretation_port), then kept current by the
+        # API (interpretation_changed).
+        self.interpretation_port: InterpretationPort | None = None
+        self._interp: dict[str, WorkshopInterpretation] = {}
         self.sfu = sfu
         self.rooms_port = rooms_port
         self._tasks = OwnedTasks("signalling", expected=(ServiceError,))
@@ -372,6 +427,7 @@ class SignalingService:
 
             room_info = identity.room or await self.directory.assigned_room(identity)
             history = await self._recent_chat(room_info.id)
+            await self._load_interpretation(identity.workshop_id)
             # A live room's info is the current one (room_changed keeps it so): its lock included.
             live = self.rooms.get(room_info.id)
             if live is not None:
@@ -420,8 +476,11 @@ class SignalingService:
         # their targets already knowing it (per-connection queues keep this order).
         room.members[pid] = member
         self.members[pid] = member
+        self._interp_member(member, room)
         self._peer_news(room, member, PEER_JOINED_HEAD, include_self=False)
         outbox.send(self._welcome(member, room, version, hello, history=history, resumed=False))
+        if member.profile.interpreter or not room.interpreted:
+            self._interp_sync(room)
         self._attend(member, "join", "joined")
         self._arrived(member, room.id)
         if self.lobby is not None:
@@ -466,9 +525,12 @@ class SignalingService:
             handle.cancel()
         if self._detached_at.pop(member.id, None) is not None:
             self._attend(member, "resume", "resumed")
+        interpreter_before = member.profile.interpreter
         member.profile = identity.profile
         member.may_publish = may_publish(member.profile.role, room.info, member.id in room.floor)
         member.outbox = outbox
+        if member.profile.interpreter != interpreter_before:
+            self._interp_sync(room)
         member.resume_secret = secrets.token_urlsafe(24)
         self._to_others(room, member, lambda _p: PeerResumed(peer_id=member.id))
         outbox.send(self._welcome(member, room, version, hello, history=history, resumed=True))
@@ -505,6 +567,7 @@ class SignalingService:
                 agenda_next=self._agenda_next.get(member.workshop_id)
                 if member.profile.role in MODERATOR_ROLES
                 else None,
+                interpretation=self._interp_state(room, member),
                 request_id=hello.request_id,
             )
         )
@@ -569,6 +632,8 @@ class SignalingService:
                 self._tell_hidden(room, PeerLeft(peer_id=member.id, reason=reason))
             if not room.members:
                 self._forget_room(room.id)
+            elif member.profile.interpreter:
+                self._interp_sync(room)
         if reason != "replaced" and not self._closed:  # replaced: the same person's newer connection takes over
             self._settle_help(member.workshop_id, "left", asker=member.id)
         self._attend(member, "leave", reason, at=left_at)
@@ -652,6 +717,8 @@ class SignalingService:
             self._tell_hidden(old, PeerLeft(peer_id=member.id, reason="moved"))
             if not old.members:
                 self._forget_room(old.id)
+            elif member.profile.interpreter:
+                self._interp_sync(old)
         self._attend(member, "leave", "moved")
         room = self.rooms.get(target.id)
         if room is None:
@@ -659,6 +726,7 @@ class SignalingService:
         member.room_id = room.id
         member.may_publish = may_publish(member.profile.role, room.info, member.id in room.floor)
         room.members[member.id] = member
+        self._interp_member(member, room)
         self._peer_news(room, member, PEER_JOINED_HEAD, include_self=False)
         self._attend(member, "join", reason)
         self._settle_help(member.workshop_id, "moved", asker=member.id)
@@ -676,8 +744,11 @@ class SignalingService:
                 reason=reason,
                 feeds=self._feeds(room),
                 spotlight=room.spotlight,
+                interpretation=self._interp_state(room, member),
             )
             member.outbox.send(encode(moved))
+        if member.profile.interpreter or not room.interpreted:
+            self._interp_sync(room)
         self._maybe_grow_to_sfu(room)
 
     def _forget_room(self, room_id: str) -> None:
@@ -707,7 +778,12 @@ class SignalingService:
         self._refresh_may_publish(room)
         for member in room.roster():
             if member.outbox is not None:
-                changed = RoomMediaChanged(room=info, peers=room.peers_for(member.id), feeds=self._feeds(room))
+                changed = RoomMediaChanged(
+                    room=info,
+                    peers=room.peers_for(member.id),
+                    feeds=self._feeds(room),
+                    interpretation=self._interp_state(room, member),
+                )
                 member.outbox.send(encode(changed))
 
     def _refresh_may_publish(self, room: Room) -> None:
@@ -717,17 +793,19 @@ class SignalingService:
                 member.may_publish = allowed
                 self._publish_state(member)
                 if not allowed and self.sfu is not None:
-                    self._tasks.spawn(self.sfu.unpublish_all(member.id, reason="floor_revoked"), "sfu-unpublish")
+                    # The floor governs the floor's feeds; an interpreter's channel is theirs by their role.
+                    stop = self.sfu.unpublish_sources(member.id, ("camera", "screen"), reason="floor_revoked")
+                    self._tasks.spawn(stop, "sfu-unpublish")
 
     def _maybe_grow_to_sfu(self, room: Room) -> None:
         """A mesh room past `mesh_max` people switches to sfu (persisted, then announced as any switch)."""
         limit = self.config.mesh_max
+        interpreted = self._has_interpretation(room)
         if (
-            limit <= 0
+            (not interpreted and (limit <= 0 or len(room.roster()) <= limit))
             or room.info.media != "mesh"
             or self.sfu is None
             or self.rooms_port is None
-            or len(room.roster()) <= limit
             or room.switching
         ):
             return
@@ -739,7 +817,10 @@ class SignalingService:
                 info = await port.set_media(room.info, "sfu")
             finally:
                 room.switching = False
-            log.info("room %s grew past %d people: switched to sfu", info.id, limit)
+            if interpreted:
+                log.info("room %s has interpretation: switched to sfu", info.id)
+            else:
+                log.info("room %s grew past %d people: switched to sfu", info.id, limit)
             self.room_changed(info)
 
         self._tasks.spawn(grow(), "grow-to-sfu")
@@ -771,13 +852,24 @@ class SignalingService:
 
     async def publish(self, member: Member, message: Publish) -> None:
         room, sfu = self._sfu_room(member)
-        if not member.may_publish:
+        language: str | None = None
+        if member.profile.interpreter:
+            # The floor never carries an interpreter: their microphone goes into their channel only.
+            if message.source != "interpretation":
+                raise PermissionDenied(
+                    'interpreters publish only their channel (source "interpretation"): '
+                    "their camera and screen are not shown to the room"
+                )
+            language = member.into
+        elif message.source == "interpretation":
+            raise PermissionDenied("only interpreters publish interpretation")
+        elif not member.may_publish:
             raise PermissionDenied(
                 "you may not publish in this room"
                 + (" until a moderator gives you the floor" if member.profile.role != "observer" else "")
             )
         feed_id, answer = await sfu.publish(
-            member.id, member.profile.display_name, room.info, message.source, message.sdp
+            member.id, member.profile.display_name, room.info, message.source, message.sdp, language=language
         )
         if member.outbox is not None:
             member.outbox.send(encode(Published(feed_id=feed_id, sdp=answer, request_id=message.request_id)))
@@ -1016,13 +1108,199 @@ class SignalingService:
         self.send_to_room(member.room_id, Reaction(peer_id=member.id, emoji=message.emoji))
         self._ack(member, message.request_id)
 
+    # Interpretation (docs/interpretation.md) ------------------------------------------------------
+
+    async def _load_interpretation(self, workshop_id: str) -> None:
+        """Read the workshop's languages and interpreters once; the API keeps them current afterwards."""
+        if self.interpretation_port is None or workshop_id in self._interp:
+            return
+        languages, interpreters = await self.interpretation_port.interpretation(workshop_id)
+        self._interp.setdefault(workshop_id, WorkshopInterpretation(tuple(languages), frozenset(interpreters)))
+
+    def interpretation_changed(self, workshop_id: str, languages: Sequence[str], interpreters: Sequence[str]) -> None:
+        """The workshop's languages or its interpreters changed (over the API): live rooms follow at once."""
+        self._interp[workshop_id] = WorkshopInterpretation(tuple(languages), frozenset(interpreters))
+        for member in self.members_of(workshop_id):
+            if member.listening is not None and member.listening not in languages:
+                member.listening = None
+        for room in [r for r in self.rooms.values() if r.info.workshop_id == workshop_id]:
+            self._interp_sync(room)
+
+    def interpretation_setup(self, workshop_id: str) -> WorkshopInterpretation | None:
+        """What this process knows of a workshop's languages and interpreters (None: not read yet)."""
+        return self._interp.get(workshop_id)
+
+    def _has_interpretation(self, room: Room) -> bool:
+        """The plenary of a workshop with languages and an interpreter; a breakout room with an interpreter in it."""
+        setup = self._interp.get(room.info.workshop_id)
+        if setup is None or not setup.languages:
+            return False
+        if room.info.kind == "plenary" and setup.interpreters:
+            return True
+        return any(m.profile.interpreter for m in room.roster())
+
+    def is_interpreted(self, room_id: str) -> bool:
+        room = self.rooms.get(room_id)
+        return room is not None and self._has_interpretation(room)
+
+    def _default_into(self, member: Member) -> str | None:
+        pair = member.profile.interpreter
+        if not pair:
+            return None
+        setup = self._interp.get(member.workshop_id)
+        floor = setup.languages[0] if setup is not None and setup.languages else None
+        return next((lang for lang in pair if lang != floor), pair[-1])
+
+    def _interp_member(self, member: Member, room: Room) -> bool:
+        """Bring the member's booth state up to date with its pair and the room; True when it changed."""
+        pair = member.profile.interpreter
+        if not pair:
+            member.into = None
+        elif member.into not in pair:
+            member.into = self._default_into(member)
+        info = (
+            InterpreterInfo(
+                languages=list(pair),
+                into=member.into,
+                live=member.into is not None and room.live.get(member.into) == member.id,
+            )
+            if pair
+            else None
+        )
+        if info == member.interp:
+            return False
+        member.interp = info
+        return True
+
+    def _interp_state(self, room: Room, member: Member) -> InterpretationState | None:
+        """The room's interpretation as `member` sees it; None when the room has none."""
+        if not self._has_interpretation(room):
+            return None
+        setup = self._interp[room.info.workshop_id]
+        feeds = {f.peer_id: f for f in self._feeds(room) if f.source == "interpretation"}
+        interpreters = [m for m in room.roster() if m.profile.interpreter]
+        channels = []
+        for language in setup.languages:
+            live = room.live.get(language)
+            feed = feeds.get(live) if live is not None else None
+            channels.append(
+                InterpretationChannel(
+                    language=language,
+                    live_peer_id=live,
+                    feed_id=feed.feed_id if feed is not None and feed.language == language else None,
+                    interpreters=[m.id for m in interpreters if language in (m.profile.interpreter or ())],
+                )
+            )
+        return InterpretationState(
+            room_id=room.id, languages=list(setup.languages), channels=channels, listening=member.listening
+        )
+
+    def _interp_sync(self, room: Room) -> None:
+        """Work the room's interpretation out again after a change and tell everyone what changed: the
+        `interpretation` message to the room, `peer_updated` for each interpreter whose booth state changed, and
+        the SFU re-filters who receives which channel."""
+        if self.rooms.get(room.id) is not room:
+            return
+        interpreted = self._has_interpretation(room)
+        was, room.interpreted = room.interpreted, interpreted
+        for language, peer_id in list(room.live.items()):
+            live = room.members.get(peer_id)
+            if not interpreted or live is None or not live.profile.interpreter or live.into != language:
+                del room.live[language]
+        changed = [m for m in room.roster() if self._interp_member(m, room)]
+        if not interpreted and not was:
+            return
+        self._send_interpretation(room)
+        for member in changed:
+            self._publish_state(member)
+        if self.sfu is not None:
+            self.sfu.refilter(room.id)
+        if interpreted:
+            self._maybe_grow_to_sfu(room)
+
+    def _send_interpretation(self, room: Room, only: Member | None = None) -> None:
+        """`interpretation` to the room (or one member); encoded once per channel listened to."""
+        texts: dict[str | None, str] = {}
+        for member in [only] if only is not None else room.roster():
+            if member.outbox is None:
+                continue
+            text = texts.get(member.listening)
+            if text is None:
+                state = self._interp_state(room, member)
+                message = (
+                    Interpretation(**state.model_dump())
+                    if state is not None
+                    else Interpretation(room_id=room.id, languages=[], channels=[], listening=member.listening)
+                )
+                text = texts[member.listening] = encode(message)
+            member.outbox.send(text)
+
+    def sfu_may_receive(self, member_id: str, feed: FeedInfo) -> bool:
+        """The SFU's filter: the floor goes to everyone; an interpretation feed only to the members listening to
+        its channel, and only while its interpreter is that channel's live one."""
+        if feed.source != "interpretation":
+            return True
+        member = self.members.get(member_id)
+        room = self.rooms.get(member.room_id) if member is not None else None
+        if member is None or room is None or feed.language is None:
+            return False
+        return member.listening == feed.language and room.live.get(feed.language) == feed.peer_id
+
+    def listen(self, member: Member, message: Listen) -> None:
+        """Choose the channel one hears (None: the original). Kept for the connection, across rooms."""
+        setup = self._interp.get(member.workshop_id)
+        languages = setup.languages if setup is not None else ()
+        if message.language is not None and message.language not in languages:
+            raise InvalidArgument(
+                f"{message.language} is not a language of this workshop"
+                + (f" ({', '.join(languages)})" if languages else " (it has none)")
+            )
+        changed = member.listening != message.language
+        member.listening = message.language
+        self._ack(member, message.request_id)
+        room = self.rooms.get(member.room_id)
+        if room is None or not self._has_interpretation(room):
+            return
+        self._send_interpretation(room, only=member)
+        if changed and self.sfu is not None:
+            self.sfu.refilter(room.id)
+
+    def interpret(self, member: Member, message: Interpret) -> None:
+        """An interpreter's booth: the direction of their pair, and going live (taking over the channel) or not."""
+        pair = member.profile.interpreter
+        if not pair:
+            raise PermissionDenied("only interpreters may interpret")
+        if message.into not in pair:
+            raise InvalidArgument(f"you interpret between {' and '.join(pair)}: {message.into} is not one of them")
+        room = self.rooms.get(member.room_id)
+        if room is None or not self._has_interpretation(room):
+            raise Conflict("this room has no interpretation")
+        before = member.into
+        if before is not None and before != message.into and room.live.get(before) == member.id:
+            del room.live[before]  # the old channel has nobody live now
+        member.into = message.into
+        if message.live:
+            room.live[message.into] = member.id  # the handover: whoever was live here is not any more
+        elif room.live.get(message.into) == member.id:
+            del room.live[message.into]
+        if before != message.into and self.sfu is not None:
+            self.sfu.set_language(member.id, message.into)
+        self._ack(member, message.request_id)
+        self._interp_sync(room)
+
     # What the SFU bridge tells the hub (signaling.sfu.bridge.SfuListener).
 
     def sfu_feed_added(self, room_id: str, feed: FeedInfo) -> None:
         self.send_to_room(room_id, FeedAdded(feed=feed))
+        room = self.rooms.get(room_id)
+        if feed.source == "interpretation" and room is not None:
+            self._interp_sync(room)  # the channel's feed_id
 
     def sfu_feed_removed(self, room_id: str, feed: FeedInfo, reason: str) -> None:
         self.send_to_room(room_id, FeedRemoved(feed_id=feed.feed_id, peer_id=feed.peer_id, reason=reason))
+        room = self.rooms.get(room_id)
+        if feed.source == "interpretation" and room is not None and reason != "language_changed":
+            self._interp_sync(room)
 
     def sfu_to_member(self, member_id: str, message: ServerMessage) -> None:
         member = self.members.get(member_id)
@@ -1080,9 +1358,10 @@ class SignalingService:
         return len(receivers)
 
     async def consent(self, member: Member, message: Consent) -> None:
-        if self.recordings is None:
+        recordings = self.ports.recordings
+        if recordings is None:
             raise NotFound("no recording is running")
-        await self.recordings.consent(member, message)
+        await recordings.consent(member, message)
         self._ack(member, message.request_id)
 
     @staticmethod
@@ -1162,9 +1441,10 @@ class SignalingService:
             del self._help[workshop_id]
 
     async def choose_room(self, member: Member, message: ChooseRoom) -> None:
-        if self.breakouts is None:
+        breakouts = self.ports.breakouts
+        if breakouts is None:
             raise NotFound("no breakouts are running")
-        await self.breakouts.choose_room(member, message.room_id)
+        await breakouts.choose_room(member, message.room_id)
         self._ack(member, message.request_id)
 
     def request_mute(self, participant_id: str, kind: Literal["audio", "video"], by: Sender) -> bool:
@@ -1188,8 +1468,18 @@ class SignalingService:
         member = self.members.get(participant_id)
         if member is None:
             return
+        before = member.profile.interpreter
         member.profile = profile
         self._publish_state(member)
+        room = self.rooms.get(member.room_id)
+        if profile.interpreter == before or room is None:
+            return
+        if self.sfu is not None:
+            # An interpreter is never on the floor; a former interpreter has no channel any more.
+            sources = ("camera", "screen") if profile.interpreter else ("interpretation",)
+            reason = "interpreter" if profile.interpreter else "removed"
+            self._tasks.spawn(self.sfu.unpublish_sources(member.id, sources, reason=reason), "sfu-unpublish")
+        self._interp_sync(room)
 
     # Messages from a member -----------------------------------------------------------------------
 
@@ -1205,8 +1495,8 @@ class SignalingService:
             raise NotFound(f"peer {message.to} is not in your room")
         if target.outbox is None:
             raise NotFound(f"peer {message.to} is reconnecting")
-        if target.hidden and self.recordings is not None:
-            self.recordings.check_send(sender, target)
+        if target.hidden and (recordings := self.ports.recordings) is not None:
+            recordings.check_send(sender, target)
         out: RelayedOffer | RelayedAnswer | RelayedCandidate
         if isinstance(message, Offer):
             out = RelayedOffer(from_=sender.id, sdp=message.sdp)

@@ -42,7 +42,9 @@ from signaling.protocol import (
     GiveFloor,
     GrantFloor,
     Hello,
+    Interpret,
     Leave,
+    Listen,
     LockRoom,
     LowerAllHands,
     LowerHand,
@@ -454,6 +456,10 @@ class Session:
             await service.lower_all_hands(member, message)
         elif isinstance(message, GiveFloor):
             await service.give_floor(member, message)
+        elif isinstance(message, Listen):
+            service.listen(member, message)
+        elif isinstance(message, Interpret):
+            service.interpret(member, message)
         elif isinstance(message, Leave):
             service.leave(member)
             self._left = self._stop = True

@@ -1,6 +1,7 @@
 #!/bin/sh
-# Make sure Debian's Janus (with janus-tools, whose janus-pp-rec converts sfu recordings), coturn, openssl and jq are present for
-# the tests (tests/sfu, tests/e2e, the TURN tests).
+# Make sure Debian's Janus (with janus-tools, whose janus-pp-rec converts sfu recordings), coturn, openssl, jq and nats-server
+# are present for the tests (tests/sfu, tests/e2e, the TURN tests, and tests/nodes, which start their own NATS server in
+# the namespace when ROUNDTABLE_TEST_BUS_URL is unset or cannot be reached from there).
 #
 # The server installs them itself when it starts (`make run`, ROUNDTABLE_SFU_INSTALL / ROUNDTABLE_TURN_INSTALL), but
 # the test suite runs in a private network namespace (tests/netns.py) where apt-get cannot reach a mirror: so
@@ -15,9 +16,10 @@ command -v turnserver >/dev/null 2>&1 || [ -x /usr/bin/turnserver ] || missing="
 # The outside check of an audit anchor in docs/records.md is run verbatim by a test.
 command -v openssl >/dev/null 2>&1 || missing="$missing openssl"
 command -v jq >/dev/null 2>&1 || missing="$missing jq"
+command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || missing="$missing nats-server"
 
 if [ -z "$missing" ]; then
-    echo "media parts: found janus $(janus --version 2>/dev/null | head -n1 || true), janus-pp-rec, turnserver, openssl, jq"
+    echo "media parts: found janus $(janus --version 2>/dev/null | head -n1 || true), janus-pp-rec, turnserver, openssl, jq, nats-server"
     exit 0
 fi
 
@@ -35,7 +37,8 @@ if ! apt-get install -y --no-install-recommends $missing; then
     # shellcheck disable=SC2086
     apt-get install -y --no-install-recommends $missing
 fi
-# The packages' own services are not ours: Roundtable runs its own Janus and coturn with its own configuration.
+# The packages' own services are not ours: Roundtable runs its own Janus and coturn with its own configuration. (A NATS
+# server the package may start on 127.0.0.1:4222 is left alone: it is what ROUNDTABLE_BUS_URL may name on this host.)
 for unit in janus coturn; do
     if command -v systemctl >/dev/null 2>&1; then systemctl disable --now "$unit" >/dev/null 2>&1 || true; fi
 done

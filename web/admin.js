@@ -8,6 +8,7 @@
 import { Api, ApiError } from "./api.js";
 import { agendaCard, zoneCell } from "./agenda.js";
 import { attendanceCard } from "./attendance.js";
+import { auditCard } from "./audit.js";
 import { invitationsCard } from "./invitations.js";
 import { $, clear, countryBadge, h, toast } from "./dom.js";
 import { applyStrings, countryName, currentLocale, formatDateTime, formatDuration, mountLanguageSwitches, onLanguageChange, roleName, t } from "./strings.js";
@@ -228,6 +229,7 @@ async function showWorkshop(id) {
     agendaCard(api, workshop),
     roomsCard(rooms),
     attendanceCard(api, workshop),
+    auditCard(api, workshop),
   );
   startLive(workshop, people, rooms);
 }

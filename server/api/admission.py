@@ -39,9 +39,7 @@ def _sender(actor: Actor) -> Sender:
 
 
 def _lobby(request: web.Request) -> AdmissionLobby:
-    lobby = request.app[keys.SIGNALING].lobby
-    assert lobby is not None, "the app always builds a lobby"
-    return lobby
+    return request.app[keys.LOBBY]
 
 
 # The lobby ----------------------------------------------------------------------------------------
@@ -232,7 +230,7 @@ async def mute_all(request: web.Request, who: Principal) -> web.Response:
     workshop_id, room_id, actor = await _room_call(request, who)
     body = await optional_body(request, MuteAllBody)
     await _record(request, workshop_id, actor, "room.mute_all", {"room_id": str(room_id)}, kind=body.kind)
-    count = request.app[keys.SIGNALING].mute_room(str(room_id), body.kind, _sender(actor))
+    count = await request.app[keys.COMMANDS].mute_room(str(workshop_id), str(room_id), body.kind, _sender(actor))
     return json_model(RoomControlled(room_id=room_id, affected=count))
 
 
@@ -246,7 +244,7 @@ async def mute_all(request: web.Request, who: Principal) -> web.Response:
 async def lower_hands(request: web.Request, who: Principal) -> web.Response:
     workshop_id, room_id, actor = await _room_call(request, who)
     await _record(request, workshop_id, actor, "room.lower_hands", {"room_id": str(room_id)})
-    count = request.app[keys.SIGNALING].lower_hands(str(room_id))
+    count = await request.app[keys.COMMANDS].lower_hands(str(workshop_id), str(room_id))
     return json_model(RoomControlled(room_id=room_id, affected=count))
 
 
@@ -271,7 +269,8 @@ async def ask_unmute(request: web.Request, who: Principal) -> web.Response:
     body = await optional_body(request, AskUnmuteBody)
     target: dict[str, object] = {"participant_id": str(participant_id)}
     await _record(request, workshop_id, actor, "participant.ask_unmute", target, kind=body.kind)
-    live = request.app[keys.SIGNALING].request_unmute(str(workshop_id), str(participant_id), body.kind, _sender(actor))
+    commands = request.app[keys.COMMANDS]
+    live = await commands.request_unmute(str(workshop_id), str(participant_id), body.kind, _sender(actor))
     return json_model(Asked(participant_id=participant_id, live=live))
 
 
@@ -286,5 +285,5 @@ async def ask_unmute(request: web.Request, who: Principal) -> web.Response:
 async def give_floor(request: web.Request, who: Principal) -> web.Response:
     workshop_id, participant_id, actor = await _participant_call(request, who)
     await _record(request, workshop_id, actor, "participant.give_floor", {"participant_id": str(participant_id)})
-    how = request.app[keys.SIGNALING].hand_floor(str(workshop_id), str(participant_id), _sender(actor))
+    how = await request.app[keys.COMMANDS].hand_floor(str(workshop_id), str(participant_id), _sender(actor))
     return json_model(FloorGiven(participant_id=participant_id, live=how is not None, how=how))

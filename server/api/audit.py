@@ -159,6 +159,27 @@ def _filter(request: web.Request) -> EntryFilter:
     )
 
 
+FILTER_PARAMS = (
+    {"name": "actor_id", "description": "Entries by this participant.", "schema": {"type": "string", "format": "uuid"}},
+    {
+        "name": "actor_role",
+        "description": "Entries by actors of this role (admin, system, organiser, moderator, participant, …).",
+        "schema": {"type": "string", "pattern": _ROLE.pattern},
+    },
+    {
+        "name": "action",
+        "description": "An action (participant.remove) or its family (breakouts).",
+        "schema": {"type": "string", "pattern": _ACTION.pattern},
+    },
+    {
+        "name": "since",
+        "description": "Entries at or after this time.",
+        "schema": {"type": "string", "format": "date-time"},
+    },
+    {"name": "until", "description": "Entries before this time.", "schema": {"type": "string", "format": "date-time"}},
+)
+
+
 @API.route(
     "GET",
     f"{PREFIX}/workshops/{{workshop_id}}/audit",
@@ -167,6 +188,7 @@ def _filter(request: web.Request) -> EntryFilter:
     response=AuditPage,
     paged=True,
     tags=("audit",),
+    query=FILTER_PARAMS,
 )
 async def list_audit(request: web.Request, who: Principal) -> web.Response:
     workshop_id = await _readable_chain(request, who)

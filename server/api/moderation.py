@@ -118,7 +118,7 @@ async def mute(request: web.Request, who: Principal) -> web.Response:
         participant_id=participant_id,
         details={"kind": body.kind},
     )
-    live = request.app[keys.SIGNALING].request_mute(str(participant_id), body.kind, sender)
+    live = await request.app[keys.COMMANDS].request_mute(str(workshop_id), str(participant_id), body.kind, sender)
     return json_model(Moderated(participant_id=participant_id, live=live))
 
 
@@ -157,7 +157,8 @@ async def remove(request: web.Request, who: Principal) -> web.Response:
     else:
         await store.revoke_participant(workshop_id, participant_id, actor=actor, action="participant.remove")
         close_reason = "removed by a moderator"
-    live = request.app[keys.SIGNALING].remove_participant(
+    live = await request.app[keys.COMMANDS].remove_participant(
+        str(workshop_id),
         str(participant_id),
         close_code=CLOSE_REMOVED,
         reason=close_reason,
@@ -180,7 +181,7 @@ async def _floor(request: web.Request, who: Principal, granted: bool) -> web.Res
     sender = Sender(id=str(actor.id) if actor.id else None, display_name=actor.display_name)
     action = "participant.floor_grant" if granted else "participant.floor_revoke"
     await _record(request, actor, workshop_id=workshop_id, action=action, participant_id=participant_id, details={})
-    live = request.app[keys.SIGNALING].set_floor(str(workshop_id), str(participant_id), granted, sender)
+    live = await request.app[keys.COMMANDS].set_floor(str(workshop_id), str(participant_id), granted, sender)
     return json_model(FloorOut(participant_id=participant_id, granted=granted, live=live))
 
 
@@ -293,33 +294,31 @@ class Presence(BaseModel):
 async def presence(request: web.Request, who: Principal) -> web.Response:
     workshop_id = path_uuid(request, "workshop_id")
     await actor_of(request, who, workshop_id)
-    signaling = request.app[keys.SIGNALING]
+    live = await request.app[keys.COMMANDS].presence(str(workshop_id))
     by_room: dict[str, list[PresentMember]] = {}
-    for member in signaling.members_of(str(workshop_id)):
-        p = member.profile
+    for member in live.members:
         by_room.setdefault(member.room_id, []).append(
             PresentMember(
                 id=member.id,
-                display_name=p.display_name,
-                country=p.country,
-                role=p.role,
+                display_name=member.display_name,
+                country=member.country,
+                role=member.role,
                 connected=member.connected,
                 state=member.state,
             )
         )
     rooms = []
     for room_id, members in by_room.items():
-        info = signaling.live_room(room_id)
-        if info is None:
+        room = live.rooms.get(room_id)
+        if room is None:
             continue
-        status = signaling.recording_status(room_id)
         rooms.append(
             RoomPresence(
                 room_id=room_id,
-                name=info.name,
-                kind=info.kind,
+                name=room.info.name,
+                kind=room.info.kind,
                 members=sorted(members, key=lambda m: m.display_name),
-                recording_id=status.recording_id if status else None,
+                recording_id=room.recording_id,
             )
         )
     rooms.sort(key=lambda r: (r.kind != "plenary", r.name))
@@ -332,8 +331,6 @@ async def presence(request: web.Request, who: Principal) -> web.Response:
             text=r.text,
             at=r.at,
         )
-        for r in signaling.help_requests(str(workshop_id))
+        for r in live.help
     ]
-    return json_model(
-        Presence(rooms=rooms, breakout=signaling.breakout_status(str(workshop_id)), help_requests=waiting)
-    )
+    return json_model(Presence(rooms=rooms, breakout=live.breakout, help_requests=waiting))

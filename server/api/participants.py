@@ -85,6 +85,10 @@ async def create_participant(request: web.Request, who: Principal) -> web.Respon
         (row,) = await store.create_participants(workshop_id, [body.model_dump()], actor=await actor_for(request, who))
     except Conflict as exc:
         raise _email_taken() from exc
+    if body.interpreter is not None:
+        await request.app[keys.COMMANDS].interpretation_changed(
+            str(workshop_id), *await store.interpretation(workshop_id)
+        )
     return json_model(_present(request, row, workshop, with_token=True), status=201)
 
 
@@ -150,7 +154,7 @@ async def patch_participant(request: web.Request, who: Principal) -> web.Respons
     body = await read_body(request, ParticipantPatch)
     changes = body.model_dump(exclude_unset=True)
     for name, value in changes.items():
-        if value is None and name not in ("email", "room_id", "language"):
+        if value is None and name not in ("email", "room_id", "language", "interpreter"):
             raise InvalidArgument(f"{name} cannot be null", details=[{"field": name, "message": "not nullable"}])
     store = request.app[keys.STORE]
     workshop = await store.get_workshop(workshop_id)
@@ -159,7 +163,10 @@ async def patch_participant(request: web.Request, who: Principal) -> web.Respons
         row = await store.update_participant(workshop_id, participant_id, changes, actor=await actor_for(request, who))
     except Conflict as exc:
         raise _email_taken() from exc
-    request.app[keys.SIGNALING].participant_changed(str(row["id"]), profile_of(row))
+    commands = request.app[keys.COMMANDS]
+    if "interpreter" in changes:  # before the profile: the member's room may gain (or lose) interpretation
+        await commands.interpretation_changed(str(workshop_id), *await store.interpretation(workshop_id))
+    await commands.participant_changed(str(workshop_id), str(row["id"]), profile_of(row))
     return json_model(_present(request, row, workshop, with_token=True))
 
 
@@ -174,10 +181,13 @@ async def delete_participant(request: web.Request, who: Principal) -> web.Respon
     workshop_id = path_uuid(request, "workshop_id")
     participant_id = path_uuid(request, "participant_id")
     _require_manager(who, workshop_id)
-    await request.app[keys.STORE].delete_participant(workshop_id, participant_id, actor=await actor_for(request, who))
-    request.app[keys.SIGNALING].remove_participant(
-        str(participant_id), close_code=CLOSE_REMOVED, reason="removed from the workshop"
+    store = request.app[keys.STORE]
+    await store.delete_participant(workshop_id, participant_id, actor=await actor_for(request, who))
+    commands = request.app[keys.COMMANDS]
+    await commands.remove_participant(
+        str(workshop_id), str(participant_id), close_code=CLOSE_REMOVED, reason="removed from the workshop", by=None
     )
+    await commands.interpretation_changed(str(workshop_id), *await store.interpretation(workshop_id))
     return web.Response(status=204)
 
 
@@ -225,8 +235,8 @@ async def revoke_tokens(request: web.Request, who: Principal) -> web.Response:
     _require_manager(who, workshop_id)
     store = request.app[keys.STORE]
     row = await store.revoke_participant(workshop_id, participant_id, actor=await actor_for(request, who))
-    request.app[keys.SIGNALING].remove_participant(
-        str(participant_id), close_code=CLOSE_UNAUTHENTICATED, reason="token revoked"
+    await request.app[keys.COMMANDS].remove_participant(
+        str(workshop_id), str(participant_id), close_code=CLOSE_UNAUTHENTICATED, reason="token revoked", by=None
     )
     return json_model(Participant.model_validate(dict(row)))
 
@@ -329,6 +339,10 @@ async def import_participants(request: web.Request, who: Principal) -> web.Respo
         )
     except Conflict as exc:
         raise Conflict("a participant with one of these e-mail addresses already exists; nothing was imported") from exc
+    if any(person.get("interpreter") for person in valid):
+        await request.app[keys.COMMANDS].interpretation_changed(
+            str(workshop_id), *await store.interpretation(workshop_id)
+        )
     people = [_present(request, row, workshop, with_token=True) for row in created]
     return json_model(ImportResult(imported=len(people), items=people), status=201)
 

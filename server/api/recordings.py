@@ -43,6 +43,9 @@ class Track(BaseModel):
     duration_s: float | None
     sha256: str | None = Field(description="Of the file exactly as served.")
     offset_s: float = Field(description="When the track starts, from the recording's start.")
+    language: str | None = Field(
+        None, description="The interpretation channel this track was spoken into; null: the floor."
+    )
     started_at: datetime
     ended_at: datetime | None
     download_url: str | None = Field(description="Short-lived signed URL: plays in a <video> element, no header.")

@@ -699,21 +699,71 @@ async def certificate_file(request: web.Request, who: Principal) -> web.Response
 
 
 VERIFY_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
+<html lang="{lang}"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
 <title>{title}</title><link rel="stylesheet" href="/static/app.css"></head>
 <body><main class="verify"><h1>{title}</h1>{body}</main></body></html>
 """
+
+# The page in the languages the browser client speaks (web/i18n); a reader of another language gets English.
+VERIFY_TEXT: dict[str, dict[str, str]] = {
+    "en": {
+        "not_found_title": "Certificate not found",
+        "not_found": "No certificate of attendance was issued with this code.",
+        "valid_title": "Certificate of attendance: valid",
+        "states": "This certificate was issued by Roundtable and states:",
+        "name": "Name",
+        "organisation": "Organisation",
+        "country": "Country",
+        "workshop": "Workshop",
+        "dates": "Dates",
+        "minutes": "Minutes attended",
+        "issued": "Issued",
+        "code": "Code",
+    },
+    "ru": {
+        "not_found_title": "Сертификат не найден",
+        "not_found": "Сертификат об участии с этим кодом не выдавался.",  # noqa: RUF001 (Cyrillic)
+        "valid_title": "Сертификат об участии действителен",  # noqa: RUF001 (Cyrillic)
+        "states": "Этот сертификат выдан Roundtable и подтверждает:",
+        "name": "Имя",
+        "organisation": "Организация",
+        "country": "Страна",
+        "workshop": "Семинар",
+        "dates": "Даты",
+        "minutes": "Минут участия",
+        "issued": "Выдан",
+        "code": "Код",
+    },
+}
 
 
 def _wants_html(request: web.Request) -> bool:
     return "text/html" in request.headers.get("Accept", "")
 
 
+def page_language(request: web.Request) -> str:
+    """The first language of Accept-Language that the page has, by its quality values; else English."""
+    ranked: list[tuple[float, int, str]] = []
+    for index, part in enumerate(request.headers.get("Accept-Language", "").split(",")[:20]):
+        tag, _, params = part.strip().partition(";")
+        quality = 1.0
+        if params.strip().startswith("q="):
+            try:
+                quality = float(params.strip()[2:])
+            except ValueError:
+                continue
+        primary = tag.strip().lower().split("-")[0]
+        if primary in VERIFY_TEXT and quality > 0:
+            ranked.append((-quality, index, primary))
+    return min(ranked)[2] if ranked else "en"
+
+
 @API.route(
     "GET",
     "/verify/{code}",
     summary="Confirm a certificate of attendance by its code (no login): what it states, as JSON, or as a page "
-    "for a browser (Accept: text/html). 404 for a code that was never issued.",
+    "for a browser (Accept: text/html; in English or Russian by Accept-Language). 404 for a code that was never "
+    "issued.",
     response=Verification,
     authenticated=False,
     errors=(404,),
@@ -722,11 +772,12 @@ def _wants_html(request: web.Request) -> bool:
 async def verify_certificate(request: web.Request) -> web.Response:
     code = normalise_code(request.match_info["code"])
     row = await request.app[keys.RECORDS].certificate(code) if code is not None else None
+    lang = page_language(request)
+    t = VERIFY_TEXT[lang]
     if row is None:
         if _wants_html(request):
             text = VERIFY_PAGE.format(
-                title="Certificate not found",
-                body="<p>No certificate of attendance was issued with this code.</p>",
+                lang=lang, title=t["not_found_title"], body=f"<p>{html.escape(t['not_found'])}</p>"
             )
             return web.Response(text=text, status=404, content_type="text/html")
         raise NotFound("no certificate has this code")
@@ -745,18 +796,17 @@ async def verify_certificate(request: web.Request) -> web.Response:
     if not _wants_html(request):
         return json_model(verification)
     fields = [
-        ("Name", verification.display_name),
-        ("Organisation", verification.organisation),
-        ("Country", verification.country),
-        ("Workshop", verification.workshop_title),
-        ("Dates", verification.dates),
-        ("Minutes attended", str(verification.minutes_attended)),
-        ("Issued", verification.issued_at.isoformat(timespec="seconds")),
-        ("Code", verification.code),
+        (t["name"], verification.display_name),
+        (t["organisation"], verification.organisation),
+        (t["country"], verification.country),
+        (t["workshop"], verification.workshop_title),
+        (t["dates"], verification.dates),
+        (t["minutes"], str(verification.minutes_attended)),
+        (t["issued"], verification.issued_at.isoformat(timespec="seconds")),
+        (t["code"], verification.code),
     ]
     rows = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in fields)
     text = VERIFY_PAGE.format(
-        title="Certificate of attendance: valid",
-        body=f"<p>This certificate was issued by Roundtable and states:</p><dl>{rows}</dl>",
+        lang=lang, title=t["valid_title"], body=f"<p>{html.escape(t['states'])}</p><dl>{rows}</dl>"
     )
     return web.Response(text=text, content_type="text/html")

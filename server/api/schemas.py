@@ -19,6 +19,7 @@ from pydantic import (
     StringConstraints,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from server.auth import Role
@@ -36,6 +37,24 @@ LOBBY_DESCRIPTION = (
     "off: everyone enters; everyone: every participant and observer waits for a moderator; unverified: those whose "
     "join link was never used before or is used from another device wait (docs/moderation.md)."
 )
+
+WorkshopLanguage = Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}$")]
+LANGUAGES_DESCRIPTION = (
+    "The workshop's languages, ISO 639-1 lower-case codes (e.g. en, ru, zh), the floor's usual one first; "
+    "interpreters interpret between two of them (docs/interpretation.md)."
+)
+INTERPRETER_DESCRIPTION = "Set for an interpreter: the pair of workshop languages they interpret between; null: none."
+MAX_LANGUAGES = 12
+
+
+def _distinct(value: list[str]) -> list[str]:
+    if len(set(value)) != len(value):
+        raise ValueError("languages must not repeat")
+    return value
+
+
+WorkshopLanguages = Annotated[list[WorkshopLanguage], Field(max_length=MAX_LANGUAGES), AfterValidator(_distinct)]
+InterpreterPair = Annotated[list[WorkshopLanguage], Field(min_length=2, max_length=2), AfterValidator(_distinct)]
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -126,6 +145,16 @@ def _check_times(starts_at: datetime | None, ends_at: datetime | None) -> None:
         raise ValueError("ends_at must be after starts_at")
 
 
+class Interpreter(Body):
+    """An interpreter's pair: they interpret from either language into the other (docs/interpretation.md)."""
+
+    languages: InterpreterPair
+
+
+class InterpreterOut(BaseModel):
+    languages: list[str]
+
+
 class WorkshopCreate(Body):
     title: Title
     description: Description = ""
@@ -146,6 +175,7 @@ class WorkshopCreate(Body):
     )
     plenary_capacity: int | None = Field(None, ge=1, le=10_000)
     lobby: LobbyMode = Field("off", description=LOBBY_DESCRIPTION)
+    languages: WorkshopLanguages = Field(default_factory=list, description=LANGUAGES_DESCRIPTION)
 
     # A field validator (not a model validator) so that the error names `ends_at`, as PATCH does.
     @field_validator("ends_at")
@@ -171,6 +201,7 @@ class WorkshopPatch(Body):
         "null: the server's default (ROUNDTABLE_RECORDS_RETENTION_DAYS).",
     )
     lobby: LobbyMode | None = Field(None, description=LOBBY_DESCRIPTION)
+    languages: WorkshopLanguages | None = Field(None, description=LANGUAGES_DESCRIPTION)
 
     @field_validator("ends_at")
     @classmethod
@@ -190,6 +221,7 @@ class Workshop(BaseModel):
     recording_consent: ConsentMode
     records_retention_days: int | None = None
     lobby: LobbyMode = Field(description=LOBBY_DESCRIPTION)
+    languages: list[str] = Field(default_factory=list, description=LANGUAGES_DESCRIPTION)
     plenary_room_id: uuid.UUID
     created_at: datetime
     updated_at: datetime
@@ -240,6 +272,7 @@ class ParticipantCreate(Body):
     room_id: uuid.UUID | None = Field(None, description="Assigned room; null means the plenary.")
     language: Language | None = Field(None, description=LANGUAGE_DESCRIPTION)
     timezone: TimeZone | None = Field(None, description="The participant's own IANA time zone; null: not known.")
+    interpreter: Interpreter | None = Field(None, description=INTERPRETER_DESCRIPTION)
 
 
 class ParticipantPatch(Body):
@@ -251,6 +284,7 @@ class ParticipantPatch(Body):
     room_id: uuid.UUID | None = Field(None, description="Assigned room; null means the plenary.")
     language: Language | None = Field(None, description=LANGUAGE_DESCRIPTION)
     timezone: TimeZone | None = Field(None, description="The participant's own IANA time zone; null: not known.")
+    interpreter: Interpreter | None = Field(None, description=INTERPRETER_DESCRIPTION)
 
 
 class MePatch(Body):
@@ -275,9 +309,20 @@ class Participant(BaseModel):
     ban_reason: str | None = None
     language: Language | None = Field(None, description=LANGUAGE_DESCRIPTION)
     timezone: str | None = Field(None, description="The participant's own IANA time zone, if known.")
+    interpreter: InterpreterOut | None = Field(None, description=INTERPRETER_DESCRIPTION)
     join_token: str | None = Field(None, description="Shown to the admin and the organiser only.")
     join_url: str | None = None
     token_expires_at: datetime | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_row(cls, data: Any) -> Any:
+        """A roster row stores the pair as `interpreter_languages`."""
+        if isinstance(data, dict) and "interpreter_languages" in data:
+            data = dict(data)
+            pair = data.pop("interpreter_languages")
+            data.setdefault("interpreter", {"languages": list(pair)} if pair is not None else None)
+        return data
 
 
 class JoinToken(BaseModel):
@@ -381,3 +426,14 @@ class ErrorBody(BaseModel):
 
 class Health(BaseModel):
     status: Literal["ok", "unavailable"]
+
+
+class NodeHealth(BaseModel):
+    id: str = Field(description="This process as a node (new at every start).")
+    bus: Literal["in_process", "nats"] = Field(description="in_process: one node alone; nats: ROUNDTABLE_BUS_URL.")
+    bus_connected: bool
+    leases: int = Field(ge=0, description="Workshops this node owns now (docs/scaling.md).")
+
+
+class Readiness(Health):
+    node: NodeHealth | None = Field(None, description="Absent while the node is still starting.")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from aiohttp import web
@@ -14,7 +13,7 @@ from server.api.routing import json_model, path_uuid, read_body
 from server.api.schemas import Page, Room, RoomCreate, RoomPatch, Workshop, WorkshopCreate, WorkshopPatch
 from server.auth import Principal
 from signaling.audit import ADMIN, Actor
-from signaling.errors import InvalidArgument, NotFound, PermissionDenied
+from signaling.errors import Conflict, InvalidArgument, NotFound, PermissionDenied
 from signaling.rooms import room_info
 
 
@@ -96,9 +95,10 @@ async def get_workshop(request: web.Request, who: Principal) -> web.Response:
 @API.route(
     "PATCH",
     f"{PREFIX}/workshops/{{workshop_id}}",
-    summary="Change a workshop (admin, organiser).",
+    summary="Change a workshop (admin, organiser); a change of `languages` takes effect in live rooms at once.",
     body=WorkshopPatch,
     response=Workshop,
+    errors=(409,),
     tags=("workshops",),
 )
 async def patch_workshop(request: web.Request, who: Principal) -> web.Response:
@@ -108,7 +108,17 @@ async def patch_workshop(request: web.Request, who: Principal) -> web.Response:
         raise PermissionDenied("only the organiser may change the workshop")
     body = await read_body(request, WorkshopPatch)
     changes = body.model_dump(exclude_unset=True)
-    for name in ("title", "timezone", "starts_at", "ends_at", "status", "recording_consent", "description", "lobby"):
+    for name in (
+        "title",
+        "timezone",
+        "starts_at",
+        "ends_at",
+        "status",
+        "recording_consent",
+        "description",
+        "lobby",
+        "languages",
+    ):
         if name in changes and changes[name] is None:
             raise InvalidArgument(f"{name} cannot be null", details=[{"field": name, "message": "not nullable"}])
     store = request.app[keys.STORE]
@@ -120,6 +130,10 @@ async def patch_workshop(request: web.Request, who: Principal) -> web.Response:
         field, message = ("ends_at", "before starts_at") if "ends_at" in changes else ("starts_at", "after ends_at")
         raise InvalidArgument("ends_at must be after starts_at", details=[{"field": field, "message": message}])
     row = await store.update_workshop(workshop_id, changes, actor=await actor_for(request, who))
+    if "languages" in changes:
+        await request.app[keys.COMMANDS].interpretation_changed(
+            str(workshop_id), *await store.interpretation(workshop_id)
+        )
     return json_model(workshop_out(row))
 
 
@@ -141,7 +155,7 @@ async def delete_workshop(request: web.Request, who: Principal) -> web.Response:
     recordings = request.app[keys.RECORDINGS]
     recording_ids = await recordings.stop_workshop(workshop_id, actor=ADMIN)
     await store.delete_workshop(workshop_id, actor=ADMIN)
-    request.app[keys.SIGNALING].close_workshop(str(workshop_id))
+    await request.app[keys.COMMANDS].close_workshop(str(workshop_id))
     await recordings.delete_files(recording_ids)
     return web.Response(status=204)
 
@@ -228,6 +242,7 @@ async def get_room(request: web.Request, who: Principal) -> web.Response:
     "(admin, organiser, moderator); live rooms follow at once.",
     body=RoomPatch,
     response=Room,
+    errors=(409,),
     tags=("rooms",),
 )
 async def patch_room(request: web.Request, who: Principal) -> web.Response:
@@ -240,13 +255,19 @@ async def patch_room(request: web.Request, who: Principal) -> web.Response:
         if value is None:
             raise InvalidArgument(f"{name} cannot be null", details=[{"field": name, "message": "not nullable"}])
     require_sfu_for(request, changes.get("media"))
-    live = request.app[keys.SIGNALING].rooms.get(str(room_id))
-    locking = bool(changes.get("locked")) and live is not None and not live.info.locked
-    present = request.app[keys.SIGNALING].present_in(str(room_id)) if locking else []
+    commands = request.app[keys.COMMANDS]
+    if changes.get("media") == "mesh" and await commands.is_interpreted(str(workshop_id), str(room_id)):
+        raise Conflict(
+            "this room has interpretation, which runs through the SFU: it cannot be a mesh now",
+            details=[{"field": "media", "message": "the room has interpretation"}],
+        )
+    live = await commands.live_room(str(workshop_id), str(room_id))
+    locking = bool(changes.get("locked")) and live is not None and not live.locked
+    present = await commands.present_in(str(workshop_id), str(room_id)) if locking else []
     row = await request.app[keys.STORE].update_room(
         workshop_id, room_id, changes, actor=await actor_for(request, who), present=present
     )
-    request.app[keys.SIGNALING].room_changed(room_info(row))
+    await commands.room_changed(str(workshop_id), room_info(row))
     return json_model(room_out(row))
 
 
@@ -265,9 +286,5 @@ async def delete_room(request: web.Request, who: Principal) -> web.Response:
     store = request.app[keys.STORE]
     await store.delete_room(workshop_id, room_id, actor=await actor_for(request, who))
     # Whoever is in the room now goes home (the plenary), as when breakouts close.
-    signaling = request.app[keys.SIGNALING]
-    live = signaling.rooms.get(str(room_id))
-    for member in live.roster() if live else []:
-        home = room_info(await store.home_room(workshop_id, uuid.UUID(member.id)))
-        signaling.move(member, home, reason="room_deleted")
+    await request.app[keys.COMMANDS].send_home(str(workshop_id), str(room_id), reason="room_deleted")
     return web.Response(status=204)

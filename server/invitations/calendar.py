@@ -11,12 +11,13 @@ import uuid
 import zoneinfo
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from urllib.parse import urlsplit
 
 import icalendar
 
 PRODID = "-//Roundtable//Invitations//EN"
+REMINDER_BEFORE = timedelta(minutes=15)  # what Outlook and Google propose for a meeting
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,12 @@ def build(spec: CalendarFile) -> bytes:
             event.add("organizer", organizer)
         event.add("status", "CONFIRMED")
         event.add("transp", "OPAQUE")
+        # A display alarm: the calendar reminds the participant even when the e-mail reminder went to spam.
+        alarm = icalendar.Alarm()
+        alarm.add("action", "DISPLAY")
+        alarm.add("description", session.title if whole else f"{spec.workshop_title}: {session.title}")
+        alarm.add("trigger", -REMINDER_BEFORE)
+        event.add_component(alarm)
         cal.add_component(event)
     if spec.sessions:
         # The zone's rules over the years the events span (and a margin): enough, and far smaller than 1970-2038.

@@ -50,7 +50,7 @@ page of sixteen is oneself and fifteen others; the stage's strip shows fewer). T
 forwards per viewer whatever the room size: at most one full layer and fifteen small ones. Audio is never capped."""
 SPEAKING_MIN_INTERVAL_S = 0.3  # at most about three speaking updates a second per room
 RECONNECT_BACKOFF_S = (0.2, 0.5, 1.0, 2.0)
-Source = Literal["camera", "screen"]
+Source = Literal["camera", "screen", "interpretation"]
 
 
 class SfuListener(Protocol):
@@ -70,6 +70,11 @@ class SfuListener(Protocol):
 
     def sfu_rooms(self) -> list[RoomInfo]:
         """The live rooms whose media is sfu (re-created after Janus comes back)."""
+        ...
+
+    def sfu_may_receive(self, member_id: str, feed: FeedInfo) -> bool:
+        """Whether the member may receive the feed at all (interpretation: only its own channel's live
+        interpreter). Asked for every feed of every subscription: must not block."""
         ...
 
 
@@ -105,6 +110,7 @@ class SfuMember:
     base: Handle | None = None  # the camera publisher handle: joined at first use, gives private_id
     private_id: int | None = None
     screen: Handle | None = None
+    interpretation: Handle | None = None  # an interpreter's audio-only feed into their channel
     subscriber: Handle | None = None
     subscribed: dict[tuple[str, str], str] = field(default_factory=dict)  # (feed id, feed mid) -> kind
     streams: list[SubscribedStream] = field(default_factory=list)
@@ -114,6 +120,7 @@ class SfuMember:
     answer_pending: bool = False
     deferred: tuple[list[WantedFeed], Any] | None = None
     layers: dict[str, int] = field(default_factory=dict)  # feed id -> the simulcast substream asked of Janus
+    wanted: list[WantedFeed] = field(default_factory=list)  # the last subscribe, as asked (re-filtered on change)
 
 
 @dataclass
@@ -171,7 +178,7 @@ class SfuBridge:
         self.rec_dir = rec_dir
         self.on_unhealthy = on_unhealthy
         self.listener: SfuListener | None = None
-        self.recording: RecordingPolicy | None = None
+        self._recording: RecordingPolicy | None = None
         self.rooms: dict[str, SfuRoom] = {}
         self.members: dict[str, SfuMember] = {}
         self._client: JanusClient | None = None
@@ -185,6 +192,12 @@ class SfuBridge:
 
     def bind(self, listener: SfuListener) -> None:
         self.listener = listener
+
+    def plug_recording(self, policy: RecordingPolicy) -> None:
+        """Who decides which feeds Janus records (the recordings coordinator); plugged once, at start."""
+        if self._recording is not None:
+            raise RuntimeError("the recording policy is plugged already")
+        self._recording = policy
 
     # Lifecycle ------------------------------------------------------------------------------------
 
@@ -416,14 +429,14 @@ class SfuBridge:
                 self._remove_feed(room, feed, reason=reason, notify=notify)
             room.talking.pop(member.id, None)
             room.talking_pending.pop(member.id, None)
-        handles = [h for h in (member.subscriber, member.screen, member.base) if h is not None]
+        handles = [h for h in (member.subscriber, member.screen, member.interpretation, member.base) if h is not None]
         self._forget_handles(member)
         for handle in handles:
             self._tasks.spawn(handle.detach(), name=f"sfu-detach-{member.id}")
 
     @staticmethod
     def _forget_handles(member: SfuMember) -> None:
-        member.base = member.screen = member.subscriber = None
+        member.base = member.screen = member.interpretation = member.subscriber = None
         member.private_id = None
         member.subscribed.clear()
         member.streams = []
@@ -435,7 +448,7 @@ class SfuBridge:
     async def _kick(self, room: SfuRoom, member_id: str) -> None:
         if self._admin is None:
             return
-        for source in ("camera", "screen"):
+        for source in ("camera", "screen", "interpretation"):
             with contextlib.suppress(JanusError):
                 await self._admin.request(
                     {
@@ -456,13 +469,19 @@ class SfuBridge:
 
     # Publishing -----------------------------------------------------------------------------------
 
-    async def publish(self, member_id: str, display: str, info: RoomInfo, source: Source, sdp: str) -> tuple[str, str]:
-        """Publish the offer's media as the member's `source` feed; returns (feed id, answer SDP)."""
+    async def publish(
+        self, member_id: str, display: str, info: RoomInfo, source: Source, sdp: str, *, language: str | None = None
+    ) -> tuple[str, str]:
+        """Publish the offer's media as the member's `source` feed; returns (feed id, answer SDP).
+
+        An `interpretation` feed is audio only, into the channel `language`."""
         kinds = sent_kinds(sdp)
         if not kinds:
             raise InvalidArgument("the offer sends no audio or video")
         if source == "screen" and "video" not in kinds:
             raise InvalidArgument("a screen feed must send video")
+        if source == "interpretation" and kinds != {"audio"}:
+            raise InvalidArgument("an interpretation feed is audio only: send one audio track and no video")
         room = await self._ensure_room(info)
         member = self._member(member_id, info, display)
         async with member.lock:
@@ -476,14 +495,14 @@ class SfuBridge:
                         await handle.request({"request": "unpublish"})
             else:
                 await self._ensure_base(member, room)  # the private id lives there
-                if member.screen is not None:
-                    old = member.screen
-                    member.screen = None
+                old = self._side_handle(member, source)
+                if old is not None:
+                    self._set_side_handle(member, source, None)
                     if existing is not None:
                         self._remove_feed(room, existing, reason="republished", notify=True)
                     await old.detach()
-                handle, _ = await self._join_publisher(member, room, "screen", f"{display} (screen)")
-                member.screen = handle
+                handle, _ = await self._join_publisher(member, room, source, f"{display} ({source})")
+                self._set_side_handle(member, source, handle)
             # "record": false because Janus keeps a publisher's recording switched on across an unpublish and
             # would record a republish on its own, under a name of its own; the recording policy decides.
             data, jsep = await handle.request(
@@ -505,6 +524,7 @@ class SfuBridge:
                     source=source,
                     audio="audio" in mids,
                     video="video" in mids,
+                    language=language if source == "interpretation" else None,
                 ),
                 room_id=info.id,
                 handle=handle,
@@ -524,12 +544,74 @@ class SfuBridge:
             raise NotFound(f"you publish no feed {feed_id}")
         async with member.lock:
             self._remove_feed(room, feed, reason=reason, notify=True)
-            if feed.info.source == "screen" and member.screen is feed.handle:
-                member.screen = None
+            source = feed.info.source
+            if source != "camera" and self._side_handle(member, source) is feed.handle:
+                self._set_side_handle(member, source, None)
                 await feed.handle.detach()
             else:
                 with contextlib.suppress(JanusError, JanusGone):
                     await feed.handle.request({"request": "unpublish"})
+
+    @staticmethod
+    def _side_handle(member: SfuMember, source: str) -> Handle | None:
+        """The publisher handle of a source that has its own (screen, interpretation)."""
+        return member.interpretation if source == "interpretation" else member.screen
+
+    @staticmethod
+    def _set_side_handle(member: SfuMember, source: str, handle: Handle | None) -> None:
+        if source == "interpretation":
+            member.interpretation = handle
+        else:
+            member.screen = handle
+
+    async def unpublish_sources(self, member_id: str, sources: tuple[str, ...], *, reason: str) -> int:
+        """End the member's feeds of these sources (an interpreter's camera, a former interpreter's channel)."""
+        feeds = [f for f in self.member_feeds(member_id) if f.source in sources]
+        for feed in feeds:
+            with contextlib.suppress(NotFound):
+                await self.unpublish(member_id, feed.feed_id, reason=reason)
+        return len(feeds)
+
+    def set_language(self, member_id: str, language: str | None) -> None:
+        """An interpreter switched the direction of their pair: their interpretation feed now goes into the
+        channel `language`. The media goes on; the room hears the feed go and come back with its new language,
+        and a running recording starts a new segment (the policy is asked again)."""
+        member = self.members.get(member_id)
+        room = self.rooms.get(member.room_id) if member is not None else None
+        feed = room.feeds.get(feed_id_of(member_id, "interpretation")) if room is not None else None
+        if room is None or feed is None or feed.info.language == language:
+            return
+        old = feed.info
+        feed.info = old.model_copy(update={"language": language})
+        if feed.live and self.listener is not None:
+            self.listener.sfu_feed_removed(room.info.id, old, "language_changed")
+            self.listener.sfu_feed_added(room.info.id, feed.info)
+        if feed.live and self._recording is not None:
+            self._recording.recording_base(room.info.id, feed.info)
+
+    def refilter(self, room_id: str) -> None:
+        """Who may receive what changed in the room (a listener's channel, a live interpreter): every member's
+        subscription is worked out again from what it last asked for, and renegotiated where it differs."""
+        room = self.rooms.get(room_id)
+        if room is None:
+            return
+        interpretation = {f for f, feed in room.feeds.items() if feed.info.source == "interpretation"}
+        for member in [m for m in self.members.values() if m.room_id == room_id and m.subscriber is not None]:
+            asked = {w.feed_id for w in member.wanted} | {feed for feed, _mid in member.subscribed}
+            if not asked & interpretation:
+                continue  # only the floor: nothing to filter
+            if member.answer_pending:
+                if member.deferred is None:  # runs when the answer comes, filtered then
+                    member.deferred = (member.wanted, None)
+                continue
+            self._tasks.spawn(self._refilter(member, room), name=f"sfu-refilter-{member.id}")
+
+    async def _refilter(self, member: SfuMember, room: SfuRoom) -> None:
+        if self.members.get(member.id) is not member or member.subscriber is None:
+            return
+        reply = await self._subscribe(member, room, room.info, member.wanted)
+        if reply.sdp is not None and self.listener is not None:
+            self.listener.sfu_to_member(member.id, reply)
 
     async def unpublish_all(self, member_id: str, *, reason: str) -> int:
         feeds = self.member_feeds(member_id)
@@ -560,7 +642,8 @@ class SfuBridge:
             feed.live = True
             if self.listener is not None:
                 self.listener.sfu_feed_added(room.info.id, feed.info)
-            base = self.recording.recording_base(room.info.id, feed.info) if self.recording is not None else None
+            policy = self._recording
+            base = policy.recording_base(room.info.id, feed.info) if policy is not None else None
             if base is not None:
                 self._tasks.spawn(self.record_feed(feed.info.feed_id, base), name=f"sfu-record-{feed.info.feed_id}")
         elif kind == "hangup" and feed is not None and feed.handle is handle:
@@ -625,7 +708,13 @@ class SfuBridge:
 
             def servable(want: WantedFeed) -> Feed | None:
                 feed = room.feeds.get(want.feed_id)
-                return feed if feed is not None and feed.live and feed.info.peer_id != member_id else None
+                if feed is None or not feed.live or feed.info.peer_id == member_id:
+                    return None
+                if self.listener is not None and not self.listener.sfu_may_receive(member_id, feed.info):
+                    return None  # another channel's interpretation: left out as if it were not there
+                return feed
+
+            member.wanted = list(wanted)
 
             def has_video(want: WantedFeed) -> bool:
                 feed = servable(want)
@@ -769,6 +858,7 @@ class SfuBridge:
             handle = {
                 "publish:camera": member.base,
                 "publish:screen": member.screen,
+                "publish:interpretation": member.interpretation,
                 "subscribe": member.subscriber,
             }.get(pc)
         if handle is None:

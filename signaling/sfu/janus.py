@@ -98,6 +98,10 @@ class JanusClient:
         except (OSError, aiohttp.ClientError, TimeoutError) as exc:
             await self._http.close()
             raise JanusGone(f"cannot reach Janus at {self.url}: {exc}") from exc
+        except BaseException:
+            # Cancelled while connecting (an app whose start failed): the session must not outlive us.
+            await self._http.close()
+            raise
         self._tasks.append(asyncio.create_task(self._read(), name="janus-reader"))
         try:
             reply = await self.call({"janus": "create"}, wait_event=False)

@@ -162,6 +162,12 @@ PP = WP + "/participants/{participant_id}"
 BP = WP + "/breakouts/{plan_id}"
 
 
+async def with_languages(client: Client, world: World) -> None:
+    """The workshop has two languages, so that someone can be made an interpreter (docs/interpretation.md)."""
+    resp = await client.patch(world.w, json={"languages": ["en", "ru"]}, headers=ADMIN)
+    assert resp.status == 200, await resp.text()
+
+
 async def knocking(client: Client, world: World) -> None:
     """The workshop has a lobby and the target waits in it (a real WebSocket, kept open for the test)."""
     await set_lobby(client, world.workshop["id"], "everyone")
@@ -287,6 +293,23 @@ SCENARIOS = [
         "participant.update",
         lambda w: f"{w.w}/participants/{w.target['id']}",
         json={"organisation": "EPPO"},
+        target=_target,
+    ),
+    Scenario(
+        "PATCH",
+        WP,
+        "workshop.update",
+        lambda w: w.w,
+        json={"languages": ["en", "ru"]},
+        target=lambda w: {"workshop_id": w.workshop["id"]},
+    ),
+    Scenario(
+        "PATCH",
+        PP,
+        "participant.update",
+        lambda w: f"{w.w}/participants/{w.target['id']}",
+        json={"interpreter": {"languages": ["en", "ru"]}},
+        setup=(with_languages,),
         target=_target,
     ),
     Scenario(

@@ -640,6 +640,8 @@ WS_NOT_RECORDED = {
     "ask_help": "a request to the moderators; it changes nothing",
     "react": "an emoji: changes nothing",
     "dismiss_help": "clears a help request from the moderators' queue: live only, and it changes nobody's rights",
+    "listen": "choosing the language channel one hears: changes nobody else",
+    "interpret": "an interpreter's own booth state, like publishing (the interpreter pair that allows it is recorded)",
 }
 
 

@@ -134,6 +134,13 @@ async def test_certificates_go_only_to_those_above_the_threshold_and_verify_by_t
     assert resp.status == 200 and resp.content_type == "text/html"
     page = await resp.text()
     assert "Ирина Петрова" in page and "Cross-border investigations" in page
+    assert '<html lang="en">' in page and "Minutes attended" in page
+    resp = await client.get(
+        f"/verify/{verified['code']}",
+        headers={"Accept": "text/html", "Accept-Language": "de;q=1, ru-RU;q=0.8, en;q=0.5"},
+    )
+    page = await resp.text()
+    assert '<html lang="ru">' in page and "Минут участия" in page and "Ирина Петрова" in page
     made_up = new_code()
     for code in (made_up, "not-a-code", cert["code"][:-1] + ("A" if cert["code"][-1] != "A" else "B")):
         resp = await client.get(f"/verify/{code}")
@@ -141,6 +148,8 @@ async def test_certificates_go_only_to_those_above_the_threshold_and_verify_by_t
         assert (await resp.json())["error"]["code"] == "not_found"
     resp = await client.get(f"/verify/{made_up}", headers={"Accept": "text/html"})
     assert resp.status == 404 and "not found" in (await resp.text())
+    resp = await client.get(f"/verify/{made_up}", headers={"Accept": "text/html", "Accept-Language": "ru"})
+    assert resp.status == 404 and "Сертификат не найден" in (await resp.text())
 
 
 async def test_issuing_needs_a_share_between_zero_and_one(client: TestClient[Any, Any]) -> None:

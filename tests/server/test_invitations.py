@@ -141,6 +141,8 @@ async def test_calendar_file_parses_back_with_two_parsers_to_the_right_instants_
     assert join_url.startswith("http://127.0.0.1:8080/join#")
     assert join_url in str(event["DESCRIPTION"]) and str(event["LOCATION"]) == join_url
     assert await token_works(client, wid, ana["id"], join_url)
+    (alarm,) = event.walk("VALARM")
+    assert str(alarm["ACTION"]) == "DISPLAY" and alarm.decoded("TRIGGER") == -timedelta(minutes=15)
 
     # A second, independent parser reads the same instants, zone and link.
     parsed = vobject.readOne(ics.decode())
@@ -149,6 +151,7 @@ async def test_calendar_file_parses_back_with_two_parsers_to_the_right_instants_
     assert vevent.dtstart.value.utcoffset() == timedelta(hours=5, minutes=30)
     assert vevent.url.value == join_url
     assert vevent.uid.value == str(event["UID"])
+    assert vevent.valarm.trigger.value == -timedelta(minutes=15)
 
 
 async def test_calendar_uid_is_stable_and_sequence_grows_when_the_workshop_changes(client: Client) -> None:

@@ -123,7 +123,15 @@ async def test_healthz_answers_ok_without_a_token(client: Client) -> None:
 async def test_readyz_answers_ok_while_the_database_answers(client: Client) -> None:
     resp = await client.get("/readyz")
     assert resp.status == 200
-    assert await resp.json() == {"status": "ok"}
+    body = await resp.json()
+    assert body["status"] == "ok"
+    # One node alone (no ROUNDTABLE_BUS_URL): the in-process bus, always connected, no workshop leased yet.
+    assert body["node"] == {
+        "id": client.app[keys.NODE].info.id,
+        "bus": "in_process",
+        "bus_connected": True,
+        "leases": 0,
+    }
 
 
 async def test_readyz_answers_503_when_the_database_does_not(client: Client) -> None:
@@ -131,6 +139,6 @@ async def test_readyz_answers_503_when_the_database_does_not(client: Client) -> 
     await pool.close()
     resp = await client.get("/readyz")
     assert resp.status == 503
-    assert await resp.json() == {"status": "unavailable"}
+    assert (await resp.json())["status"] == "unavailable"
     resp = await client.get("/healthz")
     assert resp.status == 200

@@ -72,9 +72,10 @@ class Room:
         decode: bool = True,
         start: bool = True,
         colour: tuple[int, int, int] = RED,
+        **extra: Any,
     ) -> SfuPeer:
         participant = await add_participant(
-            self.client, self.workshop["id"], display_name=name, country="PT", role=role
+            self.client, self.workshop["id"], display_name=name, country="PT", role=role, **extra
         )
         peer = SfuPeer(self.client, participant["join_token"], name, decode=decode, colour=colour)
         self.peers.append(peer)

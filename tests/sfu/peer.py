@@ -77,6 +77,7 @@ class Received:
     frames: int = 0
     colour: tuple[int, int, int] | None = None
     loud: int = 0  # audio frames with a real signal
+    hz: float | None = None  # the strongest frequency of the last loud audio frame
 
 
 @dataclass
@@ -193,14 +194,21 @@ class SfuPeer:
             return await future
 
     async def publish(
-        self, source: str = "camera", *, colour: tuple[int, int, int] = RED, hz: float = 440.0, audio: bool = True
+        self,
+        source: str = "camera",
+        *,
+        colour: tuple[int, int, int] = RED,
+        hz: float = 440.0,
+        audio: bool = True,
+        video: bool = True,
     ) -> dict[str, Any]:
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self._closing.append(pc)  # closed by close() should this task be cancelled before it is kept
         if audio:
             self.tone = ToneTrack(hz)
             pc.addTransceiver(self.tone, direction="sendonly")
-        pc.addTransceiver(ColourTrack(colour), direction="sendonly")
+        if video:
+            pc.addTransceiver(ColourTrack(colour), direction="sendonly")
         await pc.setLocalDescription(await pc.createOffer())
         reply = await self.request({"type": "publish", "source": source, "sdp": pc.localDescription.sdp})
         if reply["type"] != "published":
@@ -450,7 +458,16 @@ class SfuPeer:
                 samples = frame.to_ndarray()
                 if float(numpy.abs(samples).mean()) > 100:
                     got.loud += 1
+                    got.hz = dominant_hz(frame)
             await self._pulse()
+
+
+def dominant_hz(frame: AudioFrame) -> float:
+    """The strongest frequency of a decoded audio frame (its first channel)."""
+    channels = len(frame.layout.channels)
+    samples = frame.to_ndarray().reshape(-1, channels)[:, 0] if frame.format.is_packed else frame.to_ndarray()[0]
+    spectrum = numpy.abs(numpy.fft.rfft(samples.astype(numpy.float64)))
+    return float(numpy.argmax(spectrum[1:]) + 1) * frame.sample_rate / len(samples)
 
 
 def close_to(seen: tuple[int, int, int], expected: tuple[int, int, int], tolerance: int = 40) -> bool:

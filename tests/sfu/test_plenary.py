@@ -26,6 +26,7 @@ async def test_ten_subscribers_decode_the_publishers_colour_and_tone_and_see_a_s
             "source": "camera",
             "audio": True,
             "video": True,
+            "language": None,
         }
     replies = await asyncio.gather(*(listener.subscribe() for listener in listeners))
     for answer in replies:

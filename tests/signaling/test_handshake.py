@@ -78,6 +78,7 @@ async def test_welcome_describes_self_room_peers_ice_and_limits_and_echoes_the_h
         "role": "participant",
         "state": {"audio": True, "video": True, "screen": False, "hand": False, "hand_raised_at": None},
         "may_publish": True,
+        "interpreter": None,
     }
     assert w["room"] == {
         "id": workshop["plenary_room_id"],
