@@ -55,6 +55,7 @@ class Track(BaseModel):
 
 
 class ComposedFile(BaseModel):
+    id: uuid.UUID = Field(description="New at each composition; the download log names the file by it (`track_id`).")
     format: Literal["webm", "mp4"]
     codec: str = Field(description="vp8+opus")
     bytes: int

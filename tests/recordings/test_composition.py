@@ -358,6 +358,23 @@ async def test_a_composer_killed_midway_is_run_again_from_scratch_and_ends_ready
     resp = await client.get(f"/api/v1/recordings/{rid}/composed.webm", headers=ADMIN)
     assert resp.status == 200
     assert hashlib.sha256(await resp.read()).hexdigest() == composed["sha256"]
+    etag = resp.headers["ETag"]
+    url = f"/api/v1/recordings/{rid}/composed.webm"
+    resp = await client.get(url, headers={**ADMIN, "Range": "bytes=0-9", "If-Range": etag})
+    assert resp.status == 206 and len(await resp.read()) == 10
+    resp = await client.get(url, headers={**ADMIN, "Range": "bytes=0-9", "If-Range": '"stale"'})
+    assert resp.status == 200, "a stale If-Range gets the whole file"
+
+    # Who may: as for tracks. A participant needs a grant; a tampered link is refused.
+    assert (await client.get(url, headers=bearer(red["join_token"]))).status == 404
+    resp = await client.post(f"/api/v1/recordings/{rid}/grants", json={"participant_id": red["id"]}, headers=ADMIN)
+    assert resp.status == 204
+    assert (await client.get(url, headers=bearer(red["join_token"]))).status == 200
+    signed = urlsplit(composed["download_url"])
+    assert (await client.get(f"{signed.path}?{signed.query.replace('sig=', 'sig=0')}")).status == 401
+    downloads = (await get(client, f"/api/v1/recordings/{rid}/downloads"))["items"]
+    assert {d["track_id"] for d in downloads} == {composed["id"]}, "logged under the composed file's id"
+    assert {d["principal"] for d in downloads} == {"admin", red["id"]}
     assert composed["duration_s"] == pytest.approx(8.0, abs=0.3)
     pool = client.app[keys.POOL]
     assert (
