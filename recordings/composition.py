@@ -403,21 +403,23 @@ class CompositionSupervisor:
             start_new_session=True,  # a signal to the server's process group is not the composer's
         )
         run.process = process
-        if run.stopping or run.cancelled:  # the server began to stop (or the recording went) meanwhile
-            _kill(process)
-        await self.store.set_pid(recording_id, process.pid)
-        self._tell(recording_id, "started", pid=process.pid, attempt=attempt)
-        log.info("composing %s (attempt %d, pid %d, limit %.0f s)", recording_id, attempt, process.pid, limit)
-        beat = asyncio.create_task(self._beat(run), name=f"composition-beat-{recording_id}")
+        beat: asyncio.Task[None] | None = None
+        errors: asyncio.Task[None] | None = None
         done: dict[str, Any] | None = None
         error: str | None = None
-        try:
+        try:  # whatever happens from here on, the subprocess does not outlive this run
+            if run.stopping or run.cancelled:  # the server began to stop (or the recording went) meanwhile
+                _kill(process)
+            await self.store.set_pid(recording_id, process.pid)
+            self._tell(recording_id, "started", pid=process.pid, attempt=attempt)
+            log.info("composing %s (attempt %d, pid %d, limit %.0f s)", recording_id, attempt, process.pid, limit)
+            beat = asyncio.create_task(self._beat(run), name=f"composition-beat-{recording_id}")
             assert process.stdin is not None and process.stdout is not None and process.stderr is not None
+            errors = asyncio.create_task(_tail(process.stderr, run.stderr))
             process.stdin.write(json.dumps(manifest).encode())
             with contextlib.suppress(ConnectionError):
                 await process.stdin.drain()
             process.stdin.close()
-            errors = asyncio.create_task(_tail(process.stderr, run.stderr))
             try:
                 async with asyncio.timeout(limit):
                     async for line in process.stdout:
@@ -433,16 +435,15 @@ class CompositionSupervisor:
                     await errors
             except TimeoutError:
                 run.timed_out = True
-                _kill(process)
-                await process.wait()
-                errors.cancel()
         finally:
-            beat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await beat
             if process.returncode is None:
                 _kill(process)
                 await process.wait()
+            for task in (beat, errors):
+                if task is not None and not task.done():
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
         code = process.returncode
         with contextlib.suppress(FileNotFoundError):  # what a killed composer was writing (a whole one was renamed)
             output.with_name(output.name + ".part").unlink()
