@@ -416,6 +416,11 @@ async def test_a_corrupt_track_fails_the_composition_with_a_reason_and_every_tra
     assert composition["state"] == "failed"
     assert "cannot be read" in composition["error"] and str(broken["id"]) in composition["error"]
     assert composition["files"] == []
+    outcome = await client.app[keys.POOL].fetchval(
+        "SELECT details::text FROM audit_entries WHERE action = 'recording.composed' AND target->>'recording_id' = $1",
+        rid,
+    )
+    assert json.loads(outcome) == {"state": "failed", "attempts": 1, "error": composition["error"]}
     for track in detail["tracks"]:
         resp = await client.get(f"/api/v1/recordings/{rid}/tracks/{track['id']}/file", headers=ADMIN)
         assert resp.status == 200
@@ -554,3 +559,25 @@ async def test_deleting_a_recording_mid_composition_ends_the_composer_and_leaves
     assert detail["composition"]["error"] == "the recording was deleted"
     folder = client.app[keys.STORAGE].path(rid)
     assert not folder.exists() or not any(folder.iterdir())
+
+
+async def test_a_server_stopping_mid_composition_puts_it_back_in_the_queue_without_counting_the_run(
+    client: Client, tmp_path: Path
+) -> None:
+    composer = client.app[keys.COMPOSER]
+    events = Events(composer)
+    _, red, blue = await two_people(client)
+    rid = await synthetic_recording(
+        client, tmp_path, [(red["id"], "red", 440, 0.0, 8.0), (blue["id"], "blue", 660, 0.0, 8.0)]
+    )
+    await ready(client, rid)
+    started = await events.until(rid, "started")
+    await events.until(rid, "progress")
+    await composer.close()  # what the server's shutdown does
+    assert (await events.until(rid, "ended"))["state"] == "queued"
+    with pytest.raises(ProcessLookupError):
+        os.kill(started["pid"], 0)
+    row = await client.app[keys.POOL].fetchrow(
+        "SELECT state, attempts, worker_pid FROM recording_compositions WHERE recording_id = $1", uuid.UUID(rid)
+    )
+    assert (row["state"], row["attempts"], row["worker_pid"]) == ("queued", 0, None)
