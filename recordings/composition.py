@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 
 COMPOSED_KEY = "{recording_id}/composed.{format}"
 STDERR_TAIL = 20
+# The last line carries the layout timeline: a segment per change of layout, a few thousand in a long session.
+STDOUT_LINE_LIMIT = 64 << 20
 
 COMPOSITION = """
 SELECT recording_id, state, progress, error, attempts, worker_pid, heartbeat_at, queued_at, started_at, finished_at,
@@ -401,6 +403,7 @@ class CompositionSupervisor:
             stderr=asyncio.subprocess.PIPE,
             env=_child_env(),
             start_new_session=True,  # a signal to the server's process group is not the composer's
+            limit=STDOUT_LINE_LIMIT,
         )
         run.process = process
         beat: asyncio.Task[None] | None = None
