@@ -49,6 +49,7 @@ AUDIO_BITRATE = 64_000
 BACKGROUND = (16, 128, 128)  # YUV: near black
 EMPTY_TILE = (48, 128, 128)  # a tile without video (audio only, camera not yet there): dark grey
 TRACK_GRACE_S = 0.2  # a video tile outlives its last frame by this much
+OPEN_AHEAD_S = 1.0  # a video track's decoder opens this long before its offset
 
 
 class ComposeError(Exception):
@@ -288,24 +289,36 @@ def speakers(levels: dict[str, np.ndarray], windows: int) -> list[str | None]:
 
 
 class VideoSource:
-    """One video track, decoded forward only as far as the output timeline needs it."""
+    """One video track, decoded forward only as far as the output timeline needs it. Its decoder is opened shortly
+    before its offset and closed at its end, so a long session with many tracks holds only the running ones."""
 
     def __init__(self, track: TrackInput, source: str) -> None:
         self.track = track
         self.source = source
-        try:
-            self.container = av.open(str(track.path))
-            stream = self.container.streams.video[0]
+        try:  # an unreadable track fails the composition before it starts, not an hour into it
+            with av.open(str(track.path)) as probe:
+                probe.streams.video[0]
         except (av.FFmpegError, IndexError, OSError) as exc:
             raise ComposeError(f"{track.label()} cannot be read: {exc}") from exc
-        stream.thread_type = "AUTO"
-        self._frames = self.container.decode(stream)
+        self.container: Any = None
+        self._frames: Iterator[Any] = iter(())
         self._first: float | None = None
         self.current: Any = None
         self.current_t = -1.0
         self._next: Any = None
         self._next_t = math.inf
+        self.opened = False
         self.exhausted = False
+
+    def _open(self) -> None:
+        self.opened = True
+        try:
+            self.container = av.open(str(self.track.path))
+            stream = self.container.streams.video[0]
+        except (av.FFmpegError, IndexError, OSError) as exc:
+            raise ComposeError(f"{self.track.label()} cannot be read: {exc}") from exc
+        stream.thread_type = "AUTO"
+        self._frames = self.container.decode(stream)
         self._pull()
 
     def _pull(self) -> None:
@@ -313,9 +326,8 @@ class VideoSource:
         while not self.exhausted:
             try:
                 frame = next(self._frames)
-            except (StopIteration, av.FFmpegError):
-                self.exhausted = True
-                self.container.close()
+            except (StopIteration, av.FFmpegError):  # the end, or a file cut short (a crash): what decoded is kept
+                self.close()
                 return
             if frame.time is None:
                 continue
@@ -325,6 +337,10 @@ class VideoSource:
 
     def at(self, t: float) -> Any:
         """The frame shown at `t`, or None when the track is not running then."""
+        if not self.opened:
+            if t < self.track.offset_s - OPEN_AHEAD_S:
+                return None
+            self._open()
         while self._next is not None and self._next_t <= t:
             self.current, self.current_t = self._next, self._next_t
             self._pull()
@@ -337,7 +353,8 @@ class VideoSource:
     def close(self) -> None:
         if not self.exhausted:
             self.exhausted = True
-            self.container.close()
+            if self.container is not None:
+                self.container.close()
 
 
 def _font(size: int) -> Any:
