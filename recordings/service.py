@@ -123,6 +123,10 @@ class RecordingCoordinator:
         self._by_peer: dict[str, LiveRecording] = {}
         self._lock = asyncio.Lock()
         self._retention: asyncio.Task[None] | None = None
+        # Told when a recording became ready (and so was queued for composition): the supervisor looks at once.
+        self.on_ready: Callable[[], None] | None = None
+        # Told before a recording's files are deleted: a composition of it still running is ended.
+        self.on_delete: Callable[[uuid.UUID], None] | None = None
 
     # Lifecycle ------------------------------------------------------------------------------------
 
@@ -358,13 +362,16 @@ class RecordingCoordinator:
             failures = live.recorder.failures
         else:
             failures = await self._stop_sfu(live)
-        return await self.store.transition(
+        row = await self.store.transition(
             recording_id,
             "stopping",
             "ready",
             reason="; ".join(failures) if failures else reason,
             partial=bool(failures),
         )
+        if self.on_ready is not None:
+            self.on_ready()
+        return row
 
     def _problem(self, problem: TrackProblem) -> None:
         """A track cannot be written: the workshop's moderators hear it at once (the API shows it too)."""
@@ -536,6 +543,8 @@ class RecordingCoordinator:
 
     async def delete_files(self, recording_ids: list[uuid.UUID]) -> None:
         for recording_id in recording_ids:
+            if self.on_delete is not None:
+                self.on_delete(recording_id)
             await asyncio.to_thread(self.storage.delete_recording, recording_id)
             await asyncio.to_thread(delete_mjr, self.sfu_rec_dir, recording_id)
 
@@ -550,5 +559,7 @@ class RecordingCoordinator:
             details={"by": by},
         )
         await self.store.mark_deleted(recording_id, by, change=change)
+        if self.on_delete is not None:
+            self.on_delete(recording_id)
         await asyncio.to_thread(self.storage.delete_recording, recording_id)
         await asyncio.to_thread(delete_mjr, self.sfu_rec_dir, recording_id)

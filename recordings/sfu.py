@@ -88,6 +88,7 @@ class MjrFile:
     kind: str
     base: str
     segment: int
+    source: str = "camera"
     language: str | None = None
 
     @property
@@ -106,7 +107,13 @@ def mjr_files(rec_dir: Path, recording_id: uuid.UUID) -> list[MjrFile]:
         base = path.name.split(f"-{match['kind']}-")[0]
         found.append(
             MjrFile(
-                path, uuid.UUID(match["participant"]), match["kind"], base, int(match["segment"]), match["language"]
+                path,
+                uuid.UUID(match["participant"]),
+                match["kind"],
+                base,
+                int(match["segment"]),
+                match["source"],
+                match["language"],
             )
         )
     return sorted(found, key=lambda f: (f.segment, f.path.name))
@@ -270,6 +277,7 @@ async def convert(
             codec=codec,
             file_key=key,
             offset_s=offset_s,
+            source=mjr.source if mjr.source in ("camera", "screen") else None,  # an interpreter: its language
             language=mjr.language,
         )
         partial = crashed or mjr.base in cut

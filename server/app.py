@@ -11,6 +11,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from recordings.composition import CompositionConfig, CompositionStore, CompositionSupervisor
 from recordings.recorder import restrict_host_addresses
 from recordings.service import RecordingCoordinator
 from recordings.storage import Storage
@@ -341,16 +342,25 @@ async def _signaling(app: web.Application) -> AsyncIterator[None]:
     ports.plug_recordings(recordings)
     if keys.SFU in app:
         app[keys.SFU].plug_recording(recordings)
+    app[keys.STORAGE] = storage
+    app[keys.RECORDING_STORE] = recording_store
+    app[keys.RECORDINGS] = recordings
+    compositions = CompositionStore(app[keys.POOL], audit=app[keys.AUDIT])
+    composer = CompositionSupervisor(compositions, storage, _composition_config(settings))
+    app[keys.COMPOSITIONS] = compositions
+    app[keys.COMPOSER] = composer
     metrics.watch(
         service=service,
         pool=app[keys.POOL],
         live_recordings=lambda: len(recordings.live),
         recording_states=recording_store.state_counts,
+        composition_states=compositions.state_counts,
+        composers=lambda: len(composer.runs),
     )
-    app[keys.STORAGE] = storage
-    app[keys.RECORDING_STORE] = recording_store
-    app[keys.RECORDINGS] = recordings
+    recordings.on_ready = composer.wake
+    recordings.on_delete = lambda recording_id: composer.cancel(recording_id, "the recording was deleted")
     await recordings.open()
+    await composer.start()
     agenda = AgendaStore(app[keys.POOL], audit=app[keys.AUDIT])
     scheduler = AgendaScheduler(
         agenda,
@@ -375,12 +385,26 @@ async def _signaling(app: web.Application) -> AsyncIterator[None]:
         await anchors.close()
         await scheduler.close()
         await recordings.close()
+        await composer.close()
         await coordinator.shutdown()
         service.shutdown()
         await service.drain_tasks()
         await lobby.close()
         await store.close()
         await heartbeat.close()
+
+
+def _composition_config(settings: Settings) -> CompositionConfig:
+    return CompositionConfig(
+        workers=settings.resolved_composition_workers(),
+        width=settings.composition_width,
+        height=settings.composition_height,
+        fps=settings.composition_fps,
+        max_attempts=settings.composition_max_attempts,
+        time_limit_s=settings.composition_time_limit_s,
+        lapse_s=settings.composition_heartbeat_lapse_s,
+        heartbeat_s=min(5.0, settings.composition_heartbeat_lapse_s / 4),
+    )
 
 
 async def _close_sessions(app: web.Application) -> None:

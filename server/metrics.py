@@ -39,6 +39,9 @@ class Watched:
     live_recordings: Callable[[], int] = field(default=lambda: 0)
     recording_states: Callable[[], Any] | None = None  # async: {state: count}, read before each scrape
     states: dict[str, int] = field(default_factory=dict)
+    composition_states: Callable[[], Any] | None = None  # async: {state: count} of the composition jobs
+    compositions: dict[str, int] = field(default_factory=dict)
+    composers: Callable[[], int] = field(default=lambda: 0)
 
 
 class _Levels(Collector):
@@ -78,6 +81,13 @@ class _Levels(Collector):
         live = GaugeMetricFamily("roundtable_recorders", "Recorder peers running in this process.")
         live.add_metric([], self.watched.live_recordings())
         yield live
+        jobs = GaugeMetricFamily("roundtable_compositions", "Composed-video jobs by state.", labels=["state"])
+        for state in ("queued", "running", "ready", "failed"):
+            jobs.add_metric([state], self.watched.compositions.get(state, 0))
+        yield jobs
+        composers = GaugeMetricFamily("roundtable_composers", "Composer subprocesses this process runs.")
+        composers.add_metric([], self.watched.composers())
+        yield composers
 
         sfu = service.sfu if service is not None else None
         up = GaugeMetricFamily("roundtable_sfu_up", "1 while the SFU (Janus) answers; 0 when down or not configured.")
@@ -146,11 +156,16 @@ class Metrics:
         pool: asyncpg.Pool,
         live_recordings: Callable[[], int],
         recording_states: Callable[[], Any],
+        composition_states: Callable[[], Any] | None = None,
+        composers: Callable[[], int] | None = None,
     ) -> None:
         self.watched.service = service
         self.watched.pool = pool
         self.watched.live_recordings = live_recordings
         self.watched.recording_states = recording_states
+        self.watched.composition_states = composition_states
+        if composers is not None:
+            self.watched.composers = composers
 
     async def refresh(self) -> None:
         """Read what lives only in the database (recordings by state), with a bound."""
@@ -160,6 +175,8 @@ class Metrics:
         try:
             async with asyncio.timeout(REFRESH_TIMEOUT_S):
                 self.watched.states = dict(await reader())
+                if self.watched.composition_states is not None:
+                    self.watched.compositions = dict(await self.watched.composition_states())
         except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             log.warning("metrics: could not read recording states: %s", exc)
             self.db_error("metrics")

@@ -203,3 +203,40 @@ async def test_w9_smoke_a_chromium_viewer_stays_within_the_video_cap_in_every_vi
         assert result[f"{p}_{view}_audio_streams"] == 6, view
     assert result[f"{p}_within_cap"] is True
     assert result["left_running"] == []
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+async def test_w10_smoke_the_composer_makes_a_four_person_recording_s_video(tmp_path: Path) -> None:
+    """W10 at smoke size (bench.compose_speed --smoke: four people at 640x480 for 4 s, composed as the server does).
+    Correctness only: the video is made, as long as the recording, and its layout follows the speakers and the
+    late joiner."""
+    out = tmp_path / "w10.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ROUNDTABLE_")}
+    env["PYTHONWARNINGS"] = "error"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bench.compose_speed",
+        "--smoke",
+        "--out",
+        str(out),
+        cwd=ROOT,
+        env=env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        async with asyncio.timeout(230):
+            _, stderr = await proc.communicate()
+    except TimeoutError:
+        proc.kill()  # by its own PID; its composer child is bounded by its own timeout
+        await proc.wait()
+        raise
+    assert proc.returncode == 0, stderr.decode(errors="replace")[-4000:]
+    (run,) = json.loads(out.read_text())["results"]
+    assert run["size"] == "960x540@15"
+    assert abs(run["duration_s"] - 4.0) < 0.2
+    assert run["layout_changes"] >= 2  # the late joiner arrives, the speaker changes
+    assert run["bytes"] > 0 and run["cpu_s"] > 0

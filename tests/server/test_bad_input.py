@@ -478,8 +478,14 @@ async def _roster_ids(client: Client, world: World) -> list[str]:
         pytest.param({"exp": "4102444800", "by": "\u00e9", "sig": "0" * 64}, id="by_non_ascii"),
     ],
 )
-async def test_a_malformed_signed_url_is_unauthenticated(client: Client, query: dict[str, str]) -> None:
-    path = f"/api/v1/recordings/{uuid.uuid4()}/tracks/{uuid.uuid4()}/file"
+@pytest.mark.parametrize("file", ["track", "composed"])
+async def test_a_malformed_signed_url_is_unauthenticated(client: Client, query: dict[str, str], file: str) -> None:
+    recording = uuid.uuid4()
+    path = (
+        f"/api/v1/recordings/{recording}/tracks/{uuid.uuid4()}/file"
+        if file == "track"
+        else f"/api/v1/recordings/{recording}/composed.webm"
+    )
     await error_of(await client.get(path, params=query), 401, "unauthenticated")
 
 

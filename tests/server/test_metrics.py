@@ -61,6 +61,8 @@ async def test_metrics_parse_and_their_counters_move_with_a_join_a_relay_and_an_
     assert value(after, "roundtable_rooms", kind="plenary") == 1
     assert value(after, "roundtable_members", kind="connected") == 2
     assert value(after, "roundtable_recordings", state="recording") == 0
+    assert value(after, "roundtable_compositions", state="queued") == 0
+    assert value(after, "roundtable_composers") == 0
     assert value(after, "roundtable_db_pool_max") >= 1
     assert value(after, "roundtable_resumes_total") == 0
     assert ("roundtable_sfu_up", ()) in after  # 0 here: the test app runs no SFU

@@ -4,6 +4,7 @@ receives is decided by what Janus forwards to its subscription."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -11,8 +12,10 @@ from typing import Any
 import av
 import numpy
 
+from recordings.composition import CompositionConfig, CompositionSupervisor
 from server import keys
 from tests.helpers import ADMIN
+from tests.recordings.media import decode_audio, tone_strength
 from tests.sfu.conftest import Room
 from tests.sfu.peer import BLUE, SfuPeer, dominant_hz
 from tests.sfu.test_recording import download, start_recording, stop_recording
@@ -275,6 +278,29 @@ async def test_a_recording_keeps_the_floor_and_the_ru_channel_as_separate_tracks
         path.write_bytes(await download(sfu_room, tracks[(who, "audio")]["download_url"]))
         assert abs(dominant_frequency(path) - hz) <= 30
         path.unlink()
+
+    # The composed video carries the floor: the interpreter's channel stays a track of its own.
+    composer = CompositionSupervisor(
+        sfu_room.client.app[keys.COMPOSITIONS], sfu_room.client.app[keys.STORAGE], CompositionConfig(workers=1)
+    )
+    ended: asyncio.Queue[str] = asyncio.Queue()
+    composer.listeners.append(
+        lambda rid, event, detail: ended.put_nowait(detail["state"]) if event == "ended" else None
+    )
+    await composer.start()
+    try:
+        async with asyncio.timeout(120):
+            assert await ended.get() == "ready"
+    finally:
+        await composer.close()
+    resp = await sfu_room.client.get(f"/api/v1/recordings/{recording['id']}", headers=ADMIN)
+    (composed,) = (await resp.json())["composition"]["files"]
+    path = Path(sfu_room.client.app[keys.STORAGE].root) / "check-composed.webm"
+    path.write_bytes(await download(sfu_room, composed["download_url"]))
+    samples = decode_audio(path)
+    path.unlink()
+    floor, ru = tone_strength(samples, FLOOR_HZ), tone_strength(samples, RU_HZ)
+    assert floor > 20 * ru, (floor, ru)
 
 
 async def test_an_interpreter_assigned_to_a_breakout_room_gives_that_room_interpretation(sfu_room: Room) -> None:
