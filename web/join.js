@@ -7,6 +7,7 @@ import { $, clear, countryBadge, h, icon, jwtClaims, svg, toast } from "./dom.js
 import { LocalMedia } from "./media.js";
 import { ModeratorConsole } from "./moderator.js";
 import { PeerMesh } from "./peers.js";
+import { myRecordingsList } from "./recordings.js";
 import { SfuSession } from "./sfu.js";
 import { ActiveSpeaker, GRID, STAGE, Visibility, arrange, columnsFor, pageSizeFor, qualityFor } from "./stage.js";
 import { Signaling } from "./signaling.js";
@@ -147,6 +148,7 @@ async function showPrejoin() {
   $("#pre-workshop").textContent = state.workshop.title;
   setupZone();
   loadAgenda();
+  showRecordings($("#pre-recordings"));
 
   $("#pre-mic").addEventListener("change", (e) => media.setAudioEnabled(e.target.checked));
   $("#pre-cam").addEventListener("change", (e) => {
@@ -2116,6 +2118,13 @@ function showEnd(message, { heading = "end_heading", rejoin = false } = {}) {
   document.body.dataset.ended = "true";
   $("#end-heading").setAttribute("tabindex", "-1");
   $("#end-heading").focus();
+  if (state.me) showRecordings($("#end-recordings"));
+}
+
+/** The recordings this participant may watch (GET /me/recordings), as links to the player; nothing when none. */
+async function showRecordings(slot) {
+  const list = await myRecordingsList(api, state.token);
+  clear(slot, list);
 }
 
 // Test and debugging hook -------------------------------------------------------------------------
