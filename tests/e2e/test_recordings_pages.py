@@ -105,6 +105,7 @@ async def test_organiser_page_lists_recordings_of_the_plenary_and_of_breakout_ro
     await expect(plenary_item.locator(f'.rec-grants [data-participant-id="{ben["id"]}"]')).to_be_visible()
     grants = await (await client.get(f"/api/v1/recordings/{plenary}/grants", headers=ADMIN)).json()
     assert [g["participant_id"] for g in grants["items"]] == [ben["id"]]
+    await page.evaluate("() => document.getElementById('toasts')?.replaceChildren()")  # not in the picture
     shot = browser.output_dir / "organiser-recordings.png"
     await card.screenshot(path=str(shot))
     save_screenshot(shot, "screenshot-recordings.png")
