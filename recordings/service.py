@@ -125,6 +125,8 @@ class RecordingCoordinator:
         self._by_peer: dict[str, LiveRecording] = {}
         self._lock = asyncio.Lock()
         self._retention: asyncio.Task[None] | None = None
+        # Told when a recording became ready (and so was queued for composition): the supervisor looks at once.
+        self.on_ready: Callable[[], None] | None = None
         service.recordings = self
 
     # Lifecycle ------------------------------------------------------------------------------------
@@ -361,13 +363,16 @@ class RecordingCoordinator:
             failures = live.recorder.failures
         else:
             failures = await self._stop_sfu(live)
-        return await self.store.transition(
+        row = await self.store.transition(
             recording_id,
             "stopping",
             "ready",
             reason="; ".join(failures) if failures else reason,
             partial=bool(failures),
         )
+        if self.on_ready is not None:
+            self.on_ready()
+        return row
 
     def _problem(self, problem: TrackProblem) -> None:
         """A track cannot be written: the workshop's moderators hear it at once (the API shows it too)."""

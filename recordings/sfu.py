@@ -82,6 +82,7 @@ class MjrFile:
     kind: str
     base: str
     segment: int
+    source: str = "camera"
 
     @property
     def track_id(self) -> uuid.UUID:
@@ -97,7 +98,9 @@ def mjr_files(rec_dir: Path, recording_id: uuid.UUID) -> list[MjrFile]:
         if match is None or match["rec"] != str(recording_id):
             continue
         base = path.name.split(f"-{match['kind']}-")[0]
-        found.append(MjrFile(path, uuid.UUID(match["participant"]), match["kind"], base, int(match["segment"])))
+        found.append(
+            MjrFile(path, uuid.UUID(match["participant"]), match["kind"], base, int(match["segment"]), match["source"])
+        )
     return sorted(found, key=lambda f: (f.segment, f.path.name))
 
 
@@ -259,6 +262,7 @@ async def convert(
             codec=codec,
             file_key=key,
             offset_s=offset_s,
+            source=mjr.source,
         )
         partial = crashed or mjr.base in cut
         await store.finish_track(

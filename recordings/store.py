@@ -17,7 +17,7 @@ from signaling.errors import Conflict, NotFound
 REC_COLUMNS = """id, workshop_id, room_id, room_name, state, partial, failure_reason, consent_mode, started_by,
     started_by_role, started_at, stopped_at, ready_at, deleted_at, deleted_by, created_at"""
 TRACK_COLUMNS = """id, recording_id, participant_id, kind, codec, file_key, state, bytes, duration_s, sha256, offset_s,
-    started_at, ended_at"""
+    started_at, ended_at, source"""
 
 INSERT_RECORDING = f"""
 INSERT INTO recordings (workshop_id, room_id, room_name, consent_mode, started_by, started_by_role)
@@ -58,8 +58,8 @@ WHERE id = $1 AND state IN ('ready', 'failed') RETURNING {REC_COLUMNS}
 EXPIRED = "SELECT id FROM recordings WHERE state IN ('ready', 'failed') AND started_at < $1"
 
 INSERT_TRACK = f"""
-INSERT INTO recording_tracks (id, recording_id, participant_id, kind, codec, file_key, offset_s)
-VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {TRACK_COLUMNS}
+INSERT INTO recording_tracks (id, recording_id, participant_id, kind, codec, file_key, offset_s, source)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {TRACK_COLUMNS}
 """
 FINISH_TRACK = f"""
 UPDATE recording_tracks SET state = $2, bytes = $3, duration_s = $4, sha256 = $5, ended_at = COALESCE(ended_at, now())
@@ -67,8 +67,19 @@ WHERE id = $1 RETURNING {TRACK_COLUMNS}
 """
 TRACKS_OF = f"SELECT {TRACK_COLUMNS} FROM recording_tracks WHERE recording_id = $1 ORDER BY started_at, id"
 TRACK = f"SELECT {TRACK_COLUMNS} FROM recording_tracks WHERE id = $1 AND recording_id = $2"
-ALL_FILE_KEYS = "SELECT file_key FROM recording_tracks WHERE file_key IS NOT NULL"
+ALL_FILE_KEYS = """
+SELECT file_key FROM recording_tracks WHERE file_key IS NOT NULL
+UNION ALL SELECT file_key FROM recording_composed_files WHERE file_key IS NOT NULL
+"""
 DELETE_TRACK_FILES = "UPDATE recording_tracks SET file_key = NULL, state = 'deleted' WHERE recording_id = $1"
+DELETE_COMPOSED_FILES = "UPDATE recording_composed_files SET file_key = NULL WHERE recording_id = $1"
+# A recording that becomes ready with at least one track file is queued for composition (recordings/composition.py),
+# in the transaction of the transition: mesh and sfu, plenary and breakouts, after a crash too.
+QUEUE_COMPOSITION = """
+INSERT INTO recording_compositions (recording_id)
+SELECT $1 WHERE EXISTS (SELECT 1 FROM recording_tracks WHERE recording_id = $1 AND file_key IS NOT NULL)
+ON CONFLICT (recording_id) DO NOTHING
+"""
 
 INSERT_CONSENT = """
 INSERT INTO recording_consents (recording_id, participant_id, granted, connection_id) VALUES ($1, $2, $3, $4)
@@ -199,6 +210,8 @@ class RecordingStore:
     ) -> asyncpg.Record:
         async with self._recorded(None) as conn:
             row = await conn.fetchrow(TRANSITION, recording_id, expected, target, reason, partial)
+            if row is not None and target == "ready":
+                await conn.execute(QUEUE_COMPOSITION, recording_id)
             if row is not None and change is not None:
                 await self.audit.write(conn, change)
         if row is None:
@@ -249,6 +262,7 @@ class RecordingStore:
             row = await conn.fetchrow(DELETE_RECORDING, recording_id, by)
             if row is not None:
                 await conn.execute(DELETE_TRACK_FILES, recording_id)
+                await conn.execute(DELETE_COMPOSED_FILES, recording_id)
                 await self.audit.write(conn, change)
         if row is None:
             current = await self.get(recording_id)
@@ -272,9 +286,11 @@ class RecordingStore:
         codec: str,
         file_key: str,
         offset_s: float,
+        source: str | None = None,
     ) -> asyncpg.Record:
+        """`source` is `camera` or `screen` where the capture knows it (sfu rooms), else None."""
         row = await self.pool.fetchrow(
-            INSERT_TRACK, track_id, recording_id, participant_id, kind, codec, file_key, offset_s
+            INSERT_TRACK, track_id, recording_id, participant_id, kind, codec, file_key, offset_s, source
         )
         assert row is not None
         return row

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from recordings.composition import CompositionConfig, CompositionStore, CompositionSupervisor
 from recordings.recorder import restrict_host_addresses
 from recordings.service import RecordingCoordinator
 from recordings.storage import Storage
@@ -332,7 +333,13 @@ async def _signaling(app: web.Application) -> AsyncIterator[None]:
     app[keys.STORAGE] = storage
     app[keys.RECORDING_STORE] = recording_store
     app[keys.RECORDINGS] = recordings
+    compositions = CompositionStore(app[keys.POOL], audit=app[keys.AUDIT])
+    composer = CompositionSupervisor(compositions, storage, _composition_config(settings))
+    app[keys.COMPOSITIONS] = compositions
+    app[keys.COMPOSER] = composer
+    recordings.on_ready = composer.wake
     await recordings.open()
+    await composer.start()
     agenda = AgendaStore(app[keys.POOL], audit=app[keys.AUDIT])
     scheduler = AgendaScheduler(
         agenda,
@@ -357,12 +364,26 @@ async def _signaling(app: web.Application) -> AsyncIterator[None]:
         await anchors.close()
         await scheduler.close()
         await recordings.close()
+        await composer.close()
         await coordinator.shutdown()
         service.shutdown()
         await service.drain_tasks()
         await lobby.close()
         await store.close()
         await heartbeat.close()
+
+
+def _composition_config(settings: Settings) -> CompositionConfig:
+    return CompositionConfig(
+        workers=settings.resolved_composition_workers(),
+        width=settings.composition_width,
+        height=settings.composition_height,
+        fps=settings.composition_fps,
+        max_attempts=settings.composition_max_attempts,
+        time_limit_s=settings.composition_time_limit_s,
+        lapse_s=settings.composition_heartbeat_lapse_s,
+        heartbeat_s=min(5.0, settings.composition_heartbeat_lapse_s / 4),
+    )
 
 
 async def _close_sessions(app: web.Application) -> None:

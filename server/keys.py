@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncpg
 from aiohttp import web
 
+from recordings.composition import CompositionStore, CompositionSupervisor
 from recordings.service import RecordingCoordinator
 from recordings.storage import Storage
 from recordings.store import RecordingStore
@@ -36,6 +37,10 @@ BREAKOUT_STORE = web.AppKey("breakout_store", BreakoutStore)
 RECORDINGS = web.AppKey("recordings", RecordingCoordinator)
 RECORDING_STORE = web.AppKey("recording_store", RecordingStore)
 STORAGE = web.AppKey("storage", Storage)
+# Composed video: the job table and composed files, and the supervisor of composer subprocesses
+# (recordings/composition.py).
+COMPOSITIONS = web.AppKey("compositions", CompositionStore)
+COMPOSER = web.AppKey("composer", CompositionSupervisor)
 SIGNING_SECRET = web.AppKey("signing_secret", str)
 # The wall clock of the record (attendance, heartbeat, reports, certificates); see signaling/clock.py.
 CLOCK = web.AppKey("clock", Clock)

@@ -80,6 +80,25 @@ class Settings(BaseSettings):
     recording_min_free_bytes: int = Field(
         1 << 30, ge=0, description="Refuse to start a recording with less free disk than this; 0 never refuses."
     )
+    composition_workers: int | None = Field(
+        None,
+        ge=0,
+        le=64,
+        description="Composer subprocesses at a time (docs/recordings.md#composed-video); default min(2, cores); "
+        "0 runs none (jobs stay queued).",
+    )
+    composition_width: int = Field(960, ge=160, le=3840, multiple_of=16, description="Width of the composed video.")
+    composition_height: int = Field(540, ge=90, le=2160, multiple_of=2, description="Height of the composed video.")
+    composition_fps: int = Field(15, ge=5, le=30, description="Frames per second of the composed video.")
+    composition_time_limit_s: float = Field(
+        0.0, ge=0, description="A composer running longer is killed (failed); 0: 120 s plus 3x the recording's length."
+    )
+    composition_max_attempts: int = Field(
+        3, ge=1, le=20, description="Runs of one composition started before a composer that keeps dying is given up."
+    )
+    composition_heartbeat_lapse_s: float = Field(
+        60.0, gt=0, description="A running composition without a heartbeat for this long is queued again."
+    )
 
     # Invitations and reminders by e-mail (docs/invitations.md). Unset SMTP_HOST: they are queued, not sent.
     smtp_host: str | None = Field(None, description="SMTP server for invitations and reminders; unset: none sent.")
@@ -205,6 +224,11 @@ class Settings(BaseSettings):
 
     def resolved_data_dir(self) -> Path:
         return (Path(os.getcwd()) / self.data_dir).resolve()
+
+    def resolved_composition_workers(self) -> int:
+        if self.composition_workers is not None:
+            return self.composition_workers
+        return min(2, os.cpu_count() or 1)
 
     def resolved_recordings_dir(self) -> Path:
         if self.recordings_dir is not None:

@@ -124,6 +124,7 @@ def make_settings(database_url: str, data_dir: Path, **overrides: Any) -> Settin
         "resume_grace_s": 5.0,
         "ws_heartbeat_s": 5.0,
         "sfu": "off",  # the SFU tests (tests/sfu) ask for Janus themselves
+        "composition_workers": 0,  # no composer subprocesses unless a test asks (tests/recordings/test_composition.py)
     }
     values.update(overrides)
     return Settings(**values)

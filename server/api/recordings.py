@@ -8,6 +8,8 @@ import hmac
 import re
 import time
 import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -44,6 +46,29 @@ class Track(BaseModel):
     started_at: datetime
     ended_at: datetime | None
     download_url: str | None = Field(description="Short-lived signed URL: plays in a <video> element, no header.")
+    source: Literal["camera", "screen"] | None = Field(
+        None, description="What the video showed, where the capture knows it (sfu rooms); null otherwise."
+    )
+
+
+class ComposedFile(BaseModel):
+    format: Literal["webm", "mp4"]
+    codec: str = Field(description="vp8+opus")
+    bytes: int
+    sha256: str = Field(description="Of the file exactly as served.")
+    duration_s: float
+    width: int
+    height: int
+    download_url: str = Field(description="Short-lived signed URL (ten minutes): plays and seeks in a <video> element.")
+
+
+class Composition(BaseModel):
+    state: Literal["none", "queued", "running", "ready", "failed"] = Field(
+        "none", description="none: nothing to compose (no track), or not queued yet."
+    )
+    progress: float = Field(0.0, ge=0, le=1)
+    error: str | None = None
+    files: list[ComposedFile] = Field(default_factory=list, description="In the recording's detail only.")
 
 
 class ConsentAnswer(BaseModel):
@@ -78,6 +103,9 @@ class Recording(BaseModel):
     recorder_peer_id: str | None = None
     tracks: list[Track] = Field(default_factory=list)
     consent: ConsentSummary | None = None
+    composition: Composition = Field(
+        default_factory=Composition, description="The composed video (docs/recordings.md#composed-video)."
+    )
 
 
 class RecordingPage(BaseModel):
@@ -102,8 +130,9 @@ class DownloadPage(BaseModel):
     items: list[Download]
 
 
-def _sign(secret: str, recording_id: uuid.UUID, track_id: uuid.UUID, exp: int, by: str) -> str:
-    message = f"{recording_id}:{track_id}:{exp}:{by}".encode()
+def _sign(secret: str, recording_id: uuid.UUID, file_id: uuid.UUID, exp: int, by: str) -> str:
+    """Signs a download of one file: a track's id, or a composed file's (a new composition is a new id)."""
+    message = f"{recording_id}:{file_id}:{exp}:{by}".encode()
     return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
 
 
@@ -136,6 +165,10 @@ async def _present(request: web.Request, row: Any, who: Principal, *, detail: bo
     out = Recording.model_validate({k: v for k, v in dict(row).items() if k in Recording.model_fields})
     live = app[keys.RECORDINGS].live.get(row["id"])
     out.recorder_peer_id = live.member.id if live else None
+    compositions = app[keys.COMPOSITIONS]
+    job = await compositions.get(row["id"])
+    if job is not None:
+        out.composition = Composition(state=job["state"], progress=job["progress"], error=job["error"])
     if not detail:
         return out
     store = app[keys.RECORDING_STORE]
@@ -143,6 +176,11 @@ async def _present(request: web.Request, row: Any, who: Principal, *, detail: bo
     secret = app[keys.SIGNING_SECRET]
     exp = int(time.time()) + SIGNED_URL_TTL_S
     by = _principal_name(who)
+    if row["state"] != "deleted":
+        for composed in await compositions.files(row["id"]):
+            sig = _sign(secret, row["id"], composed["id"], exp, by)
+            link = f"{base}{PREFIX}/recordings/{row['id']}/composed.{composed['format']}?exp={exp}&by={by}&sig={sig}"
+            out.composition.files.append(ComposedFile.model_validate({**dict(composed), "download_url": link}))
     for track in await store.tracks(row["id"]):
         url = None
         if track["file_key"] and track["state"] != "writing":
@@ -359,24 +397,82 @@ async def downloads(request: web.Request, who: Principal) -> web.Response:
 async def track_file(request: web.Request) -> web.StreamResponse:
     recording_id = path_uuid(request, "recording_id")
     track_id = path_uuid(request, "track_id")
+    store = request.app[keys.RECORDING_STORE]
+
+    async def lookup() -> tuple[uuid.UUID, ServedFile]:
+        track = await store.track(recording_id, track_id)
+        return track_id, ServedFile(
+            file_key=track["file_key"],
+            target={"track_id": track_id, "participant_id": track["participant_id"]},
+            content_type="video/webm" if track["kind"] == "video" else "audio/webm",
+            filename=f"{track_id}.webm",
+        )
+
+    return await _serve_download(request, recording_id, lookup)
+
+
+@API.route(
+    "GET",
+    f"{PREFIX}/recordings/{{recording_id}}/composed.webm",
+    summary="The composed video (VP8 + Opus WebM), with Range, If-Range and ETag; a bearer token or the signed "
+    "download_url of composition.files. Who may: as for tracks.",
+    authenticated=False,
+    binary_response="video/webm",
+    errors=(401, 403, 404),
+    tags=("recordings",),
+)
+async def composed_file(request: web.Request) -> web.StreamResponse:
+    recording_id = path_uuid(request, "recording_id")
+    compositions = request.app[keys.COMPOSITIONS]
+
+    async def lookup() -> tuple[uuid.UUID, ServedFile]:
+        composed = await compositions.file(recording_id, "webm")
+        if composed is None:
+            raise NotFound("the recording has no composed video (yet)")
+        return composed["id"], ServedFile(
+            file_key=composed["file_key"],
+            target={"composed_file_id": composed["id"], "format": "webm"},
+            content_type="video/webm",
+            filename=f"{recording_id}.webm",
+        )
+
+    return await _serve_download(request, recording_id, lookup)
+
+
+@dataclass(frozen=True)
+class ServedFile:
+    """One downloadable file of a recording: where it is and how the download log and the response name it."""
+
+    file_key: str | None
+    target: dict[str, Any]
+    content_type: str
+    filename: str
+
+
+async def _serve_download(
+    request: web.Request, recording_id: uuid.UUID, lookup: Callable[[], Awaitable[tuple[uuid.UUID, ServedFile]]]
+) -> web.StreamResponse:
+    """A recording's file (a track, the composed video) to a bearer token or a signed URL, with Range, If-Range and
+    ETag; every download logged (and audited) in one transaction. `lookup` names the file (404 when absent)."""
     app = request.app
     token = bearer_token(request.headers.get("Authorization"))
     if token is not None:
         who = await app[keys.AUTH].principal(token)
         row = await _load(request, who, recording_id)
         principal, via = _principal_name(who), "bearer"
+        file_id, found = await lookup()
     else:
-        principal, via = _check_signature(request, recording_id, track_id)
+        file_id, found = await lookup()
+        principal, via = _check_signature(request, recording_id, file_id)
         if principal != "admin":
             # A signed link outlives nothing it was given for: not the ban of whoever it was signed for.
             person = await app[keys.STORE].find_participant(uuid.UUID(principal))
             if person is not None and person["banned_at"] is not None:
                 raise banned(person["ban_reason"])
         row = await app[keys.RECORDING_STORE].get(recording_id)
-    track = await app[keys.RECORDING_STORE].track(recording_id, track_id)
-    if row["state"] == "deleted" or not track["file_key"]:
+    if row["state"] == "deleted" or not found.file_key:
         raise NotFound("the file was deleted")
-    path = app[keys.STORAGE].path(track["file_key"])
+    path = app[keys.STORAGE].path(found.file_key)
     if not path.is_file():
         raise NotFound("file not found")
     range_header = request.headers.get("Range")
@@ -388,27 +484,53 @@ async def track_file(request: web.Request) -> web.StreamResponse:
         row["workshop_id"],
         await _downloader(request, principal),
         "recording.download",
-        target={"recording_id": recording_id, "track_id": track_id, "participant_id": track["participant_id"]},
+        target={"recording_id": recording_id, **found.target},
         details={"via": via, "range": range_header, "status": status},
     )
     await app[keys.RECORDING_STORE].log_download(
         recording_id,
-        track_id,
+        file_id,
         principal=principal,
         via=via,
         range_header=range_header,
         status=status,
         change=change,
     )
-    content_type = "video/webm" if track["kind"] == "video" else "audio/webm"
     headers = {
-        "Content-Type": content_type,
-        "Content-Disposition": f'inline; filename="{track_id}.webm"',
+        "Content-Type": found.content_type,
+        "Content-Disposition": f'inline; filename="{found.filename}"',
         "Cache-Control": "private, no-store",
     }
     if stale_range:
         return await _whole_file(request, path, headers)
     return web.FileResponse(path, headers=headers)
+
+
+@API.route(
+    "POST",
+    f"{PREFIX}/recordings/{{recording_id}}/composition",
+    summary="Compose the recording's video again, from scratch (e.g. after `failed`); moderators, organiser. "
+    "The body may be empty. 409 while a composition runs, or when there is nothing to compose.",
+    response=Composition,
+    status=202,
+    errors=(409,),
+    tags=("recordings",),
+)
+async def requeue_composition(request: web.Request, who: Principal) -> web.Response:
+    recording_id = path_uuid(request, "recording_id")
+    row = await _load_for_moderator(request, who, recording_id, "compose a recording")
+    change = Change(
+        row["workshop_id"],
+        await actor_for(request, who),
+        "recording.compose",
+        target={"recording_id": recording_id, "room_id": row["room_id"]},
+    )
+    await request.app[keys.COMPOSITIONS].requeue(recording_id, change=change)
+    if keys.COMPOSER in request.app:
+        request.app[keys.COMPOSER].wake()
+    job = await request.app[keys.COMPOSITIONS].get(recording_id)
+    assert job is not None
+    return json_model(Composition(state=job["state"], progress=job["progress"], error=job["error"]), status=202)
 
 
 async def _downloader(request: web.Request, principal: str) -> Actor:
@@ -451,7 +573,7 @@ async def _whole_file(request: web.Request, path: Path, headers: dict[str, str])
     return response
 
 
-def _check_signature(request: web.Request, recording_id: uuid.UUID, track_id: uuid.UUID) -> tuple[str, str]:
+def _check_signature(request: web.Request, recording_id: uuid.UUID, file_id: uuid.UUID) -> tuple[str, str]:
     q = request.query
     exp, by, sig = q.get("exp", ""), q.get("by", ""), q.get("sig", "")
     if not (exp and by and sig):
@@ -460,7 +582,7 @@ def _check_signature(request: web.Request, recording_id: uuid.UUID, track_id: uu
         raise Unauthenticated("the download URL is not valid")
     if int(exp) < time.time():
         raise Unauthenticated("the download URL has expired")
-    expected = _sign(request.app[keys.SIGNING_SECRET], recording_id, track_id, int(exp), by)
+    expected = _sign(request.app[keys.SIGNING_SECRET], recording_id, file_id, int(exp), by)
     if not hmac.compare_digest(expected, sig):
         raise Unauthenticated("the download URL is not valid")
     return by, "signed_url"

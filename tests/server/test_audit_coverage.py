@@ -132,6 +132,19 @@ async def granted_recording(client: Client, world: World) -> None:
     await _ok(resp, 204)
 
 
+async def composed_recording(client: Client, world: World) -> None:
+    """A ready recording with a composed video on disk (its row written directly: no composer runs here)."""
+    await ready_recording(client, world)
+    path = client.app[keys.STORAGE].path(f"{world.recording['id']}/composed.webm")
+    path.write_bytes(b"not really a composed webm")
+    await client.app[keys.POOL].execute(
+        "INSERT INTO recording_composed_files (recording_id, format, codec, file_key, bytes, sha256, duration_s, "
+        "width, height) VALUES ($1, 'webm', 'vp8+opus', $2, 26, 'x', 1.0, 960, 540)",
+        uuid.UUID(world.recording["id"]),
+        f"{world.recording['id']}/composed.webm",
+    )
+
+
 Setup = Callable[[Client, World], Awaitable[None]]
 
 
@@ -438,6 +451,16 @@ SCENARIOS = [
     ),
     Scenario(
         "POST",
+        "/api/v1/recordings/{recording_id}/composition",
+        "recording.compose",
+        lambda w: f"/api/v1/recordings/{w.recording['id']}/composition",
+        caller="moderator",
+        status=202,
+        setup=(ready_recording,),
+        target=lambda w: {"recording_id": w.recording["id"], "room_id": w.workshop["plenary_room_id"]},
+    ),
+    Scenario(
+        "POST",
         WP + "/certificates",
         "certificates.issue",
         lambda w: f"{w.w}/certificates",
@@ -588,6 +611,14 @@ SCENARIOS = [
         lambda w: f"/api/v1/recordings/{w.recording['id']}/tracks/{w.track_id}/file",
         setup=(ready_recording,),
         target=lambda w: {"recording_id": w.recording["id"], "track_id": w.track_id, "participant_id": w.target["id"]},
+    ),
+    Scenario(
+        "GET",
+        "/api/v1/recordings/{recording_id}/composed.webm",
+        "recording.download",
+        lambda w: f"/api/v1/recordings/{w.recording['id']}/composed.webm",
+        setup=(composed_recording,),
+        target=lambda w: {"recording_id": w.recording["id"], "format": "webm"},
     ),
 ]
 
