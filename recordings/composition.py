@@ -25,7 +25,7 @@ import os
 import signal
 import sys
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -208,6 +208,8 @@ class CompositionStore:
         async with self._tx() as conn:
             row = await conn.fetchrow(RECORDING_FOR_UPDATE, recording_id)
             if row is None or row["state"] != "ready":
+                if row is not None:
+                    await self._fail(conn, recording_id, row["workshop_id"], "the recording was deleted meanwhile")
                 return False
             await conn.execute(
                 UPSERT_FILE,
@@ -277,6 +279,8 @@ class CompositionSupervisor:
         self.storage = storage
         self.config = config
         self.runs: dict[uuid.UUID, Run] = {}
+        # Told of each run's `started` (pid, attempt), `progress` and `ended` (state: ready, failed or queued).
+        self.listeners: list[Callable[[uuid.UUID, str, dict[str, Any]], None]] = []
         self._wake = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
 
@@ -290,6 +294,13 @@ class CompositionSupervisor:
 
     def wake(self) -> None:
         self._wake.set()
+
+    def _tell(self, recording_id: uuid.UUID, event: str, **detail: Any) -> None:
+        for listener in list(self.listeners):
+            try:
+                listener(recording_id, event, detail)
+            except Exception:
+                log.exception("a composition listener failed")
 
     async def close(self) -> None:
         if self._loop_task is not None:
@@ -323,8 +334,9 @@ class CompositionSupervisor:
             self._wake.clear()
 
     async def _run(self, run: Run, attempt: int) -> None:
+        outcome = "failed"
         try:
-            await self._compose(run, attempt)
+            outcome = await self._compose(run, attempt)
         except Exception as exc:
             log.exception("composition of %s failed", run.recording_id)
             with contextlib.suppress(Exception):
@@ -332,6 +344,7 @@ class CompositionSupervisor:
         finally:
             self.runs.pop(run.recording_id, None)
             self.wake()  # a slot is free
+            self._tell(run.recording_id, "ended", state=outcome)
 
     def _manifest(self, recording_id: uuid.UUID, tracks: list[asyncpg.Record], output: Path) -> dict[str, Any]:
         return {
@@ -354,12 +367,13 @@ class CompositionSupervisor:
             ],
         }
 
-    async def _compose(self, run: Run, attempt: int) -> None:
+    async def _compose(self, run: Run, attempt: int) -> str:
+        """One run; returns the job's state after it: ready, failed, or queued (to run again)."""
         recording_id = run.recording_id
         tracks = await self.store.manifest_tracks(recording_id)
         if not tracks:
             await self.store.fail(recording_id, "nothing to compose: no track file is left")
-            return
+            return "failed"
         key = COMPOSED_KEY.format(recording_id=recording_id, format="webm")
         output = self.storage.path(key)
         manifest = self._manifest(recording_id, tracks, output)
@@ -381,6 +395,7 @@ class CompositionSupervisor:
         )
         run.process = process
         await self.store.set_pid(recording_id, process.pid)
+        self._tell(recording_id, "started", pid=process.pid, attempt=attempt)
         log.info("composing %s (attempt %d, pid %d, limit %.0f s)", recording_id, attempt, process.pid, limit)
         beat = asyncio.create_task(self._beat(run), name=f"composition-beat-{recording_id}")
         done: dict[str, Any] | None = None
@@ -398,6 +413,7 @@ class CompositionSupervisor:
                         message = _parse(line)
                         if "progress" in message:
                             run.progress = float(message["progress"])
+                            self._tell(recording_id, "progress", progress=run.progress)
                         elif "done" in message:
                             done = message["done"]
                         elif "error" in message:
@@ -419,25 +435,28 @@ class CompositionSupervisor:
         code = process.returncode
         if run.stopping:
             await self.store.requeue_run(recording_id, uncount=True)
-            return
+            return "queued"
         if run.timed_out:
             await self.store.fail(recording_id, f"the composer took longer than its limit of {limit:.0f} s")
-        elif code == 0 and done is not None and output.is_file():
-            if not await self.store.ready(recording_id, {**done, "format": "webm"}, file_key=key):
-                with contextlib.suppress(FileNotFoundError):
-                    output.unlink()  # the recording was deleted meanwhile
-        elif code is not None and code < 0 and error is None:
-            name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else str(-code)
+            return "failed"
+        if code == 0 and done is not None and output.is_file():
+            if await self.store.ready(recording_id, {**done, "format": "webm"}, file_key=key):
+                return "ready"
+            with contextlib.suppress(FileNotFoundError):
+                output.unlink()  # the recording was deleted meanwhile
+            return "failed"
+        if code is not None and code < 0 and error is None:
+            name = _signal_name(-code)
             if attempt < self.config.max_attempts:
                 log.warning("composer of %s killed by %s; queued again", recording_id, name)
                 await self.store.requeue_run(recording_id, uncount=False)
-            else:
-                await self.store.fail(
-                    recording_id, f"gave up after {attempt} attempts (the composer was killed by {name})"
-                )
-        else:
-            reason = error or (run.stderr[-1] if run.stderr else "") or f"the composer exited with status {code}"
+                return "queued"
+            reason = f"gave up after {attempt} attempts (the composer was killed by {name})"
             await self.store.fail(recording_id, reason)
+            return "failed"
+        reason = error or (run.stderr[-1] if run.stderr else "") or f"the composer exited with status {code}"
+        await self.store.fail(recording_id, reason)
+        return "failed"
 
     async def _beat(self, run: Run) -> None:
         while True:
@@ -446,6 +465,13 @@ class CompositionSupervisor:
             except Exception as exc:  # a missed beat is logged, never fatal; the next one catches up
                 log.warning("composition %s: could not write its heartbeat: %s", run.recording_id, exc)
             await asyncio.sleep(self.config.heartbeat_s)
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
 
 
 def _child_env() -> dict[str, str]:
