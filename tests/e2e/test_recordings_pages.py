@@ -15,7 +15,7 @@ from signaling.audit import ADMIN as ADMIN_ACTOR
 from signaling.audit import Change
 from tests.conftest import ADMIN_TOKEN
 from tests.e2e.conftest import BrowserSession, LiveServer
-from tests.e2e.pages import JOIN_TIMEOUT_MS, open_join_page, save_screenshot
+from tests.e2e.pages import JOIN_TIMEOUT_MS, join, open_join_page, save_screenshot
 from tests.helpers import ADMIN, add_participant, create_workshop
 
 pytestmark = pytest.mark.browser
@@ -162,4 +162,44 @@ async def test_player_refuses_a_participant_without_a_grant_and_lists_a_granted_
     # The consent record and the download log are for moderators and the organiser only.
     assert await page_a.locator("#player-consent").is_hidden()
     assert await page_a.locator("#player-downloads").is_hidden()
+
+    # After a call, the end screen lists it too.
+    await join(page_a, ana["join_url"], "Ana Pereira")
+    await page_a.locator("#btn-leave").click()
+    end = page_a.locator("#end")
+    await expect(end).to_be_visible()
+    await expect(end.locator(".my-recordings")).to_contain_text("Recordings you can watch")
+    href = await end.get_by_role("link", name="Plenary").get_attribute("href")
+    assert href == f"/recordings/{recording}#{ana['join_token']}"
+    assert browser.page_errors == []
+
+
+async def test_moderator_console_opens_breakouts_with_every_room_recorded(
+    live_server: LiveServer, browser: BrowserSession
+) -> None:
+    client = live_server.client
+    workshop = await create_workshop(client)
+    mia = await add_participant(client, workshop["id"], display_name="Mia Moderator", country="IE", role="moderator")
+    page = await browser.new_page("mia")
+    await join(page, mia["join_url"], "Mia Moderator")
+    await page.get_by_role("tab", name="Moderate").click()
+    console = page.locator("#panel-moderate")
+    await console.get_by_label("Number of rooms").fill("2")
+    await console.get_by_role("button", name="Create breakout rooms").click()
+    await expect(console.locator(".plan-state")).to_contain_text("prepared")
+    await console.get_by_label("Record every room").check()
+    async with page.expect_response(lambda r: r.url.endswith("/open")) as opened:
+        await console.get_by_role("button", name="Open breakout rooms").click()
+    response = await opened.value
+    assert response.status == 200 and response.request.post_data_json == {"duration_s": 900, "record": True}
+    await expect(console.locator(".plan-state")).to_contain_text("open")
+
+    plans = await (await client.get(f"/api/v1/workshops/{workshop['id']}/breakouts", headers=ADMIN)).json()
+    (plan,) = plans["items"]
+    listed = await (await client.get(f"/api/v1/workshops/{workshop['id']}/recordings", headers=ADMIN)).json()
+    assert sorted(r["room_id"] for r in listed["items"]) == sorted(r["id"] for r in plan["rooms"])
+    assert {r["state"] for r in listed["items"]} == {"recording"}
+    for rec in listed["items"]:
+        resp = await client.post(f"/api/v1/recordings/{rec['id']}/stop", headers=ADMIN)
+        assert resp.status == 200, await resp.text()
     assert browser.page_errors == []
