@@ -2123,7 +2123,7 @@ function showEnd(message, { heading = "end_heading", rejoin = false } = {}) {
 
 /** The recordings this participant may watch (GET /me/recordings), as links to the player; nothing when none. */
 async function showRecordings(slot) {
-  const list = await myRecordingsList(api, state.token);
+  const list = await myRecordingsList(api, state.token, state.workshop);
   clear(slot, list);
 }
 

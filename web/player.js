@@ -11,11 +11,12 @@
 
 import { Api, ApiError } from "./api.js";
 import { $, clear, h, jwtClaims } from "./dom.js";
-import { formatBytes } from "./recordings.js";
+import { formatBytes, roomLabel } from "./recordings.js";
 import { applyStrings, formatDateTime, formatDuration, mountLanguageSwitches, onLanguageChange, t } from "./strings.js";
 
 const ADMIN_TOKEN_KEY = "roundtable.admin_token";
 const POLL_MS = 3000;
+const NONE_POLLS = 20;
 const MODERATOR_ROLES = new Set(["organiser", "moderator"]);
 
 const state = {
@@ -23,12 +24,14 @@ const state = {
   api: null,
   moderator: false,
   recording: null,
+  workshop: null,
   chapters: [],
   downloads: null,
   names: new Map(), // participant id -> display name
   poll: null,
   videoUrl: null,
   renewing: false,
+  nonePolls: 0,
 };
 
 async function main() {
@@ -75,12 +78,14 @@ function refuse(message) {
 async function load() {
   const api = state.api;
   const recording = await api.get(`/recordings/${state.id}`);
-  const [chapters, downloads, roster] = await Promise.all([
+  const [workshop, chapters, downloads, roster] = await Promise.all([
+    api.get(`/workshops/${recording.workshop_id}`).catch(() => null),
     api.get(`/recordings/${state.id}/chapters`).then((c) => c.chapters),
     state.moderator ? api.get(`/recordings/${state.id}/downloads`).then((d) => d.items).catch(() => null) : Promise.resolve(null),
     state.moderator ? api.all(`/workshops/${recording.workshop_id}/participants`).catch(() => []) : Promise.resolve([]),
   ]);
   state.recording = recording;
+  state.workshop = workshop;
   state.chapters = chapters;
   state.downloads = downloads;
   for (const p of roster) state.names.set(p.id, p.display_name);
@@ -105,7 +110,9 @@ function waiting() {
   const rec = state.recording;
   const comp = composition();
   if (!rec || ["deleted", "failed"].includes(rec.state)) return false;
-  return ["recording", "starting", "stopping"].includes(rec.state) || ["queued", "running"].includes(comp.state) || (comp.state === "none" && rec.state === "ready");
+  // "none" once ready: not queued yet, or nothing to compose (no track): asked about for a minute, then left.
+  const young = state.nonePolls < NONE_POLLS;
+  return ["recording", "starting", "stopping"].includes(rec.state) || ["queued", "running"].includes(comp.state) || (comp.state === "none" && rec.state === "ready" && young);
 }
 
 function schedulePoll() {
@@ -113,6 +120,7 @@ function schedulePoll() {
   if (!waiting()) return;
   state.poll = setTimeout(async () => {
     state.poll = null;
+    if (composition().state === "none") state.nonePolls += 1;
     try {
       state.recording = await state.api.get(`/recordings/${state.id}`);
     } catch (err) {
@@ -160,10 +168,12 @@ function nameOf(pid) {
 function render() {
   const rec = state.recording;
   if (!rec) return;
-  const title = t("player_heading", { room: rec.room_name });
+  const title = t("player_heading", { room: roomLabel(state.workshop, rec.room_id, rec.room_name) });
   $("#player-title").textContent = title;
   document.title = `${title} · ${t("app_name")}`;
-  $("#player-when").textContent = [formatDateTime(rec.started_at), rec.stopped_at ? formatDuration((Date.parse(rec.stopped_at) - Date.parse(rec.started_at)) / 1000) : t(`rec_state_${rec.state}`)].join(" · ");
+  $("#player-when").textContent = [state.workshop ? state.workshop.title : null, formatDateTime(rec.started_at), rec.stopped_at ? formatDuration((Date.parse(rec.stopped_at) - Date.parse(rec.started_at)) / 1000) : t(`rec_state_${rec.state}`)]
+    .filter(Boolean)
+    .join(" · ");
   renderVideo();
   renderChapters();
   renderFiles();

@@ -6,7 +6,9 @@ import { ApiError } from "./api.js";
 import { clear, h, toast } from "./dom.js";
 import { currentLocale, formatDateTime, formatDuration, t } from "./strings.js";
 
-const POLL_MS = 5000;
+// The card asks for each recording's detail and grants: every ten seconds while something records or composes.
+const BUSY_POLL_MS = 10_000;
+const IDLE_POLL_MS = 60_000;
 
 /** "12.3 MB" in the page's language. */
 export function formatBytes(bytes) {
@@ -24,6 +26,11 @@ export function formatBytes(bytes) {
 /** The player's address for a token: the join token travels in the fragment, as on the join page. */
 export function playerHref(recordingId, token) {
   return `/recordings/${recordingId}` + (token ? `#${encodeURIComponent(token)}` : "");
+}
+
+/** A room's name as people read it: the plenary in the page's language, any other room as it was named. */
+export function roomLabel(workshop, roomId, name) {
+  return workshop && roomId === workshop.plenary_room_id ? t("room_plenary") : name;
 }
 
 function durationOf(rec) {
@@ -82,7 +89,7 @@ export function recordingsCard(api, workshop, people, { formatWhen = (iso) => fo
     if (!(card.contains(document.activeElement) && document.activeElement.matches("select, input"))) render(details, plans);
     timer = setTimeout(() => {
       if (card.isConnected) load();
-    }, details.some(busy) ? POLL_MS : POLL_MS * 6);
+    }, details.some(busy) ? BUSY_POLL_MS : IDLE_POLL_MS);
   }
 
   function render(items, plans) {
@@ -155,6 +162,7 @@ export function recordingsCard(api, workshop, people, { formatWhen = (iso) => fo
   }
 
   function recordingItem(rec) {
+    const room = roomLabel(workshop, rec.room_id, rec.room_name);
     const inIt = [...new Set((rec.tracks || []).map((tr) => tr.participant_id))].map((id) => names.get(id) || t("player_someone"));
     const size = (rec.tracks || []).reduce((sum, tr) => sum + (tr.bytes || 0), 0) + ((rec.composition && rec.composition.files) || []).reduce((sum, f) => sum + (f.bytes || 0), 0);
     const duration = durationOf(rec);
@@ -163,7 +171,7 @@ export function recordingsCard(api, workshop, people, { formatWhen = (iso) => fo
     const candidates = people.filter((p) => !granted.has(p.id) && !["organiser", "moderator"].includes(p.role));
     const select = h(
       "select",
-      { "aria-label": t("rec_grant_to_label", { room: rec.room_name }) },
+      { "aria-label": t("rec_grant_to_label", { room }) },
       h("option", { value: "" }, t("rec_grant_choose")),
       candidates.map((p) => h("option", { value: p.id }, p.display_name)),
     );
@@ -173,7 +181,7 @@ export function recordingsCard(api, workshop, people, { formatWhen = (iso) => fo
       h(
         "div",
         { class: "rec-head" },
-        h("strong", { class: "rec-room" }, rec.room_name),
+        h("strong", { class: "rec-room" }, room),
         h("span", { class: `tag rec-state${busy(rec) ? " warn" : ""}` }, t(`rec_state_${rec.state}`)),
         h("span", { class: "hint" }, [formatWhen(rec.started_at), duration != null ? formatDuration(duration) : null, size ? formatBytes(size) : null].filter(Boolean).join(" · ")),
         h("a", { href: playerHref(rec.id), class: "rec-open" }, t("rec_open_player")),
@@ -247,7 +255,7 @@ export function recordingsCard(api, workshop, people, { formatWhen = (iso) => fo
         h(
           "div",
           { class: "row rec-actions" },
-          h("button", { type: "button", class: "small danger", "aria-label": t("rec_delete_label", { room: rec.room_name }), onclick: () => (confirmBox.hidden = false) }, t("rec_delete")),
+          h("button", { type: "button", class: "small danger", "aria-label": t("rec_delete_label", { room }), onclick: () => (confirmBox.hidden = false) }, t("rec_delete")),
           confirmBox,
         ),
       );
@@ -272,7 +280,7 @@ export function recordingsCard(api, workshop, people, { formatWhen = (iso) => fo
 // The join page and the end screen ------------------------------------------------------------------------
 
 /** The recordings a participant may watch, as a list of links to the player; null when there are none. */
-export async function myRecordingsList(api, token) {
+export async function myRecordingsList(api, token, workshop) {
   let items;
   try {
     items = (await api.get("/me/recordings")).items;
@@ -292,7 +300,7 @@ export async function myRecordingsList(api, token) {
         h(
           "li",
           { dataset: { recordingId: r.id } },
-          h("a", { href: playerHref(r.id, token), class: "rec-watch" }, r.room_name),
+          h("a", { href: playerHref(r.id, token), class: "rec-watch" }, roomLabel(workshop, r.room_id, r.room_name)),
           h("span", { class: "hint" }, ` · ${[formatDateTime(r.started_at), r.duration_s != null ? formatDuration(r.duration_s) : t(`rec_state_${r.state}`), r.composition_state === "ready" ? null : compositionText({ state: r.composition_state })].filter(Boolean).join(" · ")}`),
         ),
       ),

@@ -203,3 +203,20 @@ async def test_moderator_console_opens_breakouts_with_every_room_recorded(
         resp = await client.post(f"/api/v1/recordings/{rec['id']}/stop", headers=ADMIN)
         assert resp.status == 200, await resp.text()
     assert browser.page_errors == []
+
+
+async def test_player_page_in_russian_has_no_english_left(live_server: LiveServer, browser: BrowserSession) -> None:
+    from tests.e2e.test_i18n import _english_left, _russian_page
+
+    client = live_server.client
+    workshop = await create_workshop(client)
+    ana = await add_participant(client, workshop["id"], display_name="Ана Перейра")
+    mia = await add_participant(client, workshop["id"], display_name="Мия", country="IE", role="moderator")
+    recording = await stored_recording(client, workshop, ana["id"])
+    page = await _russian_page(browser, "mia-ru")
+    await page.goto(f"{live_server.base_url}/recordings/{recording}#{mia['join_token']}")
+    await expect(page.locator("#player-title")).to_have_text("Запись: Пленарное заседание")
+    await expect(page.locator("#consent-table")).to_contain_text("согласие")
+    await expect(page.locator("#player-composition")).to_contain_text("Видео ждёт сборки")
+    assert await _english_left(page) == []
+    assert browser.page_errors == []

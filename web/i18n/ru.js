@@ -620,7 +620,7 @@ export default {
   chapter_breakouts_closed_named: "Группы закрыты: {plan}",
   rec_title: "Записи",
   rec_none: "В этом семинаре пока ничего не записано.",
-  rec_group_rooms: "Общий зал и комнаты",
+  rec_group_rooms: "Пленарное заседание и комнаты",
   rec_group_plan: "Группы: {name}",
   rec_state_starting: "запускается",
   rec_state_recording: "идёт запись",
