@@ -394,6 +394,8 @@ class CompositionSupervisor:
             start_new_session=True,  # a signal to the server's process group is not the composer's
         )
         run.process = process
+        if run.stopping:  # the server began to stop while this one was being started
+            _kill(process)
         await self.store.set_pid(recording_id, process.pid)
         self._tell(recording_id, "started", pid=process.pid, attempt=attempt)
         log.info("composing %s (attempt %d, pid %d, limit %.0f s)", recording_id, attempt, process.pid, limit)
@@ -433,11 +435,13 @@ class CompositionSupervisor:
                 _kill(process)
                 await process.wait()
         code = process.returncode
+        with contextlib.suppress(FileNotFoundError):  # what a killed composer was writing (a whole one was renamed)
+            output.with_name(output.name + ".part").unlink()
         if run.stopping:
             await self.store.requeue_run(recording_id, uncount=True)
             return "queued"
         if run.timed_out:
-            await self.store.fail(recording_id, f"the composer took longer than its limit of {limit:.0f} s")
+            await self.store.fail(recording_id, f"the composer took longer than its limit of {limit:g} s")
             return "failed"
         if code == 0 and done is not None and output.is_file():
             if await self.store.ready(recording_id, {**done, "format": "webm"}, file_key=key):

@@ -468,7 +468,7 @@ async def consent_evidence(request: web.Request, who: Principal) -> tuple[Any, C
                 by_name="admin" if by == "admin" else name(uuid.UUID(by)),
                 track_id=d["track_id"],
                 track_owner=name(track["participant_id"]) if track else "",
-                track_kind=track["kind"] if track else "",
+                track_kind=track["kind"] if track else "composed",  # the only other file: the composed video
                 via=d["via"],
                 range_header=d["range_header"],
                 status=d["status"],

@@ -48,8 +48,13 @@ def _loopback(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def settings(database_url: str, tmp_path: Path) -> Settings:
-    return make_settings(database_url, tmp_path / "var", composition_workers=1)
+def composition_settings() -> dict[str, Any]:
+    return {}
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path, composition_settings: dict[str, Any]) -> Settings:
+    return make_settings(database_url, tmp_path / "var", composition_workers=1, **composition_settings)
 
 
 @pytest.fixture
@@ -408,6 +413,25 @@ async def test_a_corrupt_track_fails_the_composition_with_a_reason_and_every_tra
     assert (await resp.json())["state"] == "queued"
     assert (await events.until(rid, "ended"))["state"] == "failed"
     assert (await get(client, f"/api/v1/recordings/{rid}"))["composition"]["error"] == composition["error"]
+
+
+@pytest.mark.parametrize("composition_settings", [{"composition_time_limit_s": 0.5}])
+async def test_a_composer_over_its_time_limit_is_killed_and_the_composition_fails(
+    client: Client, tmp_path: Path
+) -> None:
+    events = Events(client.app[keys.COMPOSER])
+    _, red, blue = await two_people(client)
+    rid = await synthetic_recording(
+        client, tmp_path, [(red["id"], "red", 440, 0.0, 8.0), (blue["id"], "blue", 660, 0.0, 8.0)]
+    )
+    await ready(client, rid)
+    started = await events.until(rid, "started")
+    assert (await events.until(rid, "ended"))["state"] == "failed"
+    composition = (await get(client, f"/api/v1/recordings/{rid}"))["composition"]
+    assert composition["error"] == "the composer took longer than its limit of 0.5 s"
+    with pytest.raises(ProcessLookupError):
+        os.kill(started["pid"], 0)  # killed, and reaped
+    assert not any(p.name.startswith("composed") for p in client.app[keys.STORAGE].path(rid).iterdir())
 
 
 async def test_a_composition_left_running_by_a_dead_server_is_queued_again_at_start(
