@@ -59,11 +59,10 @@ def build_chapters(
             out.append(Chapter(offset(visit["started_at"]), "join", f"{name_of(pid)} joined", pid, name_of(pid)))
         if inside(visit["ended_at"]):
             out.append(Chapter(offset(visit["ended_at"]), "leave", f"{name_of(pid)} left", pid, name_of(pid)))
-    for track in track_list:
-        if track["kind"] == "video" and _source(track) == "screen":
-            pid = track["participant_id"]
-            at_s = min(span_s, max(0.0, float(track["offset_s"])))
-            out.append(Chapter(at_s, "screen", f"{name_of(pid)} shares a screen", pid, name_of(pid)))
+    for track in _screens(track_list):
+        pid = track["participant_id"]
+        at_s = min(span_s, max(0.0, float(track["offset_s"])))
+        out.append(Chapter(at_s, "screen", f"{name_of(pid)} shares a screen", pid, name_of(pid)))
     last_edge = ""
     for edge in breakout_edges:
         plan = edge["plan_name"] or ""
@@ -92,6 +91,34 @@ def build_chapters(
     order = {"start": 0, "breakouts_closed": 1, "join": 2, "screen": 3, "consent": 4, "leave": 5, "breakouts_opened": 6}
     out.sort(key=lambda c: (c.at_s, order[c.kind]))
     return out
+
+
+def _screens(tracks: list[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """Screen tracks: those the capture says are (sfu rooms); where it does not know (mesh rooms), as the composer
+    does, a second video track of someone whose other video track runs when it starts."""
+    videos = sorted((t for t in tracks if t["kind"] == "video"), key=lambda t: float(t["offset_s"]))
+    screens = []
+    for track in videos:
+        source = _source(track)
+        if source == "screen":
+            screens.append(track)
+        elif source is None:
+            start = float(track["offset_s"])
+            if any(
+                other is not track
+                and other["participant_id"] == track["participant_id"]
+                and _source(other) != "screen"
+                and float(other["offset_s"]) < start < _end_s(other)
+                for other in videos
+            ):
+                screens.append(track)
+    return screens
+
+
+def _end_s(track: Mapping[str, Any]) -> float:
+    """Where a track ends, from the recording's start; a track still being written has not ended."""
+    duration = track.get("duration_s")
+    return float(track["offset_s"]) + float(duration) if duration is not None else float("inf")
 
 
 def _source(track: Mapping[str, Any]) -> str | None:
