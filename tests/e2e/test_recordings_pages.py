@@ -162,6 +162,18 @@ async def test_player_refuses_a_participant_without_a_grant_and_lists_a_granted_
     # The consent record and the download log are for moderators and the organiser only.
     assert await page_a.locator("#player-consent").is_hidden()
     assert await page_a.locator("#player-downloads").is_hidden()
+    # No composer runs here: the video waits, with its progress; the page polls and shows a failure with its reason,
+    # the separate files still offered.
+    box = page_a.locator("#player-composition")
+    await expect(box).to_contain_text("The video is waiting to be made.")
+    await expect(box.get_by_role("progressbar")).to_be_visible()
+    await client.app[keys.POOL].execute(
+        "UPDATE recording_compositions SET state = 'failed', error = 'the camera track does not decode' "
+        "WHERE recording_id = $1",
+        recording,
+    )
+    await expect(box).to_contain_text("could not be made (the camera track does not decode)", timeout=15_000)
+    await expect(page_a.locator("#file-table .track-file a.download")).to_have_count(1)
 
     # After a call, the end screen lists it too.
     await join(page_a, ana["join_url"], "Ana Pereira")
