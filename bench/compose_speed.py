@@ -9,15 +9,17 @@ The recording is synthetic and made first (not timed): four participants, each a
 writes for a browser) and an Opus track (a tone in bursts, the four taking turns, so that the active speaker and
 the layout change every few seconds). The fourth joins 10% into the recording and the second leaves at 80%.
 The composer then runs exactly as the server runs it: `python -m recordings.compose` in a subprocess, pinned to one
-core (`taskset -c 1`, when there is more than one) and niced like the server's. Measured: its wall time (a multiple
-of real time: the recording's length divided by it) and its CPU time (user + system of the subprocess, from
-`wait4`), per minute of recording. Each run is bounded (a timeout of 20x the recording's length plus 60 s); results
-go to bench/results/compose-<stamp>.json.
+core (`taskset -c 1`, when there is more than one) and niced like the server's, after waiting (at most 30 s) for
+the machine to be quiet (the busy fraction is recorded). Measured: its wall time (a multiple of real time: the
+recording's length divided by it), its CPU time (user + system of the subprocess, from `wait4`) per minute of
+recording, and the multiple of real time that CPU time means on a core of its own. Each run is bounded (a timeout of
+20x the recording's length plus 60 s); results go to bench/results/compose-<stamp>.json.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import platform
@@ -33,6 +35,8 @@ from typing import Any
 
 import av
 import numpy as np
+
+from bench.measure import wait_quiet
 
 ROOT = Path(__file__).resolve().parent.parent
 WIDTH, HEIGHT, FPS = 640, 480, 30
@@ -193,11 +197,15 @@ def main() -> int:
         results = []
         before = (0.0, 0.0)
         for size in args.sizes.split(","):
+            quiet = asyncio.run(wait_quiet(threshold=0.3, max_wait_s=30.0))
             run = compose_once(folder, tracks, size.strip(), seconds)
+            run["machine_busy_before"] = round(quiet.busy, 2)
+            run["loadavg_before"] = quiet.loadavg
             cpu = (run["usage"][0] - before[0]) + (run["usage"][1] - before[1])
             before = run.pop("usage")
             run["cpu_s"] = round(cpu, 2)
             run["x_real_time"] = round(seconds / run["wall_s"], 2)
+            run["x_real_time_by_cpu"] = round(seconds / max(cpu, 1e-6), 2)  # had it one core to itself
             run["cpu_s_per_minute"] = round(cpu / seconds * 60, 1)
             results.append(run)
             print(json.dumps(run), flush=True)

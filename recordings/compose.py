@@ -165,7 +165,7 @@ class AudioSource:
             self.stream = self.container.streams.audio[0]
         except (av.FFmpegError, IndexError, OSError) as exc:
             raise ComposeError(f"{track.label()} cannot be read: {exc}") from exc
-        self._chunks = self._decode()
+        self.chunks = self._decode()  # (first sample on the timeline, samples), in order
         self._pending: tuple[int, np.ndarray] | None = None
         self.done = False
 
@@ -197,7 +197,7 @@ class AudioSource:
         while not self.done:
             if self._pending is None:
                 try:
-                    self._pending = next(self._chunks)
+                    self._pending = next(self.chunks)
                 except StopIteration:
                     self.done = True
                     return
@@ -231,7 +231,7 @@ def analyse_audio(tracks: list[TrackInput], duration_s: float) -> AudioFacts:
         energy = levels.setdefault(track.participant_id, np.zeros(windows, dtype=np.float64))
         source = AudioSource(track)
         first = last = None
-        for at, samples in source._chunks:
+        for at, samples in source.chunks:
             first = at if first is None else first
             last = at + len(samples)
             index = at // window
@@ -607,8 +607,11 @@ def main(argv: list[str] | None = None) -> int:
     except ComposeError as exc:
         _emit({"error": str(exc)})
         return 1
-    except (ValueError, KeyError, TypeError, OSError) as exc:
+    except (ValueError, KeyError, TypeError) as exc:
         _emit({"error": f"the composition job is not valid: {type(exc).__name__}: {exc}"})
+        return 1
+    except OSError as exc:
+        _emit({"error": f"could not read or write a file: {exc.strerror or exc}"})
         return 1
     _emit({"done": result.as_json()})
     return 0

@@ -117,6 +117,7 @@ MANIFEST_TRACKS = """
 SELECT t.id, t.participant_id, t.kind, t.codec, t.file_key, t.offset_s, t.duration_s, t.source, p.display_name
 FROM recording_tracks t JOIN participants p ON p.id = t.participant_id
 WHERE t.recording_id = $1 AND t.file_key IS NOT NULL AND t.state IN ('complete', 'partial')
+  AND coalesce(t.bytes, 0) > 0  -- a track that never got its first keyframe has no file
 ORDER BY t.offset_s, t.id
 """
 

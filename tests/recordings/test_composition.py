@@ -466,3 +466,51 @@ async def test_a_composition_left_running_by_a_dead_server_is_queued_again_at_st
     assert (
         await pool.fetchval("SELECT attempts FROM recording_compositions WHERE recording_id = $1", uuid.UUID(rid)) == 2
     )
+
+
+async def test_a_breakout_room_s_recording_is_composed_like_the_plenary_s(
+    client: Client, peers: list[RecordedPeer], tmp_path: Path
+) -> None:
+    events = Events(client.app[keys.COMPOSER])
+    workshop = await create_workshop(client)
+    red_p = await add_participant(client, workshop["id"], display_name="Red", country="AT")
+    blue_p = await add_participant(client, workshop["id"], display_name="Blue", country="BE")
+    red = await RecordedPeer(client, red_p["join_token"], "red", 440).join()
+    blue = await RecordedPeer(client, blue_p["join_token"], "blue", 660).join()
+    peers += [red, blue]
+    resp = await client.post(
+        f"/api/v1/workshops/{workshop['id']}/breakouts",
+        json={"name": "Groups", "rooms": ["A"], "assignments": {red.id: 0, blue.id: 0}},
+        headers=ADMIN,
+    )
+    assert resp.status == 201, await resp.text()
+    plan = await resp.json()
+    resp = await client.post(
+        f"/api/v1/workshops/{workshop['id']}/breakouts/{plan['id']}/open", json={"duration_s": 600}, headers=ADMIN
+    )
+    assert resp.status == 200, await resp.text()
+    room_id = plan["rooms"][0]["id"]
+    for peer in (red, blue):
+        assert (await peer.next("moved"))["room"]["id"] == room_id
+
+    resp = await client.post(f"/api/v1/rooms/{room_id}/recordings", headers=ADMIN)
+    assert resp.status == 201, await resp.text()
+    rec = await resp.json()
+    for peer in (red, blue):
+        started = await peer.next("recording_started")
+        await peer.consent(rec["id"], True)
+        await peer.send_media(started["recorder_peer_id"])
+    await asyncio.gather(red.wait_sending(), blue.wait_sending())
+
+    detail = await stop_and_compose(client, events, rec["id"])
+    assert detail["room_id"] == room_id
+    (composed,) = detail["composition"]["files"]
+    path = tmp_path / "composed.webm"
+    path.write_bytes(await download_ranged(client, composed["download_url"], composed["bytes"]))
+    layout = await layout_of(client, rec["id"])
+    frame = at(decode_frames(path), composed["duration_s"] - 0.7)
+    tiles = tiles_at(layout, frame.t)
+    for peer in (red, blue):
+        tile = tiles[peer.id]
+        u, v = frame.chroma(tile["x"], tile["y"], tile["w"], tile["h"])
+        assert abs(u - UV[peer.colour][0]) < 20 and abs(v - UV[peer.colour][1]) < 20, (peer.colour, u, v)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import signal
@@ -13,6 +14,7 @@ from urllib.parse import urlsplit
 import av
 import numpy
 
+from recordings.composition import CompositionConfig, CompositionSupervisor
 from recordings.service import CRASH_REASON
 from server import keys
 from server.app import JANUS
@@ -164,6 +166,37 @@ async def test_sfu_recording_keeps_the_consenting_publishers_in_decodable_tracks
         path.unlink()
     assert not files_naming(storage_root, green.id), "the decliner's media was written"
     assert not files_matching(rec_dir, f"{rec['id']}.*"), "the raw .mjr files outlived their conversion"
+    assert {t["source"] for t in tracks if t["kind"] == "video"} == {"camera"}
+
+    # The composed video (queued at stop; this app runs no composer, so a supervisor is started here): the two
+    # consenting colours, never the decliner's.
+    composer = CompositionSupervisor(
+        sfu_room.client.app[keys.COMPOSITIONS], sfu_room.client.app[keys.STORAGE], CompositionConfig(workers=1)
+    )
+    ended: asyncio.Queue[str] = asyncio.Queue()
+    composer.listeners.append(
+        lambda rid, event, detail: ended.put_nowait(detail["state"]) if event == "ended" else None
+    )
+    await composer.start()
+    try:
+        async with asyncio.timeout(120):
+            assert await ended.get() == "ready"
+    finally:
+        await composer.close()
+    resp = await sfu_room.client.get(f"/api/v1/recordings/{rec['id']}", headers=ADMIN)
+    (composed,) = (await resp.json())["composition"]["files"]
+    path = storage_root / "check-composed.webm"
+    path.write_bytes(await download(sfu_room, composed["download_url"]))
+    shares = {RED: 0.0, BLUE: 0.0, GREEN: 0.0}
+    with av.open(str(path)) as container:
+        frames = list(container.decode(video=0))
+    for frame in frames[len(frames) // 2 :]:
+        rgb = frame.to_ndarray(format="rgb24").astype(int)
+        for colour, share in list(shares.items()):
+            near = (numpy.abs(rgb - numpy.array(colour)) <= 40).all(axis=2)
+            shares[colour] = max(share, float(near.mean()))
+    assert shares[RED] > 0.02 and shares[BLUE] > 0.02 and shares[GREEN] < 0.001, shares
+    path.unlink()
 
 
 async def test_withdrawing_consent_in_an_sfu_room_ends_that_publishers_tracks_there_and_the_others_go_on(
