@@ -15,7 +15,7 @@ from playwright.async_api import Page, expect
 
 from server import keys
 from tests.e2e.conftest import BrowserSession, LiveServer, serve
-from tests.e2e.pages import MEDIA_TIMEOUT_MS
+from tests.e2e.pages import MEDIA_TIMEOUT_MS, save_screenshot
 from tests.helpers import ADMIN, add_participant, bearer, create_workshop
 from tests.recordings.peer import RecordedPeer
 from tests.signaling.rtc_peer import loopback_ice
@@ -135,6 +135,9 @@ async def test_player_plays_the_composed_video_and_seeks_by_range(
     )
     assert abs(landed - target) < 0.25, landed
     await page.wait_for_function(_SHOWS_RED, timeout=MEDIA_TIMEOUT_MS, polling=250)
+    shot = browser.output_dir / "player.png"
+    await page.screenshot(path=str(shot), full_page=True)
+    save_screenshot(shot, "screenshot-player.png")
     # A chapter seeks too: back to the start.
     await page.locator("#chapters").get_by_role("button", name="Recording starts").click()
     await page.wait_for_function(
@@ -147,8 +150,6 @@ async def test_player_plays_the_composed_video_and_seeks_by_range(
     log = await (await client.get(f"/api/v1/recordings/{rec['id']}/downloads", headers=ADMIN)).json()
     ranged = [d for d in log["items"] if d["via"] == "signed_url" and (d["range_header"] or "").startswith("bytes=")]
     assert ranged and all(d["status"] == 206 and d["principal"] == ana["id"] for d in ranged), log["items"]
-    shot = browser.output_dir / "player.png"
-    await page.screenshot(path=str(shot), full_page=True)
 
     # Taken away, the same page is refused and shows nothing.
     resp = await client.delete(f"/api/v1/recordings/{rec['id']}/grants/{ana['id']}", headers=ADMIN)
