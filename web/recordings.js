@@ -44,6 +44,23 @@ function compositionText(comp) {
   return t(`rec_composition_${comp.state}`);
 }
 
+/** A plan's recordings by run: recordings that overlap in time were made while the same run was open. */
+function runsOf(items) {
+  const sorted = [...items].sort((a, b) => Date.parse(a.started_at) - Date.parse(b.started_at));
+  const runs = [];
+  let end = -Infinity;
+  for (const rec of sorted) {
+    const start = Date.parse(rec.started_at);
+    if (!runs.length || start > end) {
+      runs.push([]);
+      end = -Infinity;
+    }
+    runs[runs.length - 1].push(rec);
+    end = Math.max(end, rec.stopped_at ? Date.parse(rec.stopped_at) : Infinity);
+  }
+  return runs;
+}
+
 function busy(rec) {
   const comp = rec.composition || {};
   return ["starting", "recording", "stopping"].includes(rec.state) || ["queued", "running"].includes(comp.state);
@@ -112,7 +129,16 @@ export function recordingsCard(api, workshop, people, { formatWhen = (iso) => fo
             "div",
             { class: "rec-group", dataset: { group: g.key } },
             h("h3", {}, g.title),
-            h("ul", { class: "rec-list" }, g.items.map((rec) => recordingItem(rec))),
+            g.plan
+              ? runsOf(g.items).map((run, i, runs) =>
+                  h(
+                    "div",
+                    { class: "rec-run", dataset: { run: String(i + 1) } },
+                    runs.length > 1 ? h("h4", {}, t("rec_run", { when: formatWhen(run[0].started_at) })) : null,
+                    h("ul", { class: "rec-list" }, run.map((rec) => recordingItem(rec))),
+                  ),
+                )
+              : h("ul", { class: "rec-list" }, g.items.map((rec) => recordingItem(rec))),
           ),
         ),
     );

@@ -119,10 +119,26 @@ async def test_organiser_page_lists_recordings_of_the_plenary_and_of_breakout_ro
     await expect(page.locator("#consent-table")).to_contain_text("agreed")
     await expect(page.locator("#player-downloads")).to_be_visible()
 
-    for rec in listed["items"]:
-        if rec["state"] == "recording":
+    async def stop_all() -> None:
+        listed = await (await client.get(f"/api/v1/workshops/{wid}/recordings?state=recording", headers=ADMIN)).json()
+        for rec in listed["items"]:
             resp = await client.post(f"/api/v1/recordings/{rec['id']}/stop", headers=ADMIN)
             assert resp.status == 200, await resp.text()
+
+    # A second run of the plan, recorded too: the plan's group holds both runs, each under its opening.
+    await stop_all()
+    base = f"/api/v1/workshops/{wid}/breakouts/{plan['id']}"
+    resp = await client.post(f"{base}/close", json={"countdown_s": 0}, headers=ADMIN)
+    assert resp.status == 200, await resp.text()
+    resp = await client.post(f"{base}/open", json={"record": True}, headers=ADMIN)
+    assert resp.status == 200, await resp.text()
+    await page.go_back()
+    await expect(group.locator(".rec-run")).to_have_count(2)
+    await expect(group.locator(".rec-run h4")).to_have_count(2)
+    for run in range(2):
+        await expect(group.locator(".rec-run").nth(run).locator(".rec-item")).to_have_count(2)
+    await expect(group.locator(".rec-run").nth(1).locator(".rec-state", has_text="recording")).to_have_count(2)
+    await stop_all()
     assert browser.page_errors == []
 
 

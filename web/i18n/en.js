@@ -649,6 +649,7 @@ export default {
   rec_delete: "Delete",
   rec_delete_question: "Delete its files for good?",
   rec_deleted: "Recording deleted.",
+  rec_run: "Opened {when}",
   rec_open_breakouts: "Open breakouts",
   rec_plan_rooms: "{n} rooms",
   rec_record_all: "Record every room",

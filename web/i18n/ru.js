@@ -648,6 +648,7 @@ export default {
   rec_delete: "Удалить",
   rec_delete_question: "Удалить её файлы навсегда?",
   rec_deleted: "Запись удалена.",
+  rec_run: "Открыты {when}",
   rec_open_breakouts: "Открыть группы",
   rec_plan_rooms: "комнат: {n}",
   rec_record_all: "Записывать все комнаты",
