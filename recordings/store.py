@@ -109,6 +109,47 @@ WHERE recording_id = $1 ORDER BY id
 """
 
 
+# The player page and the organiser page: what a recording's chapters come from, who may watch what.
+ROOM_VISITS = """
+SELECT v.participant_id, p.display_name, v.started_at, v.ended_at, v.ended_how
+FROM visits v JOIN participants p ON p.id = v.participant_id
+WHERE v.room_id = $1 AND v.started_at <= $3 AND (v.ended_at IS NULL OR v.ended_at >= $2)
+ORDER BY v.started_at
+"""
+# Breakout runs of the workshop, from the entries their opening and closing wrote (a redacted entry keeps its
+# action and time; its plan's name is then unknown).
+BREAKOUT_RUN_EDGES = """
+SELECT a.action, a.at, a.details, b.name AS plan_name
+FROM audit_entries a LEFT JOIN breakout_plans b ON b.id::text = a.target->>'plan_id'
+WHERE a.workshop_id = $1 AND a.action IN ('breakouts.open', 'breakouts.close', 'breakouts.finish')
+  AND a.at BETWEEN $2 AND $3
+ORDER BY a.id
+"""
+CONSENT_LEDGER_NAMED = """
+SELECT c.participant_id, p.display_name, c.granted, c.at
+FROM recording_consents c JOIN participants p ON p.id = c.participant_id
+WHERE c.recording_id = $1 ORDER BY c.id
+"""
+GRANTS_OF = """
+SELECT g.participant_id, p.display_name, g.granted_by, g.at
+FROM recording_grants g JOIN participants p ON p.id = g.participant_id
+WHERE g.recording_id = $1 ORDER BY g.at, g.participant_id
+"""
+# What a participant may watch: every recording of its workshop for moderators, else the granted ones.
+WATCHABLE = f"""
+SELECT {REC_COLUMNS} FROM recordings r
+WHERE workshop_id = $1 AND state <> 'deleted'
+  AND ($2::uuid IS NULL OR EXISTS (SELECT 1 FROM recording_grants g WHERE g.recording_id = r.id
+                                   AND g.participant_id = $2))
+ORDER BY started_at DESC, id LIMIT $3
+"""
+# The breakout plan a room belongs to (none: the plenary or an ordinary room).
+PLANS_OF_ROOMS = """
+SELECT br.room_id, br.plan_id, b.name AS plan_name FROM breakout_rooms br JOIN breakout_plans b ON b.id = br.plan_id
+WHERE br.room_id = ANY($1::uuid[])
+"""
+
+
 class RecordingStore:
     """Every write that an actor makes (start, stop, consent, grant, download, deletion) takes the `Change` to record
     and writes its audit entry in the same transaction."""
@@ -323,3 +364,37 @@ class RecordingStore:
 
     async def downloads(self, recording_id: uuid.UUID) -> list[Mapping[str, Any]]:
         return [dict(r) for r in await self.pool.fetch(DOWNLOADS, recording_id)]
+
+    # Watching: chapters, grants, what a participant may watch
+
+    async def room_visits(self, room_id: uuid.UUID, since: datetime, until: datetime) -> list[asyncpg.Record]:
+        """Attendance visits of a room that overlap [since, until]."""
+        return list(await self.pool.fetch(ROOM_VISITS, room_id, since, until))
+
+    async def breakout_run_edges(
+        self, workshop_id: uuid.UUID, since: datetime, until: datetime
+    ) -> list[asyncpg.Record]:
+        return list(await self.pool.fetch(BREAKOUT_RUN_EDGES, workshop_id, since, until))
+
+    async def consent_ledger_named(self, recording_id: uuid.UUID) -> list[asyncpg.Record]:
+        return list(await self.pool.fetch(CONSENT_LEDGER_NAMED, recording_id))
+
+    async def grants(self, recording_id: uuid.UUID) -> list[asyncpg.Record]:
+        return list(await self.pool.fetch(GRANTS_OF, recording_id))
+
+    async def revoke(self, recording_id: uuid.UUID, participant_id: uuid.UUID, *, change: Change) -> bool:
+        """Take a participant's grant away, with its audit entry; False if there was none (nothing written)."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            status = await conn.execute(DELETE_GRANT, recording_id, participant_id)
+            if status.endswith(" 0"):
+                return False
+            await self.audit.write(conn, change)
+        return True
+
+    async def watchable(
+        self, workshop_id: uuid.UUID, granted_to: uuid.UUID | None, *, limit: int
+    ) -> list[asyncpg.Record]:
+        return list(await self.pool.fetch(WATCHABLE, workshop_id, granted_to, limit))
+
+    async def plans_of_rooms(self, room_ids: list[uuid.UUID]) -> dict[uuid.UUID, asyncpg.Record]:
+        return {r["room_id"]: r for r in await self.pool.fetch(PLANS_OF_ROOMS, room_ids)}

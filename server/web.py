@@ -18,6 +18,8 @@ WEB_ROOT = Path(__file__).resolve().parent.parent / "web"
 
 # Pages are plain files; the join token travels in the URL fragment and never reaches the server.
 PAGES = {"/join": "join.html", "/admin": "admin.html", "/": "index.html"}
+# Pages with an id in their path: the page reads the id from location and asks the API (which authorises).
+PAGE_PATTERNS = {"/recordings/{recording_id}": "player.html"}
 SERVER_NAME = "roundtable"  # no version numbers: they only help someone matching exploits to servers
 
 
@@ -91,7 +93,7 @@ def add_web_routes(app: web.Application) -> None:
     _hide_server_version()
     settings = app[keys.SETTINGS]
     csp = content_security_policy([settings.base_url, *settings.allowed_origins])
-    for path, name in PAGES.items():
+    for path, name in {**PAGES, **PAGE_PATTERNS}.items():
         app.router.add_get(path, _page(name, csp))
     if WEB_ROOT.is_dir():
         app.router.add_static("/static/", WEB_ROOT, show_index=False, follow_symlinks=False)

@@ -1,6 +1,7 @@
 // The organiser page (/admin): sign in with the admin token (kept in sessionStorage, so it is gone when
 // the tab closes), create, edit and delete workshops, import a roster, copy invite links, and watch a workshop
-// live without joining a room: who is where (presence), who waits in the lobby, who is banned (docs/console.md).
+// live without joining a room: who is where (presence), who waits in the lobby, who is banned (docs/console.md), and
+// every recording of the workshop (web/recordings.js, docs/recordings.md).
 //
 // The live cards poll every LIVE_POLL_MS (the presence list is in the server's memory: cheap); the lobby and bans
 // cards stay hidden on a server without those routes.
@@ -10,6 +11,7 @@ import { agendaCard, zoneCell } from "./agenda.js";
 import { attendanceCard } from "./attendance.js";
 import { auditCard } from "./audit.js";
 import { invitationsCard } from "./invitations.js";
+import { recordingsCard } from "./recordings.js";
 import { $, clear, countryBadge, h, toast } from "./dom.js";
 import { languageName } from "./interpretation.js";
 import { applyStrings, countryName, currentLocale, formatDateTime, formatDuration, mountLanguageSwitches, onLanguageChange, roleName, t } from "./strings.js";
@@ -232,6 +234,7 @@ async function showWorkshop(id) {
     invitationsCard(api, workshop),
     agendaCard(api, workshop),
     roomsCard(rooms),
+    recordingsCard(api, workshop, people, { formatWhen }),
     attendanceCard(api, workshop),
     auditCard(api, workshop),
   );

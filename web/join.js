@@ -8,6 +8,7 @@ import { Interpretation, languageName, otherOf, storeChoice, storedChoice } from
 import { LocalMedia } from "./media.js";
 import { ModeratorConsole } from "./moderator.js";
 import { PeerMesh } from "./peers.js";
+import { myRecordingsList } from "./recordings.js";
 import { SfuSession } from "./sfu.js";
 import { ActiveSpeaker, GRID, STAGE, Visibility, arrange, columnsFor, pageSizeFor, qualityFor } from "./stage.js";
 import { Signaling } from "./signaling.js";
@@ -152,6 +153,7 @@ async function showPrejoin() {
   setupZone();
   setupListenChoice();
   loadAgenda();
+  showRecordings($("#pre-recordings"));
 
   $("#pre-mic").addEventListener("change", (e) => media.setAudioEnabled(e.target.checked));
   $("#pre-cam").addEventListener("change", (e) => {
@@ -2473,6 +2475,13 @@ function showEnd(message, { heading = "end_heading", rejoin = false } = {}) {
   document.body.dataset.ended = "true";
   $("#end-heading").setAttribute("tabindex", "-1");
   $("#end-heading").focus();
+  if (state.me) showRecordings($("#end-recordings"));
+}
+
+/** The recordings this participant may watch (GET /me/recordings), as links to the player; nothing when none. */
+async function showRecordings(slot) {
+  const list = await myRecordingsList(api, state.token, state.workshop);
+  clear(slot, list);
 }
 
 // Test and debugging hook -------------------------------------------------------------------------

@@ -480,6 +480,7 @@ export class ModeratorConsole {
   openPlan() {
     const minutes = Number(this.root.querySelector("#mod-duration").value);
     const body = minutes > 0 ? { duration_s: Math.round(minutes * 60) } : {};
+    if (this.recordAll) body.record = true; // every room of the plan recorded from the opening (consent as always)
     return this.act(() => this.api.post(this.path(`/breakouts/${this.plan.id}/open`), body), null, ["mod-duration"]);
   }
 
@@ -741,6 +742,7 @@ export class ModeratorConsole {
           h("input", { id: "mod-duration", type: "number", min: "1", max: "1440", step: "1", value: "15", inputmode: "numeric" }),
           h("button", { type: "button", class: "small primary", id: "mod-open", onclick: () => this.openPlan() }, t("mod_open")),
         ),
+        h("div", { class: "row" }, h("label", { class: "toggle", for: "mod-record-all" }, h("input", { id: "mod-record-all", type: "checkbox", checked: this.recordAll === true, onchange: (e) => (this.recordAll = e.target.checked) }), " ", t("mod_record_all"))),
         h(
           "div",
           { class: "row" },

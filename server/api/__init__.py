@@ -16,6 +16,7 @@ def load_routes() -> Api:
         meta,
         moderation,
         participants,
+        playback,
         recordings,
         records,
         workshops,

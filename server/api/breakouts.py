@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import datetime
 from typing import Annotated, Any
@@ -22,10 +23,12 @@ from signaling.assignment import Strategy
 from signaling.audit import Actor
 from signaling.breakout_store import PlanView
 from signaling.breakouts import PlanSpec
-from signaling.errors import InvalidArgument, PermissionDenied
+from signaling.errors import InvalidArgument, PermissionDenied, ServiceError
+from signaling.rooms import room_info
 
 RoomKey = int | Annotated[str, StringConstraints(min_length=1, max_length=200)]
 PlanName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+log = logging.getLogger(__name__)
 ROLE_NAMES = ("organiser", "moderator", "participant", "observer")
 
 
@@ -81,6 +84,10 @@ class Assignments(Body):
 
 class OpenBody(Body):
     duration_s: int | None = Field(None, ge=1, le=7 * 24 * 3600)
+    record: bool = Field(
+        False,
+        description="Record every room of the plan from the opening (each its own recording; consent as always).",
+    )
 
 
 class ExtendBody(Body):
@@ -336,7 +343,23 @@ async def open_plan(request: web.Request, who: Principal) -> web.Response:
     workshop_id, plan_id, actor = await _plan_call(request, who)
     body = await optional_body(request, OpenBody)
     view = await request.app[keys.BREAKOUTS].open(workshop_id, plan_id, body.duration_s, actor)
+    if body.record:
+        await _record_rooms(request, who, view, actor)
     return json_model(plan_out(view))
+
+
+async def _record_rooms(request: web.Request, who: Principal, view: PlanView, actor: Actor) -> None:
+    """Start a recording in each room of an opened plan. The breakouts are open by now: a room that cannot be
+    recorded (already recorded, disk full) is logged and skipped rather than failing the opening."""
+    from recordings.service import Starter
+
+    workshop = await request.app[keys.STORE].get_workshop(view.workshop_id)
+    starter = Starter(id=who.participant_id, role=actor.role, display_name=actor.display_name)
+    for room in view.rooms:
+        try:
+            await request.app[keys.RECORDINGS].start(room_info(room), workshop["recording_consent"], starter)
+        except ServiceError as exc:
+            log.warning("breakout room %s of plan %s not recorded: %s", room["id"], view.id, exc.message)
 
 
 @API.route(

@@ -123,6 +123,15 @@ async def ready_recording(client: Client, world: World) -> None:
     world.recording, world.track_id = {"id": str(row["id"])}, str(track_id)
 
 
+async def granted_recording(client: Client, world: World) -> None:
+    """The ready recording, granted to the target."""
+    await ready_recording(client, world)
+    resp = await client.post(
+        f"/api/v1/recordings/{world.recording['id']}/grants", json={"participant_id": world.target["id"]}, headers=ADMIN
+    )
+    await _ok(resp, 204)
+
+
 async def composed_recording(client: Client, world: World) -> None:
     """A ready recording with a composed video on disk (its row written directly: no composer runs here)."""
     await ready_recording(client, world)
@@ -452,6 +461,15 @@ SCENARIOS = [
         status=204,
         json=None,  # filled in by `body_of`
         setup=(ready_recording,),
+        target=lambda w: {"recording_id": w.recording["id"], "participant_id": w.target["id"]},
+    ),
+    Scenario(
+        "DELETE",
+        "/api/v1/recordings/{recording_id}/grants/{participant_id}",
+        "recording.revoke",
+        lambda w: f"/api/v1/recordings/{w.recording['id']}/grants/{w.target['id']}",
+        status=204,
+        setup=(granted_recording,),
         target=lambda w: {"recording_id": w.recording["id"], "participant_id": w.target["id"]},
     ),
     Scenario(
