@@ -174,6 +174,7 @@ class AudioSource:
         self.chunks = self._decode()  # (first sample on the timeline, samples), in order
         self._pending: tuple[int, np.ndarray] | None = None
         self.done = False
+        self.gain = 1.0  # the floor under an interpretation channel is quieter (`dub`)
 
     def _decode(self) -> Iterator[tuple[int, np.ndarray]]:
         resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
@@ -212,7 +213,8 @@ class AudioSource:
                 return
             lo, hi = max(at, start), min(at + len(samples), end)
             if hi > lo:
-                out[lo - start : hi - start] += samples[lo - at : hi - at]
+                part = samples[lo - at : hi - at]
+                out[lo - start : hi - start] += part if self.gain == 1.0 else part * self.gain
             if at + len(samples) > end:
                 self._pending = (end, samples[end - at :])
                 return
@@ -612,6 +614,58 @@ def compose(
     return Result(facts.size, facts.sha256, facts.duration_s, width, height, layout=timeline.close(frames / fps))
 
 
+FLOOR_UNDER_CHANNEL = 0.25  # the floor's level under an interpreter, as listeners hear it by default (about 20 %)
+
+
+def dub(
+    picture: Path, floor: list[TrackInput], channel: list[TrackInput], output: Path, *, floor_gain: float
+) -> Result:
+    """One interpretation channel's version of a composed video: the same picture, copied packet for packet (no
+    second encode), with the channel's voice at full level over the floor's audio at `floor_gain`. Cheap: only
+    the audio is decoded and encoded again."""
+    sources = [t for t in floor + channel if t.kind == "audio"]
+    for track in sources:
+        if not track.path.is_file():
+            raise ComposeError(f"{track.label()} is missing")
+    staging = output.with_name(output.name + ".part")
+    try:
+        with av.open(str(picture)) as src, av.open(str(staging), "w", format="webm") as out:
+            vin = src.streams.video[0]
+            duration = float(src.duration) / av.time_base if src.duration else 0.0
+            if duration <= 0:
+                duration = max((t.offset_s + t.duration_s for t in floor), default=0.0)
+            vout = out.add_stream_from_template(vin)
+            astream = out.add_stream("libopus", rate=SAMPLE_RATE)
+            astream.layout = "mono"
+            astream.bit_rate = AUDIO_BITRATE
+            audio = []
+            for track in sources:
+                source = AudioSource(track)
+                if track in floor:
+                    source.gain = floor_gain
+                audio.append(source)
+            mix = Mix(audio, astream, round(duration * SAMPLE_RATE))
+            for packet in src.demux(vin):
+                if packet.dts is None:
+                    continue  # the demuxer's flush packet
+                at = float(packet.pts * vin.time_base) if packet.pts is not None and vin.time_base else 0.0
+                packet.stream = vout
+                out.mux(packet)
+                mix.until(at, out)
+            mix.until(duration, out, last=True)
+            for packet in astream.encode(None):
+                out.mux(packet)
+            width, height = vin.codec_context.width, vin.codec_context.height
+        os.replace(staging, output)
+    except av.FFmpegError as exc:
+        raise ComposeError(f"could not write the {output.name} version: {exc}") from exc
+    finally:
+        if staging.exists():
+            staging.unlink()
+    facts = file_facts(output)
+    return Result(facts.size, facts.sha256, facts.duration_s, width, height)
+
+
 def _emit(message: dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(message) + "\n")
     sys.stdout.flush()
@@ -647,6 +701,17 @@ def main(argv: list[str] | None = None) -> int:
             fps=int(job.get("fps", 15)),
             progress=_reporter(os.getppid()),
         )
+        variants = []
+        for variant in job.get("variants", []):  # one per interpretation channel (docs/interpretation.md)
+            channel = [TrackInput.from_json(t) for t in variant["tracks"]]
+            made = dub(
+                Path(job["output"]),
+                tracks,
+                channel,
+                Path(variant["output"]),
+                floor_gain=float(job.get("floor_gain", FLOOR_UNDER_CHANNEL)),
+            )
+            variants.append({"language": str(variant["language"]), **made.as_json()})
     except ComposeError as exc:
         _emit({"error": str(exc)})
         return 1
@@ -656,7 +721,7 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         _emit({"error": f"could not read or write a file: {exc.strerror or exc}"})
         return 1
-    _emit({"done": result.as_json()})
+    _emit({"done": {**result.as_json(), "variants": variants}})
     return 0
 
 

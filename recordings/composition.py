@@ -41,6 +41,8 @@ from signaling.errors import Conflict
 log = logging.getLogger(__name__)
 
 COMPOSED_KEY = "{recording_id}/composed.{format}"
+# The version of one interpretation channel (docs/interpretation.md).
+CHANNEL_KEY = "{recording_id}/composed.{language}.{format}"
 STDERR_TAIL = 20
 # The last line carries the layout timeline: a segment per change of layout, a few thousand in a long session.
 STDOUT_LINE_LIMIT = 64 << 20
@@ -52,12 +54,14 @@ FROM recording_compositions WHERE recording_id = $1
 """
 STATE_COUNTS = "SELECT state, count(*) AS n FROM recording_compositions GROUP BY state"
 COMPOSED_FILES = """
-SELECT id, recording_id, format, codec, file_key, bytes, sha256, duration_s, width, height, created_at
-FROM recording_composed_files WHERE recording_id = $1 AND file_key IS NOT NULL ORDER BY format
+SELECT id, recording_id, format, codec, file_key, bytes, sha256, duration_s, width, height, created_at,
+       nullif(language, '') AS language
+FROM recording_composed_files WHERE recording_id = $1 AND file_key IS NOT NULL ORDER BY format, language
 """
 COMPOSED_FILE = """
-SELECT id, recording_id, format, codec, file_key, bytes, sha256, duration_s, width, height, created_at
-FROM recording_composed_files WHERE recording_id = $1 AND format = $2 AND file_key IS NOT NULL
+SELECT id, recording_id, format, codec, file_key, bytes, sha256, duration_s, width, height, created_at,
+       nullif(language, '') AS language
+FROM recording_composed_files WHERE recording_id = $1 AND format = $2 AND language = $3 AND file_key IS NOT NULL
 """
 RECORDING_FOR_UPDATE = "SELECT id, workshop_id, state FROM recordings WHERE id = $1 FOR UPDATE"
 HAS_TRACK_FILES = "SELECT EXISTS (SELECT 1 FROM recording_tracks WHERE recording_id = $1 AND file_key IS NOT NULL)"
@@ -107,9 +111,10 @@ WHERE recording_id = $1 AND state = 'running'
 RETURNING attempts
 """
 UPSERT_FILE = """
-INSERT INTO recording_composed_files (recording_id, format, codec, file_key, bytes, sha256, duration_s, width, height)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-ON CONFLICT (recording_id, format) DO UPDATE SET id = gen_random_uuid(), codec = EXCLUDED.codec,
+INSERT INTO recording_composed_files
+    (recording_id, format, codec, file_key, bytes, sha256, duration_s, width, height, language)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+ON CONFLICT (recording_id, format, language) DO UPDATE SET id = gen_random_uuid(), codec = EXCLUDED.codec,
     file_key = EXCLUDED.file_key, bytes = EXCLUDED.bytes, sha256 = EXCLUDED.sha256, duration_s = EXCLUDED.duration_s,
     width = EXCLUDED.width, height = EXCLUDED.height, created_at = now()
 """
@@ -118,8 +123,16 @@ SELECT t.id, t.participant_id, t.kind, t.codec, t.file_key, t.offset_s, t.durati
 FROM recording_tracks t JOIN participants p ON p.id = t.participant_id
 WHERE t.recording_id = $1 AND t.file_key IS NOT NULL AND t.state IN ('complete', 'partial')
   AND coalesce(t.bytes, 0) > 0  -- a track that never got its first keyframe has no file
-  AND t.language IS NULL  -- the floor: interpreters' tracks stay tracks (docs/interpretation.md)
+  AND t.language IS NULL  -- the floor; each interpretation channel gets a version of its own (CHANNEL_TRACKS)
 ORDER BY t.offset_s, t.id
+"""
+CHANNEL_TRACKS = """
+SELECT t.id, t.participant_id, t.kind, t.codec, t.file_key, t.offset_s, t.duration_s, t.source, p.display_name,
+       t.language
+FROM recording_tracks t JOIN participants p ON p.id = t.participant_id
+WHERE t.recording_id = $1 AND t.file_key IS NOT NULL AND t.state IN ('complete', 'partial')
+  AND coalesce(t.bytes, 0) > 0 AND t.kind = 'audio' AND t.language IS NOT NULL
+ORDER BY t.language, t.offset_s, t.id
 """
 
 
@@ -145,8 +158,9 @@ class CompositionStore:
     async def files(self, recording_id: uuid.UUID) -> list[asyncpg.Record]:
         return list(await self.pool.fetch(COMPOSED_FILES, recording_id))
 
-    async def file(self, recording_id: uuid.UUID, fmt: str) -> asyncpg.Record | None:
-        return await self.pool.fetchrow(COMPOSED_FILE, recording_id, fmt)
+    async def file(self, recording_id: uuid.UUID, fmt: str, language: str | None = None) -> asyncpg.Record | None:
+        """The composed file of a format: the floor's, or one interpretation channel's version."""
+        return await self.pool.fetchrow(COMPOSED_FILE, recording_id, fmt, language or "")
 
     async def requeue(self, recording_id: uuid.UUID, *, change: Change) -> None:
         """Compose again from scratch (after `failed`, or to remake a ready one); refused while one runs."""
@@ -193,6 +207,13 @@ class CompositionStore:
     async def manifest_tracks(self, recording_id: uuid.UUID) -> list[asyncpg.Record]:
         return list(await self.pool.fetch(MANIFEST_TRACKS, recording_id))
 
+    async def channel_tracks(self, recording_id: uuid.UUID) -> dict[str, list[asyncpg.Record]]:
+        """The interpreters' audio tracks by channel: each channel gets its own version of the composed video."""
+        channels: dict[str, list[asyncpg.Record]] = {}
+        for row in await self.pool.fetch(CHANNEL_TRACKS, recording_id):
+            channels.setdefault(row["language"], []).append(row)
+        return channels
+
     async def fail(self, recording_id: uuid.UUID, reason: str) -> None:
         async with self._tx() as conn:
             row = await conn.fetchrow(RECORDING_FOR_UPDATE, recording_id)
@@ -206,8 +227,16 @@ class CompositionStore:
         if attempts is not None:
             await self.audit.write(conn, _outcome(workshop_id, recording_id, "failed", attempts, {"error": reason}))
 
-    async def ready(self, recording_id: uuid.UUID, facts: Mapping[str, Any], *, file_key: str) -> bool:
-        """Record the composed file and the outcome; False (and nothing recorded) if the recording went meanwhile."""
+    async def ready(
+        self,
+        recording_id: uuid.UUID,
+        facts: Mapping[str, Any],
+        *,
+        file_key: str,
+        channels: Mapping[str, tuple[str, Mapping[str, Any]]] | None = None,
+    ) -> bool:
+        """Record the composed file (and each interpretation channel's version: language -> (file key, facts)) and
+        the outcome; False (and nothing recorded) if the recording went meanwhile."""
         async with self._tx() as conn:
             row = await conn.fetchrow(RECORDING_FOR_UPDATE, recording_id)
             if row is None or row["state"] != "ready":
@@ -225,11 +254,28 @@ class CompositionStore:
                 float(facts["duration_s"]),
                 int(facts["width"]),
                 int(facts["height"]),
+                "",
             )
+            for language, (key, made) in (channels or {}).items():
+                await conn.execute(
+                    UPSERT_FILE,
+                    recording_id,
+                    facts["format"],
+                    made["codec"],
+                    key,
+                    int(made["bytes"]),
+                    str(made["sha256"]),
+                    float(made["duration_s"]),
+                    int(made["width"]),
+                    int(made["height"]),
+                    language,
+                )
             attempts = await conn.fetchval(READY, recording_id, json.dumps(facts.get("layout", [])))
             if attempts is None:  # re-queued meanwhile (a second server took over): leave it to that run
                 return True
             details = {k: str(facts[k]) if k == "duration_s" else facts[k] for k in ("bytes", "sha256", "duration_s")}
+            if channels:
+                details["languages"] = sorted(channels)
             await self.audit.write(conn, _outcome(row["workshop_id"], recording_id, "ready", attempts, details))
         return True
 
@@ -357,24 +403,34 @@ class CompositionSupervisor:
             self.wake()  # a slot is free
             self._tell(run.recording_id, "ended", state=outcome)
 
-    def _manifest(self, recording_id: uuid.UUID, tracks: list[asyncpg.Record], output: Path) -> dict[str, Any]:
+    def _track(self, t: asyncpg.Record) -> dict[str, Any]:
+        return {
+            "id": str(t["id"]),
+            "participant_id": str(t["participant_id"]),
+            "name": t["display_name"],
+            "kind": t["kind"],
+            "source": t["source"],
+            "path": str(self.storage.path(t["file_key"])),
+            "offset_s": float(t["offset_s"]),
+            "duration_s": float(t["duration_s"] or 0.0),
+        }
+
+    def _manifest(
+        self,
+        recording_id: uuid.UUID,
+        tracks: list[asyncpg.Record],
+        output: Path,
+        channels: Mapping[str, tuple[Path, list[asyncpg.Record]]],
+    ) -> dict[str, Any]:
         return {
             "output": str(output),
             "width": self.config.width,
             "height": self.config.height,
             "fps": self.config.fps,
-            "tracks": [
-                {
-                    "id": str(t["id"]),
-                    "participant_id": str(t["participant_id"]),
-                    "name": t["display_name"],
-                    "kind": t["kind"],
-                    "source": t["source"],
-                    "path": str(self.storage.path(t["file_key"])),
-                    "offset_s": float(t["offset_s"]),
-                    "duration_s": float(t["duration_s"] or 0.0),
-                }
-                for t in tracks
+            "tracks": [self._track(t) for t in tracks],
+            "variants": [
+                {"language": language, "output": str(path), "tracks": [self._track(t) for t in rows]}
+                for language, (path, rows) in channels.items()
             ],
         }
 
@@ -387,7 +443,18 @@ class CompositionSupervisor:
             return "failed"
         key = COMPOSED_KEY.format(recording_id=recording_id, format="webm")
         output = self.storage.path(key)
-        manifest = self._manifest(recording_id, tracks, output)
+        channel_tracks = await self.store.channel_tracks(recording_id)
+        channel_keys = {
+            language: CHANNEL_KEY.format(recording_id=recording_id, language=language, format="webm")
+            for language in channel_tracks
+        }
+        channel_paths = {language: self.storage.path(k) for language, k in channel_keys.items()}
+        manifest = self._manifest(
+            recording_id,
+            tracks,
+            output,
+            {language: (channel_paths[language], rows) for language, rows in channel_tracks.items()},
+        )
         duration = max(float(t["offset_s"]) + float(t["duration_s"] or 0.0) for t in tracks)
         limit = self.config.limit_for(duration)
         process = await asyncio.create_subprocess_exec(
@@ -448,8 +515,9 @@ class CompositionSupervisor:
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
         code = process.returncode
-        with contextlib.suppress(FileNotFoundError):  # what a killed composer was writing (a whole one was renamed)
-            output.with_name(output.name + ".part").unlink()
+        for written in (output, *channel_paths.values()):
+            with contextlib.suppress(FileNotFoundError):  # what a killed composer was writing (whole ones are renamed)
+                written.with_name(written.name + ".part").unlink()
         if run.stopping:
             await self.store.requeue_run(recording_id, uncount=True)
             return "queued"
@@ -460,10 +528,13 @@ class CompositionSupervisor:
             await self.store.fail(recording_id, f"the composer took longer than its limit of {limit:g} s")
             return "failed"
         if code == 0 and done is not None and output.is_file():
-            if await self.store.ready(recording_id, {**done, "format": "webm"}, file_key=key):
+            made = {v["language"]: v for v in done.get("variants", []) if v.get("language") in channel_keys}
+            channels = {language: (channel_keys[language], facts) for language, facts in made.items()}
+            if await self.store.ready(recording_id, {**done, "format": "webm"}, file_key=key, channels=channels):
                 return "ready"
-            with contextlib.suppress(FileNotFoundError):
-                output.unlink()  # the recording was deleted meanwhile
+            for written in (output, *channel_paths.values()):
+                with contextlib.suppress(FileNotFoundError):
+                    written.unlink()  # the recording was deleted meanwhile
             return "failed"
         if code is not None and code < 0 and error is None:
             name = _signal_name(-code)

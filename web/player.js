@@ -11,8 +11,9 @@
 
 import { Api, ApiError } from "./api.js";
 import { $, clear, h, jwtClaims } from "./dom.js";
+import { languageName, storeChoice, storedChoice } from "./interpretation.js";
 import { formatBytes, roomLabel } from "./recordings.js";
-import { applyStrings, formatDateTime, formatDuration, mountLanguageSwitches, onLanguageChange, t } from "./strings.js";
+import { applyStrings, currentLocale, formatDateTime, formatDuration, mountLanguageSwitches, onLanguageChange, t } from "./strings.js";
 
 const ADMIN_TOKEN_KEY = "roundtable.admin_token";
 const POLL_MS = 3000;
@@ -32,6 +33,7 @@ const state = {
   videoUrl: null,
   renewing: false,
   nonePolls: 0,
+  language: undefined, // the interpretation channel heard: null the original; undefined until the workshop is known
 };
 
 async function main() {
@@ -98,9 +100,16 @@ function composition() {
   return (state.recording && state.recording.composition) || { state: "none", progress: 0, error: null, files: [] };
 }
 
-/** The file the <video> plays: WebM where the browser takes it, else the first it can play. */
+/** The interpretation channels the composed video has a version for (docs/interpretation.md). */
+function channels() {
+  return [...new Set((composition().files || []).map((f) => f.language).filter(Boolean))].sort();
+}
+
+/** The file the <video> plays: the chosen channel's version (else the original), WebM where the browser takes it. */
 function playable() {
-  const files = composition().files || [];
+  const all = composition().files || [];
+  const language = state.language && channels().includes(state.language) ? state.language : null;
+  const files = all.filter((f) => (f.language || null) === language);
   const probe = document.createElement("video");
   const type = (f) => (f.format === "mp4" ? "video/mp4" : "video/webm");
   return files.find((f) => f.format === "webm" && probe.canPlayType(type(f))) || files.find((f) => probe.canPlayType(type(f))) || null;
@@ -182,6 +191,7 @@ function render() {
 }
 
 function renderVideo() {
+  renderLanguages(); // first: the remembered channel decides which file plays
   const rec = state.recording;
   const comp = composition();
   const video = $("#player-video");
@@ -254,12 +264,54 @@ function link(url, text, label) {
   return url ? h("a", { href: url, download: "", "aria-label": label, class: "download" }, text) : h("span", { class: "hint" }, t("player_file_gone"));
 }
 
+/** "Language you hear": the original or a channel's version, remembered like the room's choice. */
+function renderLanguages() {
+  const langs = channels();
+  let field = $("#player-language-field");
+  if (!langs.length || composition().state !== "ready") {
+    if (field) field.hidden = true;
+    return;
+  }
+  if (state.language === undefined) state.language = state.workshop ? storedChoice(state.workshop.id) ?? null : null;
+  if (!field) {
+    const select = h("select", { id: "player-language", onchange: () => chooseLanguage(select.value || null) });
+    field = h("p", { id: "player-language-field", class: "player-language" }, h("label", { for: "player-language" }, t("player_language")), " ", select);
+    $("#player-video").after(field);
+  }
+  field.hidden = false;
+  const select = $("#player-language");
+  const locale = currentLocale();
+  clear(
+    select,
+    h("option", { value: "" }, t("player_language_original")),
+    langs.map((code) => h("option", { value: code }, languageName(code, locale))),
+  );
+  select.value = state.language && langs.includes(state.language) ? state.language : "";
+}
+
+function chooseLanguage(language) {
+  state.language = language;
+  if (state.workshop) storeChoice(state.workshop.id, language);
+  const file = playable();
+  const video = $("#player-video");
+  if (!file || file.download_url === state.videoUrl) return;
+  const at = video.currentTime;
+  const wasPlaying = !video.paused;
+  state.videoUrl = file.download_url;
+  video.src = file.download_url;
+  video.currentTime = at; // the same picture: the same moment, in the other language
+  if (wasPlaying) video.play().catch(() => {});
+}
+
 function renderFiles() {
   const rec = state.recording;
   const comp = composition();
   const rows = [];
   for (const f of comp.files || []) {
-    const what = t("player_composed_file", { format: String(f.format).toUpperCase() });
+    const format = String(f.format).toUpperCase();
+    const what = f.language
+      ? t("player_composed_file_language", { format, language: languageName(f.language, currentLocale()) })
+      : t("player_composed_file", { format });
     rows.push(
       h(
         "tr",

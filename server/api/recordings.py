@@ -63,6 +63,11 @@ class ComposedFile(BaseModel):
     duration_s: float
     width: int
     height: int
+    language: str | None = Field(
+        None,
+        description="null: the floor, as spoken; a language: that interpretation channel's version (the same "
+        "picture, the interpreter over the floor at about a quarter of its level).",
+    )
     download_url: str = Field(description="Short-lived signed URL (ten minutes): plays and seeks in a <video> element.")
 
 
@@ -183,7 +188,8 @@ async def _present(request: web.Request, row: Any, who: Principal, *, detail: bo
     if row["state"] != "deleted":
         for composed in await compositions.files(row["id"]):
             sig = _sign(secret, row["id"], composed["id"], exp, by)
-            link = f"{base}{PREFIX}/recordings/{row['id']}/composed.{composed['format']}?exp={exp}&by={by}&sig={sig}"
+            name = f"languages/{composed['language']}/composed" if composed["language"] else "composed"
+            link = f"{base}{PREFIX}/recordings/{row['id']}/{name}.{composed['format']}?exp={exp}&by={by}&sig={sig}"
             out.composition.files.append(ComposedFile.model_validate({**dict(composed), "download_url": link}))
     for track in await store.tracks(row["id"]):
         url = None
@@ -426,18 +432,46 @@ async def track_file(request: web.Request) -> web.StreamResponse:
     tags=("recordings",),
 )
 async def composed_file(request: web.Request) -> web.StreamResponse:
+    return await _serve_composed(request, None)
+
+
+_LANGUAGE = re.compile(r"[a-z]{2,3}")
+
+
+@API.route(
+    "GET",
+    f"{PREFIX}/recordings/{{recording_id}}/languages/{{language}}/composed.webm",
+    summary="One interpretation channel's version of the composed video (docs/interpretation.md): the same picture, "
+    "the interpreter over the floor; as composed.webm otherwise.",
+    authenticated=False,
+    binary_response="video/webm",
+    errors=(401, 403, 404),
+    tags=("recordings",),
+)
+async def composed_channel_file(request: web.Request) -> web.StreamResponse:
+    language = request.match_info["language"]
+    if not _LANGUAGE.fullmatch(language):
+        raise NotFound("no such language")
+    return await _serve_composed(request, language)
+
+
+async def _serve_composed(request: web.Request, language: str | None) -> web.StreamResponse:
     recording_id = path_uuid(request, "recording_id")
     compositions = request.app[keys.COMPOSITIONS]
 
     async def lookup() -> tuple[uuid.UUID, ServedFile]:
-        composed = await compositions.file(recording_id, "webm")
+        composed = await compositions.file(recording_id, "webm", language)
         if composed is None:
-            raise NotFound("the recording has no composed video (yet)")
+            what = f"a {language} version of its composed video" if language else "a composed video"
+            raise NotFound(f"the recording has no {what} (yet)")
+        target: dict[str, Any] = {"composed_file_id": composed["id"], "format": "webm"}
+        if language:
+            target["language"] = language
         return composed["id"], ServedFile(
             file_key=composed["file_key"],
-            target={"composed_file_id": composed["id"], "format": "webm"},
+            target=target,
             content_type="video/webm",
-            filename=f"{recording_id}.webm",
+            filename=f"{recording_id}.{language}.webm" if language else f"{recording_id}.webm",
         )
 
     return await _serve_download(request, recording_id, lookup)

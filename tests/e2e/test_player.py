@@ -5,6 +5,7 @@ signed URL: time advances, the picture is not black, a seek takes (by Range), a 
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -159,4 +160,57 @@ async def test_player_plays_the_composed_video_and_seeks_by_range(
     assert await page.locator("#player-video").get_attribute("src") is None
     resp = await client.get("/api/v1/me/recordings", headers=bearer(ana["join_token"]))
     assert (await resp.json())["items"] == []
+    assert browser.page_errors == []
+
+
+async def test_player_plays_an_interpretation_channels_version_from_the_same_moment_and_remembers_it(
+    live_server: LiveServer, browser: BrowserSession, peers: list[RecordedPeer]
+) -> None:
+    """The composer's per-language version is tested for real in tests/sfu/test_interpretation.py; here a copy of
+    the composed file stands in for it, registered as the `ru` version, so that the page's choice can be seen."""
+    client = live_server.client
+    rec, ana = await recorded_and_composed(client, peers)
+    storage = client.app[keys.STORAGE]
+    pool = client.app[keys.POOL]
+    row = await pool.fetchrow("SELECT * FROM recording_composed_files WHERE recording_id = $1", uuid.UUID(rec["id"]))
+    key = f"{rec['id']}/composed.ru.webm"
+    storage.path(key).write_bytes(storage.path(row["file_key"]).read_bytes())
+    await pool.execute(
+        "INSERT INTO recording_composed_files (recording_id, format, codec, file_key, bytes, sha256, duration_s, "
+        "width, height, language) VALUES ($1, 'webm', $2, $3, $4, $5, $6, $7, $8, 'ru')",
+        row["recording_id"], row["codec"], key, row["bytes"], row["sha256"], row["duration_s"], row["width"],
+        row["height"],
+    )  # fmt: skip
+
+    page = await browser.new_page("ana")
+    await page.goto(f"{live_server.base_url}/recordings/{rec['id']}#{ana['join_token']}")
+    video = page.locator("#player-video")
+    await expect(video).to_be_visible()
+    assert f"/recordings/{rec['id']}/composed.webm?" in (await video.get_attribute("src") or "")
+    await expect(page.locator("#file-table .composed-file")).to_have_count(2)
+    await expect(page.locator("#file-table")).to_contain_text("Composed video WEBM (Russian)")
+    picker = page.get_by_label("Language you hear")
+    await expect(picker).to_have_value("")
+    await page.evaluate("() => document.querySelector('#player-video').play()")
+    await page.wait_for_function(
+        "() => document.querySelector('#player-video').currentTime > 1.0", timeout=MEDIA_TIMEOUT_MS, polling=100
+    )
+    before = await _current_time(page)
+    await picker.select_option("ru")
+    await expect(video).to_have_attribute(
+        "src", re.compile(rf"/recordings/{rec['id']}/languages/ru/composed\.webm\?.*sig=")
+    )
+    await page.wait_for_function(
+        "(at) => { const v = document.querySelector('#player-video'); return v.currentTime >= at && !v.paused; }",
+        arg=before,
+        timeout=MEDIA_TIMEOUT_MS,
+        polling=100,
+    )
+    await page.wait_for_function(_SHOWS_RED, timeout=MEDIA_TIMEOUT_MS, polling=250)
+    # Remembered, as the room remembers the channel: the next visit starts in Russian.
+    await page.reload()
+    await expect(page.get_by_label("Language you hear")).to_have_value("ru")
+    assert "/languages/ru/composed.webm?" in (await page.locator("#player-video").get_attribute("src") or "")
+    log = await (await client.get(f"/api/v1/recordings/{rec['id']}/downloads", headers=ADMIN)).json()
+    assert any(d["via"] == "signed_url" and d["status"] in (200, 206) for d in log["items"]), log["items"]
     assert browser.page_errors == []

@@ -294,13 +294,25 @@ async def test_a_recording_keeps_the_floor_and_the_ru_channel_as_separate_tracks
     finally:
         await composer.close()
     resp = await sfu_room.client.get(f"/api/v1/recordings/{recording['id']}", headers=ADMIN)
-    (composed,) = (await resp.json())["composition"]["files"]
-    path = Path(sfu_room.client.app[keys.STORAGE].root) / "check-composed.webm"
-    path.write_bytes(await download(sfu_room, composed["download_url"]))
-    samples = decode_audio(path)
-    path.unlink()
-    floor, ru = tone_strength(samples, FLOOR_HZ), tone_strength(samples, RU_HZ)
-    assert floor > 20 * ru, (floor, ru)
+    files = {f["language"]: f for f in (await resp.json())["composition"]["files"]}
+    assert set(files) == {None, "ru"}, files
+    assert f"/recordings/{recording['id']}/languages/ru/composed.webm?" in files["ru"]["download_url"]
+    strengths = {}
+    for language, composed in files.items():
+        path = Path(sfu_room.client.app[keys.STORAGE].root) / f"check-composed-{language}.webm"
+        data = await download(sfu_room, composed["download_url"])
+        assert len(data) == composed["bytes"]
+        path.write_bytes(data)
+        with av.open(str(path)) as container:  # the same picture in both
+            assert container.streams.video[0].codec_context.width == composed["width"]
+        samples = decode_audio(path)
+        path.unlink()
+        strengths[language] = (tone_strength(samples, FLOOR_HZ), tone_strength(samples, RU_HZ))
+    # The floor's version carries the floor alone; the ru version the interpreter, with the floor well under it.
+    floor, ru = strengths[None]
+    assert floor > 20 * ru, strengths
+    floor, ru = strengths["ru"]
+    assert ru > 2 * floor > 0, strengths
 
 
 async def test_an_interpreter_assigned_to_a_breakout_room_gives_that_room_interpretation(sfu_room: Room) -> None:

@@ -733,4 +733,7 @@ export default {
   rec_plan_opened: "Breakouts “{name}” are open.",
   rec_mine: "Recordings you can watch",
   mod_record_all: "Record every room",
+  player_language: "Language you hear",
+  player_language_original: "Original",
+  player_composed_file_language: "Composed video {format} ({language})",
 };

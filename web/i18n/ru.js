@@ -732,4 +732,7 @@ export default {
   rec_plan_opened: "Группы «{name}» открыты.",
   rec_mine: "Записи, которые вы можете посмотреть",
   mod_record_all: "Записывать все комнаты",
+  player_language: "Язык звука",
+  player_language_original: "Оригинал",
+  player_composed_file_language: "Сведённое видео {format} ({language})",
 };
