@@ -61,12 +61,14 @@ ON CONFLICT (participant_id) DO UPDATE SET workshop_id = EXCLUDED.workshop_id, t
 EXPIRES = (
     "COALESCE(g.expires_at, (SELECT n.seen_at FROM nodes n WHERE n.id = g.node_id) + make_interval(secs => g.grace_s))"
 )
-# Taken once: the DELETE is the read, so two nodes racing for the same grant cannot both resume it.
+# Taken once: the DELETE is the read, so two nodes racing for the same grant cannot both resume it. When its node
+# was last alive, never before the visit began (a heartbeat may lag the visit's start by one interval).
 TAKE = f"""
 DELETE FROM resume_grants g WHERE g.participant_id = $1 AND g.token_sha256 = $2 AND {EXPIRES} > now()
 RETURNING g.participant_id, g.workshop_id, g.token_sha256, g.room_id, g.state::text AS state, g.visit_id,
     g.detached_at, g.node_id, {EXPIRES} AS expires_at,
-    (SELECT n.alive_at FROM nodes n WHERE n.id = g.node_id) AS node_alive_at
+    GREATEST((SELECT n.alive_at FROM nodes n WHERE n.id = g.node_id),
+        (SELECT v.started_at FROM visits v WHERE v.id::text = g.visit_id)) AS node_alive_at
 """
 DISCARD = "DELETE FROM resume_grants WHERE participant_id = ANY($1::uuid[]) AND node_id = $2"
 # The grants of other nodes that nobody took in time, once their node is gone too (not seen for $2 s: a live node
