@@ -28,6 +28,7 @@ class GrantWriter:
         # Other nodes' grants expire after the grace period: looking a few times per period is soon enough.
         self.sweep_every_s = sweep_every_s if sweep_every_s is not None else min(5.0, max(0.25, grace_s / 4))
         self._dirty: dict[str, ResumeGrant | None] = {}  # None: discard
+        self._writing: dict[str, ResumeGrant | None] = {}  # the batch being written
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -55,6 +56,14 @@ class GrantWriter:
     def pending(self) -> int:
         return len(self._dirty)
 
+    def discarding(self, participant_id: str) -> bool:
+        """The participant's place was given up here (left, timed out) and the store may not know it yet: its
+        grant must not be taken meanwhile."""
+        for changes in (self._dirty, self._writing):
+            if participant_id in changes:
+                return changes[participant_id] is None
+        return False
+
     def start(self) -> None:
         if self._task is None and self.grace_s > 0 and not self._closed:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="resume-grants")
@@ -81,6 +90,7 @@ class GrantWriter:
             if not self._dirty:
                 continue
             batch, self._dirty = self._dirty, {}
+            self._writing = batch
             try:
                 await self._write(batch)
                 delay = 0.5
@@ -89,6 +99,8 @@ class GrantWriter:
                 self._dirty = {**batch, **self._dirty}
                 await asyncio.sleep(delay)  # back-off while the database is away
                 delay = min(delay * 2, MAX_RETRY_DELAY_S)
+            finally:
+                self._writing = {}
 
     async def _write(self, batch: dict[str, ResumeGrant | None]) -> None:
         grants = [g for g in batch.values() if g is not None]

@@ -70,7 +70,23 @@ RETURNING g.participant_id, g.workshop_id, g.token_sha256, g.room_id, g.state::t
     GREATEST((SELECT n.alive_at FROM nodes n WHERE n.id = g.node_id),
         (SELECT v.started_at FROM visits v WHERE v.id::text = g.visit_id)) AS node_alive_at
 """
-DISCARD = "DELETE FROM resume_grants WHERE participant_id = ANY($1::uuid[]) AND node_id = $2"
+# The participant left this node. A grant of another node that was still there (they joined here without the token,
+# and left before the new grant was written) is given up the same way as in PUT.
+DISCARD = """
+WITH gone AS (
+    DELETE FROM resume_grants g WHERE g.participant_id = $1
+    RETURNING g.visit_id, g.node_id, g.detached_at, (SELECT n.alive_at FROM nodes n WHERE n.id = g.node_id) AS alive_at
+), closed AS (
+    UPDATE visits v SET ended_at = GREATEST(v.started_at, COALESCE(v.dropped_at, gone.detached_at, gone.alive_at,
+            v.started_at)),
+        ended_how = 'replaced', dropped_at = NULL
+    FROM gone WHERE gone.node_id <> $2 AND v.id::text = gone.visit_id AND v.ended_at IS NULL
+    RETURNING v.id, v.workshop_id, v.participant_id, v.room_id, v.ended_at
+)
+INSERT INTO attendance_events (workshop_id, room_id, participant_id, event, at, reason, visit_id)
+SELECT c.workshop_id, c.room_id, c.participant_id, 'leave', c.ended_at, 'replaced', c.id
+FROM closed c JOIN participants p ON p.id = c.participant_id AND p.workshop_id = c.workshop_id
+"""
 # The grants of other nodes that nobody took in time, once their node is gone too (not seen for $2 s: a live node
 # expires its own members itself): each visit such a grant kept open ends at its drop ("expired"), or, for a member
 # who was connected when its node died, when that node was last alive ("crash"). Two nodes sweeping at once cannot
@@ -145,7 +161,8 @@ class ResumeStore(Protocol):
         ...
 
     async def discard(self, participant_id: str) -> None:
-        """Forget the participant's grant written by this node (it left, timed out or was removed)."""
+        """Forget the participant's grant (it left this node, timed out or was removed); one that another node left
+        is given up ("replaced")."""
         ...
 
     async def purge_expired(self) -> int:
@@ -255,7 +272,8 @@ class PgResumeStore:
             pid = uuid.UUID(participant_id)
         except ValueError:
             return
-        await self.pool.execute(DISCARD, [pid], self.node_id)
+        await self.written_first()
+        await self.pool.execute(DISCARD, pid, self.node_id)
 
     async def purge_expired(self) -> int:
         row = await self.pool.fetchrow(PURGE, self.node_id, self.dead_after_s)

@@ -447,7 +447,14 @@ class SignalingService:
                     self._resume(existing, identity, outbox, version, hello, history=missed)
                     existing.connection_id = connection_id
                     return existing, True
-            if existing is None and hello.resume and not claimed and not self._closed and self.grants.enabled:
+            if (
+                existing is None
+                and hello.resume
+                and not claimed
+                and not self._closed
+                and self.grants.enabled
+                and not self.grants.discarding(pid)  # given up here: a grant still in the store is stale
+            ):
                 grant = await self._take_grant(pid, hello.resume, claimed)
                 if grant is not None:
                     taken.append(grant)

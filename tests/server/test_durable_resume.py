@@ -230,7 +230,7 @@ async def visits(db: asyncpg.Connection, pid: str) -> list[tuple[str, str | None
 
 async def events(db: asyncpg.Connection, pid: str) -> list[tuple[str, str]]:
     rows = await db.fetch(
-        "SELECT event, reason FROM attendance_events WHERE participant_id = $1 ORDER BY id", uuid.UUID(pid)
+        "SELECT event, reason FROM attendance_events WHERE participant_id = $1 ORDER BY at, id", uuid.UUID(pid)
     )
     return [(r["event"], r["reason"]) for r in rows]
 
@@ -372,7 +372,7 @@ async def test_after_a_sigkill_those_back_in_time_resume_and_the_others_visits_e
 
 @pytest.mark.slow
 @pytest.mark.timeout(120)
-async def test_two_hellos_racing_for_one_grant_after_a_restart_resume_it_once_and_refuse_the_other(
+async def test_after_a_restart_racing_hellos_resume_a_place_once_and_a_join_without_the_token_ends_the_kept_visit(
     database_url: str, tmp_path: Path, procs: list[Proc]
 ) -> None:
     port = free_port()
@@ -383,9 +383,11 @@ async def test_two_hellos_racing_for_one_grant_after_a_restart_resume_it_once_an
         async with aiohttp.ClientSession() as http:
             _, people = await workshop_with_people(http, server.url)
             ana = await connect(http, server.url, people["Ana"]["join_token"])
+            ben = await connect(http, server.url, people["Ben"]["join_token"])
             token = ana.welcome["resume"]
             assert await server.signal(signal.SIGTERM) == 0
             await ana.close()
+            await ben.close()
             server = await Proc.start(database_url, tmp_path / "var", port)
             procs.append(server)
 
@@ -413,8 +415,18 @@ async def test_two_hellos_racing_for_one_grant_after_a_restart_resume_it_once_an
             await lock.rollback()
             welcome = await winner.wait_for("welcome", WAIT_S)
             assert welcome["resumed"] is True
+
+            # Ben comes back without his token (a new tab): a new visit, and the one his place kept ends at the drain.
+            fresh = await connect(http, server.url, people["Ben"]["join_token"])
+            assert fresh.welcome["resumed"] is False
+            await fresh.send({"type": "leave"})
+            assert await fresh.wait_closed(WAIT_S) == 1000
             for sc in racers:
                 await sc.close()
         assert await server.signal(signal.SIGINT) == 0
+        assert await visits(db, people["Ben"]["id"]) == [("Plenary", "replaced"), ("Plenary", "left")]
+        assert (await events(db, people["Ben"]["id"]))[-3:] == [
+            ("leave", "replaced"), ("join", "joined"), ("leave", "left"),
+        ]  # fmt: skip
     finally:
         await db.close()
