@@ -574,7 +574,7 @@ class SignalingService:
         member.outbox = outbox
         member.resume_secret = secrets.token_urlsafe(24)
         self._to_others(room, member, lambda _p: PeerResumed(peer_id=member.id))
-        outbox.send(self._welcome(member, room, version, hello, history=history, resumed=True))
+        outbox.send(self._welcome(member, room, version, hello, history=history, resumed=True, media_kept=True))
         self.grants.put(self._grant(member))  # the new token
 
     def _resume_granted(
@@ -659,6 +659,7 @@ class SignalingService:
         *,
         history: list[ChatMessage],
         resumed: bool,
+        media_kept: bool = False,
     ) -> str:
         """`welcome`, encoded. The roster is most of it: it is spliced in from the members' cached entries
         (signaling.rooms.Member.peer_json) instead of being built and serialized per joiner."""
@@ -671,6 +672,7 @@ class SignalingService:
                 ice_servers=self.config.ice_servers(member.id),
                 resume=self._resume_token(member),
                 resumed=resumed,
+                media_kept=media_kept,
                 limits=self.config.limits(),
                 chat=history,
                 breakout=self.breakout_status(member.workshop_id),

@@ -572,8 +572,9 @@ function onWelcome(msg) {
   sfu.setIceServers(mesh.iceServers);
   state.spotlight = msg.spotlight ?? null;
   const available = msg.sfu_available !== false;
-  if (msg.resumed && isSfu() && state.room.id === msg.room.id && msg.room.media === "sfu" && available && state.sfuAvailable) {
-    // The server kept our SFU handles across the drop, and media never went through the socket: keep them.
+  if (msg.resumed && msg.media_kept && isSfu() && state.room.id === msg.room.id && msg.room.media === "sfu" && available && state.sfuAvailable) {
+    // The server kept our SFU handles across the drop, and media never went through the socket: keep them. After a
+    // restart (media_kept false) they are gone: enterRoom publishes and subscribes again.
     state.room = msg.room;
     state.roster = new Map(msg.peers.map((p) => [p.id, p]));
     sfu.resume(msg.feeds);

@@ -179,6 +179,7 @@ async def test_a_drain_closes_with_1012_keeps_every_place_and_a_new_process_give
     ana2, a2 = await two.hello("ana", resume=a_box.welcome()["resume"])
     welcome = a2.welcome()
     assert welcome["resumed"] is True and welcome["room"]["id"] == "r1"
+    assert welcome["media_kept"] is False, "a new process has none of the old one's SFU handles"
     assert welcome["self"]["state"]["hand"] is True and welcome["self"]["state"]["audio"] is False
     assert [p["id"] for p in welcome["peers"]] == ["ben"]
     # Ben's process never knew Ana: who she is first, then that she is back (his client waits for her offer).
@@ -284,3 +285,19 @@ async def test_a_new_join_while_the_grant_is_kept_starts_a_new_visit_and_replace
     await two.service.grants.flushed()
     grant = store.get("ana")
     assert grant is not None and grant.visit_id == again.visit_id
+
+
+async def test_a_resume_in_the_same_process_keeps_the_media_and_rewrites_the_grant_with_the_new_token(
+    store: InMemoryResumeStore, clock: ManualClock
+) -> None:
+    one = Process(store, clock)
+    ana, box = await one.hello("ana")
+    one.service.detach(ana, box)
+    await one.service.grants.flushed()
+    dropped = store.get("ana")
+    assert dropped is not None and dropped.detached_at is not None
+    again, box2 = await one.hello("ana", resume=box.welcome()["resume"])
+    assert again is ana and box2.welcome()["resumed"] is True and box2.welcome()["media_kept"] is True
+    await one.service.grants.flushed()
+    grant = store.get("ana")
+    assert grant is not None and grant.detached_at is None and grant.token_sha256 != dropped.token_sha256
