@@ -58,6 +58,7 @@ from signaling.commands import LocalRoomCommands
 from signaling.lobby import AdmissionLobby
 from signaling.lobby_store import PgLobbyStore
 from signaling.protocol import RoomInfo
+from signaling.resume_store import PgResumeStore
 from signaling.rooms import room_info
 from signaling.service import HubPorts, SignalingConfig, SignalingService
 from signaling.session import SessionLimits, serve_websocket
@@ -273,12 +274,14 @@ async def _signaling(app: web.Application) -> AsyncIterator[None]:
     metrics = app[METRICS]
     store = PgSignalingStore(app[keys.POOL], on_db_error=metrics.db_error)
     clock = app[keys.CLOCK]
+    node = app[keys.NODE]
     heartbeat = Heartbeat(
         app[keys.POOL],
         settings.server_heartbeat_s,
         clock=clock,
         written_until=store.oldest_pending,
         on_error=metrics.db_error,
+        node_id=node.info.id,
     )
     await store.close_open_visits(await heartbeat.last_alive())  # crash leftovers, before anyone joins
     heartbeat.start()
@@ -308,8 +311,13 @@ async def _signaling(app: web.Application) -> AsyncIterator[None]:
         lobby=lobby,
         audit=PgAuditTrail(app[keys.POOL], app[keys.AUDIT]),
         ports=ports,
+        # Places outlive this process: a restart or a crash is a reconnect within the grace period, not a new join.
+        resume_store=PgResumeStore(
+            app[keys.POOL], node_id=node.info.id, dead_after_s=settings.lease_ttl_s, written_first=store.written
+        ),
+        interpretation=StoreInterpretation(app[keys.STORE]),
     )
-    service.interpretation_port = StoreInterpretation(app[keys.STORE])
+    service.start()  # sweeps the places a previous process left that nobody took in time
     await lobby.start()  # the knocks a previous process left pending, before anyone joins
     app[keys.SIGNALING] = service
     app[SIGNALING_STORE] = store
@@ -408,7 +416,8 @@ def _composition_config(settings: Settings) -> CompositionConfig:
 
 
 async def _close_sessions(app: web.Application) -> None:
-    """on_shutdown: close every WebSocket with 1001 so their handlers end before cleanup."""
+    """on_shutdown: drain (every place written as a resume grant, every WebSocket closed with 1012) so that the
+    handlers end before cleanup."""
     if keys.SIGNALING in app:
         app[keys.SIGNALING].shutdown()
 

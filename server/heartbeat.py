@@ -3,7 +3,9 @@
 A process that dies (SIGKILL, power loss) records no leaves: its members' attendance visits stay open.
 The next start closes each of them at the last heartbeat of the dead process (see
 `PgSignalingStore.close_open_visits`) before it admits anyone. One server owns the database; several
-nodes would need a heartbeat each (a `node` column) so that one start does not close another's visits.
+nodes would need a heartbeat each so that one start does not close another's visits. The node's own row
+(`nodes.alive_at`) is beaten with the same time: a visit that a resume grant of a dead node kept open, and that
+nobody resumed, ends there (signaling/resume_store.py).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ BEAT = """
 INSERT INTO server_heartbeat (id, alive_at) VALUES (true, $1)
 ON CONFLICT (id) DO UPDATE SET alive_at = EXCLUDED.alive_at
 """
+BEAT_NODE = "UPDATE nodes SET alive_at = $2 WHERE id = $1"
 
 
 class Heartbeat:
@@ -38,8 +41,10 @@ class Heartbeat:
         clock: Clock | None = None,
         written_until: Callable[[], datetime | None] = lambda: None,
         on_error: Callable[[str], None] | None = None,
+        node_id: str | None = None,
     ) -> None:
         self.pool = pool
+        self.node_id = node_id
         self.interval_s = interval_s
         self.clock: Clock = clock or SystemClock()
         # The oldest record not yet in the database: a beat never claims more than what is written, so that
@@ -56,7 +61,11 @@ class Heartbeat:
     async def beat(self) -> None:
         at = self.clock.now()
         pending = self.written_until()
-        await self.pool.execute(BEAT, min(at, pending) if pending is not None else at)
+        alive_at = min(at, pending) if pending is not None else at
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(BEAT, alive_at)
+            if self.node_id is not None:
+                await conn.execute(BEAT_NODE, self.node_id, alive_at)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="server-heartbeat")

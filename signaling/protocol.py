@@ -402,6 +402,11 @@ class Welcome(ServerMessage):
     ice_servers: list[IceServer]
     resume: str
     resumed: bool = False
+    media_kept: bool = Field(
+        False,
+        description="A resume in the same server process: its SFU handles were kept, keep the media connections. "
+        "False after a restart (resumed from PostgreSQL): publish and subscribe again.",
+    )
     limits: Limits
     chat: list[ChatMessage] = Field(default_factory=list, description="Recent chat history of the room.")
     breakout: BreakoutStatus | None = Field(None, description="The running breakout plan, if any.")

@@ -1,22 +1,22 @@
-"""Durable resume: a dropped member's place, kept where any node can read it for the grace period.
+"""Durable resume: a member's place, kept where any node can read it, so that it outlives the process.
 
-Today a resume token lives in the memory of the process that issued it (`SignalingService._resume*`): the member
-stays in `members` for `resume_grace_s` after its socket ends, and a `hello` with the token within that time gets
-`resumed: true`. A process that dies or restarts takes every such place with it. A `ResumeGrant` is what a node
-needs to give the place back without that memory: the token's hash (never the token), the room, the media state
-and hand, the attendance visit it was on and when the socket dropped; it expires with the grace period.
+A `ResumeGrant` is what a node needs to give a place back without the memory of the process that issued the resume
+token: the token's hash (never the token), the room, the media state and hand, the attendance visit it is on, and
+when its socket dropped. The signalling service keeps one per member from its `welcome` on (`GrantWriter`, in the
+background), so that a process killed without warning still leaves every place behind; a drop or a drain dates it,
+and the grace period then runs from that write. While the member is connected its grant lasts as long as its node
+is alive, and expires `grace_s` after the node was last seen.
 
-A grant is written when a member goes into its grace period or when its node drains, and taken (read and deleted
-at once, so that only one node can resume it) by the node the member comes back to. `PgResumeStore` is the durable
-engine; `InMemoryResumeStore` the one-process default with the same contract. The service does not use either yet:
-docs/scaling.md says what wiring it takes.
+A grant is taken (read and deleted at once, so that only one node can resume it) by the node the member comes back
+to. `PgResumeStore` is the durable engine; `InMemoryResumeStore` the one-process default with the same contract.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -27,22 +27,90 @@ from signaling.clock import Clock, SystemClock
 from signaling.protocol import PeerState
 from signaling.rooms import Member
 
+log = logging.getLogger(__name__)
+
+# A node's own grant is replaced in place. A grant of another node (a dead or drained process) replaced by one for
+# another visit means its place was given up (a new join without the token): that visit ends as it ended there (at
+# its drop, or when that node was last alive), "replaced", with its leave in the event log.
 PUT = """
+WITH old AS (
+    SELECT g.visit_id, g.detached_at, (SELECT n.alive_at FROM nodes n WHERE n.id = g.node_id) AS alive_at
+    FROM resume_grants g WHERE g.participant_id = $1 AND g.node_id <> $8 AND g.visit_id <> $6
+), closed AS (
+    UPDATE visits v SET ended_at = GREATEST(v.started_at, COALESCE(v.dropped_at, old.detached_at, old.alive_at,
+            v.started_at)),
+        ended_how = 'replaced', dropped_at = NULL
+    FROM old WHERE v.id::text = old.visit_id AND v.ended_at IS NULL
+    RETURNING v.id, v.workshop_id, v.participant_id, v.room_id, v.ended_at
+), logged AS (
+    INSERT INTO attendance_events (workshop_id, room_id, participant_id, event, at, reason, visit_id)
+    SELECT c.workshop_id, c.room_id, c.participant_id, 'leave', c.ended_at, 'replaced', c.id
+    FROM closed c JOIN participants p ON p.id = c.participant_id AND p.workshop_id = c.workshop_id
+)
 INSERT INTO resume_grants (participant_id, workshop_id, token_sha256, room_id, state, visit_id, detached_at, node_id,
-    expires_at)
-VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, now() + make_interval(secs => $9))
+    grace_s, expires_at)
+VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9,
+    CASE WHEN $7::timestamptz IS NULL THEN NULL ELSE now() + make_interval(secs => $9) END)
 ON CONFLICT (participant_id) DO UPDATE SET workshop_id = EXCLUDED.workshop_id, token_sha256 = EXCLUDED.token_sha256,
     room_id = EXCLUDED.room_id, state = EXCLUDED.state, visit_id = EXCLUDED.visit_id,
-    detached_at = EXCLUDED.detached_at, node_id = EXCLUDED.node_id, expires_at = EXCLUDED.expires_at
+    detached_at = EXCLUDED.detached_at, node_id = EXCLUDED.node_id, grace_s = EXCLUDED.grace_s,
+    expires_at = EXCLUDED.expires_at
 """
-# Taken once: the DELETE is the read, so two nodes racing for the same grant cannot both resume it.
-TAKE = """
-DELETE FROM resume_grants WHERE participant_id = $1 AND token_sha256 = $2 AND expires_at > now()
-RETURNING participant_id, workshop_id, token_sha256, room_id, state::text AS state, visit_id, detached_at, node_id,
-    expires_at
+# The end of a grant's grace period: its own for a dropped member, else grace_s after its node was last seen (a grant
+# of a node that is gone from `nodes` has none: it is over).
+EXPIRES = (
+    "COALESCE(g.expires_at, (SELECT n.seen_at FROM nodes n WHERE n.id = g.node_id) + make_interval(secs => g.grace_s))"
+)
+# Taken once: the DELETE is the read, so two nodes racing for the same grant cannot both resume it. When its node
+# was last alive, never before the visit began (a heartbeat may lag the visit's start by one interval).
+TAKE = f"""
+DELETE FROM resume_grants g WHERE g.participant_id = $1 AND g.token_sha256 = $2 AND {EXPIRES} > now()
+RETURNING g.participant_id, g.workshop_id, g.token_sha256, g.room_id, g.state::text AS state, g.visit_id,
+    g.detached_at, g.node_id, {EXPIRES} AS expires_at,
+    GREATEST((SELECT n.alive_at FROM nodes n WHERE n.id = g.node_id),
+        (SELECT v.started_at FROM visits v WHERE v.id::text = g.visit_id)) AS node_alive_at
 """
-DISCARD = "DELETE FROM resume_grants WHERE participant_id = $1"
-PURGE = "DELETE FROM resume_grants WHERE expires_at <= now()"
+# The participant left this node. A grant of another node that was still there (they joined here without the token,
+# and left before the new grant was written) is given up the same way as in PUT.
+DISCARD = """
+WITH gone AS (
+    DELETE FROM resume_grants g WHERE g.participant_id = $1
+    RETURNING g.visit_id, g.node_id, g.detached_at, (SELECT n.alive_at FROM nodes n WHERE n.id = g.node_id) AS alive_at
+), closed AS (
+    UPDATE visits v SET ended_at = GREATEST(v.started_at, COALESCE(v.dropped_at, gone.detached_at, gone.alive_at,
+            v.started_at)),
+        ended_how = 'replaced', dropped_at = NULL
+    FROM gone WHERE gone.node_id <> $2 AND v.id::text = gone.visit_id AND v.ended_at IS NULL
+    RETURNING v.id, v.workshop_id, v.participant_id, v.room_id, v.ended_at
+)
+INSERT INTO attendance_events (workshop_id, room_id, participant_id, event, at, reason, visit_id)
+SELECT c.workshop_id, c.room_id, c.participant_id, 'leave', c.ended_at, 'replaced', c.id
+FROM closed c JOIN participants p ON p.id = c.participant_id AND p.workshop_id = c.workshop_id
+"""
+# The grants of other nodes that nobody took in time, once their node is gone too (not seen for $2 s: a live node
+# expires its own members itself): each visit such a grant kept open ends at its drop ("expired"), or, for a member
+# who was connected when its node died, when that node was last alive ("crash"). Two nodes sweeping at once cannot
+# both close one visit: the DELETE decides.
+PURGE = f"""
+WITH gone AS (
+    DELETE FROM resume_grants g
+    WHERE g.node_id <> $1 AND COALESCE({EXPIRES}, '-infinity') <= now()
+        AND NOT EXISTS (SELECT 1 FROM nodes n WHERE n.id = g.node_id AND n.seen_at > now() - make_interval(secs => $2))
+    RETURNING g.visit_id, g.detached_at, (SELECT n.alive_at FROM nodes n WHERE n.id = g.node_id) AS alive_at
+), closed AS (
+    UPDATE visits v SET ended_at = GREATEST(v.started_at, COALESCE(v.dropped_at, gone.detached_at, gone.alive_at,
+            v.started_at)),
+        ended_how = CASE WHEN gone.detached_at IS NULL THEN 'crash' ELSE 'expired' END, dropped_at = NULL
+    FROM gone WHERE v.id::text = gone.visit_id AND v.ended_at IS NULL
+    RETURNING v.id, v.workshop_id, v.participant_id, v.room_id, v.ended_at, v.ended_how
+), logged AS (
+    INSERT INTO attendance_events (workshop_id, room_id, participant_id, event, at, reason, visit_id)
+    SELECT c.workshop_id, c.room_id, c.participant_id, 'leave', c.ended_at,
+        CASE c.ended_how WHEN 'crash' THEN 'server_crash' ELSE 'timeout' END, c.id
+    FROM closed c JOIN participants p ON p.id = c.participant_id AND p.workshop_id = c.workshop_id
+)
+SELECT (SELECT count(*) FROM gone) AS grants, (SELECT count(*) FROM closed) AS visits
+"""
 
 
 def token_hash(token: str) -> bytes:
@@ -58,14 +126,17 @@ class ResumeGrant:
     token_sha256: bytes
     state: PeerState
     visit_id: str
-    detached_at: datetime
+    # When the socket dropped (or its node drained); None while the member is connected.
+    detached_at: datetime | None
     node_id: str = ""
-    # Set by the store when the grant is read back (the end of the grace period, by the store's clock).
+    # Set by the store when the grant is read back: the end of the grace period (by the store's clock), and when the
+    # node that wrote it was last alive (its heartbeat, on the record's clock), if it still knows.
     expires_at: datetime | None = None
+    node_alive_at: datetime | None = None
 
     @classmethod
-    def of(cls, member: Member, token: str, *, detached_at: datetime, node_id: str = "") -> ResumeGrant:
-        """The grant of a member (in its grace period, or about to be drained) that was given `token`."""
+    def of(cls, member: Member, token: str, *, detached_at: datetime | None, node_id: str = "") -> ResumeGrant:
+        """The grant of a member that was given `token`: connected (`detached_at` None), dropped or drained."""
         return cls(
             participant_id=member.id,
             workshop_id=member.workshop_id,
@@ -80,7 +151,8 @@ class ResumeGrant:
 
 class ResumeStore(Protocol):
     async def put(self, grants: Sequence[ResumeGrant], *, grace_s: float) -> None:
-        """Keep these grants for `grace_s` from now (replacing each participant's older one)."""
+        """Keep these grants (replacing each participant's older one): a dropped member's for `grace_s` from now, a
+        connected member's until `grace_s` after its node was last seen."""
         ...
 
     async def take(self, participant_id: str, token: str) -> ResumeGrant | None:
@@ -89,16 +161,19 @@ class ResumeStore(Protocol):
         ...
 
     async def discard(self, participant_id: str) -> None:
-        """Forget the participant's grant (it resumed in memory, left, or timed out)."""
+        """Forget the participant's grant (it left this node, timed out or was removed); one that another node left
+        is given up ("replaced")."""
         ...
 
     async def purge_expired(self) -> int:
-        """Remove the grants whose grace period is over; returns how many."""
+        """Remove the grants whose grace period is over and that no live node answers for, ending what they kept
+        open; returns how many."""
         ...
 
 
 class InMemoryResumeStore:
-    """The one-process engine: a dict, expiring by the injected clock."""
+    """The one-process engine: a dict, expiring by the injected clock. Its node is this process: a connected
+    member's grant lasts as long as the store."""
 
     def __init__(self, clock: Clock | None = None) -> None:
         self.clock: Clock = clock or SystemClock()
@@ -107,14 +182,15 @@ class InMemoryResumeStore:
     async def put(self, grants: Sequence[ResumeGrant], *, grace_s: float) -> None:
         expires_at = self.clock.now() + timedelta(seconds=grace_s)
         for grant in grants:
-            self._grants[grant.participant_id] = replace(grant, expires_at=expires_at)
+            self._grants[grant.participant_id] = replace(
+                grant, expires_at=expires_at if grant.detached_at is not None else None
+            )
 
     async def take(self, participant_id: str, token: str) -> ResumeGrant | None:
         grant = self._grants.get(participant_id)
         if grant is None or grant.token_sha256 != token_hash(token):
             return None
-        assert grant.expires_at is not None
-        if grant.expires_at <= self.clock.now():
+        if grant.expires_at is not None and grant.expires_at <= self.clock.now():
             return None
         del self._grants[participant_id]
         return grant
@@ -129,16 +205,42 @@ class InMemoryResumeStore:
             del self._grants[pid]
         return len(gone)
 
+    def get(self, participant_id: str) -> ResumeGrant | None:
+        """The participant's grant as kept now (tests)."""
+        return self._grants.get(participant_id)
+
+
+AttendanceWritten = Callable[[], Awaitable[None]]
+
+
+async def _nothing_pending() -> None:
+    return None
+
 
 class PgResumeStore:
-    """The durable engine (table `resume_grants`); expiry by PostgreSQL's clock, the same for every node."""
+    """The durable engine (table `resume_grants`) of one node; expiry by PostgreSQL's clock, the same for every node.
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    `written_first` is awaited before each write: the attendance that a grant's visit refers to must be in the
+    database before the grant is, or a crash in between would leave a grant for a visit that never was.
+    `dead_after_s`: a node not seen for that long is gone, and the grants it left are swept by any other."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        node_id: str = "",
+        dead_after_s: float = 10.0,
+        written_first: AttendanceWritten = _nothing_pending,
+    ) -> None:
         self.pool = pool
+        self.node_id = node_id
+        self.dead_after_s = dead_after_s
+        self.written_first = written_first
 
     async def put(self, grants: Sequence[ResumeGrant], *, grace_s: float) -> None:
         if not grants:
             return
+        await self.written_first()
         await self.pool.executemany(
             PUT,
             [
@@ -150,7 +252,7 @@ class PgResumeStore:
                     g.state.model_dump_json(),
                     g.visit_id,
                     g.detached_at,
-                    g.node_id,
+                    g.node_id or self.node_id,
                     grace_s,
                 )
                 for g in grants
@@ -170,11 +272,15 @@ class PgResumeStore:
             pid = uuid.UUID(participant_id)
         except ValueError:
             return
-        await self.pool.execute(DISCARD, pid)
+        await self.written_first()
+        await self.pool.execute(DISCARD, pid, self.node_id)
 
     async def purge_expired(self) -> int:
-        status: str = await self.pool.execute(PURGE)
-        return int(status.rsplit(" ", 1)[-1])
+        row = await self.pool.fetchrow(PURGE, self.node_id, self.dead_after_s)
+        assert row is not None
+        if row["visits"]:
+            log.warning("closed %d attendance visit(s) of resume grants nobody took in time", row["visits"])
+        return int(row["grants"])
 
 
 def _grant(row: Any) -> ResumeGrant:
@@ -188,4 +294,5 @@ def _grant(row: Any) -> ResumeGrant:
         detached_at=row["detached_at"],
         node_id=row["node_id"],
         expires_at=row["expires_at"],
+        node_alive_at=row["node_alive_at"],
     )

@@ -31,6 +31,7 @@ from signaling.errors import (
     ServiceError,
     Unavailable,
 )
+from signaling.grant_writer import GrantWriter
 from signaling.lobby import AdmissionLobby, AdmitSelector, Waiter
 from signaling.lobby_store import ActorRef
 from signaling.protocol import (
@@ -105,6 +106,7 @@ from signaling.protocol import (
     Update,
     Welcome,
 )
+from signaling.resume_store import InMemoryResumeStore, ResumeGrant, ResumeStore
 from signaling.rooms import Member, Outbox, Profile, Room, is_polite, is_presenter, may_publish
 from signaling.tasks import OwnedTasks
 from signaling.telemetry import NoTelemetry, SignalingTelemetry
@@ -124,6 +126,7 @@ CLOSE_REPLACED = 4409
 CLOSE_ROOM_FULL = 4429
 CLOSE_INTERNAL = 1011
 CLOSE_UNAVAILABLE = 4503  # the database is away: retry with backoff, the resume token stays good
+CLOSE_SERVICE_RESTART = 1012  # drained: reconnect at once with the resume token, the place is kept
 
 MODERATOR_ROLES = frozenset({"organiser", "moderator"})
 HELP_COALESCE_S = 60.0
@@ -342,6 +345,8 @@ class SignalingService:
         lobby: AdmissionLobby | None = None,
         audit: AuditTrail | None = None,
         ports: HubPorts | None = None,
+        resume_store: ResumeStore | None = None,
+        interpretation: InterpretationPort | None = None,
     ) -> None:
         self.directory = directory
         self.ports = ports if ports is not None else HubPorts()
@@ -366,11 +371,16 @@ class SignalingService:
         self._chat: dict[str, deque[ChatMessage]] = {}
         # Interpretation setup per workshop: read once per process (interpretation_port), then kept current by the
         # API (interpretation_changed).
-        self.interpretation_port: InterpretationPort | None = None
+        self.interpretation_port = interpretation
         self._interp: dict[str, WorkshopInterpretation] = {}
         self.sfu = sfu
         self.rooms_port = rooms_port
         self._tasks = OwnedTasks("signalling", expected=(ServiceError,))
+        # Every member's place as a resume grant, written in the background (docs/scaling.md, "Durable resume"),
+        # and the participants whose grant a hello is taking right now.
+        self.resume_store: ResumeStore = resume_store if resume_store is not None else InMemoryResumeStore(self.clock)
+        self.grants = GrantWriter(self.resume_store, grace_s=config.resume_grace_s)
+        self._resuming: set[str] = set()
         if sfu is not None:
             sfu.bind(self)
         self.lobby = lobby
@@ -403,10 +413,50 @@ class SignalingService:
         )
         return member
 
+    def start(self) -> None:
+        """Start the writer of resume grants (and its sweep of the grants other processes left), before the first
+        join; it would start with the first change anyway."""
+        self.grants.start()
+
     async def _join(
         self, hello: Hello, version: int, outbox: Outbox, *, connection_id: str, admitted: bool
     ) -> tuple[Member, bool] | Waiter:
+        claimed: list[str] = []  # the participant whose grant this hello is taking (see _take_grant)
+        taken: list[ResumeGrant] = []
+        try:
+            return await self._admit(
+                hello, version, outbox, connection_id=connection_id, admitted=admitted, claimed=claimed, taken=taken
+            )
+        except BaseException:
+            if taken:  # taken, then not resumed after all: the place stays for the next try
+                self.grants.put(taken[0])
+            raise
+        finally:
+            for pid in claimed:
+                self._resuming.discard(pid)
+
+    async def _take_grant(self, pid: str, token: str, claimed: list[str]) -> ResumeGrant | None:
+        """Take the participant's durable grant (a place this process does not hold in memory: kept by a process
+        that stopped or died). Once only: a second hello with the token while the first is taking it is refused."""
+        if pid in self._resuming:
+            raise Conflict("this place is being resumed by another connection")
+        self._resuming.add(pid)
+        claimed.append(pid)
+        return await self.resume_store.take(pid, token)
+
+    async def _admit(
+        self,
+        hello: Hello,
+        version: int,
+        outbox: Outbox,
+        *,
+        connection_id: str,
+        admitted: bool,
+        claimed: list[str],
+        taken: list[ResumeGrant],
+    ) -> tuple[Member, bool] | Waiter:
         # What was read may change while reading the rest (a revocation, a move): then read again.
+        grant: ResumeGrant | None = None
         for _attempt in range(JOIN_READ_ATTEMPTS):
             identity = await self.directory.authenticate(hello.token)
             pid = identity.participant_id
@@ -424,6 +474,17 @@ class SignalingService:
                     self._resume(existing, identity, outbox, version, hello, history=missed)
                     existing.connection_id = connection_id
                     return existing, True
+            if (
+                existing is None
+                and hello.resume
+                and not claimed
+                and not self._closed
+                and self.grants.enabled
+                and not self.grants.discarding(pid)  # given up here: a grant still in the store is stale
+            ):
+                grant = await self._take_grant(pid, hello.resume, claimed)
+                if grant is not None:
+                    taken.append(grant)
 
             room_info = identity.room or await self.directory.assigned_room(identity)
             history = await self._recent_chat(room_info.id)
@@ -433,7 +494,7 @@ class SignalingService:
             if live is not None:
                 room_info = live.info
             knock = None
-            if self.lobby is not None and not admitted:
+            if self.lobby is not None and not admitted and grant is None:  # a resume is not a new entry
                 knock = await self.lobby.check(identity, room_info, hello.device)
             if self.directory.still_valid(identity):
                 break
@@ -447,6 +508,19 @@ class SignalingService:
         # Nothing below awaits: the roster check and change are one step (the check above included).
         if self._closed:
             raise Unavailable("the server is shutting down")
+        if grant is not None:
+            member = self._resume_granted(
+                grant,
+                identity,
+                room_info=room_info,
+                outbox=outbox,
+                version=version,
+                hello=hello,
+                history=history,
+                connection_id=connection_id,
+            )
+            taken.clear()
+            return member, True
         if self.store.attendance_congested():
             # Back-pressure: a join that could not be recorded is refused (the client retries); resumes, leaves
             # and moves of the people already in are still queued, so the backlog stays bounded by who is in.
@@ -482,6 +556,7 @@ class SignalingService:
         if member.profile.interpreter or not room.interpreted:
             self._interp_sync(room)
         self._attend(member, "join", "joined")
+        self.grants.put(self._grant(member))
         self._arrived(member, room.id)
         if self.lobby is not None:
             self.lobby.entered(pid, hello.device)
@@ -533,7 +608,81 @@ class SignalingService:
             self._interp_sync(room)
         member.resume_secret = secrets.token_urlsafe(24)
         self._to_others(room, member, lambda _p: PeerResumed(peer_id=member.id))
+        outbox.send(self._welcome(member, room, version, hello, history=history, resumed=True, media_kept=True))
+        self.grants.put(self._grant(member))  # the new token
+
+    def _resume_granted(
+        self,
+        grant: ResumeGrant,
+        identity: Identity,
+        *,
+        room_info: RoomInfo,
+        outbox: Outbox,
+        version: int,
+        hello: Hello,
+        history: list[ChatMessage],
+        connection_id: str,
+    ) -> Member:
+        """Rebuild a member this process never had from its grant: its room (where it belongs now), media state and
+        hand, and its attendance visit, which goes on (a drop, not a leave and a new join). Its place was held, so
+        the room's capacity is not checked again."""
+        pid = identity.participant_id
+        replaced = self.members.get(pid)
+        if replaced is not None:  # a new join that came in while this hello was taking the grant
+            self._remove(replaced, reason="replaced", close=(CLOSE_REPLACED, "replaced by a newer connection"))
+        room = self.rooms.get(room_info.id)
+        if room is None:
+            room = self.rooms[room_info.id] = Room(info=room_info)
+            if self.config.chat_history > 0:
+                self._chat[room.id] = deque(history, maxlen=self.config.chat_history)
+        member = Member(
+            id=pid,
+            workshop_id=identity.workshop_id,
+            profile=identity.profile,
+            room_id=room.id,
+            resume_secret=secrets.token_urlsafe(24),
+            state=grant.state,
+            outbox=outbox,
+            visit_id=grant.visit_id,
+            connection_id=connection_id,
+        )
+        member.may_publish = may_publish(member.profile.role, room.info, pid in room.floor)
+        room.members[pid] = member
+        self.members[pid] = member
+        # Nobody here knew the member (this process never had it): the room learns who it is, then that it is back.
+        self._peer_news(room, member, PEER_JOINED_HEAD, include_self=False)
+        self._to_others(room, member, lambda _p: PeerResumed(peer_id=pid))
         outbox.send(self._welcome(member, room, version, hello, history=history, resumed=True))
+        if grant.room_id == room.id:
+            if grant.detached_at is None and grant.node_alive_at is not None:
+                # It was connected when its process died: the socket dropped when that process was last alive.
+                self._attend(member, "drop", "server_crash", at=grant.node_alive_at)
+            self._attend(member, "resume", "resumed")
+        else:
+            # Where it belongs changed while it was away (breakouts opened or closed): the old visit ends when it was
+            # last there, and a new one begins here.
+            self.store.record_attendance(
+                Attendance(
+                    workshop_id=member.workshop_id,
+                    room_id=grant.room_id,
+                    participant_id=pid,
+                    event="leave",
+                    at=grant.detached_at or grant.node_alive_at or self.clock.now(),
+                    reason="moved",
+                    visit_id=grant.visit_id,
+                )
+            )
+            self._attend(member, "join", "resumed")
+        self.grants.put(self._grant(member))
+        self._arrived(member, room.id)
+        if self.lobby is not None:
+            self.lobby.entered(pid, hello.device)
+        self._maybe_grow_to_sfu(room)
+        return member
+
+    def _grant(self, member: Member) -> ResumeGrant:
+        """The member's place as it is now (dropped when its socket is down)."""
+        return ResumeGrant.of(member, self._resume_token(member), detached_at=self._detached_at.get(member.id))
 
     def _welcome(
         self,
@@ -544,6 +693,7 @@ class SignalingService:
         *,
         history: list[ChatMessage],
         resumed: bool,
+        media_kept: bool = False,
     ) -> str:
         """`welcome`, encoded. The roster is most of it: it is spliced in from the members' cached entries
         (signaling.rooms.Member.peer_json) instead of being built and serialized per joiner."""
@@ -556,6 +706,7 @@ class SignalingService:
                 ice_servers=self.config.ice_servers(member.id),
                 resume=self._resume_token(member),
                 resumed=resumed,
+                media_kept=media_kept,
                 limits=self.config.limits(),
                 chat=history,
                 breakout=self.breakout_status(member.workshop_id),
@@ -599,6 +750,7 @@ class SignalingService:
             self._remove(member, reason="disconnected", close=None)
             return
         self._detached_at[member.id] = self._attend(member, "drop", "disconnected")
+        self.grants.put(self._grant(member))
         room = self.rooms[member.room_id]
         self._to_others(room, member, lambda _p: PeerReconnecting(peer_id=member.id))
         loop = asyncio.get_running_loop()
@@ -637,6 +789,8 @@ class SignalingService:
         if reason != "replaced" and not self._closed:  # replaced: the same person's newer connection takes over
             self._settle_help(member.workshop_id, "left", asker=member.id)
         self._attend(member, "leave", reason, at=left_at)
+        if not member.hidden:
+            self.grants.discard(member.id)
 
     def remove_participant(self, participant_id: str, *, close_code: int, reason: str, by: str | None = None) -> bool:
         """Close a participant's session on purpose (revoked, removed, banned), and their waiting socket if they
@@ -659,14 +813,43 @@ class SignalingService:
         return len(gone)
 
     def shutdown(self) -> None:
-        """Close every session with 1001 and record everyone's leave. The `bye` asks clients to reconnect."""
+        """Drain: every member's place is kept as a resume grant, its visit left open as a drop, and every session
+        is closed with 1012 after `bye` (`reconnect: true`): come back at once with the resume token, to this
+        server once it is up again or to another node. Nobody's leave is recorded. Without a resume grace period
+        (or for hidden members, the recorder) the sessions close with 1001 and the leaves are recorded."""
         self._closed = True
         if self.lobby is not None:
             self.lobby.shutdown()
+        drained_at = self.clock.now()
         for member in list(self.members.values()):
-            self._remove(
-                member, reason="server_shutdown", close=(CLOSE_GOING_AWAY, "server restarting"), reconnect=True
-            )
+            if self.grants.enabled and not member.hidden:
+                self._drain(member, drained_at)
+            else:
+                self._remove(
+                    member, reason="server_shutdown", close=(CLOSE_GOING_AWAY, "server restarting"), reconnect=True
+                )
+
+    def _drain(self, member: Member, at: datetime) -> None:
+        """Write the member's place and let it go quietly: the others are being closed too."""
+        handle = self._grace.pop(member.id, None)
+        if handle is not None:
+            handle.cancel()  # its grant, dated at its drop, expires on its own; no leave from this process
+        if member.outbox is not None:
+            self._detached_at[member.id] = self._attend(member, "drop", "server_restart", at=at)
+            self.grants.put(self._grant(member))
+            member.outbox.send(encode(Bye(reason="server restarting", reconnect=True)))
+            member.outbox.close(CLOSE_SERVICE_RESTART, "server restarting")
+            member.outbox = None
+        self._detached_at.pop(member.id, None)
+        if self.members.get(member.id) is member:
+            del self.members[member.id]
+        room = self.rooms.get(member.room_id)
+        if room is not None and room.members.get(member.id) is member:
+            del room.members[member.id]
+            if self.sfu is not None:
+                self.sfu.member_left(member.id, "server_shutdown")
+            if not room.members:
+                self._forget_room(room.id)
 
     # Breakouts ------------------------------------------------------------------------------------
 
@@ -735,6 +918,8 @@ class SignalingService:
             # Moved while its socket is down: the new visit starts dropped, and an expiry ends it here. The drop
             # itself was counted in the old visit ("carried" drops do not count again).
             self._detached_at[member.id] = self._attend(member, "drop", "carried")
+        if not member.hidden:
+            self.grants.put(self._grant(member))  # the new room and visit
         if member.outbox is not None:
             moved = Moved(
                 room=room.info,
@@ -827,6 +1012,7 @@ class SignalingService:
 
     async def drain_tasks(self) -> None:
         await self._tasks.cancel_all()
+        await self.grants.close()  # after shutdown: the drained places are written before the pool closes
 
     # The SFU --------------------------------------------------------------------------------------
 
@@ -1567,6 +1753,8 @@ class SignalingService:
         room = self.rooms.get(member.room_id)
         if room is not None:
             self._peer_news(room, member, PEER_UPDATED_HEAD, include_self=True)
+        if not member.hidden:
+            self.grants.put(self._grant(member))  # coalesced: written in the background
 
     @staticmethod
     def _peer_news(room: Room, subject: Member, head: str, *, include_self: bool) -> None:

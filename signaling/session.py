@@ -19,7 +19,15 @@ from aiohttp import WebSocketError, WSMsgType, web
 from pydantic import ValidationError
 
 from signaling.connection import Connection
-from signaling.errors import Banned, InvalidArgument, LimitExceeded, ServiceError, Unauthenticated, Unavailable
+from signaling.errors import (
+    Banned,
+    Conflict,
+    InvalidArgument,
+    LimitExceeded,
+    ServiceError,
+    Unauthenticated,
+    Unavailable,
+)
 from signaling.lobby import Waiter
 from signaling.origins import origin_matches
 from signaling.outage import as_unavailable
@@ -67,6 +75,7 @@ from signaling.service import (
     CLOSE_INTERNAL,
     CLOSE_PROTOCOL,
     CLOSE_REMOVED,
+    CLOSE_REPLACED,
     CLOSE_ROOM_FULL,
     CLOSE_UNAUTHENTICATED,
     CLOSE_UNAVAILABLE,
@@ -275,6 +284,8 @@ class Session:
             self.fatal(exc.code, exc.message, CLOSE_UNAUTHENTICATED, request_id)
         except LimitExceeded as exc:
             self.fatal(exc.code, exc.message, CLOSE_ROOM_FULL, request_id)
+        except Conflict as exc:  # another connection is resuming this place right now: it has it
+            self.fatal(exc.code, exc.message, CLOSE_REPLACED, request_id)
         except Unavailable as exc:
             self.fatal(exc.code, exc.message, CLOSE_GOING_AWAY, request_id)
         except ServiceError as exc:

@@ -39,13 +39,14 @@ DROP_VISIT = "UPDATE visits SET dropped_at = $2, drops = drops + $3::int WHERE i
 RESUME_VISIT = "UPDATE visits SET dropped_at = NULL WHERE id = $1 AND ended_at IS NULL"
 # Crash leftovers: every open visit ends when its socket dropped, if it had, else when the dead process was last
 # known alive ($1: its last heartbeat, or the latest start or drop of an open visit, whichever is later), and never
-# before it began.
+# before it began. A visit that a resume grant keeps is left alone: its member may still come back within the grace
+# period, and if nobody does, the sweep of expired grants ends it (signaling/resume_store.py).
 # The matching leave events go into the event log with them.
 CLOSE_OPEN_VISITS = """
 WITH closed AS (
     UPDATE visits SET ended_at = COALESCE(dropped_at, GREATEST(started_at, $1::timestamptz)), ended_how = 'crash',
         dropped_at = NULL
-    WHERE ended_at IS NULL
+    WHERE ended_at IS NULL AND NOT EXISTS (SELECT 1 FROM resume_grants g WHERE g.visit_id = visits.id::text)
     RETURNING id, workshop_id, participant_id, room_id, ended_at
 ), logged AS (
     INSERT INTO attendance_events (workshop_id, room_id, participant_id, event, at, reason, visit_id)
@@ -55,7 +56,10 @@ WITH closed AS (
 SELECT count(*) FROM closed
 """
 # The latest sign of life among the open visits (cheap: the partial index of open visits).
-LATEST_OPEN = "SELECT max(GREATEST(started_at, dropped_at)) FROM visits WHERE ended_at IS NULL"
+LATEST_OPEN = """
+SELECT max(GREATEST(started_at, dropped_at)) FROM visits
+WHERE ended_at IS NULL AND NOT EXISTS (SELECT 1 FROM resume_grants g WHERE g.visit_id = visits.id::text)
+"""
 INSERT_CHAT = """
 INSERT INTO chat_messages (workshop_id, room_id, participant_id, display_name, text)
 VALUES ($1, $2, $3, $4, $5) RETURNING id, sent_at
@@ -114,10 +118,15 @@ class PgSignalingStore:
         self._writer: asyncio.Task[None] | None = None
         self._idle = asyncio.Event()
         self._idle.set()
+        # How many events were recorded, and how many of them are in the database (`written`).
+        self._recorded = 0
+        self._written = 0
+        self._progress = asyncio.Event()
 
     async def close_open_visits(self, last_alive: datetime | None) -> int:
         """At start, before anyone joins: close the visits a dead process left open (`crash`): at their drop
-        if the socket was down, else at the time the process was last alive. Returns how many were closed."""
+        if the socket was down, else at the time the process was last alive. Visits kept by a resume grant stay
+        open (see CLOSE_OPEN_VISITS). Returns how many were closed."""
         async with self.pool.acquire() as conn, conn.transaction():
             latest: datetime | None = await conn.fetchval(LATEST_OPEN)
             known = max((t for t in (last_alive, latest) if t is not None), default=None)
@@ -130,6 +139,7 @@ class PgSignalingStore:
         self._writer = asyncio.create_task(self._write_loop(), name="attendance-writer")
 
     def record_attendance(self, event: Attendance) -> None:
+        self._recorded += 1
         self._pending.append(event)
         self._idle.clear()
         self._wake.set()
@@ -145,6 +155,13 @@ class PgSignalingStore:
         if self._in_flight:
             return self._in_flight[0].at
         return self._pending[0].at if self._pending else None
+
+    async def written(self) -> None:
+        """Wait until every event recorded before this call is in the database (later ones need not be: this
+        never waits for an idle queue). A resume grant is written after the visit it names."""
+        mark = self._recorded
+        while self._written < mark:
+            await self._progress.wait()
 
     async def flushed(self) -> None:
         """Wait until every recorded event is in the database (tests, shutdown)."""
@@ -171,7 +188,10 @@ class PgSignalingStore:
                         self._on_db_error("attendance")
                     await asyncio.sleep(delay)  # back-off while the database is away
                     delay = min(delay * 2, MAX_RETRY_DELAY_S)
+            self._written += len(self._in_flight)
             self._in_flight = []
+            progress, self._progress = self._progress, asyncio.Event()
+            progress.set()
 
     async def _insert(self, batch: list[Attendance]) -> None:
         ops = [op for event in batch for op in _visit_ops(event)]

@@ -590,8 +590,9 @@ function onWelcome(msg) {
   state.spotlight = msg.spotlight ?? null;
   enterInterpretation(msg.interpretation);
   const available = msg.sfu_available !== false;
-  if (msg.resumed && isSfu() && state.room.id === msg.room.id && msg.room.media === "sfu" && available && state.sfuAvailable) {
-    // The server kept our SFU handles across the drop, and media never went through the socket: keep them.
+  if (msg.resumed && msg.media_kept && isSfu() && state.room.id === msg.room.id && msg.room.media === "sfu" && available && state.sfuAvailable) {
+    // The server kept our SFU handles across the drop, and media never went through the socket: keep them. After a
+    // restart (media_kept false) they are gone: enterRoom publishes and subscribes again.
     state.room = msg.room;
     state.roster = new Map(msg.peers.map((p) => [p.id, p]));
     sfu.resume(msg.feeds);

@@ -32,6 +32,11 @@ export function deviceId() {
 export const UNAVAILABLE_CLOSE_CODE = 4503;
 const UNAVAILABLE_FIRST_MS = 2000;
 
+// The server drained (a restart, a deploy, a node handing its rooms on): our place is kept as a resume grant, so
+// come back at once, with a little jitter so that a full room does not arrive in one instant (docs/protocol.md).
+export const RESTART_CLOSE_CODE = 1012;
+const RESTART_JITTER_MS = 250;
+
 const BACKOFF_FIRST_MS = 500;
 const BACKOFF_MAX_MS = 10000;
 
@@ -105,6 +110,13 @@ export class Signaling {
     if (this.leaving || TERMINAL_CLOSE_CODES.has(code)) {
       this.ended = true;
       this.onEnded({ code: this.leaving && !TERMINAL_CLOSE_CODES.has(code) ? 1000 : code, reason });
+      return;
+    }
+    if (code === RESTART_CLOSE_CODE) {
+      // Not a failure: the backoff starts afresh if the server is not up again yet.
+      this.attempt = 0;
+      this.onReconnecting({ attempt: 1, code, unavailable: false });
+      this.timer = setTimeout(() => this.connect(), Math.random() * RESTART_JITTER_MS);
       return;
     }
     // A drop (1006 missed pongs or a lost network, 1001 shutdown, 1011, 1013 too slow, 4503 unavailable):

@@ -76,7 +76,7 @@ async def stores(request: pytest.FixtureRequest, database_url: str) -> AsyncIter
     a = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
     b = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
     try:
-        yield Stores(PgResumeStore(a), PgResumeStore(b), None, a, await _place(a))
+        yield Stores(PgResumeStore(a, node_id="node-a"), PgResumeStore(b, node_id="node-b"), None, a, await _place(a))
     finally:
         await a.close()
         await b.close()

@@ -146,7 +146,7 @@ def test_coordinators_plug_into_the_hub_through_its_ports_not_its_attributes() -
         for package in ("signaling", "recordings", "server")
         for path in sorted((root / package).rglob("*.py"))
         for n, line in enumerate(path.read_text().splitlines(), 1)
-        if re.search(r"\b(service|signaling|sfu)\.(breakouts|recordings|recording)\s*=", line)
+        if re.search(r"\b(service|signaling|sfu)\.(breakouts|recordings|recording|[a-z_]+_port)\s*=", line)
     ]
     assert offenders == [], "plug coordinators with HubPorts / SfuBridge.plug_recording: " + ", ".join(offenders)
 

@@ -7,6 +7,7 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -314,10 +315,18 @@ async def own_session() -> AsyncIterator[aiohttp.ClientSession]:
         yield s
 
 
-async def test_shutdown_tells_every_socket_to_reconnect_closes_it_with_1001_and_records_the_leaves(
-    database_url: str, tmp_path: Path, aiohttp_client: Any, own_session: aiohttp.ClientSession
-) -> None:
-    client = await app_with(database_url, tmp_path, aiohttp_client)
+@dataclass
+class ShutDown:
+    codes: list[int]
+    people: list[dict[str, Any]]
+    grants: list[asyncpg.Record]
+    events: list[tuple[str, str, str]]  # (participant id, event, reason), in order
+
+
+async def _two_in_then_shut_down(
+    database_url: str, tmp_path: Path, aiohttp_client: Any, own_session: aiohttp.ClientSession, **overrides: Any
+) -> ShutDown:
+    client = await app_with(database_url, tmp_path, aiohttp_client, **overrides)
     _, (ana, ben, _) = await three(client)
     socks = []
     for person in (ana, ben):
@@ -327,16 +336,40 @@ async def test_shutdown_tells_every_socket_to_reconnect_closes_it_with_1001_and_
         socks.append(sc)
     closing = asyncio.gather(*(sc.wait_closed(timeout=30) for sc in socks))
     await client.server.close()
-    assert await closing == [1001, 1001]
+    codes = list(await closing)
     for sc in socks:
         (bye,) = [m for m in sc.seen if m["type"] == "bye"]
         assert bye["reconnect"] is True, bye
     conn = await asyncpg.connect(database_url)
     try:
         rows = await conn.fetch("SELECT participant_id::text AS pid, event, reason FROM attendance_events ORDER BY id")
+        grants = await conn.fetch("SELECT participant_id::text AS pid, detached_at FROM resume_grants ORDER BY 1")
     finally:
         await conn.close()
-    leaves = {(r["pid"], r["reason"]) for r in rows if r["event"] == "leave"}
+    return ShutDown(codes, [ana, ben], grants, [(r["pid"], r["event"], r["reason"]) for r in rows])
+
+
+async def test_shutdown_drains_every_socket_with_1012_keeping_each_place_as_a_grant_and_recording_no_leave(
+    database_url: str, tmp_path: Path, aiohttp_client: Any, own_session: aiohttp.ClientSession
+) -> None:
+    done = await _two_in_then_shut_down(database_url, tmp_path, aiohttp_client, own_session)
+    ana, ben = done.people
+    assert done.codes == [1012, 1012]
+    assert sorted(g["pid"] for g in done.grants) == sorted([ana["id"], ben["id"]])
+    assert all(g["detached_at"] is not None for g in done.grants), "dated at the drain: the grace period runs from it"
+    assert [e for e in done.events if e[1] == "leave"] == []
+    drops = {(pid, reason) for pid, event, reason in done.events if event == "drop"}
+    assert drops == {(ana["id"], "server_restart"), (ben["id"], "server_restart")}
+
+
+async def test_shutdown_without_a_grace_period_closes_with_1001_and_records_the_leaves(
+    database_url: str, tmp_path: Path, aiohttp_client: Any, own_session: aiohttp.ClientSession
+) -> None:
+    done = await _two_in_then_shut_down(database_url, tmp_path, aiohttp_client, own_session, resume_grace_s=0.0)
+    ana, ben = done.people
+    assert done.codes == [1001, 1001]
+    assert done.grants == [], "nothing to resume: no grant"
+    leaves = {(pid, reason) for pid, event, reason in done.events if event == "leave"}
     assert leaves == {(ana["id"], "server_shutdown"), (ben["id"], "server_shutdown")}
 
 
