@@ -477,6 +477,14 @@ async def _serve_composed(request: web.Request, language: str | None) -> web.Str
     return await _serve_download(request, recording_id, lookup)
 
 
+async def _refuse_banned(request: web.Request, principal: str) -> None:
+    """A signed link outlives nothing it was given for: not the ban of whoever it was signed for."""
+    if principal != "admin":
+        person = await request.app[keys.STORE].find_participant(uuid.UUID(principal))
+        if person is not None and person["banned_at"] is not None:
+            raise banned(person["ban_reason"])
+
+
 @dataclass(frozen=True)
 class ServedFile:
     """One downloadable file of a recording: where it is and how the download log and the response name it."""
@@ -506,15 +514,13 @@ async def _serve_download(
         file_id, found = await lookup()
     else:
         _signed_query(request)  # a malformed or expired link is refused before anything is looked up
-        if signed_for is not None:
-            _check_signature(request, recording_id, signed_for)
+        if signed_for is not None:  # a track: its link is checked (and its holder's ban) before the lookup
+            principal, via = _check_signature(request, recording_id, signed_for)
+            await _refuse_banned(request, principal)
         file_id, found = await lookup()
-        principal, via = _check_signature(request, recording_id, file_id)
-        if principal != "admin":
-            # A signed link outlives nothing it was given for: not the ban of whoever it was signed for.
-            person = await app[keys.STORE].find_participant(uuid.UUID(principal))
-            if person is not None and person["banned_at"] is not None:
-                raise banned(person["ban_reason"])
+        if signed_for is None:
+            principal, via = _check_signature(request, recording_id, file_id)
+            await _refuse_banned(request, principal)
         row = await app[keys.RECORDING_STORE].get(recording_id)
     if row["state"] == "deleted" or not found.file_key:
         raise NotFound("the file was deleted")
