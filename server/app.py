@@ -32,6 +32,7 @@ from server.auth import (
     new_secret,
     read_or_create_secret_file,
 )
+from server.bus_commands import BusRoomCommands
 from server.coturn import CoturnConfig, CoturnError, EmbeddedCoturn
 from server.db import EmbeddedPostgres, create_pool
 from server.directory import ServerDirectory, StoreRooms, ice_servers_for
@@ -46,6 +47,7 @@ from server.migrate import migrate
 from server.nodes import node_context
 from server.packages import find_or_install
 from server.records_store import RecordsStore
+from server.routing import Router
 from server.settings import Settings
 from server.store import Store
 from server.web import add_web_routes, connection_options
@@ -76,6 +78,8 @@ EMBEDDED = web.AppKey("embedded", EmbeddedPostgres)
 SIGNALING_STORE = web.AppKey("signaling_store", PgSignalingStore)
 SESSION_LIMITS = web.AppKey("session_limits", SessionLimits)
 JANUS = web.AppKey("janus", EmbeddedJanus)
+# With a bus server: which node serves each WebSocket (server/routing.py). Absent for a node alone.
+ROUTER = web.AppKey("router", Router)
 JANUS_TURN_TTL_S = 7 * 24 * 3600
 
 
@@ -315,7 +319,20 @@ async def _signaling(app: web.Application) -> AsyncIterator[None]:
     async def home_room(workshop_id: str, participant_id: str) -> RoomInfo:
         return room_info(await app[keys.STORE].home_room(uuid.UUID(workshop_id), uuid.UUID(participant_id)))
 
-    app[keys.COMMANDS] = LocalRoomCommands(service, home_room)
+    local_commands = LocalRoomCommands(service, home_room)
+    app[keys.COMMANDS] = local_commands
+    bus_commands: BusRoomCommands | None = None
+    router: Router | None = None
+    if settings.bus_url is not None:
+        # Several nodes: commands go to the workshop's owner, and sockets are served by it (docs/scaling.md).
+        node = app[keys.NODE]
+        bus_commands = BusRoomCommands(local_commands, node, before_remote=app[keys.STORE].joins.forget_all)
+        await bus_commands.start()
+        app[keys.COMMANDS] = bus_commands
+        router = Router(node, service, app[SESSION_LIMITS], app[keys.AUTH], keepalive_s=settings.forward_keepalive_s)
+        node.leases.on_lost = router.lease_lost
+        await router.start()
+        app[ROUTER] = router
     app[keys.LOBBY] = lobby
     coordinator = BreakoutCoordinator(breakout_store, service, directory, audit=app[keys.AUDIT])
     ports.plug_breakouts(coordinator)
@@ -377,6 +394,10 @@ async def _signaling(app: web.Application) -> AsyncIterator[None]:
         await coordinator.shutdown()
         service.shutdown()
         await service.drain_tasks()
+        if router is not None:
+            await router.close()
+        if bus_commands is not None:
+            await bus_commands.close()
         await lobby.close()
         await store.close()
         await heartbeat.close()
@@ -384,6 +405,8 @@ async def _signaling(app: web.Application) -> AsyncIterator[None]:
 
 async def _close_sessions(app: web.Application) -> None:
     """on_shutdown: close every WebSocket with 1001 so their handlers end before cleanup."""
+    if ROUTER in app:
+        app[ROUTER].shutdown()
     if keys.SIGNALING in app:
         app[keys.SIGNALING].shutdown()
 
@@ -394,6 +417,9 @@ async def authenticate(request: web.Request) -> Principal:
 
 
 async def websocket(request: web.Request) -> web.StreamResponse:
+    router = request.app.get(ROUTER)
+    if router is not None:
+        return await router.serve(request, connection_id=SESSION_ID.get() or "")
     return await serve_websocket(
         request, request.app[keys.SIGNALING], request.app[SESSION_LIMITS], connection_id=SESSION_ID.get() or ""
     )
