@@ -47,7 +47,7 @@ def _shape(name: str) -> tuple[inspect.Signature, dict[str, TypeAdapter[Any]], T
 
 def _errors() -> dict[str, type[ServiceError]]:
     found: dict[str, type[ServiceError]] = {}
-    pending: list[type[ServiceError]] = [ServiceError]
+    pending: list[type[ServiceError]] = list(ServiceError.__subclasses__())
     while pending:
         cls = pending.pop()
         found.setdefault(cls.code, cls)

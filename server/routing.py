@@ -186,6 +186,7 @@ class Router:
         keeper = self.node.leases
         loop = asyncio.get_running_loop()
         deadline = loop.time() + keeper.ttl_s + keeper.renew_every_s + self.open_timeout_s
+        attempt = 0
         while True:
             if keeper.fence(workshop_id) is not None or await keeper.acquire(workshop_id) is not None:
                 return False
@@ -201,8 +202,11 @@ class Router:
                         await ws.close(code=CLOSE_COME_BACK, message=b"the workshop's node does not answer")
                 return True
             if outcome == "unreachable":
-                keeper.want(workshop_id)
-                await asyncio.sleep(keeper.renew_every_s / 2)  # pacing: the lease lapses on the database's clock
+                keeper.want(workshop_id)  # the renewal loop takes it the moment it lapses
+            # Pacing, not synchronisation: the lease lapses (or a refusing owner's lease is taken) on the database's
+            # clock; a quick first retry covers a lease that moved between two reads.
+            attempt += 1
+            await asyncio.sleep(min(0.05 * attempt, keeper.renew_every_s / 2))
 
     async def _pipe(self, ws: web.WebSocketResponse, owner: str, workshop_id: uuid.UUID, hello: str, cid: str) -> str:
         """One attempt: "done" once the session ran on the owner, "not_owner" when it refused (its lease is gone),

@@ -22,7 +22,7 @@ from tests.signaling.client import SignalClient
 from tests.signaling.rtc_peer import RtcPeer, loopback_ice
 
 LEASE_TTL_S = 3.0
-KEEPALIVE_S = 0.5
+KEEPALIVE_S = 0.75
 WAIT_S = 30.0  # the bound of every wait (three servers on a loaded 2-core machine)
 
 
@@ -281,3 +281,24 @@ async def test_sigkill_of_the_owner_sends_its_workshops_clients_back_and_a_new_o
     assert sorted([await b.leases(http), await c.leases(http)]) == [0, 1]
     await ana2.signal.send({"type": "update", "hand": True})
     assert (await ben2.signal.wait_for("peer_updated", WAIT_S))["peer"]["id"] == ana2.id
+
+
+async def test_a_killed_edge_is_a_dropped_socket_for_the_owner_and_its_client_resumes_through_another_node(
+    nodes: list[Node], http: aiohttp.ClientSession
+) -> None:
+    a, b, c = nodes
+    _wid, tokens = await new_workshop(http, a, "ana", "eva")
+    eva = await join(http, a, tokens["eva"], "eva")  # a owns the workshop
+    ana = await join(http, b, tokens["ana"], "ana")  # through b
+    await eva.roster_becomes({ana.id})
+
+    await b.kill()
+    # b's pings stop: the owner keeps ana's place for the grace period, as for any dropped socket.
+    assert (await eva.signal.wait_for("peer_reconnecting", WAIT_S))["peer_id"] == ana.id
+    signal_client = SignalClient(await http.ws_connect(f"{c.url}/ws"))
+    resume = ana.signal.welcome["resume"]
+    await signal_client.send({"type": "hello", "protocol": [1], "token": tokens["ana"], "resume": resume})
+    welcome = await signal_client.wait_for("welcome", WAIT_S)
+    assert welcome["resumed"] is True and welcome["self"]["id"] == ana.id
+    assert (await eva.signal.wait_for("peer_resumed", WAIT_S))["peer_id"] == ana.id
+    assert eva.roster == {ana.id}
