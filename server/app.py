@@ -32,7 +32,7 @@ from server.auth import (
     new_secret,
     read_or_create_secret_file,
 )
-from server.bus_commands import BusRoomCommands
+from server.bus_commands import BusBreakoutActions, BusRoomCommands
 from server.coturn import CoturnConfig, CoturnError, EmbeddedCoturn
 from server.db import EmbeddedPostgres, create_pool
 from server.directory import ServerDirectory, StoreRooms, ice_servers_for
@@ -338,6 +338,12 @@ async def _signaling(app: web.Application) -> AsyncIterator[None]:
     ports.plug_breakouts(coordinator)
     app[keys.BREAKOUT_STORE] = breakout_store
     app[keys.BREAKOUTS] = coordinator
+    app[keys.BREAKOUT_ACTIONS] = coordinator
+    bus_breakouts: BusBreakoutActions | None = None
+    if settings.bus_url is not None:
+        bus_breakouts = BusBreakoutActions(coordinator, breakout_store, app[keys.NODE])
+        await bus_breakouts.start()
+        app[keys.BREAKOUT_ACTIONS] = bus_breakouts
     await coordinator.start()
     if settings.ice_host_addresses:
         restrict_host_addresses(settings.ice_host_addresses)
@@ -398,6 +404,8 @@ async def _signaling(app: web.Application) -> AsyncIterator[None]:
             await router.close()
         if bus_commands is not None:
             await bus_commands.close()
+        if bus_breakouts is not None:
+            await bus_breakouts.stop()
         await lobby.close()
         await store.close()
         await heartbeat.close()

@@ -1,6 +1,7 @@
-"""`RoomCommands` across nodes: a command goes to the workshop's owner by request/reply on the bus
-(`rt.node.<owner>.cmd`), and runs here when this node owns the workshop or nobody does (then nobody is live, and the
-local rooms answer as an empty owner would: False, 0, nothing).
+"""`RoomCommands` (and the breakouts' live actions) across nodes: a command goes to the workshop's owner by
+request/reply on the bus (`rt.node.<owner>.cmd`, `rt.node.<owner>.breakouts`), and runs here when this node owns
+the workshop or nobody does (then nobody is live, and the local rooms answer as an empty owner would: False, 0,
+nothing).
 
 Arguments and results travel as JSON through pydantic `TypeAdapter`s built from `LocalRoomCommands`' own
 annotations, so a new command needs no code here beyond its one-line method. A `ServiceError` raised on the owner
@@ -21,6 +22,9 @@ from typing import Any, get_type_hints
 from pydantic import TypeAdapter
 
 from server.nodes import Node
+from signaling.audit import Actor
+from signaling.breakout_actions import BreakoutActions
+from signaling.breakout_store import BreakoutStore, PlanView
 from signaling.bus import BusUnavailable, Message, Subscription
 from signaling.commands import FloorHow, Kind, LivePresence, LocalRoomCommands
 from signaling.errors import Internal, ServiceError, Unavailable
@@ -36,13 +40,48 @@ def command_subject(node_id: str) -> str:
     return f"rt.node.{node_id}.cmd"
 
 
+def breakouts_subject(node_id: str) -> str:
+    return f"rt.node.{node_id}.breakouts"
+
+
 @cache
-def _shape(name: str) -> tuple[inspect.Signature, dict[str, TypeAdapter[Any]], TypeAdapter[Any]]:
-    method = getattr(LocalRoomCommands, name)
+def _shape(name: str, cls: type = LocalRoomCommands) -> tuple[inspect.Signature, dict[str, TypeAdapter[Any]], Any]:
+    """The method's signature, a JSON adapter per parameter, and one for its result (None: not carried)."""
+    method = getattr(cls, name)
     hints = get_type_hints(method)
     signature = inspect.signature(method)
     params = {p: TypeAdapter(hints[p]) for p in signature.parameters if p != "self"}
-    return signature, params, TypeAdapter(hints["return"])
+    returns = hints["return"]
+    return signature, params, TypeAdapter(returns) if returns is not PlanView else None
+
+
+async def owner_to_ask(node: Node, workshop_id: str | uuid.UUID) -> str | None:
+    """The node that owns the workshop when it is another one; None to act here (this node owns it, or nobody)."""
+    keeper = node.leases
+    try:
+        wid = workshop_id if isinstance(workshop_id, uuid.UUID) else uuid.UUID(workshop_id)
+    except ValueError:
+        return None
+    if keeper.fence(wid) is not None:
+        return None
+    owner = await keeper.owner(wid)
+    if owner is None or not owner.live or owner.node_id == node.info.id:
+        return None
+    return owner.node_id
+
+
+def _error_of(answer: dict[str, Any], classes: dict[str, type[ServiceError]]) -> ServiceError:
+    return classes.get(str(answer["error"]), Internal)(str(answer.get("message", "")))
+
+
+async def _ask_owner(node: Node, subject: str, data: bytes, timeout_s: float) -> dict[str, Any]:
+    try:
+        answer: dict[str, Any] = json.loads(await node.bus.request(subject, data, timeout_s=timeout_s))
+    except BusUnavailable as exc:
+        raise Unavailable(f"the workshop's node did not answer: {exc.message}") from exc
+    if answer.get("not_owner"):
+        raise NotOwner
+    return answer
 
 
 def _errors() -> dict[str, type[ServiceError]]:
@@ -87,23 +126,9 @@ class BusRoomCommands:
             with contextlib.suppress(BusUnavailable):
                 await self._sub.unsubscribe()
 
-    async def _owner(self, workshop_id: str) -> str | None:
-        """The node to ask, or None to run here."""
-        keeper = self.node.leases
-        try:
-            wid = uuid.UUID(workshop_id)
-        except ValueError:
-            return None
-        if keeper.fence(wid) is not None:
-            return None
-        owner = await keeper.owner(wid)
-        if owner is None or not owner.live or owner.node_id == self.node.info.id:
-            return None
-        return owner.node_id
-
     async def _call(self, name: str, workshop_id: str, *args: Any, **kwargs: Any) -> Any:
         for _attempt in range(3):
-            owner = await self._owner(workshop_id)
+            owner = await owner_to_ask(self.node, workshop_id)
             if owner is None:
                 return await getattr(self.local, name)(workshop_id, *args, **kwargs)
             try:
@@ -117,15 +142,9 @@ class BusRoomCommands:
         bound = signature.bind(self.local, *args, **kwargs).arguments
         payload = {p: params[p].dump_python(v, mode="json") for p, v in bound.items() if p != "self"}
         data = json.dumps({"command": name, "args": payload}).encode()
-        try:
-            answer = json.loads(await self.node.bus.request(command_subject(owner), data, timeout_s=self.timeout_s))
-        except BusUnavailable as exc:
-            raise Unavailable(f"the workshop's node did not answer: {exc.message}") from exc
-        if answer.get("not_owner"):
-            raise NotOwner
+        answer = await _ask_owner(self.node, command_subject(owner), data, self.timeout_s)
         if "error" in answer:
-            cls = self._error_classes.get(str(answer["error"]), Internal)
-            raise cls(str(answer.get("message", "")))
+            raise _error_of(answer, self._error_classes)
         return result.validate_python(answer.get("result"))
 
     async def _serve(self, message: Message) -> None:
@@ -224,3 +243,95 @@ COMMANDS = frozenset(
     for name, member in inspect.getmembers(LocalRoomCommands, inspect.iscoroutinefunction)
     if not name.startswith("_")
 )
+
+
+class BusBreakoutActions:
+    """Implements `BreakoutActions` for a node among several: the breakouts' live actions run on the workshop's
+    owner, whose coordinator moves its members and arms the deadline; the caller then reads the plan as the owner
+    left it in PostgreSQL (the view itself holds database rows, which do not travel)."""
+
+    def __init__(
+        self, local: BreakoutActions, store: BreakoutStore, node: Node, *, timeout_s: float = COMMAND_TIMEOUT_S
+    ) -> None:
+        self.local = local
+        self.store = store
+        self.node = node
+        self.timeout_s = timeout_s
+        self._sub: Subscription | None = None
+        self._error_classes = _errors()
+
+    async def start(self) -> None:
+        self._sub = await self.node.bus.subscribe(breakouts_subject(self.node.info.id), self._serve)
+
+    async def stop(self) -> None:
+        if self._sub is not None:
+            with contextlib.suppress(BusUnavailable):
+                await self._sub.unsubscribe()
+
+    async def _call(self, name: str, workshop_id: uuid.UUID, plan_id: uuid.UUID, *args: Any) -> PlanView:
+        signature, params, _ = _shape(name, BreakoutActions)
+        bound = signature.bind(self.local, workshop_id, plan_id, *args).arguments
+        for _attempt in range(3):
+            owner = await owner_to_ask(self.node, workshop_id)
+            if owner is None:
+                view: PlanView = await getattr(self.local, name)(workshop_id, plan_id, *args)
+                return view
+            payload = {p: params[p].dump_python(v, mode="json") for p, v in bound.items() if p != "self"}
+            data = json.dumps({"action": name, "args": payload}).encode()
+            try:
+                answer = await _ask_owner(self.node, breakouts_subject(owner), data, self.timeout_s)
+            except NotOwner:
+                continue
+            if "error" in answer:
+                raise _error_of(answer, self._error_classes)
+            return await self.store.get_plan(workshop_id, plan_id)
+        raise Unavailable("the workshop is moving between nodes; try again")
+
+    async def _serve(self, message: Message) -> None:
+        bus = self.node.bus
+        try:
+            request = json.loads(message.data)
+            name = request["action"]
+            if name not in BREAKOUT_ACTIONS:
+                raise ValueError(f"unknown breakout action {name!r}")
+            _, params, _ = _shape(name, BreakoutActions)
+            args = {p: params[p].validate_python(v) for p, v in request["args"].items()}
+            workshop_id: uuid.UUID = args["workshop_id"]
+        except Exception as exc:
+            log.warning("a bus breakout action could not be read: %r", exc)
+            await bus.reply(message, json.dumps({"error": "invalid_argument", "message": "bad action"}).encode())
+            return
+        if self.node.leases.fence(workshop_id) is None:
+            await bus.reply(message, b'{"not_owner": true}')
+            return
+        answer: dict[str, Any] = {"ok": True}
+        try:
+            await getattr(self.local, name)(**args)
+        except ServiceError as exc:
+            answer = {"error": exc.code, "message": exc.message}
+        except Exception:
+            log.exception("bus breakout action %s failed", name)
+            answer = {"error": "internal", "message": "internal error"}
+        await bus.reply(message, json.dumps(answer).encode())
+
+    async def open(self, workshop_id: uuid.UUID, plan_id: uuid.UUID, duration_s: int | None, actor: Actor) -> PlanView:
+        return await self._call("open", workshop_id, plan_id, duration_s, actor)
+
+    async def extend(self, workshop_id: uuid.UUID, plan_id: uuid.UUID, seconds: int, actor: Actor) -> PlanView:
+        return await self._call("extend", workshop_id, plan_id, seconds, actor)
+
+    async def close(
+        self, workshop_id: uuid.UUID, plan_id: uuid.UUID, countdown_s: int | None, actor: Actor
+    ) -> PlanView:
+        return await self._call("close", workshop_id, plan_id, countdown_s, actor)
+
+    async def broadcast(self, workshop_id: uuid.UUID, plan_id: uuid.UUID, text: str, actor: Actor) -> PlanView:
+        return await self._call("broadcast", workshop_id, plan_id, text, actor)
+
+    async def move(
+        self, workshop_id: uuid.UUID, plan_id: uuid.UUID, participant_id: uuid.UUID, room_id: uuid.UUID, actor: Actor
+    ) -> PlanView:
+        return await self._call("move", workshop_id, plan_id, participant_id, room_id, actor)
+
+
+BREAKOUT_ACTIONS = frozenset({"open", "extend", "close", "broadcast", "move"})

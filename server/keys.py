@@ -17,6 +17,7 @@ from server.records_store import RecordsStore
 from server.settings import Settings
 from server.store import Store
 from signaling.audit_store import AuditLog
+from signaling.breakout_actions import BreakoutActions
 from signaling.breakout_store import BreakoutStore
 from signaling.breakouts import BreakoutCoordinator
 from signaling.clock import Clock
@@ -38,6 +39,9 @@ SIGNALING = web.AppKey("signaling", SignalingService)
 COMMANDS = web.AppKey("commands", RoomCommands)
 LOBBY = web.AppKey("lobby", AdmissionLobby)
 BREAKOUTS = web.AppKey("breakouts", BreakoutCoordinator)
+# The breakouts' live actions (open, extend, close, broadcast, move): the coordinator, or with several nodes the bus
+# client that sends them to the workshop's owner (server/bus_commands.py).
+BREAKOUT_ACTIONS = web.AppKey("breakout_actions", BreakoutActions)
 BREAKOUT_STORE = web.AppKey("breakout_store", BreakoutStore)
 RECORDINGS = web.AppKey("recordings", RecordingCoordinator)
 RECORDING_STORE = web.AppKey("recording_store", RecordingStore)

@@ -302,3 +302,41 @@ async def test_a_killed_edge_is_a_dropped_socket_for_the_owner_and_its_client_re
     assert welcome["resumed"] is True and welcome["self"]["id"] == ana.id
     assert (await eva.signal.wait_for("peer_resumed", WAIT_S))["peer_id"] == ana.id
     assert eva.roster == {ana.id}
+
+
+async def test_breakouts_opened_through_a_node_that_owns_nothing_move_members_of_two_nodes_and_end_once(
+    nodes: list[Node], http: aiohttp.ClientSession
+) -> None:
+    a, b, c = nodes
+    names = ["ana", "ben", "eva", "ivo"]
+    wid, tokens = await new_workshop(http, c, *names)
+    members = [await join(http, a, tokens[n], n) for n in names[:2]]  # a owns the workshop
+    members += [await join(http, b, tokens[n], n) for n in names[2:]]
+    plenary = members[0].signal.welcome["room"]["id"]
+    everyone = {m.id for m in members}
+    await asyncio.gather(*(m.roster_becomes(everyone - {m.id}) for m in members))
+
+    base = f"{c.url}/api/v1/workshops/{wid}/breakouts"
+    spec = {"name": "Pairs", "rooms": 2, "strategy": "random", "countdown_s": 0}
+    async with http.post(base, json=spec, headers=ADMIN) as resp:
+        assert resp.status == 201, await resp.text()
+        plan = await resp.json()
+    async with http.post(f"{base}/{plan['id']}/open", json={"duration_s": 2}, headers=ADMIN) as resp:
+        assert resp.status == 200, await resp.text()
+        assert (await resp.json())["state"] == "open"  # read back after the owner opened it
+
+    async def goes_and_comes_back(member: Member) -> list[str]:
+        out = await member.signal.wait_for("moved", WAIT_S)
+        assert out["room"]["id"] == plan["assignments"][member.id]
+        back = await member.signal.wait_for("moved", WAIT_S)  # the deadline, armed on the owner alone
+        assert back["room"]["id"] == plenary
+        return [m["type"] for m in member.signal.seen]
+
+    seen = await asyncio.gather(*(goes_and_comes_back(m) for m in members))
+    # One more round trip through the owner: anything a second timer had sent would have arrived before it.
+    await members[0].signal.send({"type": "update", "hand": True})
+    for m in members[1:]:
+        await m.signal.wait_for("peer_updated", WAIT_S)
+    for m, types in zip(members, seen, strict=True):
+        assert types.count("breakouts_opened") == 1 and types.count("breakouts_closed") == 1, m.name
+        assert [t["type"] for t in m.signal.seen].count("moved") == 2, m.name

@@ -12,9 +12,10 @@ from typing import Any, cast
 
 import pytest
 
-from server.bus_commands import COMMANDS, BusRoomCommands, _shape
+from server.bus_commands import BREAKOUT_ACTIONS, COMMANDS, BusBreakoutActions, BusRoomCommands, _shape
 from server.leases import LeaseKeeper, NodeInfo
 from server.nodes import Node
+from signaling.breakout_actions import BreakoutActions
 from signaling.bus import InProcessBus
 from signaling.commands import LiveMember, LivePresence, LiveRoom, LocalRoomCommands, RoomCommands
 from signaling.errors import NotFound, Unavailable
@@ -113,12 +114,17 @@ async def cluster() -> AsyncIterator[Cluster]:
     await bus.close()
 
 
-def test_every_command_of_the_port_travels() -> None:
+def test_every_command_of_the_ports_travels() -> None:
     port = {n for n in dir(RoomCommands) if not n.startswith("_")}
     assert port == COMMANDS
     for name in COMMANDS:
         _shape(name)  # every argument and result has a JSON adapter
         assert callable(getattr(BusRoomCommands, name))
+    actions = {n for n in dir(BreakoutActions) if not n.startswith("_")}
+    assert actions == BREAKOUT_ACTIONS
+    for name in BREAKOUT_ACTIONS:
+        _shape(name, BreakoutActions)
+        assert callable(getattr(BusBreakoutActions, name))
 
 
 async def test_a_command_runs_on_the_owner_with_its_arguments_and_returns_its_result(cluster: Cluster) -> None:
