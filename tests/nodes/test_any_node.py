@@ -340,3 +340,29 @@ async def test_breakouts_opened_through_a_node_that_owns_nothing_move_members_of
     for m, types in zip(members, seen, strict=True):
         assert types.count("breakouts_opened") == 1 and types.count("breakouts_closed") == 1, m.name
         assert [t["type"] for t in m.signal.seen].count("moved") == 2, m.name
+
+
+async def test_an_owner_paused_past_its_lease_closes_its_sessions_with_1012_when_it_wakes_and_they_find_the_new_owner(
+    nodes: list[Node], http: aiohttp.ClientSession
+) -> None:
+    a, b, _c = nodes
+    _wid, tokens = await new_workshop(http, a, "ana", "eva")
+    eva = await join(http, a, tokens["eva"], "eva")  # a owns the workshop; eva's socket is a's own
+    ana = await join(http, b, tokens["ana"], "ana")
+    await eva.roster_becomes({ana.id})
+
+    a.server.proc.send_signal(signal.SIGSTOP)
+    try:
+        assert await ana.signal.wait_closed(WAIT_S) == 1012  # b heard no pong from a
+        # b holds ana's hello until a's lease lapses, then takes the workshop over.
+        ana2 = await join(http, b, tokens["ana"], "ana")
+        assert ana2.roster == set()
+        assert await b.leases(http) == 1
+    finally:
+        a.server.proc.send_signal(signal.SIGCONT)
+    # Awake, a finds its lease gone: its own sessions of the workshop are told to come back now.
+    assert await eva.signal.wait_closed(WAIT_S) == 1012
+    assert await a.leases(http) == 0
+    eva2 = await join(http, a, tokens["eva"], "eva")  # through a, which forwards to b now
+    assert {p["id"] for p in eva2.signal.welcome["peers"]} == {ana2.id}
+    await ana2.roster_becomes({eva2.id})
