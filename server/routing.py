@@ -229,7 +229,13 @@ class Router:
             self._edges.add(client)
             try:
                 await pipe_to_owner(
-                    ws, client, bus, up=up_subject(self._me, conn), downstream=downstream, keepalive_s=self.keepalive_s
+                    ws,
+                    client,
+                    bus,
+                    up=up_subject(self._me, conn),
+                    downstream=downstream,
+                    keepalive_s=self.keepalive_s,
+                    max_frame_bytes=max(self.limits.max_message_bytes, self.limits.max_sdp_message_bytes),
                 )
             finally:
                 self._edges.discard(client)

@@ -33,6 +33,8 @@ from aiohttp import WebSocketError, WSMessage, WSMsgType, web
 
 from signaling.bus import Bus, BusUnavailable, Message, Subscription
 from signaling.connection import Connection
+from signaling.protocol import Error
+from signaling.service import encode
 
 log = logging.getLogger(__name__)
 
@@ -202,10 +204,13 @@ async def pipe_to_owner(
     up: str,
     downstream: Subscription,
     keepalive_s: float,
+    max_frame_bytes: int,
 ) -> None:
     """The edge's end, once the owner opened the session: the client's frames go up, the owner's come down, until
     either side closes (the other is closed with the same code) or the owner falls silent (the client gets 1012).
-    `client` is the client socket's writer; the caller finishes it."""
+    `client` is the client socket's writer; the caller finishes it. A text frame over `max_frame_bytes` (the largest
+    message the owner's session would read) is refused here, as the session would refuse it, rather than sent: the
+    bus has a payload limit of its own."""
     loop = asyncio.get_running_loop()
     heard = loop.time()
     done = asyncio.Event()
@@ -241,7 +246,12 @@ async def pipe_to_owner(
         try:
             async for msg in ws:
                 if msg.type == WSMsgType.TEXT:
-                    await bus.publish(up, text_frame(msg.data))
+                    text: str = msg.data
+                    if len(text) * 4 > max_frame_bytes and len(text.encode()) > max_frame_bytes:
+                        too_large = Error(code="payload_too_large", message=f"message over {max_frame_bytes} bytes")
+                        client.send(encode(too_large))
+                        continue
+                    await bus.publish(up, text_frame(text))
                 elif msg.type == WSMsgType.BINARY:
                     # Not part of the protocol: the owner's session says so, as it would to a local client.
                     await bus.publish(up, BINARY)

@@ -227,6 +227,12 @@ async def test_a_participant_connected_on_two_nodes_keeps_only_the_newer_connect
     updated = await ben.signal.wait_for("peer_updated", WAIT_S)
     assert updated["peer"]["id"] == ana_on_b.id
     assert ben.roster == {ana_on_b.id}
+    # A frame over every message limit is refused at the edge, as the owner's session would refuse it: the session
+    # goes on.
+    await ana_on_b.signal.send({"type": "chat", "text": "x" * 300_000})
+    assert (await ana_on_b.signal.wait_for("error", WAIT_S))["code"] == "payload_too_large"
+    await ana_on_b.signal.send({"type": "update", "hand": False})
+    assert (await ben.signal.wait_for("peer_updated", WAIT_S))["peer"]["state"]["hand"] is False
 
 
 class NodeClient:
