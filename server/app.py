@@ -32,7 +32,7 @@ from server.auth import (
     new_secret,
     read_or_create_secret_file,
 )
-from server.bus_commands import BusBreakoutActions, BusRoomCommands
+from server.bus_commands import BusBreakoutActions, BusLobbyActions, BusRoomCommands
 from server.coturn import CoturnConfig, CoturnError, EmbeddedCoturn
 from server.db import EmbeddedPostgres, create_pool
 from server.directory import ServerDirectory, StoreRooms, ice_servers_for
@@ -57,6 +57,7 @@ from signaling.breakouts import BreakoutCoordinator
 from signaling.clock import FileClock, SystemClock
 from signaling.commands import LocalRoomCommands
 from signaling.lobby import AdmissionLobby
+from signaling.lobby_actions import LocalLobbyActions
 from signaling.lobby_store import PgLobbyStore
 from signaling.protocol import RoomInfo
 from signaling.rooms import room_info
@@ -334,6 +335,12 @@ async def _signaling(app: web.Application) -> AsyncIterator[None]:
         await router.start()
         app[ROUTER] = router
     app[keys.LOBBY] = lobby
+    app[keys.LOBBY_ACTIONS] = LocalLobbyActions(lobby)
+    bus_lobby: BusLobbyActions | None = None
+    if settings.bus_url is not None:
+        bus_lobby = BusLobbyActions(app[keys.LOBBY_ACTIONS], app[keys.NODE])
+        await bus_lobby.start()
+        app[keys.LOBBY_ACTIONS] = bus_lobby
     coordinator = BreakoutCoordinator(breakout_store, service, directory, audit=app[keys.AUDIT])
     ports.plug_breakouts(coordinator)
     app[keys.BREAKOUT_STORE] = breakout_store
@@ -406,6 +413,8 @@ async def _signaling(app: web.Application) -> AsyncIterator[None]:
             await bus_commands.close()
         if bus_breakouts is not None:
             await bus_breakouts.stop()
+        if bus_lobby is not None:
+            await bus_lobby.stop()
         await lobby.close()
         await store.close()
         await heartbeat.close()

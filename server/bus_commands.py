@@ -1,11 +1,12 @@
-"""`RoomCommands` (and the breakouts' live actions) across nodes: a command goes to the workshop's owner by
-request/reply on the bus (`rt.node.<owner>.cmd`, `rt.node.<owner>.breakouts`), and runs here when this node owns
-the workshop or nobody does (then nobody is live, and the local rooms answer as an empty owner would: False, 0,
-nothing).
+"""The ports of a workshop's live state across nodes: `RoomCommands`, the breakouts' live actions and the lobby's.
+A call goes to the workshop's owner by request/reply on the bus (`rt.node.<owner>.<port>`), and runs here when this
+node owns the workshop or nobody does (then nobody is live, and the local rooms answer as an empty owner would:
+False, 0, nothing).
 
-Arguments and results travel as JSON through pydantic `TypeAdapter`s built from `LocalRoomCommands`' own
-annotations, so a new command needs no code here beyond its one-line method. A `ServiceError` raised on the owner
-is raised again here with its class and message; an owner that does not answer is `Unavailable` (503).
+Arguments and results travel as JSON through pydantic `TypeAdapter`s built from the port's own annotations, so a
+new method needs no code here beyond its one-line wrapper. A `ServiceError` raised on the owner is raised again here
+with its class and message; an owner that does not answer is `Unavailable` (503). An owner that lost the lease
+meanwhile answers `not_owner`, and the caller reads the lease again.
 """
 
 from __future__ import annotations
@@ -26,26 +27,31 @@ from signaling.audit import Actor
 from signaling.breakout_actions import BreakoutActions
 from signaling.breakout_store import BreakoutStore, PlanView
 from signaling.bus import BusUnavailable, Message, Subscription
-from signaling.commands import FloorHow, Kind, LivePresence, LocalRoomCommands
+from signaling.commands import FloorHow, Kind, LivePresence, LocalRoomCommands, RoomCommands
 from signaling.errors import Internal, ServiceError, Unavailable
-from signaling.protocol import RoomInfo, Sender
+from signaling.lobby import AdmitSelector
+from signaling.lobby_actions import LobbyActions
+from signaling.lobby_store import ActorRef
+from signaling.protocol import Knock, RoomInfo, Sender
 from signaling.rooms import Profile
 
 log = logging.getLogger(__name__)
 
 COMMAND_TIMEOUT_S = 5.0
+ATTEMPTS = 3  # reads of the lease per call: a lease that moves twice while a call is in flight is "unavailable"
 
 
-def command_subject(node_id: str) -> str:
-    return f"rt.node.{node_id}.cmd"
+def port_subject(node_id: str, port: str) -> str:
+    return f"rt.node.{node_id}.{port}"
 
 
-def breakouts_subject(node_id: str) -> str:
-    return f"rt.node.{node_id}.breakouts"
+def methods_of(port: type) -> frozenset[str]:
+    """The public methods of a port (a Protocol): what travels."""
+    return frozenset(name for name in dir(port) if not name.startswith("_") and callable(getattr(port, name)))
 
 
 @cache
-def _shape(name: str, cls: type = LocalRoomCommands) -> tuple[inspect.Signature, dict[str, TypeAdapter[Any]], Any]:
+def _shape(name: str, cls: type = RoomCommands) -> tuple[inspect.Signature, dict[str, TypeAdapter[Any]], Any]:
     """The method's signature, a JSON adapter per parameter, and one for its result (None: not carried)."""
     method = getattr(cls, name)
     hints = get_type_hints(method)
@@ -70,20 +76,6 @@ async def owner_to_ask(node: Node, workshop_id: str | uuid.UUID) -> str | None:
     return owner.node_id
 
 
-def _error_of(answer: dict[str, Any], classes: dict[str, type[ServiceError]]) -> ServiceError:
-    return classes.get(str(answer["error"]), Internal)(str(answer.get("message", "")))
-
-
-async def _ask_owner(node: Node, subject: str, data: bytes, timeout_s: float) -> dict[str, Any]:
-    try:
-        answer: dict[str, Any] = json.loads(await node.bus.request(subject, data, timeout_s=timeout_s))
-    except BusUnavailable as exc:
-        raise Unavailable(f"the workshop's node did not answer: {exc.message}") from exc
-    if answer.get("not_owner"):
-        raise NotOwner
-    return answer
-
-
 def _errors() -> dict[str, type[ServiceError]]:
     found: dict[str, type[ServiceError]] = {}
     pending: list[type[ServiceError]] = list(ServiceError.__subclasses__())
@@ -98,6 +90,99 @@ class NotOwner(Exception):
     """The node asked does not hold the workshop's lease (any more)."""
 
 
+class OwnerCalls:
+    """One port's methods, called on the workshop's owner. Every method's first argument is the workshop."""
+
+    def __init__(
+        self,
+        node: Node,
+        port: type,
+        local: Any,
+        name: str,
+        *,
+        timeout_s: float = COMMAND_TIMEOUT_S,
+        before_remote: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.node = node
+        self.port = port
+        self.local = local
+        self.name = name
+        self.methods = methods_of(port)
+        self.timeout_s = timeout_s
+        # Run on the owner before a call from another node: that node changed PostgreSQL first (a revoke, a new
+        # room), which this node's caches have not seen.
+        self.before_remote = before_remote
+        self._sub: Subscription | None = None
+        self._error_classes = _errors()
+
+    async def start(self) -> None:
+        self._sub = await self.node.bus.subscribe(port_subject(self.node.info.id, self.name), self._serve)
+
+    async def stop(self) -> None:
+        if self._sub is not None:
+            with contextlib.suppress(BusUnavailable):
+                await self._sub.unsubscribe()
+
+    async def call(self, method: str, workshop_id: Any, *args: Any, **kwargs: Any) -> tuple[bool, Any]:
+        """(True, result) when it ran on another node (the result is None when the port's result does not travel),
+        (False, result) when it ran here."""
+        for _attempt in range(ATTEMPTS):
+            owner = await owner_to_ask(self.node, workshop_id)
+            if owner is None:
+                return False, await getattr(self.local, method)(workshop_id, *args, **kwargs)
+            try:
+                return True, await self._ask(owner, method, workshop_id, *args, **kwargs)
+            except NotOwner:
+                continue  # the lease moved between our read and its answer: read it again
+        raise Unavailable("the workshop is moving between nodes; try again")
+
+    async def _ask(self, owner: str, method: str, *args: Any, **kwargs: Any) -> Any:
+        signature, params, result = _shape(method, self.port)
+        bound = signature.bind(self.local, *args, **kwargs).arguments
+        payload = {p: params[p].dump_python(v, mode="json") for p, v in bound.items() if p != "self"}
+        data = json.dumps({"method": method, "args": payload}).encode()
+        try:
+            reply = await self.node.bus.request(port_subject(owner, self.name), data, timeout_s=self.timeout_s)
+        except BusUnavailable as exc:
+            raise Unavailable(f"the workshop's node did not answer: {exc.message}") from exc
+        answer = json.loads(reply)
+        if answer.get("not_owner"):
+            raise NotOwner
+        if "error" in answer:
+            raise self._error_classes.get(str(answer["error"]), Internal)(str(answer.get("message", "")))
+        return None if result is None else result.validate_python(answer.get("result"))
+
+    async def _serve(self, message: Message) -> None:
+        """A call from another node, for a workshop it believes this node owns."""
+        bus = self.node.bus
+        try:
+            request = json.loads(message.data)
+            method = request["method"]
+            if method not in self.methods:
+                raise ValueError(f"unknown method {method!r}")
+            _, params, result = _shape(method, self.port)
+            args = {p: params[p].validate_python(v) for p, v in request["args"].items()}
+            workshop_id = args["workshop_id"]
+            workshop_id = workshop_id if isinstance(workshop_id, uuid.UUID) else uuid.UUID(workshop_id)
+        except Exception as exc:
+            log.warning("a call to %s could not be read: %r", self.name, exc)
+            await bus.reply(message, json.dumps({"error": "invalid_argument", "message": "bad call"}).encode())
+            return
+        if self.node.leases.fence(workshop_id) is None:
+            await bus.reply(message, b'{"not_owner": true}')
+            return
+        self.before_remote()
+        try:
+            value = await getattr(self.local, method)(**args)
+            answer: dict[str, Any] = {"result": None if result is None else result.dump_python(value, mode="json")}
+        except ServiceError as exc:
+            answer = {"error": exc.code, "message": exc.message}
+        except Exception:
+            log.exception("%s.%s failed", self.name, method)
+            answer = {"error": "internal", "message": "internal error"}
+        await bus.reply(message, json.dumps(answer).encode())
+
+
 class BusRoomCommands:
     """Implements `RoomCommands` for a node among several."""
 
@@ -109,72 +194,18 @@ class BusRoomCommands:
         timeout_s: float = COMMAND_TIMEOUT_S,
         before_remote: Callable[[], None] = lambda: None,
     ) -> None:
-        self.local = local
         self.node = node
-        self.timeout_s = timeout_s
-        # Run on the owner before a command from another node: that node changed PostgreSQL first (a revoke, a
-        # new room), which this node's caches have not seen.
-        self.before_remote = before_remote
-        self._sub: Subscription | None = None
-        self._error_classes = _errors()
+        self._calls = OwnerCalls(node, RoomCommands, local, "cmd", timeout_s=timeout_s, before_remote=before_remote)
 
     async def start(self) -> None:
-        self._sub = await self.node.bus.subscribe(command_subject(self.node.info.id), self._serve)
+        await self._calls.start()
 
     async def close(self) -> None:
-        if self._sub is not None:
-            with contextlib.suppress(BusUnavailable):
-                await self._sub.unsubscribe()
+        await self._calls.stop()
 
-    async def _call(self, name: str, workshop_id: str, *args: Any, **kwargs: Any) -> Any:
-        for _attempt in range(3):
-            owner = await owner_to_ask(self.node, workshop_id)
-            if owner is None:
-                return await getattr(self.local, name)(workshop_id, *args, **kwargs)
-            try:
-                return await self._ask(owner, name, workshop_id, *args, **kwargs)
-            except NotOwner:
-                continue  # the lease moved between our read and its answer: read it again
-        raise Unavailable("the workshop is moving between nodes; try again")
-
-    async def _ask(self, owner: str, name: str, *args: Any, **kwargs: Any) -> Any:
-        signature, params, result = _shape(name)
-        bound = signature.bind(self.local, *args, **kwargs).arguments
-        payload = {p: params[p].dump_python(v, mode="json") for p, v in bound.items() if p != "self"}
-        data = json.dumps({"command": name, "args": payload}).encode()
-        answer = await _ask_owner(self.node, command_subject(owner), data, self.timeout_s)
-        if "error" in answer:
-            raise _error_of(answer, self._error_classes)
-        return result.validate_python(answer.get("result"))
-
-    async def _serve(self, message: Message) -> None:
-        """A command from another node, for a workshop it believes this node owns."""
-        bus = self.node.bus
-        try:
-            request = json.loads(message.data)
-            name = request["command"]
-            signature, params, result = _shape(name) if name in COMMANDS else (None, {}, None)
-            if signature is None or result is None:
-                raise ValueError(f"unknown command {name!r}")
-            args = {p: params[p].validate_python(v) for p, v in request["args"].items()}
-            workshop_id = uuid.UUID(args["workshop_id"])
-        except Exception as exc:
-            log.warning("a bus command could not be read: %r", exc)
-            await bus.reply(message, json.dumps({"error": "invalid_argument", "message": "bad command"}).encode())
-            return
-        if self.node.leases.fence(workshop_id) is None:
-            await bus.reply(message, b'{"not_owner": true}')
-            return
-        self.before_remote()
-        try:
-            value = await getattr(self.local, name)(**args)
-            answer: dict[str, Any] = {"result": result.dump_python(value, mode="json")}
-        except ServiceError as exc:
-            answer = {"error": exc.code, "message": exc.message}
-        except Exception:
-            log.exception("bus command %s failed", name)
-            answer = {"error": "internal", "message": "internal error"}
-        await bus.reply(message, json.dumps(answer).encode())
+    async def _call(self, method: str, workshop_id: str, *args: Any, **kwargs: Any) -> Any:
+        _, value = await self._calls.call(method, workshop_id, *args, **kwargs)
+        return value
 
     # RoomCommands ---------------------------------------------------------------------------------
 
@@ -237,14 +268,6 @@ class BusRoomCommands:
         return value
 
 
-# The commands that travel: every public coroutine of LocalRoomCommands (the RoomCommands protocol).
-COMMANDS = frozenset(
-    name
-    for name, member in inspect.getmembers(LocalRoomCommands, inspect.iscoroutinefunction)
-    if not name.startswith("_")
-)
-
-
 class BusBreakoutActions:
     """Implements `BreakoutActions` for a node among several: the breakouts' live actions run on the workshop's
     owner, whose coordinator moves its members and arms the deadline; the caller then reads the plan as the owner
@@ -253,66 +276,21 @@ class BusBreakoutActions:
     def __init__(
         self, local: BreakoutActions, store: BreakoutStore, node: Node, *, timeout_s: float = COMMAND_TIMEOUT_S
     ) -> None:
-        self.local = local
         self.store = store
-        self.node = node
-        self.timeout_s = timeout_s
-        self._sub: Subscription | None = None
-        self._error_classes = _errors()
+        self._calls = OwnerCalls(node, BreakoutActions, local, "breakouts", timeout_s=timeout_s)
 
     async def start(self) -> None:
-        self._sub = await self.node.bus.subscribe(breakouts_subject(self.node.info.id), self._serve)
+        await self._calls.start()
 
     async def stop(self) -> None:
-        if self._sub is not None:
-            with contextlib.suppress(BusUnavailable):
-                await self._sub.unsubscribe()
+        await self._calls.stop()
 
-    async def _call(self, name: str, workshop_id: uuid.UUID, plan_id: uuid.UUID, *args: Any) -> PlanView:
-        signature, params, _ = _shape(name, BreakoutActions)
-        bound = signature.bind(self.local, workshop_id, plan_id, *args).arguments
-        for _attempt in range(3):
-            owner = await owner_to_ask(self.node, workshop_id)
-            if owner is None:
-                view: PlanView = await getattr(self.local, name)(workshop_id, plan_id, *args)
-                return view
-            payload = {p: params[p].dump_python(v, mode="json") for p, v in bound.items() if p != "self"}
-            data = json.dumps({"action": name, "args": payload}).encode()
-            try:
-                answer = await _ask_owner(self.node, breakouts_subject(owner), data, self.timeout_s)
-            except NotOwner:
-                continue
-            if "error" in answer:
-                raise _error_of(answer, self._error_classes)
+    async def _call(self, method: str, workshop_id: uuid.UUID, plan_id: uuid.UUID, *args: Any) -> PlanView:
+        remote, view = await self._calls.call(method, workshop_id, plan_id, *args)
+        if remote:
             return await self.store.get_plan(workshop_id, plan_id)
-        raise Unavailable("the workshop is moving between nodes; try again")
-
-    async def _serve(self, message: Message) -> None:
-        bus = self.node.bus
-        try:
-            request = json.loads(message.data)
-            name = request["action"]
-            if name not in BREAKOUT_ACTIONS:
-                raise ValueError(f"unknown breakout action {name!r}")
-            _, params, _ = _shape(name, BreakoutActions)
-            args = {p: params[p].validate_python(v) for p, v in request["args"].items()}
-            workshop_id: uuid.UUID = args["workshop_id"]
-        except Exception as exc:
-            log.warning("a bus breakout action could not be read: %r", exc)
-            await bus.reply(message, json.dumps({"error": "invalid_argument", "message": "bad action"}).encode())
-            return
-        if self.node.leases.fence(workshop_id) is None:
-            await bus.reply(message, b'{"not_owner": true}')
-            return
-        answer: dict[str, Any] = {"ok": True}
-        try:
-            await getattr(self.local, name)(**args)
-        except ServiceError as exc:
-            answer = {"error": exc.code, "message": exc.message}
-        except Exception:
-            log.exception("bus breakout action %s failed", name)
-            answer = {"error": "internal", "message": "internal error"}
-        await bus.reply(message, json.dumps(answer).encode())
+        found: PlanView = view
+        return found
 
     async def open(self, workshop_id: uuid.UUID, plan_id: uuid.UUID, duration_s: int | None, actor: Actor) -> PlanView:
         return await self._call("open", workshop_id, plan_id, duration_s, actor)
@@ -334,4 +312,33 @@ class BusBreakoutActions:
         return await self._call("move", workshop_id, plan_id, participant_id, room_id, actor)
 
 
-BREAKOUT_ACTIONS = frozenset({"open", "extend", "close", "broadcast", "move"})
+class BusLobbyActions:
+    """Implements `LobbyActions` for a node among several: the knocks wait on the workshop's owner."""
+
+    def __init__(self, local: LobbyActions, node: Node, *, timeout_s: float = COMMAND_TIMEOUT_S) -> None:
+        self._calls = OwnerCalls(node, LobbyActions, local, "lobby", timeout_s=timeout_s)
+
+    async def start(self) -> None:
+        await self._calls.start()
+
+    async def stop(self) -> None:
+        await self._calls.stop()
+
+    async def knocks(self, workshop_id: str) -> list[Knock]:
+        _, value = await self._calls.call("knocks", workshop_id)
+        knocks: list[Knock] = value
+        return knocks
+
+    async def admit(self, workshop_id: str, selector: AdmitSelector, actor: ActorRef) -> int:
+        _, value = await self._calls.call("admit", workshop_id, selector, actor)
+        admitted: int = value
+        return admitted
+
+    async def deny(self, workshop_id: str, knock_id: str, actor: ActorRef, message: str | None) -> None:
+        await self._calls.call("deny", workshop_id, knock_id, actor, message)
+
+
+# What travels: every method of each port.
+COMMANDS = methods_of(RoomCommands)
+BREAKOUT_ACTIONS = methods_of(BreakoutActions)
+LOBBY_ACTIONS = methods_of(LobbyActions)

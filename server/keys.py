@@ -23,6 +23,7 @@ from signaling.breakouts import BreakoutCoordinator
 from signaling.clock import Clock
 from signaling.commands import RoomCommands
 from signaling.lobby import AdmissionLobby
+from signaling.lobby_actions import LobbyActions
 from signaling.service import SignalingService
 from signaling.sfu.bridge import SfuBridge
 
@@ -38,6 +39,9 @@ SIGNALING = web.AppKey("signaling", SignalingService)
 # What HTTP handlers call to change live rooms (signaling/commands.py); they never reach into SIGNALING.
 COMMANDS = web.AppKey("commands", RoomCommands)
 LOBBY = web.AppKey("lobby", AdmissionLobby)
+# The lobby's moderator actions (knocks, admit, deny): this process's lobby, or with several nodes the bus client that
+# sends them to the workshop's owner, where the knocks wait (server/bus_commands.py).
+LOBBY_ACTIONS = web.AppKey("lobby_actions", LobbyActions)
 BREAKOUTS = web.AppKey("breakouts", BreakoutCoordinator)
 # The breakouts' live actions (open, extend, close, broadcast, move): the coordinator, or with several nodes the bus
 # client that sends them to the workshop's owner (server/bus_commands.py).

@@ -372,3 +372,33 @@ async def test_an_owner_paused_past_its_lease_closes_its_sessions_with_1012_when
     eva2 = await join(http, a, tokens["eva"], "eva")  # through a, which forwards to b now
     assert {p["id"] for p in eva2.signal.welcome["peers"]} == {ana2.id}
     await ana2.roster_becomes({eva2.id})
+
+
+async def test_a_knock_through_one_node_is_seen_and_admitted_through_another(
+    nodes: list[Node], http: aiohttp.ClientSession
+) -> None:
+    a, b, c = nodes
+    async with http.post(f"{a.url}/api/v1/workshops", json={**WORKSHOP, "lobby": "everyone"}, headers=ADMIN) as resp:
+        assert resp.status == 201, await resp.text()
+        wid = (await resp.json())["id"]
+    people = {}
+    for name, role in (("mia", "moderator"), ("ana", "participant")):
+        body = {"display_name": name, "country": "PT", "role": role}
+        async with http.post(f"{a.url}/api/v1/workshops/{wid}/participants", json=body, headers=ADMIN) as resp:
+            assert resp.status == 201, await resp.text()
+            people[name] = (await resp.json())["join_token"]
+    mia = await join(http, a, people["mia"], "mia")  # a moderator walks in; a owns the workshop
+    knocker = SignalClient(await http.ws_connect(f"{b.url}/ws"))
+    await knocker.send({"type": "hello", "protocol": [1], "token": people["ana"]})
+    assert (await knocker.wait_for("lobby", WAIT_S))["type"] == "lobby"
+    knock = await mia.signal.wait_for("knock", WAIT_S)
+
+    lobby = f"{c.url}/api/v1/workshops/{wid}/lobby"
+    async with http.get(lobby, headers=ADMIN) as resp:  # c holds no knock: the owner's are read
+        assert resp.status == 200, await resp.text()
+        assert [k["id"] for k in (await resp.json())["knocks"]] == [knock["knock"]["id"]]
+    async with http.post(f"{lobby}/admit", json={"all": True}, headers=ADMIN) as resp:
+        assert resp.status == 200, await resp.text()
+        assert (await resp.json())["admitted"] == 1
+    welcome = await knocker.wait_for("welcome", WAIT_S)
+    assert {p["id"] for p in welcome["peers"]} == {mia.id}

@@ -12,7 +12,15 @@ from typing import Any, cast
 
 import pytest
 
-from server.bus_commands import BREAKOUT_ACTIONS, COMMANDS, BusBreakoutActions, BusRoomCommands, _shape
+from server.bus_commands import (
+    BREAKOUT_ACTIONS,
+    COMMANDS,
+    LOBBY_ACTIONS,
+    BusBreakoutActions,
+    BusLobbyActions,
+    BusRoomCommands,
+    _shape,
+)
 from server.leases import LeaseKeeper, NodeInfo
 from server.nodes import Node
 from signaling.breakout_actions import BreakoutActions
@@ -20,6 +28,7 @@ from signaling.bus import InProcessBus
 from signaling.commands import LiveMember, LivePresence, LiveRoom, LocalRoomCommands, RoomCommands
 from signaling.errors import NotFound, Unavailable
 from signaling.fence import Fence
+from signaling.lobby_actions import LobbyActions
 from signaling.protocol import HelpRequested, PeerState, RoomInfo, Sender
 
 WORKSHOP = uuid.uuid4()
@@ -125,6 +134,10 @@ def test_every_command_of_the_ports_travels() -> None:
     for name in BREAKOUT_ACTIONS:
         _shape(name, BreakoutActions)
         assert callable(getattr(BusBreakoutActions, name))
+    assert {n for n in dir(LobbyActions) if not n.startswith("_")} == LOBBY_ACTIONS == {"knocks", "admit", "deny"}
+    for name in LOBBY_ACTIONS:
+        _shape(name, LobbyActions)
+        assert callable(getattr(BusLobbyActions, name))
 
 
 async def test_a_command_runs_on_the_owner_with_its_arguments_and_returns_its_result(cluster: Cluster) -> None:
