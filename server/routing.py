@@ -40,7 +40,9 @@ from signaling.forwarding import (
     read_open_request,
     up_subject,
 )
-from signaling.service import SignalingService
+from signaling.outage import as_unavailable
+from signaling.protocol import Error
+from signaling.service import CLOSE_UNAVAILABLE, SignalingService, encode
 from signaling.session import Session, SessionLimits, origin_allowed
 from signaling.tasks import OwnedTasks
 
@@ -155,10 +157,24 @@ class Router:
             try:
                 if await self._forward(ws, workshop_id, first.data, connection_id):
                     return ws
-            except Exception as exc:  # the database or the bus: the session here says what is wrong
+            except Exception as exc:
+                # The database or the bus is away: nobody can say who owns the workshop, so nobody serves it here
+                # (that could split it). The client comes back later, as for any outage.
+                outage = as_unavailable(exc)
                 log.warning("routing a session of workshop %s failed: %r", workshop_id, exc)
+                await self._refuse(ws, CLOSE_UNAVAILABLE if outage is not None else CLOSE_COME_BACK)
+                return ws
         await self._run_session(ReplaySocket(ws, first).as_websocket(), connection_id)
         return ws
+
+    @staticmethod
+    async def _refuse(ws: web.WebSocketResponse, code: int) -> None:
+        """The `error` and close of a hello nobody can serve now (see the close codes in docs/protocol.md)."""
+        message = "the workshop cannot be reached now; reconnect"
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(3):
+                await ws.send_str(encode(Error(code="unavailable", message=message)))
+                await ws.close(code=code, message=message.encode())
 
     def _workshop_of(self, first: WSMessage | TimeoutError) -> uuid.UUID | None:
         """The workshop a hello's token names, when it is a hello with a valid join token; else None (the session
@@ -183,6 +199,9 @@ class Router:
     async def _forward(self, ws: web.WebSocketResponse, workshop_id: uuid.UUID, hello: str, cid: str) -> bool:
         """Pipe the socket to the workshop's owner; False when this node is (or became) the owner. A dead owner's
         clients wait here until its lease lapses (or are told to come back with 1012 after that long)."""
+        if not self.node.bus.connected:
+            # Cut off from the other nodes: it cannot forward, and it must not take a workshop it could not share.
+            raise BusUnavailable("the bus is down")
         keeper = self.node.leases
         loop = asyncio.get_running_loop()
         deadline = loop.time() + keeper.ttl_s + keeper.renew_every_s + self.open_timeout_s
@@ -197,9 +216,7 @@ class Router:
                 if outcome == "done":
                     return True
             if loop.time() >= deadline:
-                with contextlib.suppress(Exception):
-                    async with asyncio.timeout(3):
-                        await ws.close(code=CLOSE_COME_BACK, message=b"the workshop's node does not answer")
+                await self._refuse(ws, CLOSE_COME_BACK)
                 return True
             if outcome == "unreachable":
                 keeper.want(workshop_id)  # the renewal loop takes it the moment it lapses

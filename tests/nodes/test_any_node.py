@@ -6,6 +6,7 @@ the other nodes are told to come back (1012) and are served by a new owner once 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import sys
 from collections.abc import AsyncIterator
@@ -17,6 +18,7 @@ import pytest
 
 from tests.conftest import ADMIN_TOKEN, SECRET_KEY
 from tests.helpers import ADMIN, WORKSHOP
+from tests.nodes.nats_server import NatsServer
 from tests.server.test_process import ROOT, Server, _env, free_port
 from tests.signaling.client import SignalClient
 from tests.signaling.rtc_peer import RtcPeer, loopback_ice
@@ -33,6 +35,7 @@ class Node:
         self.server = server
         self.name = name
         self._drain: asyncio.Task[None] | None = None
+        self._logged = asyncio.Condition()
 
     @classmethod
     async def start(cls, name: str, database_url: str, bus_url: str, data_dir: Path) -> Node:
@@ -63,7 +66,14 @@ class Node:
         stderr = self.server.proc.stderr
         assert stderr is not None
         while line := await stderr.readline():
-            self.server.output.append(line.decode())
+            async with self._logged:
+                self.server.output.append(line.decode())
+                self._logged.notify_all()
+
+    async def logs(self, needle: str, *, after: int = 0) -> None:
+        """Wait until a log line from the `after`th on contains `needle`."""
+        async with asyncio.timeout(WAIT_S), self._logged:
+            await self._logged.wait_for(lambda: any(needle in line for line in self.server.output[after:]))
 
     @property
     def url(self) -> str:
@@ -90,6 +100,12 @@ class Node:
 
 @pytest.fixture
 async def nodes(database_url: str, bus_url: str, tmp_path: Path) -> AsyncIterator[list[Node]]:
+    async with three_nodes(database_url, bus_url, tmp_path) as started:
+        yield started
+
+
+@contextlib.asynccontextmanager
+async def three_nodes(database_url: str, bus_url: str, tmp_path: Path) -> AsyncIterator[list[Node]]:
     started = await asyncio.gather(
         *(Node.start(name, database_url, bus_url, tmp_path / name) for name in ("a", "b", "c")),
         return_exceptions=True,
@@ -402,3 +418,34 @@ async def test_a_knock_through_one_node_is_seen_and_admitted_through_another(
         assert (await resp.json())["admitted"] == 1
     welcome = await knocker.wait_for("welcome", WAIT_S)
     assert {p["id"] for p in welcome["peers"]} == {mia.id}
+
+
+async def test_a_bus_outage_sends_every_forwarded_and_owned_session_back_and_the_nodes_serve_again_after_it(
+    database_url: str, nats_server: NatsServer, tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    async with three_nodes(database_url, nats_server.url, tmp_path) as (a, b, c):
+        _wid, tokens = await new_workshop(http, a, "ana", "eva", "ivo")
+        eva = await join(http, a, tokens["eva"], "eva")  # a owns the workshop
+        ana = await join(http, b, tokens["ana"], "ana")
+        await eva.roster_becomes({ana.id})
+        marks = [len(n.server.output) for n in (a, b, c)]
+
+        nats_server.kill()
+        assert await ana.signal.wait_closed(WAIT_S) == 1012  # b cannot reach the owner
+        # Nobody serves the workshop where it cannot be shared: c, cut off too, refuses a newcomer.
+        ivo = SignalClient(await http.ws_connect(f"{c.url}/ws"))
+        await ivo.send({"type": "hello", "protocol": [1], "token": tokens["ivo"]})
+        assert (await ivo.wait_for("error", WAIT_S))["code"] == "unavailable"
+        assert await ivo.wait_closed(WAIT_S) == 1012
+        # a stops renewing while its bus is down: the lease lapses, and a's own session of it is sent back too.
+        assert await eva.signal.wait_closed(WAIT_S) == 1012
+
+        nats_server.start()
+        for node, mark in zip((a, b, c), marks, strict=True):
+            await node.logs("bus: reconnected", after=mark)
+        ana2 = await join(http, b, tokens["ana"], "ana")
+        eva2 = await join(http, a, tokens["eva"], "eva")
+        ivo2 = await join(http, c, tokens["ivo"], "ivo")
+        everyone = {ana2.id, eva2.id, ivo2.id}
+        await asyncio.gather(*(m.roster_becomes(everyone - {m.id}) for m in (ana2, eva2, ivo2)))
+        assert sum([await n.leases(http) for n in (a, b, c)]) == 1
