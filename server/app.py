@@ -33,6 +33,7 @@ from server.auth import (
     new_secret,
     read_or_create_secret_file,
 )
+from server.bus_commands import BusBreakoutActions, BusLobbyActions, BusRoomCommands
 from server.coturn import CoturnConfig, CoturnError, EmbeddedCoturn
 from server.db import EmbeddedPostgres, create_pool
 from server.directory import ServerDirectory, StoreInterpretation, StoreRooms, ice_servers_for
@@ -47,6 +48,7 @@ from server.migrate import migrate
 from server.nodes import node_context
 from server.packages import find_or_install
 from server.records_store import RecordsStore
+from server.routing import Router
 from server.settings import Settings
 from server.store import Store
 from server.web import add_web_routes, connection_options
@@ -56,6 +58,7 @@ from signaling.breakouts import BreakoutCoordinator
 from signaling.clock import FileClock, SystemClock
 from signaling.commands import LocalRoomCommands
 from signaling.lobby import AdmissionLobby
+from signaling.lobby_actions import LocalLobbyActions
 from signaling.lobby_store import PgLobbyStore
 from signaling.protocol import RoomInfo
 from signaling.resume_store import PgResumeStore
@@ -78,6 +81,8 @@ EMBEDDED = web.AppKey("embedded", EmbeddedPostgres)
 SIGNALING_STORE = web.AppKey("signaling_store", PgSignalingStore)
 SESSION_LIMITS = web.AppKey("session_limits", SessionLimits)
 JANUS = web.AppKey("janus", EmbeddedJanus)
+# With a bus server: which node serves each WebSocket (server/routing.py). Absent for a node alone.
+ROUTER = web.AppKey("router", Router)
 JANUS_TURN_TTL_S = 7 * 24 * 3600
 
 
@@ -325,12 +330,37 @@ async def _signaling(app: web.Application) -> AsyncIterator[None]:
     async def home_room(workshop_id: str, participant_id: str) -> RoomInfo:
         return room_info(await app[keys.STORE].home_room(uuid.UUID(workshop_id), uuid.UUID(participant_id)))
 
-    app[keys.COMMANDS] = LocalRoomCommands(service, home_room)
+    local_commands = LocalRoomCommands(service, home_room)
+    app[keys.COMMANDS] = local_commands
+    bus_commands: BusRoomCommands | None = None
+    router: Router | None = None
+    if settings.bus_url is not None:
+        # Several nodes: commands go to the workshop's owner, and sockets are served by it (docs/scaling.md).
+        node = app[keys.NODE]
+        bus_commands = BusRoomCommands(local_commands, node, before_remote=app[keys.STORE].joins.forget_all)
+        await bus_commands.start()
+        app[keys.COMMANDS] = bus_commands
+        router = Router(node, service, app[SESSION_LIMITS], app[keys.AUTH], keepalive_s=settings.forward_keepalive_s)
+        node.leases.on_lost = router.lease_lost
+        await router.start()
+        app[ROUTER] = router
     app[keys.LOBBY] = lobby
+    app[keys.LOBBY_ACTIONS] = LocalLobbyActions(lobby)
+    bus_lobby: BusLobbyActions | None = None
+    if settings.bus_url is not None:
+        bus_lobby = BusLobbyActions(app[keys.LOBBY_ACTIONS], app[keys.NODE])
+        await bus_lobby.start()
+        app[keys.LOBBY_ACTIONS] = bus_lobby
     coordinator = BreakoutCoordinator(breakout_store, service, directory, audit=app[keys.AUDIT])
     ports.plug_breakouts(coordinator)
     app[keys.BREAKOUT_STORE] = breakout_store
     app[keys.BREAKOUTS] = coordinator
+    app[keys.BREAKOUT_ACTIONS] = coordinator
+    bus_breakouts: BusBreakoutActions | None = None
+    if settings.bus_url is not None:
+        bus_breakouts = BusBreakoutActions(coordinator, breakout_store, app[keys.NODE])
+        await bus_breakouts.start()
+        app[keys.BREAKOUT_ACTIONS] = bus_breakouts
     await coordinator.start()
     if settings.ice_host_addresses:
         restrict_host_addresses(settings.ice_host_addresses)
@@ -397,6 +427,14 @@ async def _signaling(app: web.Application) -> AsyncIterator[None]:
         await coordinator.shutdown()
         service.shutdown()
         await service.drain_tasks()
+        if router is not None:
+            await router.close()
+        if bus_commands is not None:
+            await bus_commands.close()
+        if bus_breakouts is not None:
+            await bus_breakouts.stop()
+        if bus_lobby is not None:
+            await bus_lobby.stop()
         await lobby.close()
         await store.close()
         await heartbeat.close()
@@ -418,6 +456,8 @@ def _composition_config(settings: Settings) -> CompositionConfig:
 async def _close_sessions(app: web.Application) -> None:
     """on_shutdown: drain (every place written as a resume grant, every WebSocket closed with 1012) so that the
     handlers end before cleanup."""
+    if ROUTER in app:
+        app[ROUTER].shutdown()
     if keys.SIGNALING in app:
         app[keys.SIGNALING].shutdown()
 
@@ -428,6 +468,9 @@ async def authenticate(request: web.Request) -> Principal:
 
 
 async def websocket(request: web.Request) -> web.StreamResponse:
+    router = request.app.get(ROUTER)
+    if router is not None:
+        return await router.serve(request, connection_id=SESSION_ID.get() or "")
     return await serve_websocket(
         request, request.app[keys.SIGNALING], request.app[SESSION_LIMITS], connection_id=SESSION_ID.get() or ""
     )

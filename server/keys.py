@@ -18,11 +18,13 @@ from server.records_store import RecordsStore
 from server.settings import Settings
 from server.store import Store
 from signaling.audit_store import AuditLog
+from signaling.breakout_actions import BreakoutActions
 from signaling.breakout_store import BreakoutStore
 from signaling.breakouts import BreakoutCoordinator
 from signaling.clock import Clock
 from signaling.commands import RoomCommands
 from signaling.lobby import AdmissionLobby
+from signaling.lobby_actions import LobbyActions
 from signaling.service import SignalingService
 from signaling.sfu.bridge import SfuBridge
 
@@ -38,7 +40,13 @@ SIGNALING = web.AppKey("signaling", SignalingService)
 # What HTTP handlers call to change live rooms (signaling/commands.py); they never reach into SIGNALING.
 COMMANDS = web.AppKey("commands", RoomCommands)
 LOBBY = web.AppKey("lobby", AdmissionLobby)
+# The lobby's moderator actions (knocks, admit, deny): this process's lobby, or with several nodes the bus client that
+# sends them to the workshop's owner, where the knocks wait (server/bus_commands.py).
+LOBBY_ACTIONS = web.AppKey("lobby_actions", LobbyActions)
 BREAKOUTS = web.AppKey("breakouts", BreakoutCoordinator)
+# The breakouts' live actions (open, extend, close, broadcast, move): the coordinator, or with several nodes the bus
+# client that sends them to the workshop's owner (server/bus_commands.py).
+BREAKOUT_ACTIONS = web.AppKey("breakout_actions", BreakoutActions)
 BREAKOUT_STORE = web.AppKey("breakout_store", BreakoutStore)
 RECORDINGS = web.AppKey("recordings", RecordingCoordinator)
 RECORDING_STORE = web.AppKey("recording_store", RecordingStore)

@@ -128,6 +128,13 @@ class Settings(BaseSettings):
         le=300,
         description="A workshop's owner must renew its lease within this, or another node may take the workshop over.",
     )
+    forward_keepalive_s: float = Field(
+        2.0,
+        gt=0,
+        le=60,
+        description="A session forwarded between nodes is pinged this often; three silent intervals end it (the "
+        "client is asked to reconnect at once, or the owner keeps the member's place for the resume grace period).",
+    )
 
     # Operations
     metrics_token: str | None = Field(

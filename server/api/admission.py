@@ -18,7 +18,8 @@ from server.api.workshops import require_member
 from server.auth import Principal
 from signaling.audit import Actor, Change
 from signaling.errors import PermissionDenied
-from signaling.lobby import AdmissionLobby, AdmitSelector
+from signaling.lobby import AdmitSelector
+from signaling.lobby_actions import LobbyActions
 from signaling.lobby_store import ActorRef
 from signaling.protocol import Knock, Sender
 
@@ -38,8 +39,8 @@ def _sender(actor: Actor) -> Sender:
     return Sender(id=str(actor.id) if actor.id else None, display_name=actor.display_name)
 
 
-def _lobby(request: web.Request) -> AdmissionLobby:
-    return request.app[keys.LOBBY]
+def _lobby(request: web.Request) -> LobbyActions:
+    return request.app[keys.LOBBY_ACTIONS]
 
 
 # The lobby ----------------------------------------------------------------------------------------
@@ -86,7 +87,7 @@ async def get_lobby(request: web.Request, who: Principal) -> web.Response:
     workshop_id = path_uuid(request, "workshop_id")
     await actor_of(request, who, workshop_id)
     workshop = await request.app[keys.STORE].get_workshop(workshop_id)
-    return json_model(LobbyView(lobby=workshop["lobby"], knocks=_lobby(request).knocks_of(str(workshop_id))))
+    return json_model(LobbyView(lobby=workshop["lobby"], knocks=await _lobby(request).knocks(str(workshop_id))))
 
 
 @API.route(

@@ -342,7 +342,7 @@ async def copy_plan(request: web.Request, who: Principal) -> web.Response:
 async def open_plan(request: web.Request, who: Principal) -> web.Response:
     workshop_id, plan_id, actor = await _plan_call(request, who)
     body = await optional_body(request, OpenBody)
-    view = await request.app[keys.BREAKOUTS].open(workshop_id, plan_id, body.duration_s, actor)
+    view = await request.app[keys.BREAKOUT_ACTIONS].open(workshop_id, plan_id, body.duration_s, actor)
     if body.record:
         await _record_rooms(request, who, view, actor)
     return json_model(plan_out(view))
@@ -374,7 +374,7 @@ async def _record_rooms(request: web.Request, who: Principal, view: PlanView, ac
 async def extend_plan(request: web.Request, who: Principal) -> web.Response:
     workshop_id, plan_id, actor = await _plan_call(request, who)
     body = await read_body(request, ExtendBody)
-    view = await request.app[keys.BREAKOUTS].extend(workshop_id, plan_id, body.seconds, actor)
+    view = await request.app[keys.BREAKOUT_ACTIONS].extend(workshop_id, plan_id, body.seconds, actor)
     return json_model(plan_out(view))
 
 
@@ -390,7 +390,7 @@ async def extend_plan(request: web.Request, who: Principal) -> web.Response:
 async def close_plan(request: web.Request, who: Principal) -> web.Response:
     workshop_id, plan_id, actor = await _plan_call(request, who)
     body = await optional_body(request, CloseBody)
-    view = await request.app[keys.BREAKOUTS].close(workshop_id, plan_id, body.countdown_s, actor)
+    view = await request.app[keys.BREAKOUT_ACTIONS].close(workshop_id, plan_id, body.countdown_s, actor)
     return json_model(plan_out(view))
 
 
@@ -405,7 +405,7 @@ async def close_plan(request: web.Request, who: Principal) -> web.Response:
 async def broadcast(request: web.Request, who: Principal) -> web.Response:
     workshop_id, plan_id, actor = await _plan_call(request, who)
     body = await read_body(request, BroadcastBody)
-    view = await request.app[keys.BREAKOUTS].broadcast(workshop_id, plan_id, body.text, actor)
+    view = await request.app[keys.BREAKOUT_ACTIONS].broadcast(workshop_id, plan_id, body.text, actor)
     return json_model(plan_out(view))
 
 
@@ -420,5 +420,5 @@ async def broadcast(request: web.Request, who: Principal) -> web.Response:
 async def move(request: web.Request, who: Principal) -> web.Response:
     workshop_id, plan_id, actor = await _plan_call(request, who)
     body = await read_body(request, MoveBody)
-    view = await request.app[keys.BREAKOUTS].move(workshop_id, plan_id, body.participant_id, body.room_id, actor)
+    view = await request.app[keys.BREAKOUT_ACTIONS].move(workshop_id, plan_id, body.participant_id, body.room_id, actor)
     return json_model(plan_out(view))

@@ -1,0 +1,306 @@
+"""Which node serves a WebSocket: the one that owns its workshop (docs/scaling.md, "Any node takes any connection").
+
+Only with a bus server (ROUNDTABLE_BUS_URL); a node alone serves every socket itself as before
+(`signaling.session.serve_websocket`). The router reads the hello, takes the workshop from the token's claims (its
+signature checked; the full check is the owner's), and then:
+
+- this node holds the workshop's lease, or takes it because nobody does: the session runs here;
+- another node holds it: the socket is piped to that node over the bus (`signaling.forwarding`);
+- the holder does not answer (dead, or paused) while its lease is still live: the client waits while this node
+  wants the lease, and is served here (or by whoever took it) once it lapsed, or is told to come back (1012).
+
+A lease this node loses (taken over after a pause, or dropped while PostgreSQL or the bus was away) closes the
+workshop's sessions here with 1012, so that their clients reconnect and find the new owner.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+import uuid
+from typing import cast
+
+from aiohttp import WSMessage, WSMsgType, web
+
+from server.auth import Authenticator
+from server.logs import SESSION_ID
+from server.nodes import Node
+from signaling.bus import BusUnavailable, Message, Subscription
+from signaling.connection import Connection
+from signaling.forwarding import (
+    CLOSE_COME_BACK,
+    BusSocket,
+    down_subject,
+    open_request,
+    open_subject,
+    pipe_to_owner,
+    read_open_request,
+    up_subject,
+)
+from signaling.outage import as_unavailable
+from signaling.protocol import Error
+from signaling.service import CLOSE_UNAVAILABLE, SignalingService, encode
+from signaling.session import Session, SessionLimits, origin_allowed
+from signaling.tasks import OwnedTasks
+
+log = logging.getLogger(__name__)
+
+OPEN_TIMEOUT_S = 5.0
+LEASE_LOST_REASON = "this workshop moved to another node; reconnect now"
+STOPPING_REASON = "this node is stopping; reconnect now"
+
+
+class ReplaySocket:
+    """The client's socket with the hello the router already read put back in front, for a session served here."""
+
+    def __init__(self, ws: web.WebSocketResponse, first: WSMessage | TimeoutError) -> None:
+        self._ws = ws
+        self._first: WSMessage | TimeoutError | None = first
+
+    def as_websocket(self) -> web.WebSocketResponse:
+        return cast(web.WebSocketResponse, self)
+
+    @property
+    def close_code(self) -> int | None:
+        return self._ws.close_code
+
+    async def receive(self, timeout: float | None = None) -> WSMessage:
+        first, self._first = self._first, None
+        if isinstance(first, TimeoutError):
+            raise first
+        if first is not None:
+            return first
+        return await self._ws.receive(timeout)
+
+    def __aiter__(self) -> ReplaySocket:
+        return self
+
+    async def __anext__(self) -> WSMessage:
+        message = await self.receive()
+        if message.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
+            raise StopAsyncIteration
+        return message
+
+    async def send_str(self, data: str, compress: int | None = None) -> None:
+        await self._ws.send_str(data)
+
+    async def close(self, *, code: int = 1000, message: bytes = b"", drain: bool = True) -> bool:
+        return await self._ws.close(code=code, message=message, drain=drain)
+
+
+class Router:
+    """The WebSocket entry point of a node among several, and the owner's side of forwarded sessions."""
+
+    def __init__(
+        self,
+        node: Node,
+        service: SignalingService,
+        limits: SessionLimits,
+        auth: Authenticator,
+        *,
+        keepalive_s: float,
+        open_timeout_s: float = OPEN_TIMEOUT_S,
+    ) -> None:
+        self.node = node
+        self.service = service
+        self.limits = limits
+        self.auth = auth
+        self.keepalive_s = keepalive_s
+        self.open_timeout_s = open_timeout_s
+        self._forwarded = OwnedTasks("router")  # sessions other nodes forward to this one
+        self._edges: set[Connection] = set()  # clients of this node whose sessions run on another
+        self._opens: Subscription | None = None
+
+    @property
+    def _me(self) -> str:
+        return self.node.info.id
+
+    async def start(self) -> None:
+        self._opens = await self.node.bus.subscribe(open_subject(self._me), self._on_open)
+
+    def lease_lost(self, workshop_id: uuid.UUID) -> None:
+        """The workshop is not ours any more: its sessions here end with 1012, and their clients find the owner."""
+        for member in self.service.members_of(str(workshop_id)):
+            self.service.remove_participant(member.id, close_code=CLOSE_COME_BACK, reason=LEASE_LOST_REASON)
+
+    def shutdown(self) -> None:
+        """This node stops: the clients it forwards elsewhere reconnect at once (their owner is alive)."""
+        for client in list(self._edges):
+            client.close(CLOSE_COME_BACK, STOPPING_REASON)
+
+    async def close(self) -> None:
+        if self._opens is not None:
+            with contextlib.suppress(BusUnavailable):
+                await self._opens.unsubscribe()
+        await self._forwarded.cancel_all()
+
+    # The edge ----------------------------------------------------------------------------------------
+
+    async def serve(self, request: web.Request, *, connection_id: str) -> web.StreamResponse:
+        limits = self.limits
+        if not origin_allowed(request, limits.allowed_origins):
+            raise web.HTTPForbidden(reason="origin not allowed")
+        ws = web.WebSocketResponse(
+            heartbeat=limits.heartbeat_s, max_msg_size=limits.hard_cap_bytes, compress=False, timeout=2.0
+        )
+        await ws.prepare(request)
+        first: WSMessage | TimeoutError
+        try:
+            first = await ws.receive(timeout=limits.hello_timeout_s)
+        except TimeoutError as exc:
+            first = exc
+        workshop_id = self._workshop_of(first)
+        if workshop_id is not None and isinstance(first, WSMessage):
+            try:
+                if await self._forward(ws, workshop_id, first.data, connection_id):
+                    return ws
+            except Exception as exc:
+                # The database or the bus is away: nobody can say who owns the workshop, so nobody serves it here
+                # (that could split it). The client comes back later, as for any outage.
+                outage = as_unavailable(exc)
+                log.warning("routing a session of workshop %s failed: %r", workshop_id, exc)
+                await self._refuse(ws, CLOSE_UNAVAILABLE if outage is not None else CLOSE_COME_BACK)
+                return ws
+        await self._run_session(ReplaySocket(ws, first).as_websocket(), connection_id)
+        return ws
+
+    @staticmethod
+    async def _refuse(ws: web.WebSocketResponse, code: int) -> None:
+        """The `error` and close of a hello nobody can serve now (see the close codes in docs/protocol.md)."""
+        message = "the workshop cannot be reached now; reconnect"
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(3):
+                await ws.send_str(encode(Error(code="unavailable", message=message)))
+                await ws.close(code=code, message=message.encode())
+
+    def _workshop_of(self, first: WSMessage | TimeoutError) -> uuid.UUID | None:
+        """The workshop a hello's token names, when it is a hello with a valid join token; else None (the session
+        served here refuses it with the usual error)."""
+        if not isinstance(first, WSMessage) or first.type != WSMsgType.TEXT:
+            return None
+        text: str = first.data
+        if len(text) > self.limits.max_message_bytes:
+            return None
+        try:
+            hello = json.loads(text)
+        except (ValueError, RecursionError):
+            return None
+        token = hello.get("token") if isinstance(hello, dict) and hello.get("type") == "hello" else None
+        if not isinstance(token, str) or not token or self.auth.admin.matches(token):
+            return None
+        try:
+            return self.auth.signer.verify(token).workshop_id
+        except Exception:
+            return None
+
+    async def _forward(self, ws: web.WebSocketResponse, workshop_id: uuid.UUID, hello: str, cid: str) -> bool:
+        """Pipe the socket to the workshop's owner; False when this node is (or became) the owner. A dead owner's
+        clients wait here until its lease lapses (or are told to come back with 1012 after that long)."""
+        if not self.node.bus.connected:
+            # Cut off from the other nodes: it cannot forward, and it must not take a workshop it could not share.
+            raise BusUnavailable("the bus is down")
+        keeper = self.node.leases
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + keeper.ttl_s + keeper.renew_every_s + self.open_timeout_s
+        attempt = 0
+        while True:
+            if keeper.fence(workshop_id) is not None or await keeper.acquire(workshop_id) is not None:
+                return False
+            owner = await keeper.owner(workshop_id)
+            outcome = "free"  # released or lapsed between the two reads: try again at once
+            if owner is not None and owner.live and owner.node_id != self._me:
+                outcome = await self._pipe(ws, owner.node_id, workshop_id, hello, cid)
+                if outcome == "done":
+                    return True
+            if loop.time() >= deadline:
+                await self._refuse(ws, CLOSE_COME_BACK)
+                return True
+            if outcome == "unreachable":
+                keeper.want(workshop_id)  # the renewal loop takes it the moment it lapses
+            # Pacing, not synchronisation: the lease lapses (or a refusing owner's lease is taken) on the database's
+            # clock; a quick first retry covers a lease that moved between two reads.
+            attempt += 1
+            await asyncio.sleep(min(0.05 * attempt, keeper.renew_every_s / 2))
+
+    async def _pipe(self, ws: web.WebSocketResponse, owner: str, workshop_id: uuid.UUID, hello: str, cid: str) -> str:
+        """One attempt: "done" once the session ran on the owner, "not_owner" when it refused (its lease is gone),
+        "unreachable" when it did not answer."""
+        bus = self.node.bus
+        conn = secrets.token_hex(8)
+        downstream = await bus.subscribe(down_subject(self._me, conn))
+        try:
+            request = open_request(
+                workshop_id=str(workshop_id), edge=self._me, conn=conn, hello=hello, connection_id=cid
+            )
+            try:
+                answer = await bus.request(open_subject(owner), request, timeout_s=self.open_timeout_s)
+            except BusUnavailable as exc:
+                log.info("node %s did not open a session of workshop %s: %s", owner, workshop_id, exc)
+                return "unreachable"
+            if not json.loads(answer).get("ok"):
+                return "not_owner"
+            client = Connection(ws, queue_size=self.limits.queue_size, on_evicted=self.service.telemetry.evicted)
+            self._edges.add(client)
+            try:
+                await pipe_to_owner(
+                    ws,
+                    client,
+                    bus,
+                    up=up_subject(self._me, conn),
+                    downstream=downstream,
+                    keepalive_s=self.keepalive_s,
+                    max_frame_bytes=max(self.limits.max_message_bytes, self.limits.max_sdp_message_bytes),
+                )
+            finally:
+                self._edges.discard(client)
+                await client.finish()
+            return "done"
+        finally:
+            with contextlib.suppress(BusUnavailable):
+                await downstream.unsubscribe()
+
+    async def _run_session(self, ws: web.WebSocketResponse, cid: str) -> None:
+        connection = Connection(ws, queue_size=self.limits.queue_size, on_evicted=self.service.telemetry.evicted)
+        try:
+            await Session(self.service, connection, self.limits, connection_id=cid).run()
+        finally:
+            await connection.finish()
+
+    # The owner -----------------------------------------------------------------------------------------
+
+    async def _on_open(self, message: Message) -> None:
+        bus = self.node.bus
+        request = read_open_request(message.data)
+        if request is None:
+            return
+        try:
+            workshop_id = uuid.UUID(request["workshop_id"])
+        except ValueError:
+            return
+        if self.node.leases.fence(workshop_id) is None:
+            await bus.reply(message, b'{"ok": false}')
+            return
+        down = down_subject(request["edge"], request["conn"])
+        sock = BusSocket(bus, down, request["hello"], keepalive_s=self.keepalive_s)
+        try:
+            upstream = await bus.subscribe(up_subject(request["edge"], request["conn"]), sock.feed)
+        except (ValueError, BusUnavailable) as exc:  # ValueError: names that make no subject (never from a node)
+            log.warning("could not open a forwarded session: %s", exc)
+            await sock.stop()
+            return
+        await bus.reply(message, b'{"ok": true}')
+        self._forwarded.spawn(
+            self._run_forwarded(sock, upstream, request["connection_id"]), name=f"forwarded {request['conn']}"
+        )
+
+    async def _run_forwarded(self, sock: BusSocket, upstream: Subscription, cid: str) -> None:
+        SESSION_ID.set(cid or None)  # this task's log lines carry the edge's session id
+        try:
+            await self._run_session(sock.as_websocket(), cid)
+        finally:
+            await sock.stop()
+            with contextlib.suppress(BusUnavailable):
+                await upstream.unsubscribe()

@@ -1,0 +1,451 @@
+"""Any node takes any connection, one owner per workshop (issue 12, docs/scaling.md): three real `python -m server`
+processes on one PostgreSQL and one NATS server. The first session of a workshop makes its node the owner; sockets
+on the other nodes are piped to it over the bus; HTTP commands on any node reach it; a SIGKILLed owner's clients on
+the other nodes are told to come back (1012) and are served by a new owner once its lease lapsed."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.conftest import ADMIN_TOKEN, SECRET_KEY
+from tests.helpers import ADMIN, WORKSHOP
+from tests.nodes.nats_server import NatsServer
+from tests.server.test_process import ROOT, Server, _env, free_port
+from tests.signaling.client import SignalClient
+from tests.signaling.rtc_peer import RtcPeer, loopback_ice
+
+LEASE_TTL_S = 3.0
+KEEPALIVE_S = 0.75
+WAIT_S = 30.0  # the bound of every wait (three servers on a loaded 2-core machine)
+
+
+class Node:
+    """One `python -m server` of the deployment, its log drained so it never blocks on a full pipe."""
+
+    def __init__(self, server: Server, name: str) -> None:
+        self.server = server
+        self.name = name
+        self._drain: asyncio.Task[None] | None = None
+        self._logged = asyncio.Condition()
+
+    @classmethod
+    async def start(cls, name: str, database_url: str, bus_url: str, data_dir: Path) -> Node:
+        port = free_port()
+        env = _env(
+            data_dir,
+            port,
+            ROUNDTABLE_DATABASE_URL=database_url,
+            ROUNDTABLE_BUS_URL=bus_url,
+            ROUNDTABLE_LEASE_TTL_S=str(LEASE_TTL_S),
+            ROUNDTABLE_FORWARD_KEEPALIVE_S=str(KEEPALIVE_S),
+            ROUNDTABLE_ADMIN_TOKEN=ADMIN_TOKEN,
+            ROUNDTABLE_SECRET_KEY=SECRET_KEY,
+            ROUNDTABLE_SFU="off",
+            ROUNDTABLE_RESUME_GRACE_S="5",
+        )
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "server", cwd=ROOT, env=env, stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        server = Server(proc, port)
+        await server.read_until("Running on")
+        node = cls(server, name)
+        node._drain = asyncio.create_task(node._read_rest())
+        return node
+
+    async def _read_rest(self) -> None:
+        stderr = self.server.proc.stderr
+        assert stderr is not None
+        while line := await stderr.readline():
+            async with self._logged:
+                self.server.output.append(line.decode())
+                self._logged.notify_all()
+
+    async def logs(self, needle: str, *, after: int = 0) -> None:
+        """Wait until a log line from the `after`th on contains `needle`."""
+        async with asyncio.timeout(WAIT_S), self._logged:
+            await self._logged.wait_for(lambda: any(needle in line for line in self.server.output[after:]))
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    async def kill(self) -> None:
+        if self.server.proc.returncode is None:
+            self.server.proc.send_signal(signal.SIGKILL)
+        async with asyncio.timeout(WAIT_S):
+            await self.server.proc.wait()
+        if self._drain is not None:
+            async with asyncio.timeout(WAIT_S):
+                await self._drain
+
+    def log(self) -> str:
+        return "".join(self.server.output)
+
+    async def leases(self, http: aiohttp.ClientSession) -> int:
+        async with http.get(f"{self.url}/readyz") as resp:
+            body = await resp.json()
+        count: int = body["node"]["leases"]
+        return count
+
+
+@pytest.fixture
+async def nodes(database_url: str, bus_url: str, tmp_path: Path) -> AsyncIterator[list[Node]]:
+    async with three_nodes(database_url, bus_url, tmp_path) as started:
+        yield started
+
+
+@contextlib.asynccontextmanager
+async def three_nodes(database_url: str, bus_url: str, tmp_path: Path) -> AsyncIterator[list[Node]]:
+    started = await asyncio.gather(
+        *(Node.start(name, database_url, bus_url, tmp_path / name) for name in ("a", "b", "c")),
+        return_exceptions=True,
+    )
+    running = [n for n in started if isinstance(n, Node)]
+    try:
+        for result in started:
+            if isinstance(result, BaseException):
+                raise result
+        yield running
+    finally:
+        for node in running:
+            await node.kill()
+    for node in running:  # nothing a test did may have crashed a handler
+        assert "Traceback" not in node.log(), f"node {node.name}:\n{node.log()[-4000:]}"
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+async def new_workshop(http: aiohttp.ClientSession, node: Node, *names: str) -> tuple[str, dict[str, str]]:
+    """A workshop and its participants' join tokens, by display name."""
+    async with http.post(f"{node.url}/api/v1/workshops", json=WORKSHOP, headers=ADMIN) as resp:
+        assert resp.status == 201, await resp.text()
+        workshop = await resp.json()
+    tokens = {}
+    for name in names:
+        body = {"display_name": name, "country": "PT", "role": "participant"}
+        async with http.post(
+            f"{node.url}/api/v1/workshops/{workshop['id']}/participants", json=body, headers=ADMIN
+        ) as resp:
+            assert resp.status == 201, await resp.text()
+            tokens[name] = (await resp.json())["join_token"]
+    return workshop["id"], tokens
+
+
+class Member:
+    """A signalling client that keeps its view of the room's roster (welcome, then peer_joined / peer_left)."""
+
+    def __init__(self, signal: SignalClient, name: str) -> None:
+        self.signal = signal
+        self.name = name
+        self.roster = {p["id"] for p in signal.welcome["peers"]}
+
+    @property
+    def id(self) -> str:
+        return self.signal.id
+
+    async def roster_becomes(self, expected: set[str]) -> None:
+        async with asyncio.timeout(WAIT_S):
+            while self.roster != expected:
+                message = await self.signal.recv(WAIT_S)
+                if message["type"] == "peer_joined":
+                    self.roster.add(message["peer"]["id"])
+                elif message["type"] == "peer_left":
+                    self.roster.discard(message["peer_id"])
+
+
+async def join(http: aiohttp.ClientSession, node: Node, token: str, name: str) -> Member:
+    signal_client = SignalClient(await http.ws_connect(f"{node.url}/ws"))
+    await signal_client.send({"type": "hello", "protocol": [1], "token": token})
+    signal_client.welcome = await signal_client.wait_for("welcome", WAIT_S)
+    return Member(signal_client, name)
+
+
+async def test_members_of_one_room_on_three_nodes_keep_exact_rosters_through_concurrent_joins_and_leaves(
+    nodes: list[Node], http: aiohttp.ClientSession
+) -> None:
+    a, b, c = nodes
+    names = [f"p{i}" for i in range(6)]
+    _wid, tokens = await new_workshop(http, c, *names)
+    first = await join(http, a, tokens["p0"], "p0")  # a owns the workshop from here on
+    rest = await asyncio.gather(*(join(http, nodes[i % 3], tokens[n], n) for i, n in enumerate(names[1:], start=1)))
+    members = [first, *rest]
+    everyone = {m.id for m in members}
+    await asyncio.gather(*(m.roster_becomes(everyone - {m.id}) for m in members))
+    assert [await n.leases(http) for n in nodes] == [1, 0, 0]
+
+    leaving, staying = members[3:], members[:3]  # one of each node leaves
+    for m in leaving:
+        await m.signal.send({"type": "leave"})
+    codes = await asyncio.gather(*(m.signal.wait_closed(WAIT_S) for m in leaving))
+    assert codes == [1000, 1000, 1000]
+    left = {m.id for m in staying}
+    await asyncio.gather(*(m.roster_becomes(left - {m.id}) for m in staying))
+
+    late = await join(http, b, tokens["p3"], "p3")  # back, through another node than before
+    assert {p["id"] for p in late.signal.welcome["peers"]} == left
+    await asyncio.gather(*(m.roster_becomes((left | {late.id}) - {m.id}) for m in staying))
+
+
+async def test_http_mute_and_remove_on_one_node_reach_members_connected_to_the_others(
+    nodes: list[Node], http: aiohttp.ClientSession
+) -> None:
+    a, b, c = nodes
+    wid, tokens = await new_workshop(http, a, "ana", "ben")
+    ana = await join(http, a, tokens["ana"], "ana")  # the owner's own socket
+    ben = await join(http, b, tokens["ben"], "ben")  # forwarded to a
+    await ana.roster_becomes({ben.id})
+
+    url = f"{c.url}/api/v1/workshops/{wid}/participants"
+    async with http.post(f"{url}/{ben.id}/mute", json={"kind": "audio"}, headers=ADMIN) as resp:
+        assert resp.status == 200, await resp.text()
+        assert (await resp.json())["live"] is True
+    assert (await ben.signal.wait_for("mute_requested", WAIT_S))["kind"] == "audio"
+
+    async with http.post(f"{url}/{ana.id}/remove", json={}, headers=ADMIN) as resp:
+        assert resp.status == 200, await resp.text()
+        assert (await resp.json())["live"] is True
+    assert await ana.signal.wait_closed(WAIT_S) == 4403
+    await ben.roster_becomes(set())
+
+    # Presence, read through a node that owns nothing, is the owner's.
+    async with http.get(f"{c.url}/api/v1/workshops/{wid}/presence", headers=ADMIN) as resp:
+        assert resp.status == 200, await resp.text()
+        presence = await resp.json()
+    assert [m["id"] for room in presence["rooms"] for m in room["members"]] == [ben.id]
+
+
+async def test_a_participant_connected_on_two_nodes_keeps_only_the_newer_connection(
+    nodes: list[Node], http: aiohttp.ClientSession
+) -> None:
+    a, b, c = nodes
+    _wid, tokens = await new_workshop(http, a, "ana", "ben")
+    ben = await join(http, c, tokens["ben"], "ben")  # c owns the workshop
+    ana_on_a = await join(http, a, tokens["ana"], "ana")
+    await ben.roster_becomes({ana_on_a.id})
+    ana_on_b = await join(http, b, tokens["ana"], "ana")
+    assert await ana_on_a.signal.wait_closed(WAIT_S) == 4409
+    assert {p["id"] for p in ana_on_b.signal.welcome["peers"]} == {ben.id}
+    await ana_on_b.signal.send({"type": "update", "hand": True})
+    updated = await ben.signal.wait_for("peer_updated", WAIT_S)
+    assert updated["peer"]["id"] == ana_on_b.id
+    assert ben.roster == {ana_on_b.id}
+    # A frame over every message limit is refused at the edge, as the owner's session would refuse it: the session
+    # goes on.
+    await ana_on_b.signal.send({"type": "chat", "text": "x" * 300_000})
+    assert (await ana_on_b.signal.wait_for("error", WAIT_S))["code"] == "payload_too_large"
+    await ana_on_b.signal.send({"type": "update", "hand": False})
+    assert (await ben.signal.wait_for("peer_updated", WAIT_S))["peer"]["state"]["hand"] is False
+
+
+class NodeClient:
+    """What RtcPeer asks of a test client (`ws_connect`), against one node of the deployment."""
+
+    def __init__(self, http: aiohttp.ClientSession, node: Node) -> None:
+        self.http = http
+        self.node = node
+
+    async def ws_connect(self, path: str, **kwargs: Any) -> aiohttp.ClientWebSocketResponse:
+        return await self.http.ws_connect(f"{self.node.url}{path}", **kwargs)
+
+
+@pytest.mark.slow
+async def test_aiortc_peers_on_different_nodes_negotiate_through_the_bus_and_receive_each_others_media(
+    nodes: list[Node], http: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loopback_ice(monkeypatch)
+    a, b, c = nodes
+    _wid, tokens = await new_workshop(http, a, "ana", "ben", "eva")
+    owner = await join(http, a, tokens["eva"], "eva")  # a owns it; ana and ben are both forwarded to it
+    ana = RtcPeer(NodeClient(http, b), tokens["ana"], name="ana")  # type: ignore[arg-type]
+    ben = RtcPeer(NodeClient(http, c), tokens["ben"], name="ben")  # type: ignore[arg-type]
+    try:
+        await ana.start()
+        await ben.start()
+        await ana.wait_media([ben.id])
+        await ben.wait_media([ana.id])
+        assert ana.errors == [] and ben.errors == []
+        await owner.roster_becomes({ana.id, ben.id})
+    finally:
+        await asyncio.gather(ana.close(), ben.close(), return_exceptions=True)
+
+
+async def test_sigkill_of_the_owner_sends_its_workshops_clients_back_and_a_new_owner_serves_them(
+    nodes: list[Node], http: aiohttp.ClientSession
+) -> None:
+    a, b, c = nodes
+    _wid, tokens = await new_workshop(http, b, "ana", "ben", "eva")
+    eva = await join(http, a, tokens["eva"], "eva")  # a owns the workshop
+    ana = await join(http, b, tokens["ana"], "ana")
+    ben = await join(http, c, tokens["ben"], "ben")
+    await eva.roster_becomes({ana.id, ben.id})
+
+    await a.kill()
+    # Told to come back at once by their own nodes: the owner stopped answering the keepalive.
+    assert await asyncio.gather(ana.signal.wait_closed(WAIT_S), ben.signal.wait_closed(WAIT_S)) == [1012, 1012]
+
+    # Both come back through their nodes: they wait there until a's lease lapsed, and one of b and c takes it.
+    ana2, ben2 = await asyncio.gather(join(http, b, tokens["ana"], "ana"), join(http, c, tokens["ben"], "ben"))
+    await asyncio.gather(ana2.roster_becomes({ben2.id}), ben2.roster_becomes({ana2.id}))
+    assert sorted([await b.leases(http), await c.leases(http)]) == [0, 1]
+    await ana2.signal.send({"type": "update", "hand": True})
+    assert (await ben2.signal.wait_for("peer_updated", WAIT_S))["peer"]["id"] == ana2.id
+
+
+async def test_a_killed_edge_is_a_dropped_socket_for_the_owner_and_its_client_resumes_through_another_node(
+    nodes: list[Node], http: aiohttp.ClientSession
+) -> None:
+    a, b, c = nodes
+    _wid, tokens = await new_workshop(http, a, "ana", "eva")
+    eva = await join(http, a, tokens["eva"], "eva")  # a owns the workshop
+    ana = await join(http, b, tokens["ana"], "ana")  # through b
+    await eva.roster_becomes({ana.id})
+
+    await b.kill()
+    # b's pings stop: the owner keeps ana's place for the grace period, as for any dropped socket.
+    assert (await eva.signal.wait_for("peer_reconnecting", WAIT_S))["peer_id"] == ana.id
+    signal_client = SignalClient(await http.ws_connect(f"{c.url}/ws"))
+    resume = ana.signal.welcome["resume"]
+    await signal_client.send({"type": "hello", "protocol": [1], "token": tokens["ana"], "resume": resume})
+    welcome = await signal_client.wait_for("welcome", WAIT_S)
+    assert welcome["resumed"] is True and welcome["self"]["id"] == ana.id
+    assert (await eva.signal.wait_for("peer_resumed", WAIT_S))["peer_id"] == ana.id
+    assert eva.roster == {ana.id}
+
+
+async def test_breakouts_opened_through_a_node_that_owns_nothing_move_members_of_two_nodes_and_end_once(
+    nodes: list[Node], http: aiohttp.ClientSession
+) -> None:
+    a, b, c = nodes
+    names = ["ana", "ben", "eva", "ivo"]
+    wid, tokens = await new_workshop(http, c, *names)
+    members = [await join(http, a, tokens[n], n) for n in names[:2]]  # a owns the workshop
+    members += [await join(http, b, tokens[n], n) for n in names[2:]]
+    plenary = members[0].signal.welcome["room"]["id"]
+    everyone = {m.id for m in members}
+    await asyncio.gather(*(m.roster_becomes(everyone - {m.id}) for m in members))
+
+    base = f"{c.url}/api/v1/workshops/{wid}/breakouts"
+    spec = {"name": "Pairs", "rooms": 2, "strategy": "random", "countdown_s": 0}
+    async with http.post(base, json=spec, headers=ADMIN) as resp:
+        assert resp.status == 201, await resp.text()
+        plan = await resp.json()
+    async with http.post(f"{base}/{plan['id']}/open", json={"duration_s": 2}, headers=ADMIN) as resp:
+        assert resp.status == 200, await resp.text()
+        assert (await resp.json())["state"] == "open"  # read back after the owner opened it
+
+    async def goes_and_comes_back(member: Member) -> list[str]:
+        out = await member.signal.wait_for("moved", WAIT_S)
+        assert out["room"]["id"] == plan["assignments"][member.id]
+        back = await member.signal.wait_for("moved", WAIT_S)  # the deadline, armed on the owner alone
+        assert back["room"]["id"] == plenary
+        return [m["type"] for m in member.signal.seen]
+
+    seen = await asyncio.gather(*(goes_and_comes_back(m) for m in members))
+    # One more round trip through the owner: anything a second timer had sent would have arrived before it.
+    await members[0].signal.send({"type": "update", "hand": True})
+    for m in members[1:]:
+        await m.signal.wait_for("peer_updated", WAIT_S)
+    for m, types in zip(members, seen, strict=True):
+        assert types.count("breakouts_opened") == 1 and types.count("breakouts_closed") == 1, m.name
+        assert [t["type"] for t in m.signal.seen].count("moved") == 2, m.name
+
+
+async def test_an_owner_paused_past_its_lease_closes_its_sessions_with_1012_when_it_wakes_and_they_find_the_new_owner(
+    nodes: list[Node], http: aiohttp.ClientSession
+) -> None:
+    a, b, _c = nodes
+    _wid, tokens = await new_workshop(http, a, "ana", "eva")
+    eva = await join(http, a, tokens["eva"], "eva")  # a owns the workshop; eva's socket is a's own
+    ana = await join(http, b, tokens["ana"], "ana")
+    await eva.roster_becomes({ana.id})
+
+    a.server.proc.send_signal(signal.SIGSTOP)
+    try:
+        assert await ana.signal.wait_closed(WAIT_S) == 1012  # b heard no pong from a
+        # b holds ana's hello until a's lease lapses, then takes the workshop over.
+        ana2 = await join(http, b, tokens["ana"], "ana")
+        assert ana2.roster == set()
+        assert await b.leases(http) == 1
+    finally:
+        a.server.proc.send_signal(signal.SIGCONT)
+    # Awake, a finds its lease gone: its own sessions of the workshop are told to come back now.
+    assert await eva.signal.wait_closed(WAIT_S) == 1012
+    assert await a.leases(http) == 0
+    eva2 = await join(http, a, tokens["eva"], "eva")  # through a, which forwards to b now
+    assert {p["id"] for p in eva2.signal.welcome["peers"]} == {ana2.id}
+    await ana2.roster_becomes({eva2.id})
+
+
+async def test_a_knock_through_one_node_is_seen_and_admitted_through_another(
+    nodes: list[Node], http: aiohttp.ClientSession
+) -> None:
+    a, b, c = nodes
+    async with http.post(f"{a.url}/api/v1/workshops", json={**WORKSHOP, "lobby": "everyone"}, headers=ADMIN) as resp:
+        assert resp.status == 201, await resp.text()
+        wid = (await resp.json())["id"]
+    people = {}
+    for name, role in (("mia", "moderator"), ("ana", "participant")):
+        body = {"display_name": name, "country": "PT", "role": role}
+        async with http.post(f"{a.url}/api/v1/workshops/{wid}/participants", json=body, headers=ADMIN) as resp:
+            assert resp.status == 201, await resp.text()
+            people[name] = (await resp.json())["join_token"]
+    mia = await join(http, a, people["mia"], "mia")  # a moderator walks in; a owns the workshop
+    knocker = SignalClient(await http.ws_connect(f"{b.url}/ws"))
+    await knocker.send({"type": "hello", "protocol": [1], "token": people["ana"]})
+    assert (await knocker.wait_for("lobby", WAIT_S))["type"] == "lobby"
+    knock = await mia.signal.wait_for("knock", WAIT_S)
+
+    lobby = f"{c.url}/api/v1/workshops/{wid}/lobby"
+    async with http.get(lobby, headers=ADMIN) as resp:  # c holds no knock: the owner's are read
+        assert resp.status == 200, await resp.text()
+        assert [k["id"] for k in (await resp.json())["knocks"]] == [knock["knock"]["id"]]
+    async with http.post(f"{lobby}/admit", json={"all": True}, headers=ADMIN) as resp:
+        assert resp.status == 200, await resp.text()
+        assert (await resp.json())["admitted"] == 1
+    welcome = await knocker.wait_for("welcome", WAIT_S)
+    assert {p["id"] for p in welcome["peers"]} == {mia.id}
+
+
+async def test_a_bus_outage_sends_every_forwarded_and_owned_session_back_and_the_nodes_serve_again_after_it(
+    database_url: str, nats_server: NatsServer, tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    async with three_nodes(database_url, nats_server.url, tmp_path) as (a, b, c):
+        _wid, tokens = await new_workshop(http, a, "ana", "eva", "ivo")
+        eva = await join(http, a, tokens["eva"], "eva")  # a owns the workshop
+        ana = await join(http, b, tokens["ana"], "ana")
+        await eva.roster_becomes({ana.id})
+        marks = [len(n.server.output) for n in (a, b, c)]
+
+        nats_server.kill()
+        assert await ana.signal.wait_closed(WAIT_S) == 1012  # b cannot reach the owner
+        # Nobody serves the workshop where it cannot be shared: c, cut off too, refuses a newcomer.
+        ivo = SignalClient(await http.ws_connect(f"{c.url}/ws"))
+        await ivo.send({"type": "hello", "protocol": [1], "token": tokens["ivo"]})
+        assert (await ivo.wait_for("error", WAIT_S))["code"] == "unavailable"
+        assert await ivo.wait_closed(WAIT_S) == 1012
+        # a stops renewing while its bus is down: the lease lapses, and a's own session of it is sent back too.
+        assert await eva.signal.wait_closed(WAIT_S) == 1012
+
+        nats_server.start()
+        for node, mark in zip((a, b, c), marks, strict=True):
+            await node.logs("bus: reconnected", after=mark)
+        ana2 = await join(http, b, tokens["ana"], "ana")
+        eva2 = await join(http, a, tokens["eva"], "eva")
+        ivo2 = await join(http, c, tokens["ivo"], "ivo")
+        everyone = {ana2.id, eva2.id, ivo2.id}
+        await asyncio.gather(*(m.roster_becomes(everyone - {m.id}) for m in (ana2, eva2, ivo2)))
+        assert sum([await n.leases(http) for n in (a, b, c)]) == 1
