@@ -88,6 +88,16 @@ class Node:
             async with asyncio.timeout(WAIT_S):
                 await self._drain
 
+    async def terminate(self) -> int:
+        """SIGTERM, as an orchestrator stops a node: the node drains, then exits; its exit status."""
+        self.server.proc.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(WAIT_S):
+            code = await self.server.proc.wait()
+        if self._drain is not None:
+            async with asyncio.timeout(WAIT_S):
+                await self._drain
+        return code
+
     def log(self) -> str:
         return "".join(self.server.output)
 
@@ -324,6 +334,45 @@ async def test_a_killed_edge_is_a_dropped_socket_for_the_owner_and_its_client_re
     assert welcome["resumed"] is True and welcome["self"]["id"] == ana.id
     assert (await eva.signal.wait_for("peer_resumed", WAIT_S))["peer_id"] == ana.id
     assert eva.roster == {ana.id}
+
+
+async def test_a_drained_owner_sends_every_client_to_another_node_where_each_resumes_in_place(
+    nodes: list[Node], http: aiohttp.ClientSession
+) -> None:
+    a, b, c = nodes
+    _wid, tokens = await new_workshop(http, b, "ana", "eva", "ivo")
+    ana = await join(http, a, tokens["ana"], "ana")  # a owns the workshop
+    eva = await join(http, a, tokens["eva"], "eva")
+    ivo = await join(http, b, tokens["ivo"], "ivo")  # forwarded to a through b
+    await ana.roster_becomes({eva.id, ivo.id})
+    await eva.signal.send({"type": "update", "hand": True})
+    await ana.signal.wait_for("peer_updated", WAIT_S)
+
+    assert await a.terminate() == 0
+    # Drained: its own sockets and the one it served through b are told to come back now.
+    codes = await asyncio.gather(*(m.signal.wait_closed(WAIT_S) for m in (ana, eva, ivo)))
+    assert codes == [1012, 1012, 1012], codes
+    assert "Traceback" not in a.log()
+
+    async def resume(member: Member, node: Node) -> dict[str, Any]:
+        signal_client = SignalClient(await http.ws_connect(f"{node.url}/ws"))
+        hello = {
+            "type": "hello",
+            "protocol": [1],
+            "token": tokens[member.name],
+            "resume": member.signal.welcome["resume"],
+        }
+        await signal_client.send(hello)
+        welcome: dict[str, Any] = await signal_client.wait_for("welcome", WAIT_S)
+        return welcome
+
+    # Each comes back through a node of its own: one of them takes the workshop over, and every place is kept.
+    welcomes = await asyncio.gather(resume(ana, b), resume(eva, c), resume(ivo, b))
+    for member, welcome in zip((ana, eva, ivo), welcomes, strict=True):
+        assert welcome["resumed"] is True and welcome["self"]["id"] == member.id, welcome
+        assert welcome["room"]["id"] == ana.signal.welcome["room"]["id"]
+    assert welcomes[1]["self"]["state"]["hand"] is True  # her raised hand came with her
+    assert sorted([await b.leases(http), await c.leases(http)]) == [0, 1]
 
 
 async def test_breakouts_opened_through_a_node_that_owns_nothing_move_members_of_two_nodes_and_end_once(
