@@ -240,3 +240,57 @@ async def test_w10_smoke_the_composer_makes_a_four_person_recording_s_video(tmp_
     assert abs(run["duration_s"] - 4.0) < 0.2
     assert run["layout_changes"] >= 2  # the late joiner arrives, the speaker changes
     assert run["bytes"] > 0 and run["cpu_s"] > 0
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+async def test_w11_smoke_relays_across_two_nodes_resumes_everyone_after_the_owner_is_killed_and_stops_everything(
+    tmp_path: Path,
+) -> None:
+    """W11 at smoke size (bench.nodes --smoke: its own PostgreSQL, nats-server and three nodes; 2 pairs and a room of
+    6 on one node and on two, then the owner SIGKILLed under 6 members of the two others). Correctness only: nothing
+    relayed is lost, every delivery arrives, every member comes back with `resumed: true`, the figures are there and
+    positive, and every process the run started is gone afterwards."""
+    out = tmp_path / "w11.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ROUNDTABLE_")}
+    env["PYTHONWARNINGS"] = "error"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bench.nodes",
+        "--smoke",
+        "--out",
+        str(out),
+        cwd=ROOT,
+        env=env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        async with asyncio.timeout(170):
+            _, stderr = await proc.communicate()
+    except TimeoutError:
+        proc.kill()  # by its own PID; it stops its nodes, nats-server and PostgreSQL in a finally
+        await proc.wait()
+        raise
+    results = _load(out)
+    assert proc.returncode == 0, (stderr.decode(errors="replace")[-4000:], results.get("errors"))
+    assert results["errors"] == [] and results["summary"]["correctness"] == []
+    placements = {r["placement"]: r["result"] for r in results["relay"]}
+    assert set(placements) == {"one", "two"}
+    for placement, r in placements.items():
+        for kind in ("paced", "candidate", "offer"):
+            assert r[f"{kind}_sent"] > 0 and r[f"{kind}_lost"] == r[f"{kind}_duplicated"] == 0, (placement, kind)
+        assert r["candidate_complete"] and r["offer_complete"] and r["held"] == r["expected_held"]
+        assert r["fanout_complete"] and r["fanout_deliveries"] == r["fanout_expected"] > 0
+        assert r["candidate_msg_cpu_us"] > 0 and r["delivery_cpu_us"] > 0 and r["paced_candidate_p99_ms"] > 0
+        assert r["leases"] == [1, 0, 0]  # node A owns the workshop in both placements
+    (size,) = results["failover"]
+    (run,) = results["failover"][size]
+    failover = run["result"]
+    assert failover["resumed"] == failover["members"] == int(size) > 0, failover
+    assert failover["all_resumed_s"] > 0 and set(failover["close_codes"]) == {"1012"}
+    assert results["stopped"]["pids"] and results["stopped"]["left_running"] == []
+    assert not any(_alive(pid) for pid in results["stopped"]["pids"])
+    assert set(results["tracebacks"].values()) == {0}, results["logs_tail"]
