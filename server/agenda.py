@@ -28,6 +28,7 @@ from signaling.audit import SYSTEM
 from signaling.breakouts import BreakoutCoordinator
 from signaling.clock import Clock
 from signaling.errors import ServiceError
+from signaling.fence import LeaseLost
 from signaling.protocol import AgendaAction, AgendaNext
 from signaling.rooms import room_info
 
@@ -214,8 +215,8 @@ class AgendaScheduler:
                 effects["plan_opened"] = True
                 await self.breakouts.open(wid, plan_id, remaining, SYSTEM, also=claim)
                 claimed = True
-            except _AlreadyFired:
-                return False
+            except (_AlreadyFired, LeaseLost):
+                return False  # LeaseLost: another node owns the workshop, and its scheduler fires the edge
             except ServiceError as exc:  # already open by hand, no rooms, deleted: the edge fires without it
                 effects.clear()
                 effects["plan_error"] = exc.message
@@ -267,8 +268,8 @@ class AgendaScheduler:
         if not missed and effects.get("plan_opened") and running is not None and running.id == plan_id:
             try:
                 await self.breakouts.finish_now(wid, plan_id, SYSTEM, also=claim)
-            except _AlreadyFired:
-                return False
+            except (_AlreadyFired, LeaseLost):
+                return False  # LeaseLost: the owner's scheduler fires the edge
             except ServiceError as exc:  # closed meanwhile by hand: the edge fires without it
                 log.info("agenda session %s: the plan did not close: %s", sid, exc.message)
                 if not await self._claim_alone(row, claim):

@@ -57,6 +57,7 @@ from signaling.breakout_store import BreakoutStore
 from signaling.breakouts import BreakoutCoordinator
 from signaling.clock import FileClock, SystemClock
 from signaling.commands import LocalRoomCommands
+from signaling.fence import Fence
 from signaling.lobby import AdmissionLobby
 from signaling.lobby_actions import LocalLobbyActions
 from signaling.lobby_store import PgLobbyStore
@@ -341,7 +342,6 @@ async def _signaling(app: web.Application) -> AsyncIterator[None]:
         await bus_commands.start()
         app[keys.COMMANDS] = bus_commands
         router = Router(node, service, app[SESSION_LIMITS], app[keys.AUTH], keepalive_s=settings.forward_keepalive_s)
-        node.leases.on_lost = router.lease_lost
         await router.start()
         app[ROUTER] = router
     app[keys.LOBBY] = lobby
@@ -351,7 +351,26 @@ async def _signaling(app: web.Application) -> AsyncIterator[None]:
         bus_lobby = BusLobbyActions(app[keys.LOBBY_ACTIONS], app[keys.NODE])
         await bus_lobby.start()
         app[keys.LOBBY_ACTIONS] = bus_lobby
-    coordinator = BreakoutCoordinator(breakout_store, service, directory, audit=app[keys.AUDIT])
+    coordinator = BreakoutCoordinator(
+        breakout_store,
+        service,
+        directory,
+        audit=app[keys.AUDIT],
+        # Several nodes: the owner alone arms a workshop's timers and moves its plans on, fenced.
+        ownership=app[keys.NODE].leases if settings.bus_url is not None else None,
+    )
+    if router is not None:
+        lease_router = router
+
+        def lease_acquired(fence: Fence) -> None:
+            coordinator.adopt(fence.workshop_id)  # its running plan's timer, from PostgreSQL
+
+        def lease_lost(workshop_id: uuid.UUID) -> None:
+            lease_router.lease_lost(workshop_id)
+            coordinator.disown(workshop_id)
+
+        app[keys.NODE].leases.on_acquired = lease_acquired
+        app[keys.NODE].leases.on_lost = lease_lost
     ports.plug_breakouts(coordinator)
     app[keys.BREAKOUT_STORE] = breakout_store
     app[keys.BREAKOUTS] = coordinator

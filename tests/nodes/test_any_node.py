@@ -9,11 +9,13 @@ import asyncio
 import contextlib
 import signal
 import sys
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import asyncpg
 import pytest
 
 from tests.conftest import ADMIN_TOKEN, SECRET_KEY
@@ -449,3 +451,91 @@ async def test_a_bus_outage_sends_every_forwarded_and_owned_session_back_and_the
         everyone = {ana2.id, eva2.id, ivo2.id}
         await asyncio.gather(*(m.roster_becomes(everyone - {m.id}) for m in (ana2, eva2, ivo2)))
         assert sum([await n.leases(http) for n in (a, b, c)]) == 1
+
+
+async def open_breakouts(http: aiohttp.ClientSession, node: Node, wid: str, duration_s: int) -> dict[str, Any]:
+    """A plan of two rooms (everyone placed at random, no countdown), opened through `node`."""
+    base = f"{node.url}/api/v1/workshops/{wid}/breakouts"
+    spec = {"name": "Pairs", "rooms": 2, "strategy": "random", "countdown_s": 0}
+    async with http.post(base, json=spec, headers=ADMIN) as resp:
+        assert resp.status == 201, await resp.text()
+        plan: dict[str, Any] = await resp.json()
+    async with http.post(f"{base}/{plan['id']}/open", json={"duration_s": duration_s}, headers=ADMIN) as resp:
+        assert resp.status == 200, await resp.text()
+    return plan
+
+
+async def plan_closings(database_url: str, wid: str) -> int:
+    """How many times the workshop's breakouts were closed, as the record says."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        count: int = await conn.fetchval(
+            "SELECT count(*) FROM audit_entries WHERE workshop_id = $1 AND action = 'breakouts.close'", uuid.UUID(wid)
+        )
+    finally:
+        await conn.close()
+    return count
+
+
+async def test_a_plan_running_while_another_node_starts_is_ended_once_by_the_owner_alone(
+    nodes: list[Node], http: aiohttp.ClientSession, database_url: str, bus_url: str, tmp_path: Path
+) -> None:
+    a, b, c = nodes
+    wid, tokens = await new_workshop(http, a, "ana", "ben")
+    ana = await join(http, a, tokens["ana"], "ana")  # a owns the workshop
+    ben = await join(http, b, tokens["ben"], "ben")
+    plenary = ana.signal.welcome["room"]["id"]
+    await ana.roster_becomes({ben.id})
+    await c.kill()  # c is replaced by a new node while the plan runs
+    plan = await open_breakouts(http, b, wid, duration_s=8)
+    for m in (ana, ben):
+        assert (await m.signal.wait_for("moved", WAIT_S))["room"]["id"] == plan["assignments"][m.id]
+    c2 = await Node.start("c2", database_url, bus_url, tmp_path / "c2")
+    nodes[2] = c2  # the fixture kills it and reads its log
+    for m in (ana, ben):
+        assert (await m.signal.wait_for("moved", WAIT_S))["room"]["id"] == plenary  # the owner's deadline
+    await ana.signal.send({"type": "update", "hand": True})  # one round trip through the owner, then count
+    await ben.signal.wait_for("peer_updated", WAIT_S)
+    for m in (ana, ben):
+        assert [t["type"] for t in m.signal.seen].count("breakouts_closed") == 1, m.name
+    assert await plan_closings(database_url, wid) == 1
+    assert "resumed breakouts" not in c2.log()  # the new node armed nothing of a workshop it does not own
+
+
+async def test_after_the_owner_is_killed_mid_breakout_the_new_owner_ends_it_once_at_its_deadline(
+    nodes: list[Node], http: aiohttp.ClientSession, database_url: str
+) -> None:
+    a, b, c = nodes
+    wid, tokens = await new_workshop(http, b, "eva", "ana", "ben")
+    eva = await join(http, a, tokens["eva"], "eva")  # a owns the workshop
+    ana = await join(http, b, tokens["ana"], "ana")
+    ben = await join(http, c, tokens["ben"], "ben")
+    plenary = eva.signal.welcome["room"]["id"]
+    await eva.roster_becomes({ana.id, ben.id})
+    plan = await open_breakouts(http, b, wid, duration_s=15)
+    for m in (ana, ben):
+        assert (await m.signal.wait_for("moved", WAIT_S))["room"]["id"] == plan["assignments"][m.id]
+
+    await a.kill()
+    assert await asyncio.gather(ana.signal.wait_closed(WAIT_S), ben.signal.wait_closed(WAIT_S)) == [1012, 1012]
+    back = await asyncio.gather(resume(http, b, tokens["ana"], ana), resume(http, c, tokens["ben"], ben))
+    for m, was in zip(back, (ana, ben), strict=True):
+        assert m.signal.welcome["resumed"] is True, was.name
+        assert m.signal.welcome["room"]["id"] == plan["assignments"][was.id]  # still in its breakout room
+    for m in back:  # the new owner armed the stored deadline when it took the workshop over
+        assert (await m.signal.wait_for("moved", WAIT_S))["room"]["id"] == plenary
+    await back[0].signal.send({"type": "update", "hand": True})
+    await back[1].signal.wait_for("peer_updated", WAIT_S)
+    for m in back:
+        assert [t["type"] for t in m.signal.seen].count("breakouts_closed") == 1, m.name
+    assert await plan_closings(database_url, wid) == 1
+    assert "took over breakouts" in b.log() + c.log()
+
+
+async def resume(http: aiohttp.ClientSession, node: Node, token: str, was: Member) -> Member:
+    """`was` comes back through `node` with its resume token."""
+    signal_client = SignalClient(await http.ws_connect(f"{node.url}/ws"))
+    resume_token = was.signal.welcome["resume"]
+    await signal_client.send({"type": "hello", "protocol": [1], "token": token, "resume": resume_token})
+    signal_client.welcome = await signal_client.wait_for("welcome", WAIT_S)
+    return Member(signal_client, was.name)
