@@ -20,8 +20,8 @@ TRACK_COLUMNS = """id, recording_id, participant_id, kind, codec, file_key, stat
     started_at, ended_at, source, language"""
 
 INSERT_RECORDING = f"""
-INSERT INTO recordings (workshop_id, room_id, room_name, consent_mode, started_by, started_by_role)
-VALUES ($1, $2, $3, $4, $5, $6) RETURNING {REC_COLUMNS}
+INSERT INTO recordings (workshop_id, room_id, room_name, consent_mode, started_by, started_by_role, node_id)
+VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {REC_COLUMNS}
 """
 SELECT_RECORDING = f"SELECT {REC_COLUMNS} FROM recordings WHERE id = $1"
 # Transitions are guarded in SQL: only one writer can move a recording out of a given state.
@@ -37,6 +37,17 @@ WHERE id = $1 AND state = $2 RETURNING {REC_COLUMNS}
 MARK_PARTIAL = "UPDATE recordings SET partial = true, failure_reason = $2 WHERE id = $1 AND state <> 'deleted'"
 STATE_COUNTS = "SELECT state, count(*) AS n FROM recordings GROUP BY state"
 LIVE_RECORDINGS = f"SELECT {REC_COLUMNS} FROM recordings WHERE state IN ('starting', 'recording', 'stopping')"
+# Several nodes: the live recordings whose node is gone (not seen for $1 seconds, or made before nodes were known).
+LIVE_OF_GONE_NODES = f"""
+SELECT {REC_COLUMNS} FROM recordings r WHERE state IN ('starting', 'recording', 'stopping')
+  AND (r.node_id IS NULL OR NOT EXISTS (
+      SELECT 1 FROM nodes n WHERE n.id = r.node_id AND n.seen_at > now() - make_interval(secs => $1)))
+"""
+# A workshop's live recordings that another node started (a previous owner's, once this node owns the workshop).
+LIVE_OF_WORKSHOP_BY_OTHERS = f"""
+SELECT {REC_COLUMNS} FROM recordings
+WHERE workshop_id = $1 AND state IN ('starting', 'recording', 'stopping') AND node_id IS DISTINCT FROM $2
+"""
 LIST_RECORDINGS = f"""
 SELECT {REC_COLUMNS} FROM recordings r
 WHERE workshop_id = $1
@@ -176,12 +187,21 @@ class RecordingStore:
         started_by: uuid.UUID | None,
         started_by_role: str,
         change: Change,
+        node_id: str | None = None,
     ) -> asyncpg.Record:
-        """The recording's row, with `change` (completed with the new recording's id) as its audit entry."""
+        """The recording's row, with `change` (completed with the new recording's id) as its audit entry;
+        `node_id` is the node that runs it."""
         try:
             async with self.pool.acquire() as conn, conn.transaction():
                 row = await conn.fetchrow(
-                    INSERT_RECORDING, workshop_id, room_id, room_name, consent_mode, started_by, started_by_role
+                    INSERT_RECORDING,
+                    workshop_id,
+                    room_id,
+                    room_name,
+                    consent_mode,
+                    started_by,
+                    started_by_role,
+                    node_id,
                 )
                 assert row is not None
                 target = {**change.target, "recording_id": row["id"]}
@@ -228,6 +248,14 @@ class RecordingStore:
 
     async def live(self) -> list[asyncpg.Record]:
         return list(await self.pool.fetch(LIVE_RECORDINGS))
+
+    async def live_of_gone_nodes(self, dead_after_s: float) -> list[asyncpg.Record]:
+        """Live recordings whose node has not been seen for `dead_after_s` (several nodes)."""
+        return list(await self.pool.fetch(LIVE_OF_GONE_NODES, dead_after_s))
+
+    async def live_of_workshop_by_others(self, workshop_id: uuid.UUID, node_id: str) -> list[asyncpg.Record]:
+        """The workshop's live recordings started by any node but `node_id`."""
+        return list(await self.pool.fetch(LIVE_OF_WORKSHOP_BY_OTHERS, workshop_id, node_id))
 
     async def search(
         self,

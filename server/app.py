@@ -11,6 +11,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from recordings.actions import LocalRecordingActions
 from recordings.composition import CompositionConfig, CompositionStore, CompositionSupervisor
 from recordings.recorder import restrict_host_addresses
 from recordings.service import RecordingCoordinator
@@ -33,7 +34,7 @@ from server.auth import (
     new_secret,
     read_or_create_secret_file,
 )
-from server.bus_commands import BusBreakoutActions, BusLobbyActions, BusRoomCommands
+from server.bus_commands import BusBreakoutActions, BusLobbyActions, BusRecordingActions, BusRoomCommands
 from server.coturn import CoturnConfig, CoturnError, EmbeddedCoturn
 from server.db import EmbeddedPostgres, create_pool
 from server.directory import ServerDirectory, StoreInterpretation, StoreRooms, ice_servers_for
@@ -359,18 +360,6 @@ async def _signaling(app: web.Application) -> AsyncIterator[None]:
         # Several nodes: the owner alone arms a workshop's timers and moves its plans on, fenced.
         ownership=app[keys.NODE].leases if settings.bus_url is not None else None,
     )
-    if router is not None:
-        lease_router = router
-
-        def lease_acquired(fence: Fence) -> None:
-            coordinator.adopt(fence.workshop_id)  # its running plan's timer, from PostgreSQL
-
-        def lease_lost(workshop_id: uuid.UUID) -> None:
-            lease_router.lease_lost(workshop_id)
-            coordinator.disown(workshop_id)
-
-        app[keys.NODE].leases.on_acquired = lease_acquired
-        app[keys.NODE].leases.on_lost = lease_lost
     ports.plug_breakouts(coordinator)
     app[keys.BREAKOUT_STORE] = breakout_store
     app[keys.BREAKOUTS] = coordinator
@@ -395,7 +384,32 @@ async def _signaling(app: web.Application) -> AsyncIterator[None]:
         min_free_bytes=settings.recording_min_free_bytes,
         metrics=metrics,
         records=RecordsRetention(app[keys.POOL], app[keys.AUDIT], default_days=settings.records_retention_days),
+        node_id=node.info.id,
+        several_nodes=settings.bus_url is not None,
+        dead_after_s=settings.lease_ttl_s,
     )
+    app[keys.RECORDING_ACTIONS] = LocalRecordingActions(
+        recordings, ownership=node.leases if settings.bus_url is not None else None
+    )
+    bus_recordings: BusRecordingActions | None = None
+    if settings.bus_url is not None:
+        bus_recordings = BusRecordingActions(app[keys.RECORDING_ACTIONS], node)
+        await bus_recordings.serve()
+        app[keys.RECORDING_ACTIONS] = bus_recordings
+    if router is not None:
+        lease_router = router
+
+        def lease_acquired(fence: Fence) -> None:
+            coordinator.adopt(fence.workshop_id)  # its running plan's timer, from PostgreSQL
+            recordings.adopt_workshop(fence.workshop_id)  # the live recordings of a previous owner: partial
+
+        def lease_lost(workshop_id: uuid.UUID) -> None:
+            lease_router.lease_lost(workshop_id)
+            coordinator.disown(workshop_id)
+            recordings.abandon_workshop(workshop_id)
+
+        node.leases.on_acquired = lease_acquired
+        node.leases.on_lost = lease_lost
     ports.plug_recordings(recordings)
     if keys.SFU in app:
         app[keys.SFU].plug_recording(recordings)
@@ -454,6 +468,8 @@ async def _signaling(app: web.Application) -> AsyncIterator[None]:
             await bus_breakouts.stop()
         if bus_lobby is not None:
             await bus_lobby.stop()
+        if bus_recordings is not None:
+            await bus_recordings.close()
         await lobby.close()
         await store.close()
         await heartbeat.close()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import signal
 import sys
 import uuid
@@ -21,6 +22,7 @@ import pytest
 from tests.conftest import ADMIN_TOKEN, SECRET_KEY
 from tests.helpers import ADMIN, WORKSHOP
 from tests.nodes.nats_server import NatsServer
+from tests.recordings.peer import RecordedPeer
 from tests.server.test_process import ROOT, Server, _env, free_port
 from tests.signaling.client import SignalClient
 from tests.signaling.rtc_peer import RtcPeer, loopback_ice
@@ -40,7 +42,7 @@ class Node:
         self._logged = asyncio.Condition()
 
     @classmethod
-    async def start(cls, name: str, database_url: str, bus_url: str, data_dir: Path) -> Node:
+    async def start(cls, name: str, database_url: str, bus_url: str, data_dir: Path, **extra: str) -> Node:
         port = free_port()
         env = _env(
             data_dir,
@@ -53,6 +55,7 @@ class Node:
             ROUNDTABLE_SECRET_KEY=SECRET_KEY,
             ROUNDTABLE_SFU="off",
             ROUNDTABLE_RESUME_GRACE_S="5",
+            **extra,
         )
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "server", cwd=ROOT, env=env, stdout=asyncio.subprocess.DEVNULL,
@@ -107,9 +110,9 @@ async def nodes(database_url: str, bus_url: str, tmp_path: Path) -> AsyncIterato
 
 
 @contextlib.asynccontextmanager
-async def three_nodes(database_url: str, bus_url: str, tmp_path: Path) -> AsyncIterator[list[Node]]:
+async def three_nodes(database_url: str, bus_url: str, tmp_path: Path, **extra: str) -> AsyncIterator[list[Node]]:
     started = await asyncio.gather(
-        *(Node.start(name, database_url, bus_url, tmp_path / name) for name in ("a", "b", "c")),
+        *(Node.start(name, database_url, bus_url, tmp_path / name, **extra) for name in ("a", "b", "c")),
         return_exceptions=True,
     )
     running = [n for n in started if isinstance(n, Node)]
@@ -539,3 +542,44 @@ async def resume(http: aiohttp.ClientSession, node: Node, token: str, was: Membe
     await signal_client.send({"type": "hello", "protocol": [1], "token": token, "resume": resume_token})
     signal_client.welcome = await signal_client.wait_for("welcome", WAIT_S)
     return Member(signal_client, was.name)
+
+
+async def test_a_recording_started_through_a_node_that_owns_nothing_runs_on_the_owner_and_stops_through_a_third(
+    database_url: str, bus_url: str, tmp_path: Path, http: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loopback_ice(monkeypatch)
+    shared = {"ROUNDTABLE_RECORDINGS_DIR": str(tmp_path / "recordings"), "ROUNDTABLE_ICE_HOST_ADDRESSES": "127.0.0.1"}
+    async with three_nodes(database_url, bus_url, tmp_path, **shared) as (a, b, c):
+        _wid, tokens = await new_workshop(http, a, "eva", "ana")
+        eva = await join(http, a, tokens["eva"], "eva")  # a owns the workshop
+        ana = RecordedPeer(NodeClient(http, c), tokens["ana"], "red", 440)  # type: ignore[arg-type]
+        try:
+            await ana.join()  # through c, forwarded to a
+            plenary = eva.signal.welcome["room"]["id"]
+            async with http.post(f"{b.url}/api/v1/rooms/{plenary}/recordings", headers=ADMIN) as resp:
+                assert resp.status == 201, await resp.text()
+                rec = await resp.json()
+            assert rec["state"] == "recording" and rec["recorder_peer_id"] is not None  # read from the owner
+            # The recorder joined the owner's room: its members hear of it, wherever their sockets are.
+            started = await ana.next("recording_started")
+            assert (started["recording_id"], started["recorder_peer_id"]) == (rec["id"], rec["recorder_peer_id"])
+            assert (await eva.signal.wait_for("recording_started", WAIT_S))["recording_id"] == rec["id"]
+            await ana.consent(rec["id"], True)
+            await ana.send_media(started["recorder_peer_id"])
+            await ana.wait_sending()
+
+            async with http.post(f"{c.url}/api/v1/recordings/{rec['id']}/stop", headers=ADMIN) as resp:
+                assert resp.status == 200, await resp.text()
+                done = await resp.json()
+            assert done["state"] == "ready" and done["partial"] is False
+            assert sorted((t["participant_id"], t["kind"]) for t in done["tracks"]) == [
+                (ana.id, "audio"),
+                (ana.id, "video"),
+            ]
+            assert (await ana.next("recording_stopped"))["recording_id"] == rec["id"]
+            for track in done["tracks"]:  # served by c from the storage every node shares
+                async with http.get(track["download_url"]) as resp:
+                    assert resp.status == 200
+                    assert hashlib.sha256(await resp.read()).hexdigest() == track["sha256"]
+        finally:
+            await ana.close()
