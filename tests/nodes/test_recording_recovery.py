@@ -6,15 +6,17 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
 import pytest
 
-from recordings.service import RecordingCoordinator
+from recordings.service import LiveRecording, RecordingCoordinator
 from recordings.storage import Storage
 from recordings.store import RecordingStore
 from server.leases import LeaseKeeper, NodeInfo
+from signaling.rooms import Member, Profile
 
 
 @pytest.fixture
@@ -105,3 +107,71 @@ async def test_a_new_owner_finalises_the_recordings_a_previous_owner_left_in_the
     assert await _state(pool, left) == ("ready", True)
     assert await _state(pool, other_workshop) == ("recording", False)
     assert await _state(pool, mine) == ("recording", False)
+
+
+class StoppedRecorder:
+    """A recorder that only counts its stop."""
+
+    def __init__(self) -> None:
+        self.failures: list[str] = []
+        self.stopped = 0
+
+    async def stop(self) -> None:
+        self.stopped += 1
+
+
+class QuietHub:
+    def __init__(self) -> None:
+        self.hidden_removed: list[str] = []
+
+    def set_recording(self, room_id: str, status: object) -> None:
+        pass
+
+    def remove_hidden(self, member: Member) -> None:
+        self.hidden_removed.append(member.id)
+
+
+async def test_a_node_that_loses_a_workshops_lease_ends_its_recordings_of_it_and_keeps_what_was_written(
+    pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    me = await _node(pool, "me")
+    workshop, elsewhere = await _workshop(pool), await _workshop(pool)
+    hub = QuietHub()
+    coordinator = RecordingCoordinator(
+        RecordingStore(pool),
+        Storage(tmp_path),
+        hub,
+        ice_servers=lambda peer_id: [],
+        node_id=me,
+        several_nodes=True,  # type: ignore[arg-type]
+    )
+    recorders = {}
+    for wid in (workshop, elsewhere):
+        recording_id = await _live_recording(pool, wid, me)
+        recorders[wid] = StoppedRecorder()
+        member = Member(
+            id=f"recorder-{recording_id.hex[:12]}",
+            workshop_id=str(wid),
+            profile=Profile(display_name="Recorder", country="", organisation="", role="recorder"),
+            room_id="r1",
+            resume_secret="",
+            hidden=True,
+        )
+        coordinator.live[recording_id] = LiveRecording(
+            id=recording_id,
+            workshop_id=str(wid),
+            room_id="r1",
+            consent_mode="explicit",
+            started_at=datetime.now(UTC),
+            recorder=recorders[wid],  # type: ignore[arg-type]
+            member=member,
+        )
+    lost = next(r for r, live in coordinator.live.items() if live.workshop_id == str(workshop))
+    kept = next(r for r, live in coordinator.live.items() if live.workshop_id == str(elsewhere))
+
+    await coordinator._abandon(str(workshop))  # what abandon_workshop runs when the keeper reports the loss
+    assert list(coordinator.live) == [kept]
+    assert recorders[workshop].stopped == 1 and recorders[elsewhere].stopped == 0
+    assert hub.hidden_removed == [f"recorder-{lost.hex[:12]}"]
+    assert await _state(pool, lost) == ("ready", True)
+    assert await _state(pool, kept) == ("recording", False)
