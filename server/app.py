@@ -305,7 +305,12 @@ async def _signaling(app: web.Application) -> AsyncIterator[None]:
     )
     directory = ServerDirectory(app[keys.AUTH], app[keys.STORE])
     breakout_store = BreakoutStore(app[keys.POOL], on_change=app[keys.STORE].joins.forget_all)
-    lobby = AdmissionLobby(PgLobbyStore(app[keys.POOL], audit=app[keys.AUDIT]), grace_s=settings.resume_grace_s)
+    lobby = AdmissionLobby(
+        PgLobbyStore(app[keys.POOL], audit=app[keys.AUDIT]),
+        grace_s=settings.resume_grace_s,
+        # Several nodes: knocks wait on the workshop's owner alone.
+        owns=(lambda wid: node.leases.fence(uuid.UUID(wid)) is not None) if settings.bus_url is not None else None,
+    )
     ports = HubPorts()
     service = SignalingService(
         directory,
@@ -402,11 +407,13 @@ async def _signaling(app: web.Application) -> AsyncIterator[None]:
         def lease_acquired(fence: Fence) -> None:
             coordinator.adopt(fence.workshop_id)  # its running plan's timer, from PostgreSQL
             recordings.adopt_workshop(fence.workshop_id)  # the live recordings of a previous owner: partial
+            lobby.adopt(str(fence.workshop_id))  # its pending knocks
 
         def lease_lost(workshop_id: uuid.UUID) -> None:
             lease_router.lease_lost(workshop_id)
             coordinator.disown(workshop_id)
             recordings.abandon_workshop(workshop_id)
+            lobby.disown(str(workshop_id))  # its knockers here come back now, to the new owner
 
         node.leases.on_acquired = lease_acquired
         node.leases.on_lost = lease_lost

@@ -583,3 +583,38 @@ async def test_a_recording_started_through_a_node_that_owns_nothing_runs_on_the_
                     assert hashlib.sha256(await resp.read()).hexdigest() == track["sha256"]
         finally:
             await ana.close()
+
+
+async def test_a_knock_left_on_a_killed_owner_is_taken_up_by_the_new_owner_and_admitted_there(
+    nodes: list[Node], http: aiohttp.ClientSession
+) -> None:
+    a, b, c = nodes
+    async with http.post(f"{a.url}/api/v1/workshops", json={**WORKSHOP, "lobby": "everyone"}, headers=ADMIN) as resp:
+        assert resp.status == 201, await resp.text()
+        wid = (await resp.json())["id"]
+    people = {}
+    for name, role in (("mia", "moderator"), ("ana", "participant")):
+        body = {"display_name": name, "country": "PT", "role": role}
+        async with http.post(f"{a.url}/api/v1/workshops/{wid}/participants", json=body, headers=ADMIN) as resp:
+            assert resp.status == 201, await resp.text()
+            people[name] = (await resp.json())["join_token"]
+    mia = await join(http, a, people["mia"], "mia")  # a owns the workshop
+    knocker = SignalClient(await http.ws_connect(f"{b.url}/ws"))
+    await knocker.send({"type": "hello", "protocol": [1], "token": people["ana"]})
+    knock_id = (await knocker.wait_for("lobby", WAIT_S))["knock_id"]
+    await mia.signal.wait_for("knock", WAIT_S)
+
+    await a.kill()
+    assert await knocker.wait_closed(WAIT_S) == 1012  # b heard the owner go silent
+    # The moderator comes back through c; the new owner took the knock up from PostgreSQL when it took the lease,
+    # before its knocker returned: she sees it in her welcome, or is told just after.
+    mia2 = await resume(http, c, people["mia"], mia)
+    assert mia2.signal.welcome["resumed"] is True
+    knocks = [k["id"] for k in mia2.signal.welcome["knocks"]]
+    if knock_id not in knocks:
+        assert (await mia2.signal.wait_for("knock", WAIT_S))["knock"]["id"] == knock_id
+    async with http.post(f"{b.url}/api/v1/workshops/{wid}/lobby/admit", json={"all": True}, headers=ADMIN) as resp:
+        assert resp.status == 200, await resp.text()
+        assert (await resp.json())["admitted"] == 1
+    ana = await join(http, b, people["ana"], "ana")  # admitted meanwhile: straight in
+    assert {p["id"] for p in ana.signal.welcome["peers"]} == {mia2.id}
