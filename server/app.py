@@ -448,6 +448,7 @@ async def _signaling(app: web.Application) -> AsyncIterator[None]:
         recordings=recordings,
         listener=service,
         tick_s=settings.agenda_tick_s,
+        ownership=node.leases if settings.bus_url is not None else None,
     )
     app[keys.AGENDA] = agenda
     app[keys.AGENDA_SCHEDULER] = scheduler

@@ -8,10 +8,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import os
 import signal
 import sys
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -618,3 +620,56 @@ async def test_a_knock_left_on_a_killed_owner_is_taken_up_by_the_new_owner_and_a
         assert (await resp.json())["admitted"] == 1
     ana = await join(http, b, people["ana"], "ana")  # admitted meanwhile: straight in
     assert {p["id"] for p in ana.signal.welcome["peers"]} == {mia2.id}
+
+
+def set_clock(path: Path, at: datetime) -> None:
+    """Move every node's clock of the record (ROUNDTABLE_CLOCK_FILE), in one rename so no node reads half a time."""
+    partial = path.with_suffix(".new")
+    partial.write_text(at.isoformat(), encoding="utf-8")
+    os.replace(partial, path)
+
+
+async def test_the_agendas_edges_fire_on_the_workshops_owner_alone_and_once(
+    database_url: str, bus_url: str, tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    t0 = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
+    clock = tmp_path / "clock"
+    set_clock(clock, t0)
+    env = {"ROUNDTABLE_CLOCK_FILE": str(clock), "ROUNDTABLE_AGENDA_TICK_S": "0.2"}
+    async with three_nodes(database_url, bus_url, tmp_path, **env) as (a, b, c):
+        wid, tokens = await new_workshop(http, a, "eva", "ana")
+        eva = await join(http, a, tokens["eva"], "eva")  # a owns the workshop
+        ana = await join(http, b, tokens["ana"], "ana")
+        await eva.roster_becomes({ana.id})
+        session = {
+            "title": "Keynote",
+            "kind": "plenary",
+            "starts_at": (t0 + timedelta(minutes=5)).isoformat(),
+            "ends_at": (t0 + timedelta(minutes=50)).isoformat(),
+            "record": True,
+        }
+        async with http.post(f"{c.url}/api/v1/workshops/{wid}/agenda", json=session, headers=ADMIN) as resp:
+            assert resp.status == 201, await resp.text()
+
+        # Every node's scheduler sees the start due; only the owner's fires it, so the recorder joins the room
+        # where its members are.
+        set_clock(clock, t0 + timedelta(minutes=5))
+        started = [await m.signal.wait_for("recording_started", WAIT_S) for m in (eva, ana)]
+        assert started[0]["recording_id"] == started[1]["recording_id"]
+        set_clock(clock, t0 + timedelta(minutes=50))
+        for m in (eva, ana):
+            assert (await m.signal.wait_for("recording_stopped", WAIT_S))["recording_id"] == started[0]["recording_id"]
+
+        async with http.get(f"{a.url}/readyz") as resp:
+            owner = (await resp.json())["node"]["id"]
+        conn = await asyncpg.connect(database_url)
+        try:
+            nodes_of = await conn.fetch("SELECT node_id FROM recordings WHERE workshop_id = $1", uuid.UUID(wid))
+            edges = await conn.fetch(
+                "SELECT action FROM audit_entries WHERE workshop_id = $1 AND action IN ('agenda.start', 'agenda.end')",
+                uuid.UUID(wid),
+            )
+        finally:
+            await conn.close()
+        assert [r["node_id"] for r in nodes_of] == [owner]
+        assert sorted(r["action"] for r in edges) == ["agenda.end", "agenda.start"]
