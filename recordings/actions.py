@@ -42,18 +42,21 @@ class LocalRecordingActions:
         self._ownership = ownership
 
     async def start(self, workshop_id: uuid.UUID, room: RoomInfo, consent_mode: str, starter: Starter) -> uuid.UUID:
+        fence = None
         if self._ownership is not None:
             fence = self._ownership.fence(workshop_id) or await self._ownership.acquire(workshop_id)
             if fence is None:
                 raise LeaseLost("another node owns this workshop")
-        row = await self._recordings.start(room, consent_mode, starter)
+        row = await self._recordings.start(room, consent_mode, starter, fence=fence)
         recording_id: uuid.UUID = row["id"]
         return recording_id
 
     async def stop(
         self, workshop_id: uuid.UUID, recording_id: uuid.UUID, reason: str | None, actor: Actor = SYSTEM
     ) -> None:
-        await self._recordings.stop(recording_id, reason=reason, actor=actor)
+        # The owner's fence when this node holds the lease; none when nobody does (then nobody runs it live).
+        fence = self._ownership.fence(workshop_id) if self._ownership is not None else None
+        await self._recordings.stop(recording_id, reason=reason, actor=actor, fence=fence)
 
     async def recorder_peer(self, workshop_id: uuid.UUID, recording_id: uuid.UUID) -> str | None:
         live = self._recordings.live.get(recording_id)

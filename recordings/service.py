@@ -29,6 +29,7 @@ from recordings.storage import Storage, file_facts
 from recordings.store import RecordingStore
 from signaling.audit import SYSTEM, Actor, Change
 from signaling.errors import NotFound, PermissionDenied, ServiceError
+from signaling.fence import Fence
 from signaling.protocol import (
     Answer,
     Consent,
@@ -271,7 +272,9 @@ class RecordingCoordinator:
 
     # Start and stop -------------------------------------------------------------------------------
 
-    async def start(self, room: RoomInfo, consent_mode: str, starter: Starter) -> Any:
+    async def start(self, room: RoomInfo, consent_mode: str, starter: Starter, *, fence: Fence | None = None) -> Any:
+        """Start recording the room. Among several nodes `fence` is the owner's: a node that lost the workshop's
+        lease starts nothing (`LeaseLost`)."""
         self.storage.check_free(self.min_free_bytes)  # raises Unavailable with the numbers
         async with self._lock:
             row = await self.store.create(
@@ -282,6 +285,7 @@ class RecordingCoordinator:
                 started_by=starter.id,
                 started_by_role=starter.role,
                 node_id=self.node_id,
+                fence=fence,
                 change=Change(
                     uuid.UUID(room.workshop_id),
                     starter.actor,
@@ -389,8 +393,11 @@ class RecordingCoordinator:
         with contextlib.suppress(NotFound):  # the participant left meanwhile
             self.service.relay(live.member, Answer(type="answer", to=to, sdp=message["sdp"]))
 
-    async def stop(self, recording_id: uuid.UUID, *, reason: str | None = None, actor: Actor = SYSTEM) -> Any:
-        """Stop a recording (`actor` asked for it; the server itself at shutdown or when the workshop goes)."""
+    async def stop(
+        self, recording_id: uuid.UUID, *, reason: str | None = None, actor: Actor = SYSTEM, fence: Fence | None = None
+    ) -> Any:
+        """Stop a recording (`actor` asked for it; the server itself at shutdown or when the workshop goes). With the
+        owner's `fence` (several nodes), a node that lost the workshop's lease cannot stop it (`LeaseLost`)."""
         live = self.live.get(recording_id)
         if live is None:
             row = await self.store.get(recording_id)
@@ -410,7 +417,7 @@ class RecordingCoordinator:
             target={"recording_id": recording_id, "room_id": live.room_id},
             details={"reason": reason} if reason else {},
         )
-        row = await self.store.transition(recording_id, "recording", "stopping", change=change)
+        row = await self.store.transition(recording_id, "recording", "stopping", change=change, fence=fence)
         self.live.pop(recording_id, None)
         self._by_peer.pop(live.member.id, None)
         self.service.set_recording(live.room_id, None)

@@ -13,6 +13,7 @@ import asyncpg
 from signaling.audit import Change
 from signaling.audit_store import AuditLog
 from signaling.errors import Conflict, NotFound
+from signaling.fence import Fence
 
 REC_COLUMNS = """id, workshop_id, room_id, room_name, state, partial, failure_reason, consent_mode, started_by,
     started_by_role, started_at, stopped_at, ready_at, deleted_at, deleted_by, created_at"""
@@ -188,11 +189,15 @@ class RecordingStore:
         started_by_role: str,
         change: Change,
         node_id: str | None = None,
+        fence: Fence | None = None,
     ) -> asyncpg.Record:
         """The recording's row, with `change` (completed with the new recording's id) as its audit entry;
-        `node_id` is the node that runs it."""
+        `node_id` is the node that runs it. With a `fence` (several nodes), refused (`LeaseLost`) unless that node
+        still owns the workshop."""
         try:
             async with self.pool.acquire() as conn, conn.transaction():
+                if fence is not None:
+                    await fence.check(conn)
                 row = await conn.fetchrow(
                     INSERT_RECORDING,
                     workshop_id,
@@ -227,8 +232,13 @@ class RecordingStore:
         reason: str | None = None,
         partial: bool = False,
         change: Change | None = None,
+        fence: Fence | None = None,
     ) -> asyncpg.Record:
+        """Move a recording from `expected` to `target` (guarded in SQL). With a `fence` (several nodes), refused
+        (`LeaseLost`) unless that node still owns the recording's workshop."""
         async with self._recorded(None) as conn:
+            if fence is not None:
+                await fence.check(conn)
             row = await conn.fetchrow(TRANSITION, recording_id, expected, target, reason, partial)
             if row is not None and target == "ready":
                 await conn.execute(QUEUE_COMPOSITION, recording_id)

@@ -8,6 +8,7 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -16,6 +17,8 @@ from recordings.service import LiveRecording, RecordingCoordinator
 from recordings.storage import Storage
 from recordings.store import RecordingStore
 from server.leases import LeaseKeeper, NodeInfo
+from signaling.audit import SYSTEM, Change
+from signaling.fence import Fence, LeaseLost
 from signaling.rooms import Member, Profile
 
 
@@ -175,3 +178,44 @@ async def test_a_node_that_loses_a_workshops_lease_ends_its_recordings_of_it_and
     assert hub.hidden_removed == [f"recorder-{lost.hex[:12]}"]
     assert await _state(pool, lost) == ("ready", True)
     assert await _state(pool, kept) == ("recording", False)
+
+
+async def test_a_node_that_lost_the_workshops_lease_can_neither_start_nor_stop_its_recordings(
+    pool: asyncpg.Pool,
+) -> None:
+    a = LeaseKeeper(pool, NodeInfo(id=f"a-{uuid.uuid4().hex[:6]}"))
+    b = LeaseKeeper(pool, NodeInfo(id=f"b-{uuid.uuid4().hex[:6]}"))
+    await a.register()
+    await b.register()
+    workshop = await _workshop(pool)
+    store = RecordingStore(pool)
+    old = await a.acquire(workshop)
+    assert old is not None
+    running = await _live_recording(pool, workshop, a.node.id)
+    # a pauses past its lease and b takes the workshop over.
+    await pool.execute(
+        "UPDATE workshop_leases SET expires_at = now() - interval '1 second' WHERE workshop_id = $1", workshop
+    )
+    new = await b.acquire(workshop)
+    assert new is not None
+
+    def start(fence: Fence) -> Any:
+        return store.create(
+            workshop_id=workshop,
+            room_id=uuid.uuid4(),
+            room_name="Plenary",
+            consent_mode="explicit",
+            started_by=None,
+            started_by_role="admin",
+            change=Change(workshop, SYSTEM, "recording.start"),
+            node_id=fence.node_id,
+            fence=fence,
+        )
+
+    with pytest.raises(LeaseLost):
+        await start(old)
+    with pytest.raises(LeaseLost):
+        await store.transition(running, "recording", "stopping", fence=old)
+    assert await _state(pool, running) == ("recording", False)
+    assert (await start(new))["state"] == "starting"  # the new owner's go through
+    assert (await store.transition(running, "recording", "stopping", fence=new))["state"] == "stopping"
