@@ -143,7 +143,8 @@ class BreakoutCoordinator:
                 return  # lost again meanwhile
             view = await self.store.running_plan(workshop_id)
             if view is None:
-                self.service.set_breakout(str(workshop_id), None)
+                if self.service.breakout_status(str(workshop_id)) is not None:  # closed by another owner meanwhile
+                    self.service.set_breakout(str(workshop_id), None)
                 return
             self.service.set_breakout(str(workshop_id), status_of(view, _now()))
             self._schedule(view)

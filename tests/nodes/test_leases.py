@@ -335,6 +335,9 @@ class QuietHub:
     def set_breakout(self, workshop_id: str, status: Any) -> None:
         pass
 
+    def breakout_status(self, workshop_id: str) -> Any:
+        return None
+
     def send_to_workshop(self, workshop_id: str, message: Any) -> None:
         self.sent.append(message.type)
 
