@@ -673,3 +673,42 @@ async def test_the_agendas_edges_fire_on_the_workshops_owner_alone_and_once(
             await conn.close()
         assert [r["node_id"] for r in nodes_of] == [owner]
         assert sorted(r["action"] for r in edges) == ["agenda.end", "agenda.start"]
+
+
+async def test_an_owner_paused_past_its_lease_sends_its_knockers_back_when_it_wakes_and_the_new_owner_admits_them(
+    nodes: list[Node], http: aiohttp.ClientSession
+) -> None:
+    a, b, c = nodes
+    async with http.post(f"{a.url}/api/v1/workshops", json={**WORKSHOP, "lobby": "everyone"}, headers=ADMIN) as resp:
+        assert resp.status == 201, await resp.text()
+        wid = (await resp.json())["id"]
+    people = {}
+    for name, role in (("mia", "moderator"), ("ana", "participant")):
+        body = {"display_name": name, "country": "PT", "role": role}
+        async with http.post(f"{a.url}/api/v1/workshops/{wid}/participants", json=body, headers=ADMIN) as resp:
+            assert resp.status == 201, await resp.text()
+            people[name] = (await resp.json())["join_token"]
+    mia = await join(http, a, people["mia"], "mia")  # a owns the workshop
+    knocker = SignalClient(await http.ws_connect(f"{a.url}/ws"))  # waits on a itself
+    await knocker.send({"type": "hello", "protocol": [1], "token": people["ana"]})
+    knock_id = (await knocker.wait_for("lobby", WAIT_S))["knock_id"]
+
+    a.server.proc.send_signal(signal.SIGSTOP)
+    try:
+        # The moderator comes back through b, which waits for a's lease to lapse and takes the workshop over.
+        mia2 = await join(http, b, people["mia"], "mia")
+        assert [k["id"] for k in mia2.signal.welcome["knocks"]] in ([], [knock_id])
+        assert await b.leases(http) == 1
+    finally:
+        a.server.proc.send_signal(signal.SIGCONT)
+    # Awake, a finds its lease gone: the knocker waiting there is told to come back now, like its members.
+    assert await knocker.wait_closed(WAIT_S) == 1012
+    assert await mia.signal.wait_closed(WAIT_S) == 1012
+    knocker2 = SignalClient(await http.ws_connect(f"{c.url}/ws"))
+    await knocker2.send({"type": "hello", "protocol": [1], "token": people["ana"]})
+    assert (await knocker2.wait_for("lobby", WAIT_S))["knock_id"] == knock_id  # the same knock, on the new owner
+    async with http.post(f"{a.url}/api/v1/workshops/{wid}/lobby/admit", json={"all": True}, headers=ADMIN) as resp:
+        assert resp.status == 200, await resp.text()
+        assert (await resp.json())["admitted"] == 1
+    welcome = await knocker2.wait_for("welcome", WAIT_S)
+    assert {p["id"] for p in welcome["peers"]} == {mia2.id}
