@@ -20,6 +20,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
+import asyncpg
+
 from recordings.model import consent_holds
 from recordings.recorder import Recorder, TrackProblem
 from recordings.sfu import SFU_RECORDER_PEER_ID, Segment, SfuSession, convert, delete_mjr, mjr_files
@@ -27,6 +29,7 @@ from recordings.storage import Storage, file_facts
 from recordings.store import RecordingStore
 from signaling.audit import SYSTEM, Actor, Change
 from signaling.errors import NotFound, PermissionDenied, ServiceError
+from signaling.fence import Fence
 from signaling.protocol import (
     Answer,
     Consent,
@@ -42,6 +45,7 @@ from signaling.rooms import Member, Profile
 from signaling.service import MODERATOR_ROLES, SignalingService
 from signaling.sfu.bridge import SfuBridge
 from signaling.sfu.janus import JanusError, JanusGone
+from signaling.tasks import OwnedTasks
 
 log = logging.getLogger(__name__)
 
@@ -107,8 +111,17 @@ class RecordingCoordinator:
         min_free_bytes: int = 0,
         metrics: RecordingMetrics | None = None,
         records: RecordsRetention | None = None,
+        node_id: str | None = None,
+        several_nodes: bool = False,
+        dead_after_s: float = 10.0,
     ) -> None:
         self.store = store
+        # The node that runs the recordings started here (written with each). Among several nodes, crash recovery
+        # finalises only the recordings of nodes not seen for `dead_after_s`, and a new owner those of the
+        # workshops it takes over (docs/scaling.md).
+        self.node_id = node_id
+        self.several_nodes = several_nodes
+        self.dead_after_s = dead_after_s
         self.records = records
         self.storage = storage
         self.service = service
@@ -123,6 +136,8 @@ class RecordingCoordinator:
         self._by_peer: dict[str, LiveRecording] = {}
         self._lock = asyncio.Lock()
         self._retention: asyncio.Task[None] | None = None
+        # Recovery and abandonment when a lease comes or goes (several nodes).
+        self._tasks = OwnedTasks("recordings", expected=(ServiceError, OSError, asyncpg.PostgresError))
         # Told when a recording became ready (and so was queued for composition): the supervisor looks at once.
         self.on_ready: Callable[[], None] | None = None
         # Told before a recording's files are deleted: a composition of it still running is ended.
@@ -139,6 +154,7 @@ class RecordingCoordinator:
             self._retention = asyncio.create_task(self._retention_loop(), name="recording-retention")
 
     async def close(self) -> None:
+        await self._tasks.cancel_all()
         if self._retention is not None:
             self._retention.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -150,8 +166,51 @@ class RecordingCoordinator:
                 log.error("could not stop a recording at shutdown: %s", result)
 
     async def recover(self) -> list[uuid.UUID]:
+        """Finalise (`partial`) the live recordings that no process runs any more: for a node alone, every one not
+        running here; among several nodes, only those of nodes that are gone, never another live node's."""
+        if self.several_nodes:
+            return await self._recover(await self.store.live_of_gone_nodes(self.dead_after_s))
+        return await self._recover(await self.store.live())
+
+    async def recover_workshop(self, workshop_id: uuid.UUID) -> list[uuid.UUID]:
+        """This node took the workshop's lease: the live recordings another node started there are a previous
+        owner's, which lost the workshop (dead, paused or cut off) and may not run them any more."""
+        async with self._lock:  # after a start in flight: its recording is in `live` by then
+            return await self._recover(await self.store.live_of_workshop_by_others(workshop_id, self.node_id or ""))
+
+    def adopt_workshop(self, workshop_id: uuid.UUID) -> None:
+        """`recover_workshop` in the background (the lease keeper's callback is not a coroutine)."""
+        self._tasks.spawn(self.recover_workshop(workshop_id), name=f"recordings-adopt-{workshop_id}")
+
+    def abandon_workshop(self, workshop_id: uuid.UUID) -> None:
+        """This node lost the workshop's lease: its recordings of it end here (what was written is kept,
+        `partial`); the new owner finalises them too if it comes first."""
+        self._tasks.spawn(self._abandon(str(workshop_id)), name=f"recordings-abandon-{workshop_id}")
+
+    async def _abandon(self, workshop_id: str) -> None:
+        for live in [r for r in self.live.values() if r.workshop_id == workshop_id]:
+            self.live.pop(live.id, None)
+            self._by_peer.pop(live.member.id, None)
+            self.service.set_recording(live.room_id, None)
+            failures = ["the workshop moved to another node; what was written is kept"]
+            try:
+                if live.recorder is not None:
+                    self.service.remove_hidden(live.member)
+                    await live.recorder.stop()
+                    failures += live.recorder.failures
+                else:
+                    failures += await self._stop_sfu(live)
+                with contextlib.suppress(ServiceError):  # the new owner may have finalised it first
+                    await self.store.transition(live.id, "recording", "stopping", reason=failures[0], partial=True)
+                with contextlib.suppress(ServiceError):
+                    await self.store.transition(live.id, "stopping", "ready", reason="; ".join(failures), partial=True)
+            except Exception:
+                log.exception("recording %s: could not be ended after the lease was lost", live.id)
+            log.warning("recording %s ended here: the lease of workshop %s was lost", live.id, workshop_id)
+
+    async def _recover(self, rows: Sequence[Any]) -> list[uuid.UUID]:
         recovered = []
-        for row in await self.store.live():
+        for row in rows:
             if row["id"] in self.live:
                 continue
             for track in await self.store.tracks(row["id"]):
@@ -213,7 +272,9 @@ class RecordingCoordinator:
 
     # Start and stop -------------------------------------------------------------------------------
 
-    async def start(self, room: RoomInfo, consent_mode: str, starter: Starter) -> Any:
+    async def start(self, room: RoomInfo, consent_mode: str, starter: Starter, *, fence: Fence | None = None) -> Any:
+        """Start recording the room. Among several nodes `fence` is the owner's: a node that lost the workshop's
+        lease starts nothing (`LeaseLost`)."""
         self.storage.check_free(self.min_free_bytes)  # raises Unavailable with the numbers
         async with self._lock:
             row = await self.store.create(
@@ -223,6 +284,8 @@ class RecordingCoordinator:
                 consent_mode=consent_mode,
                 started_by=starter.id,
                 started_by_role=starter.role,
+                node_id=self.node_id,
+                fence=fence,
                 change=Change(
                     uuid.UUID(room.workshop_id),
                     starter.actor,
@@ -330,14 +393,21 @@ class RecordingCoordinator:
         with contextlib.suppress(NotFound):  # the participant left meanwhile
             self.service.relay(live.member, Answer(type="answer", to=to, sdp=message["sdp"]))
 
-    async def stop(self, recording_id: uuid.UUID, *, reason: str | None = None, actor: Actor = SYSTEM) -> Any:
-        """Stop a recording (`actor` asked for it; the server itself at shutdown or when the workshop goes)."""
+    async def stop(
+        self, recording_id: uuid.UUID, *, reason: str | None = None, actor: Actor = SYSTEM, fence: Fence | None = None
+    ) -> Any:
+        """Stop a recording (`actor` asked for it; the server itself at shutdown or when the workshop goes). With the
+        owner's `fence` (several nodes), a node that lost the workshop's lease cannot stop it (`LeaseLost`)."""
         live = self.live.get(recording_id)
         if live is None:
             row = await self.store.get(recording_id)
             if row["state"] in ("starting", "recording", "stopping"):
-                # Left behind by another process: finalise what is on disk.
-                await self.recover()
+                # Left behind by another process: finalise what is on disk. Among several nodes this runs on the
+                # workshop's owner, for whom a recording it does not run is a previous owner's: only that one.
+                if self.several_nodes:
+                    await self._recover([row])
+                else:
+                    await self.recover()
                 return await self.store.get(recording_id)
             return await self.store.transition(recording_id, "recording", "stopping")  # raises Conflict
         change = Change(
@@ -347,7 +417,7 @@ class RecordingCoordinator:
             target={"recording_id": recording_id, "room_id": live.room_id},
             details={"reason": reason} if reason else {},
         )
-        row = await self.store.transition(recording_id, "recording", "stopping", change=change)
+        row = await self.store.transition(recording_id, "recording", "stopping", change=change, fence=fence)
         self.live.pop(recording_id, None)
         self._by_peer.pop(live.member.id, None)
         self.service.set_recording(live.room_id, None)

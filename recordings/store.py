@@ -13,6 +13,7 @@ import asyncpg
 from signaling.audit import Change
 from signaling.audit_store import AuditLog
 from signaling.errors import Conflict, NotFound
+from signaling.fence import Fence
 
 REC_COLUMNS = """id, workshop_id, room_id, room_name, state, partial, failure_reason, consent_mode, started_by,
     started_by_role, started_at, stopped_at, ready_at, deleted_at, deleted_by, created_at"""
@@ -20,8 +21,8 @@ TRACK_COLUMNS = """id, recording_id, participant_id, kind, codec, file_key, stat
     started_at, ended_at, source, language"""
 
 INSERT_RECORDING = f"""
-INSERT INTO recordings (workshop_id, room_id, room_name, consent_mode, started_by, started_by_role)
-VALUES ($1, $2, $3, $4, $5, $6) RETURNING {REC_COLUMNS}
+INSERT INTO recordings (workshop_id, room_id, room_name, consent_mode, started_by, started_by_role, node_id)
+VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {REC_COLUMNS}
 """
 SELECT_RECORDING = f"SELECT {REC_COLUMNS} FROM recordings WHERE id = $1"
 # Transitions are guarded in SQL: only one writer can move a recording out of a given state.
@@ -37,6 +38,17 @@ WHERE id = $1 AND state = $2 RETURNING {REC_COLUMNS}
 MARK_PARTIAL = "UPDATE recordings SET partial = true, failure_reason = $2 WHERE id = $1 AND state <> 'deleted'"
 STATE_COUNTS = "SELECT state, count(*) AS n FROM recordings GROUP BY state"
 LIVE_RECORDINGS = f"SELECT {REC_COLUMNS} FROM recordings WHERE state IN ('starting', 'recording', 'stopping')"
+# Several nodes: the live recordings whose node is gone (not seen for $1 seconds, or made before nodes were known).
+LIVE_OF_GONE_NODES = f"""
+SELECT {REC_COLUMNS} FROM recordings r WHERE state IN ('starting', 'recording', 'stopping')
+  AND (r.node_id IS NULL OR NOT EXISTS (
+      SELECT 1 FROM nodes n WHERE n.id = r.node_id AND n.seen_at > now() - make_interval(secs => $1)))
+"""
+# A workshop's live recordings that another node started (a previous owner's, once this node owns the workshop).
+LIVE_OF_WORKSHOP_BY_OTHERS = f"""
+SELECT {REC_COLUMNS} FROM recordings
+WHERE workshop_id = $1 AND state IN ('starting', 'recording', 'stopping') AND node_id IS DISTINCT FROM $2
+"""
 LIST_RECORDINGS = f"""
 SELECT {REC_COLUMNS} FROM recordings r
 WHERE workshop_id = $1
@@ -176,12 +188,25 @@ class RecordingStore:
         started_by: uuid.UUID | None,
         started_by_role: str,
         change: Change,
+        node_id: str | None = None,
+        fence: Fence | None = None,
     ) -> asyncpg.Record:
-        """The recording's row, with `change` (completed with the new recording's id) as its audit entry."""
+        """The recording's row, with `change` (completed with the new recording's id) as its audit entry;
+        `node_id` is the node that runs it. With a `fence` (several nodes), refused (`LeaseLost`) unless that node
+        still owns the workshop."""
         try:
             async with self.pool.acquire() as conn, conn.transaction():
+                if fence is not None:
+                    await fence.check(conn)
                 row = await conn.fetchrow(
-                    INSERT_RECORDING, workshop_id, room_id, room_name, consent_mode, started_by, started_by_role
+                    INSERT_RECORDING,
+                    workshop_id,
+                    room_id,
+                    room_name,
+                    consent_mode,
+                    started_by,
+                    started_by_role,
+                    node_id,
                 )
                 assert row is not None
                 target = {**change.target, "recording_id": row["id"]}
@@ -207,8 +232,13 @@ class RecordingStore:
         reason: str | None = None,
         partial: bool = False,
         change: Change | None = None,
+        fence: Fence | None = None,
     ) -> asyncpg.Record:
+        """Move a recording from `expected` to `target` (guarded in SQL). With a `fence` (several nodes), refused
+        (`LeaseLost`) unless that node still owns the recording's workshop."""
         async with self._recorded(None) as conn:
+            if fence is not None:
+                await fence.check(conn)
             row = await conn.fetchrow(TRANSITION, recording_id, expected, target, reason, partial)
             if row is not None and target == "ready":
                 await conn.execute(QUEUE_COMPOSITION, recording_id)
@@ -228,6 +258,14 @@ class RecordingStore:
 
     async def live(self) -> list[asyncpg.Record]:
         return list(await self.pool.fetch(LIVE_RECORDINGS))
+
+    async def live_of_gone_nodes(self, dead_after_s: float) -> list[asyncpg.Record]:
+        """Live recordings whose node has not been seen for `dead_after_s` (several nodes)."""
+        return list(await self.pool.fetch(LIVE_OF_GONE_NODES, dead_after_s))
+
+    async def live_of_workshop_by_others(self, workshop_id: uuid.UUID, node_id: str) -> list[asyncpg.Record]:
+        """The workshop's live recordings started by any node but `node_id`."""
+        return list(await self.pool.fetch(LIVE_OF_WORKSHOP_BY_OTHERS, workshop_id, node_id))
 
     async def search(
         self,

@@ -25,9 +25,10 @@ import asyncpg
 from server.agenda_store import AgendaStore
 from server.store import Store
 from signaling.audit import SYSTEM
-from signaling.breakouts import BreakoutCoordinator
+from signaling.breakouts import BreakoutCoordinator, Ownership
 from signaling.clock import Clock
 from signaling.errors import ServiceError
+from signaling.fence import LeaseLost
 from signaling.protocol import AgendaAction, AgendaNext
 from signaling.rooms import room_info
 
@@ -105,8 +106,12 @@ class AgendaScheduler:
         recordings: Recorder | None = None,
         listener: NextListener | None = None,
         tick_s: float = 1.0,
+        ownership: Ownership | None = None,
     ) -> None:
         self.agenda = agenda
+        # Several nodes: a workshop's edges fire on its owner alone (its members, breakout timers and recorders are
+        # there); a workshop nobody owns is leased first. None for a node alone: every edge fires here.
+        self.ownership = ownership
         self.store = store
         self.breakouts = breakouts
         self.clock = clock
@@ -154,13 +159,15 @@ class AgendaScheduler:
             for row in rows:
                 if row["held"]:
                     continue
+                due_end = row["ends_at"] <= now
+                due_start = row["starts_at"] <= now and row["started_fired_at"] is None
+                if (due_end or due_start) and not await self._mine(row["workshop_id"]):
+                    continue  # another node owns the workshop: its scheduler fires the edge
                 try:
-                    if row["ends_at"] <= now:
+                    if due_end:
                         if await self._fire_end(row, now):
                             fired.append((row["id"], "end"))
-                    elif (
-                        row["starts_at"] <= now and row["started_fired_at"] is None and await self._fire_start(row, now)
-                    ):
+                    elif due_start and await self._fire_start(row, now):
                         fired.append((row["id"], "start"))
                 except ServiceError as exc:
                     log.warning("agenda session %s: %s", row["id"], exc.message)
@@ -168,6 +175,13 @@ class AgendaScheduler:
                 rows = await self.agenda.pending_sessions()
             self._announce(rows, self.clock.now())
             return fired
+
+    async def _mine(self, workshop_id: uuid.UUID) -> bool:
+        """This node owns the workshop (or just took its lease because nobody did)."""
+        if self.ownership is None:
+            return True
+        fence = self.ownership.fence(workshop_id) or await self.ownership.acquire(workshop_id)
+        return fence is not None
 
     def _announce(self, rows: list[asyncpg.Record], now: datetime) -> None:
         if self.listener is None:
@@ -214,8 +228,8 @@ class AgendaScheduler:
                 effects["plan_opened"] = True
                 await self.breakouts.open(wid, plan_id, remaining, SYSTEM, also=claim)
                 claimed = True
-            except _AlreadyFired:
-                return False
+            except (_AlreadyFired, LeaseLost):
+                return False  # LeaseLost: another node owns the workshop, and its scheduler fires the edge
             except ServiceError as exc:  # already open by hand, no rooms, deleted: the edge fires without it
                 effects.clear()
                 effects["plan_error"] = exc.message
@@ -267,8 +281,8 @@ class AgendaScheduler:
         if not missed and effects.get("plan_opened") and running is not None and running.id == plan_id:
             try:
                 await self.breakouts.finish_now(wid, plan_id, SYSTEM, also=claim)
-            except _AlreadyFired:
-                return False
+            except (_AlreadyFired, LeaseLost):
+                return False  # LeaseLost: the owner's scheduler fires the edge
             except ServiceError as exc:  # closed meanwhile by hand: the edge fires without it
                 log.info("agenda session %s: the plan did not close: %s", sid, exc.message)
                 if not await self._claim_alone(row, claim):

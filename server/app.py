@@ -11,6 +11,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from recordings.actions import LocalRecordingActions
 from recordings.composition import CompositionConfig, CompositionStore, CompositionSupervisor
 from recordings.recorder import restrict_host_addresses
 from recordings.service import RecordingCoordinator
@@ -33,7 +34,7 @@ from server.auth import (
     new_secret,
     read_or_create_secret_file,
 )
-from server.bus_commands import BusBreakoutActions, BusLobbyActions, BusRoomCommands
+from server.bus_commands import BusBreakoutActions, BusLobbyActions, BusRecordingActions, BusRoomCommands
 from server.coturn import CoturnConfig, CoturnError, EmbeddedCoturn
 from server.db import EmbeddedPostgres, create_pool
 from server.directory import ServerDirectory, StoreInterpretation, StoreRooms, ice_servers_for
@@ -57,6 +58,7 @@ from signaling.breakout_store import BreakoutStore
 from signaling.breakouts import BreakoutCoordinator
 from signaling.clock import FileClock, SystemClock
 from signaling.commands import LocalRoomCommands
+from signaling.fence import Fence
 from signaling.lobby import AdmissionLobby
 from signaling.lobby_actions import LocalLobbyActions
 from signaling.lobby_store import PgLobbyStore
@@ -303,7 +305,12 @@ async def _signaling(app: web.Application) -> AsyncIterator[None]:
     )
     directory = ServerDirectory(app[keys.AUTH], app[keys.STORE])
     breakout_store = BreakoutStore(app[keys.POOL], on_change=app[keys.STORE].joins.forget_all)
-    lobby = AdmissionLobby(PgLobbyStore(app[keys.POOL], audit=app[keys.AUDIT]), grace_s=settings.resume_grace_s)
+    lobby = AdmissionLobby(
+        PgLobbyStore(app[keys.POOL], audit=app[keys.AUDIT]),
+        grace_s=settings.resume_grace_s,
+        # Several nodes: knocks wait on the workshop's owner alone.
+        owns=(lambda wid: node.leases.fence(uuid.UUID(wid)) is not None) if settings.bus_url is not None else None,
+    )
     ports = HubPorts()
     service = SignalingService(
         directory,
@@ -341,7 +348,6 @@ async def _signaling(app: web.Application) -> AsyncIterator[None]:
         await bus_commands.start()
         app[keys.COMMANDS] = bus_commands
         router = Router(node, service, app[SESSION_LIMITS], app[keys.AUTH], keepalive_s=settings.forward_keepalive_s)
-        node.leases.on_lost = router.lease_lost
         await router.start()
         app[ROUTER] = router
     app[keys.LOBBY] = lobby
@@ -351,7 +357,14 @@ async def _signaling(app: web.Application) -> AsyncIterator[None]:
         bus_lobby = BusLobbyActions(app[keys.LOBBY_ACTIONS], app[keys.NODE])
         await bus_lobby.start()
         app[keys.LOBBY_ACTIONS] = bus_lobby
-    coordinator = BreakoutCoordinator(breakout_store, service, directory, audit=app[keys.AUDIT])
+    coordinator = BreakoutCoordinator(
+        breakout_store,
+        service,
+        directory,
+        audit=app[keys.AUDIT],
+        # Several nodes: the owner alone arms a workshop's timers and moves its plans on, fenced.
+        ownership=app[keys.NODE].leases if settings.bus_url is not None else None,
+    )
     ports.plug_breakouts(coordinator)
     app[keys.BREAKOUT_STORE] = breakout_store
     app[keys.BREAKOUTS] = coordinator
@@ -376,7 +389,34 @@ async def _signaling(app: web.Application) -> AsyncIterator[None]:
         min_free_bytes=settings.recording_min_free_bytes,
         metrics=metrics,
         records=RecordsRetention(app[keys.POOL], app[keys.AUDIT], default_days=settings.records_retention_days),
+        node_id=node.info.id,
+        several_nodes=settings.bus_url is not None,
+        dead_after_s=settings.lease_ttl_s,
     )
+    app[keys.RECORDING_ACTIONS] = LocalRecordingActions(
+        recordings, ownership=node.leases if settings.bus_url is not None else None
+    )
+    bus_recordings: BusRecordingActions | None = None
+    if settings.bus_url is not None:
+        bus_recordings = BusRecordingActions(app[keys.RECORDING_ACTIONS], node)
+        await bus_recordings.serve()
+        app[keys.RECORDING_ACTIONS] = bus_recordings
+    if router is not None:
+        lease_router = router
+
+        def lease_acquired(fence: Fence) -> None:
+            coordinator.adopt(fence.workshop_id)  # its running plan's timer, from PostgreSQL
+            recordings.adopt_workshop(fence.workshop_id)  # the live recordings of a previous owner: partial
+            lobby.adopt(str(fence.workshop_id))  # its pending knocks
+
+        def lease_lost(workshop_id: uuid.UUID) -> None:
+            lease_router.lease_lost(workshop_id)
+            coordinator.disown(workshop_id)
+            recordings.abandon_workshop(workshop_id)
+            lobby.disown(str(workshop_id))  # its knockers here come back now, to the new owner
+
+        node.leases.on_acquired = lease_acquired
+        node.leases.on_lost = lease_lost
     ports.plug_recordings(recordings)
     if keys.SFU in app:
         app[keys.SFU].plug_recording(recordings)
@@ -408,6 +448,7 @@ async def _signaling(app: web.Application) -> AsyncIterator[None]:
         recordings=recordings,
         listener=service,
         tick_s=settings.agenda_tick_s,
+        ownership=node.leases if settings.bus_url is not None else None,
     )
     app[keys.AGENDA] = agenda
     app[keys.AGENDA_SCHEDULER] = scheduler
@@ -435,6 +476,8 @@ async def _signaling(app: web.Application) -> AsyncIterator[None]:
             await bus_breakouts.stop()
         if bus_lobby is not None:
             await bus_lobby.stop()
+        if bus_recordings is not None:
+            await bus_recordings.close()
         await lobby.close()
         await store.close()
         await heartbeat.close()

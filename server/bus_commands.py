@@ -1,4 +1,5 @@
-"""The ports of a workshop's live state across nodes: `RoomCommands`, the breakouts' live actions and the lobby's.
+"""The ports of a workshop's live state across nodes: `RoomCommands`, the breakouts' live actions, the lobby's and
+the recordings' (start, stop).
 A call goes to the workshop's owner by request/reply on the bus (`rt.node.<owner>.<port>`), and runs here when this
 node owns the workshop or nobody does (then nobody is live, and the local rooms answer as an empty owner would:
 False, 0, nothing).
@@ -22,6 +23,8 @@ from typing import Any, get_type_hints
 
 from pydantic import TypeAdapter
 
+from recordings.actions import RecordingActions
+from recordings.service import Starter
 from server.nodes import Node
 from signaling.audit import Actor
 from signaling.breakout_actions import BreakoutActions
@@ -347,7 +350,41 @@ class BusLobbyActions:
         await self._calls.call("deny", workshop_id, knock_id, actor, message)
 
 
+class BusRecordingActions:
+    """Implements `RecordingActions` for a node among several: a recording starts, runs and stops on the
+    workshop's owner (its recorder joins the owner's room). `serve` and `close` are its own lifecycle (the port
+    has a `start` and a `stop` of its own)."""
+
+    def __init__(self, local: RecordingActions, node: Node, *, timeout_s: float = COMMAND_TIMEOUT_S) -> None:
+        self._calls = OwnerCalls(node, RecordingActions, local, "recordings", timeout_s=timeout_s)
+
+    async def serve(self) -> None:
+        await self._calls.start()
+
+    async def close(self) -> None:
+        await self._calls.stop()
+
+    async def start(self, workshop_id: uuid.UUID, room: RoomInfo, consent_mode: str, starter: Starter) -> uuid.UUID:
+        _, value = await self._calls.call("start", workshop_id, room, consent_mode, starter)
+        recording_id: uuid.UUID = value
+        return recording_id
+
+    async def stop(self, workshop_id: uuid.UUID, recording_id: uuid.UUID, reason: str | None, actor: Actor) -> None:
+        await self._calls.call("stop", workshop_id, recording_id, reason, actor)
+
+    async def recorder_peer(self, workshop_id: uuid.UUID, recording_id: uuid.UUID) -> str | None:
+        _, value = await self._calls.call("recorder_peer", workshop_id, recording_id)
+        peer: str | None = value
+        return peer
+
+    async def stop_workshop(self, workshop_id: uuid.UUID, actor: Actor) -> list[uuid.UUID]:
+        _, value = await self._calls.call("stop_workshop", workshop_id, actor)
+        ids: list[uuid.UUID] = value
+        return ids
+
+
 # What travels: every method of each port.
 COMMANDS = methods_of(RoomCommands)
 BREAKOUT_ACTIONS = methods_of(BreakoutActions)
 LOBBY_ACTIONS = methods_of(LobbyActions)
+RECORDING_ACTIONS = methods_of(RecordingActions)

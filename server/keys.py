@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncpg
 from aiohttp import web
 
+from recordings.actions import RecordingActions
 from recordings.composition import CompositionStore, CompositionSupervisor
 from recordings.service import RecordingCoordinator
 from recordings.storage import Storage
@@ -49,6 +50,9 @@ BREAKOUTS = web.AppKey("breakouts", BreakoutCoordinator)
 BREAKOUT_ACTIONS = web.AppKey("breakout_actions", BreakoutActions)
 BREAKOUT_STORE = web.AppKey("breakout_store", BreakoutStore)
 RECORDINGS = web.AppKey("recordings", RecordingCoordinator)
+# Recording start and stop: this process's recordings, or with several nodes the bus client that sends them to the
+# workshop's owner, where the recorder runs (server/bus_commands.py).
+RECORDING_ACTIONS = web.AppKey("recording_actions", RecordingActions)
 RECORDING_STORE = web.AppKey("recording_store", RecordingStore)
 STORAGE = web.AppKey("storage", Storage)
 # Composed video: the job table and composed files, and the supervisor of composer subprocesses

@@ -24,6 +24,7 @@ from signaling.audit import SYSTEM, Actor
 from signaling.audit_store import AuditLog
 from signaling.breakout_store import BreakoutStore, PlanView
 from signaling.errors import Conflict, InvalidArgument, NotFound, PermissionDenied
+from signaling.fence import Fence, LeaseLost
 from signaling.protocol import (
     BreakoutRoomInfo,
     BreakoutsClosed,
@@ -47,6 +48,14 @@ class HomeRooms(Protocol):
     async def home_room(self, workshop_id: str, participant_id: str) -> RoomInfo:
         """Where a participant goes when breakouts close (its home room, else the plenary)."""
         ...
+
+
+class Ownership(Protocol):
+    """Which workshops this node owns (`server.leases.LeaseKeeper`), for a node among several."""
+
+    def fence(self, workshop_id: uuid.UUID) -> Fence | None: ...
+
+    async def acquire(self, workshop_id: uuid.UUID) -> Fence | None: ...
 
 
 @dataclass(frozen=True)
@@ -82,9 +91,18 @@ class BreakoutCoordinator:
     """Runs every workshop's breakouts in this process. Owned by the app's cleanup context."""
 
     def __init__(
-        self, store: BreakoutStore, service: SignalingService, homes: HomeRooms, *, audit: AuditLog | None = None
+        self,
+        store: BreakoutStore,
+        service: SignalingService,
+        homes: HomeRooms,
+        *,
+        audit: AuditLog | None = None,
+        ownership: Ownership | None = None,
     ) -> None:
         self.store = store
+        # Several nodes: only the workshop's owner arms its timers, and its fence guards every transition (a node
+        # that lost the lease cannot move a plan on). None for a node alone: every plan is this process's.
+        self.ownership = ownership
         self.audit = audit if audit is not None else AuditLog()
         self.service = service
         self.homes = homes
@@ -98,11 +116,57 @@ class BreakoutCoordinator:
     # Lifecycle ------------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Pick up plans that were running when the server stopped; their deadlines still hold."""
+        """Pick up plans that were running when the server stopped; their deadlines still hold. Among several
+        nodes, only those of workshops this node owns: the others are their owners' (`adopt` when a lease comes)."""
         for view in await self.store.running_plans():
+            if not self._owns(view.workshop_id):
+                continue
             self.service.set_breakout(str(view.workshop_id), status_of(view, _now()))
             self._schedule(view)
             log.info("resumed breakouts %s of workshop %s (%s)", view.id, view.workshop_id, view.state)
+
+    def _owns(self, workshop_id: uuid.UUID) -> bool:
+        return self.ownership is None or self.ownership.fence(workshop_id) is not None
+
+    def adopt(self, workshop_id: uuid.UUID) -> asyncio.Task[None]:
+        """This node acquired the workshop's lease: arm its running plan's timer from PostgreSQL (the deadline is
+        stored; one already past fires at once)."""
+        return self._spawn(self._guarded(self._adopt(workshop_id)))
+
+    def armed(self) -> set[uuid.UUID]:
+        """The workshops whose breakout timer runs in this process."""
+        return set(self._timers)
+
+    async def _adopt(self, workshop_id: uuid.UUID) -> None:
+        async with self._lock(workshop_id):
+            if not self._owns(workshop_id):
+                return  # lost again meanwhile
+            view = await self.store.running_plan(workshop_id)
+            if view is None:
+                if self.service.breakout_status(str(workshop_id)) is not None:  # closed by another owner meanwhile
+                    self.service.set_breakout(str(workshop_id), None)
+                return
+            self.service.set_breakout(str(workshop_id), status_of(view, _now()))
+            self._schedule(view)
+            log.info("took over breakouts %s of workshop %s (%s)", view.id, workshop_id, view.state)
+
+    def disown(self, workshop_id: uuid.UUID) -> None:
+        """This node lost the workshop's lease: its timer is the new owner's now."""
+        handle = self._timers.pop(workshop_id, None)
+        if handle is not None:
+            handle.cancel()
+            log.info("breakout timer of workshop %s disarmed: the lease was lost", workshop_id)
+
+    async def _fence(self, workshop_id: uuid.UUID) -> Fence | None:
+        """The fence a transition carries: None for a node alone; else this node's lease, taken when nobody holds
+        it (a plan opened with nobody connected makes this node its owner, so its deadline has a timer);
+        `LeaseLost` when another node holds it."""
+        if self.ownership is None:
+            return None
+        fence = self.ownership.fence(workshop_id) or await self.ownership.acquire(workshop_id)
+        if fence is None:
+            raise LeaseLost("another node owns this workshop")
+        return fence
 
     async def shutdown(self) -> None:
         for handle in self._timers.values():
@@ -114,16 +178,19 @@ class BreakoutCoordinator:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     def _schedule(self, view: PlanView) -> None:
         """Arm the plan's next timer: the deadline while open, the end of the countdown while closing."""
         old = self._timers.pop(view.workshop_id, None)
         if old is not None:
             old.cancel()
+        if not self._owns(view.workshop_id):
+            return  # the owner's to arm
         row = view.row
         if view.state == "open" and row["ends_at"] is not None:
             when, step = row["ends_at"], self._on_deadline
@@ -327,12 +394,13 @@ class BreakoutCoordinator:
                 new = {uuid.UUID(p): rooms[i] for p, i in placed.items() if p not in fixed}
             duration = duration_s or row["duration_s"]
             ends_at = _now() + timedelta(seconds=duration) if duration else None
+            fence = await self._fence(workshop_id)
             async with self.store.transaction() as conn:
                 if also is not None:
                     await also(conn)
                 if new:
                     await self.store.add_assignments(plan_id, new, conn=conn)
-                view = await self.store.open_plan(workshop_id, plan_id, ends_at, conn=conn)
+                view = await self.store.open_plan(workshop_id, plan_id, ends_at, conn=conn, fence=fence)
                 await self._audit(
                     conn,
                     view,
@@ -367,8 +435,9 @@ class BreakoutCoordinator:
                 raise Conflict(f"the plan is {view.state}; only open breakouts can be extended")
             base = view.row["ends_at"] or _now()
             ends_at = max(base, _now()) + timedelta(seconds=seconds)
+            fence = await self._fence(workshop_id)
             async with self.store.transaction() as conn:
-                view = await self.store.extend_plan(workshop_id, plan_id, ends_at, conn=conn)
+                view = await self.store.extend_plan(workshop_id, plan_id, ends_at, conn=conn, fence=fence)
                 await self._audit(conn, view, actor, "breakouts.extend", {"seconds": seconds, "ends_at": ends_at})
             status = status_of(view, _now())
             self.service.set_breakout(str(workshop_id), status)
@@ -397,8 +466,9 @@ class BreakoutCoordinator:
         if seconds <= 0:
             return await self._finish(view.workshop_id, view.id, actor, "breakouts.close")
         closes_at = _now() + timedelta(seconds=seconds)
+        fence = await self._fence(view.workshop_id)
         async with self.store.transaction() as conn:
-            view = await self.store.start_closing(view.workshop_id, view.id, closes_at, conn=conn)
+            view = await self.store.start_closing(view.workshop_id, view.id, closes_at, conn=conn, fence=fence)
             await self._audit(conn, view, actor, "breakouts.close", {"countdown_s": seconds, "closes_at": closes_at})
         self.service.set_breakout(str(view.workshop_id), status_of(view, _now()))
         self.service.send_to_workshop(
@@ -433,10 +503,11 @@ class BreakoutCoordinator:
         also: Callable[[asyncpg.Connection], Awaitable[None]] | None = None,
     ) -> PlanView:
         """Close the plan and bring everyone in its rooms back to their home room (the plenary)."""
+        fence = await self._fence(workshop_id)
         async with self.store.transaction() as conn:
             if also is not None:
                 await also(conn)
-            view = await self.store.close_plan(workshop_id, plan_id, conn=conn)
+            view = await self.store.close_plan(workshop_id, plan_id, conn=conn, fence=fence)
             await self._audit(conn, view, actor, action, {"countdown_s": 0} if action == "breakouts.close" else {})
         handle = self._timers.pop(workshop_id, None)
         if handle is not None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -39,6 +39,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CLOSE_DENIED = 4405
+CLOSE_COME_BACK = 1012  # the workshop moved to another node (signaling.forwarding)
+MOVED_REASON = "this workshop moved to another node; reconnect now"
 MODERATOR_ROLES = frozenset({"organiser", "moderator"})
 Outcome = Literal["admitted", "denied", "left"]
 
@@ -60,6 +62,8 @@ class LobbyStore(Protocol):
     ) -> KnockRow: ...
 
     async def pending(self) -> list[Mapping[str, Any]]: ...
+
+    async def pending_of(self, workshop_id: str) -> list[Mapping[str, Any]]: ...
 
     async def admit(
         self, workshop_id: str, knock_ids: Sequence[str], actor: ActorRef, selector: Mapping[str, Any]
@@ -136,9 +140,12 @@ def required_reason(role: str, lobby: str, room: RoomInfo) -> KnockReason | None
 class AdmissionLobby:
     """Every pending knock of this process, by id and by participant."""
 
-    def __init__(self, store: LobbyStore, *, grace_s: float) -> None:
+    def __init__(self, store: LobbyStore, *, grace_s: float, owns: Callable[[str], bool] | None = None) -> None:
         self.store = store
         self.grace_s = grace_s
+        # Several nodes: whether this node owns a workshop (holds its lease). Knocks wait on the owner alone: a
+        # node takes up only the pending knocks of the workshops it owns. None for a node alone: every one.
+        self.owns = owns
         self._knocks: dict[str, PendingKnock] = {}
         self._by_participant: dict[str, str] = {}
         self._trusted: set[tuple[str, str]] = set()  # (participant, device) known to be stored as trusted
@@ -152,26 +159,55 @@ class AdmissionLobby:
         self._service = service
 
     async def start(self) -> None:
-        """Take up the knocks a previous process left pending; their knockers have the grace period to return."""
+        """Take up the knocks a previous process left pending; their knockers have the grace period to return.
+        Among several nodes, only those of workshops this node owns (`adopt` takes up the others' when their lease
+        comes here)."""
         for row in await self.store.pending():
-            knock = Knock(
-                id=str(row["id"]),
-                participant_id=str(row["participant_id"]),
-                display_name=row["display_name"],
-                country=row["country"],
-                organisation=row["organisation"],
-                role=row["role"],
-                room_id=str(row["room_id"]),
-                room_name=row["room_name"] or "",
-                knocked_at=row["knocked_at"],
-                reason=row["reason"],
-                link_used_elsewhere=row["link_used_elsewhere"],
-                connected=False,
-            )
-            pending = PendingKnock(knock=knock, workshop_id=str(row["workshop_id"]))
-            self._knocks[knock.id] = pending
-            self._by_participant[knock.participant_id] = knock.id
-            self._start_grace(pending)
+            if self.owns is None or self.owns(str(row["workshop_id"])):
+                self._take_up(row)
+
+    def adopt(self, workshop_id: str) -> None:
+        """This node acquired the workshop's lease: take up its pending knocks (a previous owner's), whose
+        knockers have the grace period to come back here."""
+        self._tasks.spawn(self._adopt(workshop_id), f"lobby-adopt-{workshop_id}")
+
+    async def _adopt(self, workshop_id: str) -> None:
+        for row in await self.store.pending_of(workshop_id):
+            if str(row["id"]) not in self._knocks and (self.owns is None or self.owns(workshop_id)):
+                pending = self._take_up(row)
+                self._tell_moderators(workshop_id, KnockMessage(knock=pending.knock))  # some may be here already
+
+    def disown(self, workshop_id: str) -> None:
+        """This node lost the workshop's lease: its knockers' sockets here are told to come back now (1012) and
+        find the new owner; the knocks stay pending in PostgreSQL, where it takes them up."""
+        for pending in [p for p in self._knocks.values() if p.workshop_id == workshop_id]:
+            self._forget(pending)
+            waiter, pending.waiter = pending.waiter, None
+            if waiter is not None:
+                waiter.outbox.close(CLOSE_COME_BACK, MOVED_REASON)
+                waiter.decide("closed")
+
+    def _take_up(self, row: Mapping[str, Any]) -> PendingKnock:
+        """A pending knock from PostgreSQL, its knocker not connected: the grace period to come back."""
+        knock = Knock(
+            id=str(row["id"]),
+            participant_id=str(row["participant_id"]),
+            display_name=row["display_name"],
+            country=row["country"],
+            organisation=row["organisation"],
+            role=row["role"],
+            room_id=str(row["room_id"]),
+            room_name=row["room_name"] or "",
+            knocked_at=row["knocked_at"],
+            reason=row["reason"],
+            link_used_elsewhere=row["link_used_elsewhere"],
+            connected=False,
+        )
+        pending = PendingKnock(knock=knock, workshop_id=str(row["workshop_id"]))
+        self._knocks[knock.id] = pending
+        self._by_participant[knock.participant_id] = knock.id
+        self._start_grace(pending)
+        return pending
 
     def shutdown(self) -> None:
         """The server stops: every waiting socket is told to reconnect (1001); the knocks stay pending in

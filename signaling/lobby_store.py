@@ -42,6 +42,11 @@ SELECT {KNOCK_COLUMNS}, p.display_name, p.country, p.organisation, p.role, r.nam
 FROM lobby_knocks k JOIN participants p ON p.id = k.participant_id LEFT JOIN rooms r ON r.id = k.room_id
 WHERE k.state = 'pending' ORDER BY k.knocked_at, k.id
 """
+PENDING_KNOCKS_OF = f"""
+SELECT {KNOCK_COLUMNS}, p.display_name, p.country, p.organisation, p.role, r.name AS room_name
+FROM lobby_knocks k JOIN participants p ON p.id = k.participant_id LEFT JOIN rooms r ON r.id = k.room_id
+WHERE k.state = 'pending' AND k.workshop_id = $1 ORDER BY k.knocked_at, k.id
+"""
 ADMIT_KNOCKS = """
 UPDATE lobby_knocks SET state = 'admitted', decided_at = now(), decided_by = $3
 WHERE id = ANY($1::uuid[]) AND workshop_id = $2 AND state = 'pending' RETURNING id, participant_id, device
@@ -129,6 +134,10 @@ class PgLobbyStore:
     async def pending(self) -> list[Mapping[str, Any]]:
         """Every pending knock (a restarted server takes them up again)."""
         return list(await self.pool.fetch(PENDING_KNOCKS))
+
+    async def pending_of(self, workshop_id: str) -> list[Mapping[str, Any]]:
+        """One workshop's pending knocks (its new owner takes them up)."""
+        return list(await self.pool.fetch(PENDING_KNOCKS_OF, uuid.UUID(workshop_id)))
 
     async def admit(
         self, workshop_id: str, knock_ids: Sequence[str], actor: ActorRef, selector: Mapping[str, Any]

@@ -357,7 +357,9 @@ async def _record_rooms(request: web.Request, who: Principal, view: PlanView, ac
     starter = Starter(id=who.participant_id, role=actor.role, display_name=actor.display_name)
     for room in view.rooms:
         try:
-            await request.app[keys.RECORDINGS].start(room_info(room), workshop["recording_consent"], starter)
+            await request.app[keys.RECORDING_ACTIONS].start(
+                view.workshop_id, room_info(room), workshop["recording_consent"], starter
+            )
         except ServiceError as exc:
             log.warning("breakout room %s of plan %s not recorded: %s", room["id"], view.id, exc.message)
 

@@ -172,8 +172,8 @@ async def _load_for_moderator(request: web.Request, who: Principal, recording_id
 async def _present(request: web.Request, row: Any, who: Principal, *, detail: bool) -> Recording:
     app = request.app
     out = Recording.model_validate({k: v for k, v in dict(row).items() if k in Recording.model_fields})
-    live = app[keys.RECORDINGS].live.get(row["id"])
-    out.recorder_peer_id = live.member.id if live else None
+    if row["state"] in ("starting", "recording", "stopping"):  # the recorder runs on the workshop's owner
+        out.recorder_peer_id = await app[keys.RECORDING_ACTIONS].recorder_peer(row["workshop_id"], row["id"])
     compositions = app[keys.COMPOSITIONS]
     job = await compositions.get(row["id"])
     if job is not None:
@@ -243,7 +243,10 @@ async def start_recording(request: web.Request, who: Principal) -> web.Response:
     starter = Starter(
         id=who.participant_id, role="admin" if who.is_admin else str(who.role), display_name=actor.display_name
     )
-    row = await request.app[keys.RECORDINGS].start(room_info(room), workshop["recording_consent"], starter)
+    recording_id = await request.app[keys.RECORDING_ACTIONS].start(
+        room["workshop_id"], room_info(room), workshop["recording_consent"], starter
+    )
+    row = await request.app[keys.RECORDING_STORE].get(recording_id)
     return json_model(await _present(request, row, who, detail=False), status=201)
 
 
@@ -258,7 +261,9 @@ async def start_recording(request: web.Request, who: Principal) -> web.Response:
 async def stop_recording(request: web.Request, who: Principal) -> web.Response:
     recording_id = path_uuid(request, "recording_id")
     row = await _load_for_moderator(request, who, recording_id, "stop a recording")
-    row = await request.app[keys.RECORDINGS].stop(recording_id, actor=await actor_for(request, who))
+    actor = await actor_for(request, who)
+    await request.app[keys.RECORDING_ACTIONS].stop(row["workshop_id"], recording_id, None, actor)
+    row = await request.app[keys.RECORDING_STORE].get(recording_id)
     return json_model(await _present(request, row, who, detail=True))
 
 

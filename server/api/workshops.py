@@ -152,11 +152,10 @@ async def delete_workshop(request: web.Request, who: Principal) -> web.Response:
     store = request.app[keys.STORE]
     await store.get_workshop(workshop_id)
     # Recordings first: live ones are finished, then every file goes with the workshop's rows.
-    recordings = request.app[keys.RECORDINGS]
-    recording_ids = await recordings.stop_workshop(workshop_id, actor=ADMIN)
+    recording_ids = await request.app[keys.RECORDING_ACTIONS].stop_workshop(workshop_id, ADMIN)
     await store.delete_workshop(workshop_id, actor=ADMIN)
     await request.app[keys.COMMANDS].close_workshop(str(workshop_id))
-    await recordings.delete_files(recording_ids)
+    await request.app[keys.RECORDINGS].delete_files(recording_ids)
     return web.Response(status=204)
 
 

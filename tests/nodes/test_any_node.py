@@ -7,18 +7,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import os
 import signal
 import sys
+import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import asyncpg
 import pytest
 
 from tests.conftest import ADMIN_TOKEN, SECRET_KEY
 from tests.helpers import ADMIN, WORKSHOP
 from tests.nodes.nats_server import NatsServer
+from tests.recordings.peer import RecordedPeer
 from tests.server.test_process import ROOT, Server, _env, free_port
 from tests.signaling.client import SignalClient
 from tests.signaling.rtc_peer import RtcPeer, loopback_ice
@@ -38,7 +44,7 @@ class Node:
         self._logged = asyncio.Condition()
 
     @classmethod
-    async def start(cls, name: str, database_url: str, bus_url: str, data_dir: Path) -> Node:
+    async def start(cls, name: str, database_url: str, bus_url: str, data_dir: Path, **extra: str) -> Node:
         port = free_port()
         env = _env(
             data_dir,
@@ -51,6 +57,7 @@ class Node:
             ROUNDTABLE_SECRET_KEY=SECRET_KEY,
             ROUNDTABLE_SFU="off",
             ROUNDTABLE_RESUME_GRACE_S="5",
+            **extra,
         )
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "server", cwd=ROOT, env=env, stdout=asyncio.subprocess.DEVNULL,
@@ -115,9 +122,9 @@ async def nodes(database_url: str, bus_url: str, tmp_path: Path) -> AsyncIterato
 
 
 @contextlib.asynccontextmanager
-async def three_nodes(database_url: str, bus_url: str, tmp_path: Path) -> AsyncIterator[list[Node]]:
+async def three_nodes(database_url: str, bus_url: str, tmp_path: Path, **extra: str) -> AsyncIterator[list[Node]]:
     started = await asyncio.gather(
-        *(Node.start(name, database_url, bus_url, tmp_path / name) for name in ("a", "b", "c")),
+        *(Node.start(name, database_url, bus_url, tmp_path / name, **extra) for name in ("a", "b", "c")),
         return_exceptions=True,
     )
     running = [n for n in started if isinstance(n, Node)]
@@ -498,3 +505,259 @@ async def test_a_bus_outage_sends_every_forwarded_and_owned_session_back_and_the
         everyone = {ana2.id, eva2.id, ivo2.id}
         await asyncio.gather(*(m.roster_becomes(everyone - {m.id}) for m in (ana2, eva2, ivo2)))
         assert sum([await n.leases(http) for n in (a, b, c)]) == 1
+
+
+async def open_breakouts(http: aiohttp.ClientSession, node: Node, wid: str, duration_s: int) -> dict[str, Any]:
+    """A plan of two rooms (everyone placed at random, no countdown), opened through `node`."""
+    base = f"{node.url}/api/v1/workshops/{wid}/breakouts"
+    spec = {"name": "Pairs", "rooms": 2, "strategy": "random", "countdown_s": 0}
+    async with http.post(base, json=spec, headers=ADMIN) as resp:
+        assert resp.status == 201, await resp.text()
+        plan: dict[str, Any] = await resp.json()
+    async with http.post(f"{base}/{plan['id']}/open", json={"duration_s": duration_s}, headers=ADMIN) as resp:
+        assert resp.status == 200, await resp.text()
+    return plan
+
+
+async def plan_closings(database_url: str, wid: str) -> int:
+    """How many times the workshop's breakouts were closed, as the record says."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        count: int = await conn.fetchval(
+            "SELECT count(*) FROM audit_entries WHERE workshop_id = $1 AND action = 'breakouts.close'", uuid.UUID(wid)
+        )
+    finally:
+        await conn.close()
+    return count
+
+
+async def test_a_plan_running_while_another_node_starts_is_ended_once_by_the_owner_alone(
+    nodes: list[Node], http: aiohttp.ClientSession, database_url: str, bus_url: str, tmp_path: Path
+) -> None:
+    a, b, c = nodes
+    wid, tokens = await new_workshop(http, a, "ana", "ben")
+    ana = await join(http, a, tokens["ana"], "ana")  # a owns the workshop
+    ben = await join(http, b, tokens["ben"], "ben")
+    plenary = ana.signal.welcome["room"]["id"]
+    await ana.roster_becomes({ben.id})
+    await c.kill()  # c is replaced by a new node while the plan runs
+    plan = await open_breakouts(http, b, wid, duration_s=8)
+    for m in (ana, ben):
+        assert (await m.signal.wait_for("moved", WAIT_S))["room"]["id"] == plan["assignments"][m.id]
+    c2 = await Node.start("c2", database_url, bus_url, tmp_path / "c2")
+    nodes[2] = c2  # the fixture kills it and reads its log
+    for m in (ana, ben):
+        assert (await m.signal.wait_for("moved", WAIT_S))["room"]["id"] == plenary  # the owner's deadline
+    await ana.signal.send({"type": "update", "hand": True})  # one round trip through the owner, then count
+    await ben.signal.wait_for("peer_updated", WAIT_S)
+    for m in (ana, ben):
+        assert [t["type"] for t in m.signal.seen].count("breakouts_closed") == 1, m.name
+    assert await plan_closings(database_url, wid) == 1
+    assert "resumed breakouts" not in c2.log()  # the new node armed nothing of a workshop it does not own
+
+
+async def test_after_the_owner_is_killed_mid_breakout_the_new_owner_ends_it_once_at_its_deadline(
+    nodes: list[Node], http: aiohttp.ClientSession, database_url: str
+) -> None:
+    a, b, c = nodes
+    wid, tokens = await new_workshop(http, b, "eva", "ana", "ben")
+    eva = await join(http, a, tokens["eva"], "eva")  # a owns the workshop
+    ana = await join(http, b, tokens["ana"], "ana")
+    ben = await join(http, c, tokens["ben"], "ben")
+    plenary = eva.signal.welcome["room"]["id"]
+    await eva.roster_becomes({ana.id, ben.id})
+    plan = await open_breakouts(http, b, wid, duration_s=15)
+    for m in (ana, ben):
+        assert (await m.signal.wait_for("moved", WAIT_S))["room"]["id"] == plan["assignments"][m.id]
+
+    await a.kill()
+    assert await asyncio.gather(ana.signal.wait_closed(WAIT_S), ben.signal.wait_closed(WAIT_S)) == [1012, 1012]
+    back = await asyncio.gather(resume(http, b, tokens["ana"], ana), resume(http, c, tokens["ben"], ben))
+    for m, was in zip(back, (ana, ben), strict=True):
+        assert m.signal.welcome["resumed"] is True, was.name
+        assert m.signal.welcome["room"]["id"] == plan["assignments"][was.id]  # still in its breakout room
+    for m in back:  # the new owner armed the stored deadline when it took the workshop over
+        assert (await m.signal.wait_for("moved", WAIT_S))["room"]["id"] == plenary
+    await back[0].signal.send({"type": "update", "hand": True})
+    await back[1].signal.wait_for("peer_updated", WAIT_S)
+    for m in back:
+        assert [t["type"] for t in m.signal.seen].count("breakouts_closed") == 1, m.name
+    assert await plan_closings(database_url, wid) == 1
+    assert "took over breakouts" in b.log() + c.log()
+
+
+async def resume(http: aiohttp.ClientSession, node: Node, token: str, was: Member) -> Member:
+    """`was` comes back through `node` with its resume token."""
+    signal_client = SignalClient(await http.ws_connect(f"{node.url}/ws"))
+    resume_token = was.signal.welcome["resume"]
+    await signal_client.send({"type": "hello", "protocol": [1], "token": token, "resume": resume_token})
+    signal_client.welcome = await signal_client.wait_for("welcome", WAIT_S)
+    return Member(signal_client, was.name)
+
+
+async def test_a_recording_started_through_a_node_that_owns_nothing_runs_on_the_owner_and_stops_through_a_third(
+    database_url: str, bus_url: str, tmp_path: Path, http: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loopback_ice(monkeypatch)
+    shared = {"ROUNDTABLE_RECORDINGS_DIR": str(tmp_path / "recordings"), "ROUNDTABLE_ICE_HOST_ADDRESSES": "127.0.0.1"}
+    async with three_nodes(database_url, bus_url, tmp_path, **shared) as (a, b, c):
+        _wid, tokens = await new_workshop(http, a, "eva", "ana")
+        eva = await join(http, a, tokens["eva"], "eva")  # a owns the workshop
+        ana = RecordedPeer(NodeClient(http, c), tokens["ana"], "red", 440)  # type: ignore[arg-type]
+        try:
+            await ana.join()  # through c, forwarded to a
+            plenary = eva.signal.welcome["room"]["id"]
+            async with http.post(f"{b.url}/api/v1/rooms/{plenary}/recordings", headers=ADMIN) as resp:
+                assert resp.status == 201, await resp.text()
+                rec = await resp.json()
+            assert rec["state"] == "recording" and rec["recorder_peer_id"] is not None  # read from the owner
+            # The recorder joined the owner's room: its members hear of it, wherever their sockets are.
+            started = await ana.next("recording_started")
+            assert (started["recording_id"], started["recorder_peer_id"]) == (rec["id"], rec["recorder_peer_id"])
+            assert (await eva.signal.wait_for("recording_started", WAIT_S))["recording_id"] == rec["id"]
+            await ana.consent(rec["id"], True)
+            await ana.send_media(started["recorder_peer_id"])
+            await ana.wait_sending()
+
+            async with http.post(f"{c.url}/api/v1/recordings/{rec['id']}/stop", headers=ADMIN) as resp:
+                assert resp.status == 200, await resp.text()
+                done = await resp.json()
+            assert done["state"] == "ready" and done["partial"] is False
+            assert sorted((t["participant_id"], t["kind"]) for t in done["tracks"]) == [
+                (ana.id, "audio"),
+                (ana.id, "video"),
+            ]
+            assert (await ana.next("recording_stopped"))["recording_id"] == rec["id"]
+            for track in done["tracks"]:  # served by c from the storage every node shares
+                async with http.get(track["download_url"]) as resp:
+                    assert resp.status == 200
+                    assert hashlib.sha256(await resp.read()).hexdigest() == track["sha256"]
+        finally:
+            await ana.close()
+
+
+async def test_a_knock_left_on_a_killed_owner_is_taken_up_by_the_new_owner_and_admitted_there(
+    nodes: list[Node], http: aiohttp.ClientSession
+) -> None:
+    a, b, c = nodes
+    async with http.post(f"{a.url}/api/v1/workshops", json={**WORKSHOP, "lobby": "everyone"}, headers=ADMIN) as resp:
+        assert resp.status == 201, await resp.text()
+        wid = (await resp.json())["id"]
+    people = {}
+    for name, role in (("mia", "moderator"), ("ana", "participant")):
+        body = {"display_name": name, "country": "PT", "role": role}
+        async with http.post(f"{a.url}/api/v1/workshops/{wid}/participants", json=body, headers=ADMIN) as resp:
+            assert resp.status == 201, await resp.text()
+            people[name] = (await resp.json())["join_token"]
+    mia = await join(http, a, people["mia"], "mia")  # a owns the workshop
+    knocker = SignalClient(await http.ws_connect(f"{b.url}/ws"))
+    await knocker.send({"type": "hello", "protocol": [1], "token": people["ana"]})
+    knock_id = (await knocker.wait_for("lobby", WAIT_S))["knock_id"]
+    await mia.signal.wait_for("knock", WAIT_S)
+
+    await a.kill()
+    assert await knocker.wait_closed(WAIT_S) == 1012  # b heard the owner go silent
+    # The moderator comes back through c; the new owner took the knock up from PostgreSQL when it took the lease,
+    # before its knocker returned: she sees it in her welcome, or is told just after.
+    mia2 = await resume(http, c, people["mia"], mia)
+    assert mia2.signal.welcome["resumed"] is True
+    knocks = [k["id"] for k in mia2.signal.welcome["knocks"]]
+    if knock_id not in knocks:
+        assert (await mia2.signal.wait_for("knock", WAIT_S))["knock"]["id"] == knock_id
+    async with http.post(f"{b.url}/api/v1/workshops/{wid}/lobby/admit", json={"all": True}, headers=ADMIN) as resp:
+        assert resp.status == 200, await resp.text()
+        assert (await resp.json())["admitted"] == 1
+    ana = await join(http, b, people["ana"], "ana")  # admitted meanwhile: straight in
+    assert {p["id"] for p in ana.signal.welcome["peers"]} == {mia2.id}
+
+
+def set_clock(path: Path, at: datetime) -> None:
+    """Move every node's clock of the record (ROUNDTABLE_CLOCK_FILE), in one rename so no node reads half a time."""
+    partial = path.with_suffix(".new")
+    partial.write_text(at.isoformat(), encoding="utf-8")
+    os.replace(partial, path)
+
+
+async def test_the_agendas_edges_fire_on_the_workshops_owner_alone_and_once(
+    database_url: str, bus_url: str, tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    t0 = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
+    clock = tmp_path / "clock"
+    set_clock(clock, t0)
+    env = {"ROUNDTABLE_CLOCK_FILE": str(clock), "ROUNDTABLE_AGENDA_TICK_S": "0.2"}
+    async with three_nodes(database_url, bus_url, tmp_path, **env) as (a, b, c):
+        wid, tokens = await new_workshop(http, a, "eva", "ana")
+        eva = await join(http, a, tokens["eva"], "eva")  # a owns the workshop
+        ana = await join(http, b, tokens["ana"], "ana")
+        await eva.roster_becomes({ana.id})
+        session = {
+            "title": "Keynote",
+            "kind": "plenary",
+            "starts_at": (t0 + timedelta(minutes=5)).isoformat(),
+            "ends_at": (t0 + timedelta(minutes=50)).isoformat(),
+            "record": True,
+        }
+        async with http.post(f"{c.url}/api/v1/workshops/{wid}/agenda", json=session, headers=ADMIN) as resp:
+            assert resp.status == 201, await resp.text()
+
+        # Every node's scheduler sees the start due; only the owner's fires it, so the recorder joins the room
+        # where its members are.
+        set_clock(clock, t0 + timedelta(minutes=5))
+        started = [await m.signal.wait_for("recording_started", WAIT_S) for m in (eva, ana)]
+        assert started[0]["recording_id"] == started[1]["recording_id"]
+        set_clock(clock, t0 + timedelta(minutes=50))
+        for m in (eva, ana):
+            assert (await m.signal.wait_for("recording_stopped", WAIT_S))["recording_id"] == started[0]["recording_id"]
+
+        async with http.get(f"{a.url}/readyz") as resp:
+            owner = (await resp.json())["node"]["id"]
+        conn = await asyncpg.connect(database_url)
+        try:
+            nodes_of = await conn.fetch("SELECT node_id FROM recordings WHERE workshop_id = $1", uuid.UUID(wid))
+            edges = await conn.fetch(
+                "SELECT action FROM audit_entries WHERE workshop_id = $1 AND action IN ('agenda.start', 'agenda.end')",
+                uuid.UUID(wid),
+            )
+        finally:
+            await conn.close()
+        assert [r["node_id"] for r in nodes_of] == [owner]
+        assert sorted(r["action"] for r in edges) == ["agenda.end", "agenda.start"]
+
+
+async def test_an_owner_paused_past_its_lease_sends_its_knockers_back_when_it_wakes_and_the_new_owner_admits_them(
+    nodes: list[Node], http: aiohttp.ClientSession
+) -> None:
+    a, b, c = nodes
+    async with http.post(f"{a.url}/api/v1/workshops", json={**WORKSHOP, "lobby": "everyone"}, headers=ADMIN) as resp:
+        assert resp.status == 201, await resp.text()
+        wid = (await resp.json())["id"]
+    people = {}
+    for name, role in (("mia", "moderator"), ("ana", "participant")):
+        body = {"display_name": name, "country": "PT", "role": role}
+        async with http.post(f"{a.url}/api/v1/workshops/{wid}/participants", json=body, headers=ADMIN) as resp:
+            assert resp.status == 201, await resp.text()
+            people[name] = (await resp.json())["join_token"]
+    mia = await join(http, a, people["mia"], "mia")  # a owns the workshop
+    knocker = SignalClient(await http.ws_connect(f"{a.url}/ws"))  # waits on a itself
+    await knocker.send({"type": "hello", "protocol": [1], "token": people["ana"]})
+    knock_id = (await knocker.wait_for("lobby", WAIT_S))["knock_id"]
+
+    a.server.proc.send_signal(signal.SIGSTOP)
+    try:
+        # The moderator comes back through b, which waits for a's lease to lapse and takes the workshop over.
+        mia2 = await join(http, b, people["mia"], "mia")
+        assert [k["id"] for k in mia2.signal.welcome["knocks"]] in ([], [knock_id])
+        assert await b.leases(http) == 1
+    finally:
+        a.server.proc.send_signal(signal.SIGCONT)
+    # Awake, a finds its lease gone: the knocker waiting there is told to come back now, like its members.
+    assert await knocker.wait_closed(WAIT_S) == 1012
+    assert await mia.signal.wait_closed(WAIT_S) == 1012
+    knocker2 = SignalClient(await http.ws_connect(f"{c.url}/ws"))
+    await knocker2.send({"type": "hello", "protocol": [1], "token": people["ana"]})
+    assert (await knocker2.wait_for("lobby", WAIT_S))["knock_id"] == knock_id  # the same knock, on the new owner
+    async with http.post(f"{a.url}/api/v1/workshops/{wid}/lobby/admit", json={"all": True}, headers=ADMIN) as resp:
+        assert resp.status == 200, await resp.text()
+        assert (await resp.json())["admitted"] == 1
+    welcome = await knocker2.wait_for("welcome", WAIT_S)
+    assert {p["id"] for p in welcome["peers"]} == {mia2.id}

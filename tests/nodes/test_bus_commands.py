@@ -12,17 +12,22 @@ from typing import Any, cast
 
 import pytest
 
+from recordings.actions import RecordingActions
+from recordings.service import Starter
 from server.bus_commands import (
     BREAKOUT_ACTIONS,
     COMMANDS,
     LOBBY_ACTIONS,
+    RECORDING_ACTIONS,
     BusBreakoutActions,
     BusLobbyActions,
+    BusRecordingActions,
     BusRoomCommands,
     _shape,
 )
 from server.leases import LeaseKeeper, NodeInfo
 from server.nodes import Node
+from signaling.audit import SYSTEM, Actor
 from signaling.breakout_actions import BreakoutActions
 from signaling.bus import InProcessBus
 from signaling.commands import LiveMember, LivePresence, LiveRoom, LocalRoomCommands, RoomCommands
@@ -138,6 +143,58 @@ def test_every_command_of_the_ports_travels() -> None:
     for name in LOBBY_ACTIONS:
         _shape(name, LobbyActions)
         assert callable(getattr(BusLobbyActions, name))
+    assert {n for n in dir(RecordingActions) if not n.startswith("_")} == RECORDING_ACTIONS
+    assert {"start", "stop", "recorder_peer", "stop_workshop"} == RECORDING_ACTIONS
+    for name in RECORDING_ACTIONS:
+        _shape(name, RecordingActions)
+        assert callable(getattr(BusRecordingActions, name))
+
+
+class FakeRecordings:
+    """A node's recordings: what it was asked, and a recording that runs here."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[Any, ...]] = []
+        self.running = uuid.uuid4()
+
+    async def start(self, workshop_id: uuid.UUID, room: RoomInfo, consent_mode: str, starter: Starter) -> uuid.UUID:
+        self.calls.append(("start", workshop_id, room, consent_mode, starter))
+        return self.running
+
+    async def stop(self, workshop_id: uuid.UUID, recording_id: uuid.UUID, reason: str | None, actor: Actor) -> None:
+        self.calls.append(("stop", workshop_id, recording_id, reason, actor))
+
+    async def recorder_peer(self, workshop_id: uuid.UUID, recording_id: uuid.UUID) -> str | None:
+        return "recorder-1" if recording_id == self.running else None
+
+    async def stop_workshop(self, workshop_id: uuid.UUID, actor: Actor) -> list[uuid.UUID]:
+        return [self.running]
+
+
+async def test_recording_start_and_stop_run_on_the_owner_and_return_what_it_returned() -> None:
+    bus, table = InProcessBus(), Leases()
+    recordings = {name: FakeRecordings() for name in ("a", "b")}
+    actions = {}
+    for name in ("a", "b"):
+        node = Node(
+            info=NodeInfo(id=name), bus=bus, engine="in_process", leases=cast(LeaseKeeper, FakeKeeper(table, name))
+        )
+        actions[name] = BusRecordingActions(cast(RecordingActions, recordings[name]), node, timeout_s=2)
+        await actions[name].serve()
+    try:
+        table.owners[WORKSHOP] = Owner("a")
+        room = RoomInfo(id="r1", workshop_id=str(WORKSHOP), name="Plenary", kind="plenary", media="mesh", capacity=10)
+        starter = Starter(id=uuid.uuid4(), role="moderator", display_name="Mia")
+        assert await actions["b"].start(WORKSHOP, room, "explicit", starter) == recordings["a"].running
+        assert recordings["a"].calls == [("start", WORKSHOP, room, "explicit", starter)] and recordings["b"].calls == []
+        assert await actions["b"].recorder_peer(WORKSHOP, recordings["a"].running) == "recorder-1"
+        await actions["b"].stop(WORKSHOP, recordings["a"].running, None, SYSTEM)
+        assert recordings["a"].calls[-1] == ("stop", WORKSHOP, recordings["a"].running, None, SYSTEM)
+        assert await actions["b"].stop_workshop(WORKSHOP, SYSTEM) == [recordings["a"].running]
+    finally:
+        for a in actions.values():
+            await a.close()
+        await bus.close()
 
 
 async def test_a_command_runs_on_the_owner_with_its_arguments_and_returns_its_result(cluster: Cluster) -> None:

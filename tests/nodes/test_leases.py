@@ -15,7 +15,9 @@ import asyncpg
 import pytest
 
 from server.leases import ACQUIRE, LeaseKeeper, NodeInfo
+from signaling.audit import SYSTEM
 from signaling.breakout_store import BreakoutStore
+from signaling.breakouts import BreakoutCoordinator
 from signaling.fence import Fence, LeaseLost, fence_holds
 
 WAIT_S = 5.0
@@ -321,3 +323,66 @@ async def test_a_node_that_stopped_counting_on_its_lease_takes_it_again_with_a_n
     with pytest.raises(LeaseLost):
         async with pools[0].acquire() as conn, conn.transaction():
             await old.check(conn)
+
+
+class QuietHub:
+    """The part of the hub a coordinator talks to, with nobody connected: what it was told is kept."""
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+        self.members: dict[str, Any] = {}
+
+    def set_breakout(self, workshop_id: str, status: Any) -> None:
+        pass
+
+    def breakout_status(self, workshop_id: str) -> Any:
+        return None
+
+    def send_to_workshop(self, workshop_id: str, message: Any) -> None:
+        self.sent.append(message.type)
+
+    def members_of(self, workshop_id: str) -> list[Any]:
+        return []
+
+
+def _coordinator(pool: asyncpg.Pool, keeper: LeaseKeeper, hub: QuietHub) -> BreakoutCoordinator:
+    return BreakoutCoordinator(BreakoutStore(pool), hub, None, ownership=keeper)  # type: ignore[arg-type]
+
+
+async def test_only_the_owners_coordinator_moves_a_plan_on_and_a_new_owner_rearms_it_from_the_database(
+    pools: tuple[asyncpg.Pool, asyncpg.Pool],
+) -> None:
+    a, b = await _keeper(pools[0], "node-a"), await _keeper(pools[1], "node-b")
+    hub_a, hub_b = QuietHub(), QuietHub()
+    on_a, on_b = _coordinator(pools[0], a, hub_a), _coordinator(pools[1], b, hub_b)
+    adopted: list[asyncio.Task[None]] = []
+    b.on_acquired = lambda fence: adopted.append(on_b.adopt(fence.workshop_id))
+    workshop = await _workshop(pools[0])
+    plan = await _draft_plan(on_a.store, workshop)
+    assert await a.acquire(workshop) is not None
+
+    with pytest.raises(LeaseLost):  # b does not own the workshop: it opens nothing
+        await on_b.open(workshop, plan, 600, SYSTEM)
+    assert (await on_b.store.get_plan(workshop, plan)).state == "draft" and hub_b.sent == []
+    assert (await on_a.open(workshop, plan, 600, SYSTEM)).state == "open"
+    assert on_a.armed() == {workshop}
+    await on_b.start()  # a node starting while the plan runs arms nothing of a workshop it does not own
+    assert on_b.armed() == set()
+
+    # a pauses past its lease; b takes the workshop over and arms the stored deadline.
+    await _lapse(pools[0], workshop)
+    assert await b.acquire(workshop) is not None
+    async with asyncio.timeout(WAIT_S):
+        await adopted[0]
+    assert on_b.armed() == {workshop}
+    with pytest.raises(LeaseLost):  # a, awake with its old fence in memory, cannot move the plan on
+        await on_a.extend(workshop, plan, 60, SYSTEM)
+    with pytest.raises(LeaseLost):
+        await on_a.close(workshop, plan, 0, SYSTEM)
+    on_a.disown(workshop)  # what its keeper's on_lost does at the next renewal
+    assert on_a.armed() == set()
+    assert (await on_b.close(workshop, plan, 0, SYSTEM)).state == "closed"
+    assert hub_b.sent == ["breakouts_closed"] and hub_a.sent == ["breakouts_opened"]
+    assert on_b.armed() == set()
+    await on_a.shutdown()
+    await on_b.shutdown()
