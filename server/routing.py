@@ -21,6 +21,7 @@ import json
 import logging
 import secrets
 import uuid
+from dataclasses import dataclass
 from typing import cast
 
 from aiohttp import WSMessage, WSMsgType, web
@@ -113,6 +114,10 @@ class Router:
         self._forwarded = OwnedTasks("router")  # sessions other nodes forward to this one
         self._edges: set[Connection] = set()  # clients of this node whose sessions run on another
         self._opens: Subscription | None = None
+        # The forwarded sessions running here, by (edge, conn): an edge that timed out on an `open` asks again with
+        # the same conn, and must get the session that already runs, never a second hello (which would find the
+        # place resumed by the first and join as new).
+        self._opened: dict[tuple[str, str], asyncio.Event] = {}  # set once the session's upstream is subscribed
 
     @property
     def _me(self) -> str:
@@ -206,61 +211,70 @@ class Router:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + keeper.ttl_s + keeper.renew_every_s + self.open_timeout_s
         attempt = 0
-        while True:
-            if keeper.fence(workshop_id) is not None or await keeper.acquire(workshop_id) is not None:
-                return False
-            owner = await keeper.owner(workshop_id)
-            outcome = "free"  # released or lapsed between the two reads: try again at once
-            if owner is not None and owner.live and owner.node_id != self._me:
-                outcome = await self._pipe(ws, owner.node_id, workshop_id, hello, cid)
-                if outcome == "done":
+        link: _Link | None = None
+        try:
+            while True:
+                if keeper.fence(workshop_id) is not None or await keeper.acquire(workshop_id) is not None:
+                    return False
+                owner = await keeper.owner(workshop_id)
+                outcome = "free"  # released or lapsed between the two reads: try again at once
+                if owner is not None and owner.live and owner.node_id != self._me:
+                    if link is None or link.owner != owner.node_id:
+                        # One link per owner: asked again (no answer in time), the same owner gets the same conn.
+                        if link is not None:
+                            await link.close()
+                        link = await self._link(owner.node_id)
+                    outcome = await self._pipe(ws, link, workshop_id, hello, cid)
+                    if outcome == "done":
+                        return True
+                if loop.time() >= deadline:
+                    await self._refuse(ws, CLOSE_COME_BACK)
                     return True
-            if loop.time() >= deadline:
-                await self._refuse(ws, CLOSE_COME_BACK)
-                return True
-            if outcome == "unreachable":
-                keeper.want(workshop_id)  # the renewal loop takes it the moment it lapses
-            # Pacing, not synchronisation: the lease lapses (or a refusing owner's lease is taken) on the database's
-            # clock; a quick first retry covers a lease that moved between two reads.
-            attempt += 1
-            await asyncio.sleep(min(0.05 * attempt, keeper.renew_every_s / 2))
+                if outcome == "unreachable":
+                    keeper.want(workshop_id)  # the renewal loop takes it the moment it lapses
+                # Pacing, not synchronisation: the lease lapses (or a refusing owner's lease is taken) on the
+                # database's clock; a quick first retry covers a lease that moved between two reads.
+                attempt += 1
+                await asyncio.sleep(min(0.05 * attempt, keeper.renew_every_s / 2))
+        finally:
+            if link is not None:
+                await link.close()
 
-    async def _pipe(self, ws: web.WebSocketResponse, owner: str, workshop_id: uuid.UUID, hello: str, cid: str) -> str:
+    async def _link(self, owner: str) -> _Link:
+        conn = secrets.token_hex(8)
+        downstream = await self.node.bus.subscribe(down_subject(self._me, conn))
+        return _Link(owner, conn, downstream)
+
+    async def _pipe(self, ws: web.WebSocketResponse, link: _Link, workshop_id: uuid.UUID, hello: str, cid: str) -> str:
         """One attempt: "done" once the session ran on the owner, "not_owner" when it refused (its lease is gone),
         "unreachable" when it did not answer."""
         bus = self.node.bus
-        conn = secrets.token_hex(8)
-        downstream = await bus.subscribe(down_subject(self._me, conn))
+        owner, conn, downstream = link.owner, link.conn, link.downstream
+        # The link (its conn and downstream subscription) outlives this attempt: see _forward.
+        request = open_request(workshop_id=str(workshop_id), edge=self._me, conn=conn, hello=hello, connection_id=cid)
         try:
-            request = open_request(
-                workshop_id=str(workshop_id), edge=self._me, conn=conn, hello=hello, connection_id=cid
+            answer = await bus.request(open_subject(owner), request, timeout_s=self.open_timeout_s)
+        except BusUnavailable as exc:
+            log.info("node %s did not open a session of workshop %s: %s", owner, workshop_id, exc)
+            return "unreachable"
+        if not json.loads(answer).get("ok"):
+            return "not_owner"
+        client = Connection(ws, queue_size=self.limits.queue_size, on_evicted=self.service.telemetry.evicted)
+        self._edges.add(client)
+        try:
+            await pipe_to_owner(
+                ws,
+                client,
+                bus,
+                up=up_subject(self._me, conn),
+                downstream=downstream,
+                keepalive_s=self.keepalive_s,
+                max_frame_bytes=max(self.limits.max_message_bytes, self.limits.max_sdp_message_bytes),
             )
-            try:
-                answer = await bus.request(open_subject(owner), request, timeout_s=self.open_timeout_s)
-            except BusUnavailable as exc:
-                log.info("node %s did not open a session of workshop %s: %s", owner, workshop_id, exc)
-                return "unreachable"
-            if not json.loads(answer).get("ok"):
-                return "not_owner"
-            client = Connection(ws, queue_size=self.limits.queue_size, on_evicted=self.service.telemetry.evicted)
-            self._edges.add(client)
-            try:
-                await pipe_to_owner(
-                    ws,
-                    client,
-                    bus,
-                    up=up_subject(self._me, conn),
-                    downstream=downstream,
-                    keepalive_s=self.keepalive_s,
-                    max_frame_bytes=max(self.limits.max_message_bytes, self.limits.max_sdp_message_bytes),
-                )
-            finally:
-                self._edges.discard(client)
-                await client.finish()
-            return "done"
         finally:
-            with contextlib.suppress(BusUnavailable):
-                await downstream.unsubscribe()
+            self._edges.discard(client)
+            await client.finish()
+        return "done"
 
     async def _run_session(self, ws: web.WebSocketResponse, cid: str) -> None:
         connection = Connection(ws, queue_size=self.limits.queue_size, on_evicted=self.service.telemetry.evicted)
@@ -272,9 +286,23 @@ class Router:
     # The owner -----------------------------------------------------------------------------------------
 
     async def _on_open(self, message: Message) -> None:
+        # Each open on its own task: the bus hands a subscription's messages over one at a time, and a node taking
+        # over a workshop of hundreds must not make the last edge wait for every subscription before its own.
+        self._forwarded.spawn(self._open(message), name="forwarded open")
+
+    async def _open(self, message: Message) -> None:
         bus = self.node.bus
         request = read_open_request(message.data)
         if request is None:
+            return
+        key = (request["edge"], request["conn"])
+        if (ready := self._opened.get(key)) is not None:  # asked again: the session runs (or is starting) already
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.open_timeout_s):
+                    await ready.wait()  # what the edge sends after our answer must find the upstream subscribed
+            if ready.is_set():
+                with contextlib.suppress(BusUnavailable):
+                    await bus.reply(message, b'{"ok": true}')
             return
         try:
             workshop_id = uuid.UUID(request["workshop_id"])
@@ -283,24 +311,43 @@ class Router:
         if self.node.leases.fence(workshop_id) is None:
             await bus.reply(message, b'{"ok": false}')
             return
+        self._opened[key] = subscribed = asyncio.Event()  # before the first await: a repeated open finds it
         down = down_subject(request["edge"], request["conn"])
         sock = BusSocket(bus, down, request["hello"], keepalive_s=self.keepalive_s)
         try:
             upstream = await bus.subscribe(up_subject(request["edge"], request["conn"]), sock.feed)
         except (ValueError, BusUnavailable) as exc:  # ValueError: names that make no subject (never from a node)
             log.warning("could not open a forwarded session: %s", exc)
+            self._opened.pop(key, None)
             await sock.stop()
             return
-        await bus.reply(message, b'{"ok": true}')
+        subscribed.set()
+        with contextlib.suppress(BusUnavailable):  # the edge asks again if this answer is lost
+            await bus.reply(message, b'{"ok": true}')
         self._forwarded.spawn(
-            self._run_forwarded(sock, upstream, request["connection_id"]), name=f"forwarded {request['conn']}"
+            self._run_forwarded(sock, upstream, request["connection_id"], key), name=f"forwarded {request['conn']}"
         )
 
-    async def _run_forwarded(self, sock: BusSocket, upstream: Subscription, cid: str) -> None:
+    async def _run_forwarded(self, sock: BusSocket, upstream: Subscription, cid: str, key: tuple[str, str]) -> None:
         SESSION_ID.set(cid or None)  # this task's log lines carry the edge's session id
         try:
             await self._run_session(sock.as_websocket(), cid)
         finally:
+            self._opened.pop(key, None)
             await sock.stop()
             with contextlib.suppress(BusUnavailable):
                 await upstream.unsubscribe()
+
+
+@dataclass
+class _Link:
+    """An edge's way to one owner for one client: the conn its subjects are named by and the downstream
+    subscription, kept across repeated opens so that a repeated open reaches the same session."""
+
+    owner: str
+    conn: str
+    downstream: Subscription
+
+    async def close(self) -> None:
+        with contextlib.suppress(BusUnavailable):
+            await self.downstream.unsubscribe()
