@@ -795,8 +795,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, default=None, help="relay/fan-out repetitions (5; smoke: 1)")
     parser.add_argument("--failover", type=int, action="append", help="members per failover (60 and 600)")
     parser.add_argument("--failover-reps", type=int, default=None, help="repetitions per failover size (5)")
-    parser.add_argument("--lease-ttl-s", type=float, default=10.0, help="ROUNDTABLE_LEASE_TTL_S (the default, 10)")
-    parser.add_argument("--keepalive-s", type=float, default=2.0, help="ROUNDTABLE_FORWARD_KEEPALIVE_S (default 2)")
+    from server.settings import Settings  # here, as server.db above: the benchmark's clients import no server
+
+    defaults = Settings.model_fields
+    parser.add_argument(
+        "--lease-ttl-s",
+        type=float,
+        default=defaults["lease_ttl_s"].default,
+        help="ROUNDTABLE_LEASE_TTL_S (its default)",
+    )
+    parser.add_argument(
+        "--keepalive-s",
+        type=float,
+        default=defaults["forward_keepalive_s"].default,
+        help="ROUNDTABLE_FORWARD_KEEPALIVE_S (its default)",
+    )
     parser.add_argument("--budget-min", type=float, default=10.0, help="start no repetition past this many minutes")
     parser.add_argument("--out", type=Path, default=None, help="results JSON (bench/results/nodes-<stamp>.json)")
     parser.add_argument("--keep-workdir", action="store_true", help="keep the nodes' logs and data")

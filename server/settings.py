@@ -123,13 +123,13 @@ class Settings(BaseSettings):
         None, description="The NATS server the nodes talk through (nats://host:4222); unset: one node, in-process bus."
     )
     lease_ttl_s: float = Field(
-        10.0,
+        6.0,  # with the keepalive below, a dead owner's clients are back within 10 s (W11, docs/benchmarks.md)
         ge=1,
         le=300,
         description="A workshop's owner must renew its lease within this, or another node may take the workshop over.",
     )
     forward_keepalive_s: float = Field(
-        2.0,
+        1.5,
         gt=0,
         le=60,
         description="A session forwarded between nodes is pinged this often; three silent intervals end it (the "
