@@ -17,9 +17,11 @@ command -v turnserver >/dev/null 2>&1 || [ -x /usr/bin/turnserver ] || missing="
 command -v openssl >/dev/null 2>&1 || missing="$missing openssl"
 command -v jq >/dev/null 2>&1 || missing="$missing jq"
 command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || missing="$missing nats-server"
+# The load balancer of docker-compose.nodes.yml, run in front of real nodes by tests/nodes/test_load_balancer.py.
+command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || missing="$missing haproxy"
 
 if [ -z "$missing" ]; then
-    echo "media parts: found janus $(janus --version 2>/dev/null | head -n1 || true), janus-pp-rec, turnserver, openssl, jq, nats-server"
+    echo "media parts: found janus $(janus --version 2>/dev/null | head -n1 || true), janus-pp-rec, turnserver, openssl, jq, nats-server, haproxy"
     exit 0
 fi
 
@@ -39,7 +41,7 @@ if ! apt-get install -y --no-install-recommends $missing; then
 fi
 # The packages' own services are not ours: Roundtable runs its own Janus and coturn with its own configuration. (A NATS
 # server the package may start on 127.0.0.1:4222 is left alone: it is what ROUNDTABLE_BUS_URL may name on this host.)
-for unit in janus coturn; do
+for unit in janus coturn haproxy; do
     if command -v systemctl >/dev/null 2>&1; then systemctl disable --now "$unit" >/dev/null 2>&1 || true; fi
 done
 echo "media parts: installed$missing"
