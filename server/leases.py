@@ -113,6 +113,10 @@ class LeaseKeeper:
         self.on_lost = on_lost
         self._held: dict[uuid.UUID, _Held] = {}
         self._wanted: set[uuid.UUID] = set()
+        # One ACQUIRE at a time per workshop on this node: ACQUIRE lets a node take its own lease again (one that
+        # lapsed locally), so concurrent acquires (the hellos of many members after a takeover) would each take it
+        # with a new fence, each run `on_acquired`, and leave the held fence possibly not the database's.
+        self._acquiring: dict[uuid.UUID, asyncio.Lock] = {}
         self._task: asyncio.Task[None] | None = None
         self._draining = False
 
@@ -151,10 +155,19 @@ class LeaseKeeper:
         held = self.fence(workshop_id)
         if held is not None:
             return held
+        async with self._acquiring.setdefault(workshop_id, asyncio.Lock()):
+            if self._draining:
+                return None
+            held = self.fence(workshop_id)  # a concurrent acquire of ours took it meanwhile
+            if held is not None:
+                return held
+            return await self._acquire(workshop_id)
+
+    async def _acquire(self, workshop_id: uuid.UUID) -> Fence | None:
         began = self._now()
         value = await self.pool.fetchval(ACQUIRE, workshop_id, self.node.id, self.ttl_s)
         if value is None:
-            return self.fence(workshop_id)  # another node holds it (or a concurrent acquire of ours got it)
+            return None  # another node holds it
         fence = Fence(workshop_id, self.node.id, int(value))
         self._held[workshop_id] = _Held(fence, began + self.ttl_s)
         self._wanted.discard(workshop_id)

@@ -86,6 +86,21 @@ async def test_a_free_workshop_is_leased_to_the_first_node_and_refused_to_the_ot
     assert a.held() == [workshop] and b.held() == []
 
 
+async def test_concurrent_acquires_on_one_node_take_the_lease_once_with_one_fence(
+    pools: tuple[asyncpg.Pool, asyncpg.Pool],
+) -> None:
+    taken: list[Fence] = []
+    a = await _keeper(pools[0], "node-a", on_acquired=taken.append)
+    workshop = await _workshop(pools[0])
+    # The hellos of many members reach a new owner at once: one takeover, not one per hello (each with a fence of
+    # its own, all but the last stale, and the one held perhaps not the database's).
+    fences = await asyncio.gather(*(a.acquire(workshop) for _ in range(5)))
+    assert len(set(fences)) == 1 and fences[0] is not None
+    assert taken == [fences[0]]
+    owner = await a.owner(workshop)
+    assert owner is not None and owner.fence == fences[0].value
+
+
 async def test_a_renewal_moves_the_expiry_on_and_beats_the_node(pools: tuple[asyncpg.Pool, asyncpg.Pool]) -> None:
     a = LeaseKeeper(pools[0], NodeInfo(id="node-a", janus_url="ws://127.0.0.1:8188"), janus_rooms=lambda: 3)
     await a.register()
