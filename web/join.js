@@ -154,6 +154,7 @@ async function showPrejoin() {
   setupListenChoice();
   loadAgenda();
   showRecordings($("#pre-recordings"));
+  $("#pre-calendar").addEventListener("click", downloadCalendar);
 
   $("#pre-mic").addEventListener("change", (e) => media.setAudioEnabled(e.target.checked));
   $("#pre-cam").addEventListener("change", (e) => {
@@ -211,6 +212,26 @@ function renderAgenda() {
   if (line) {
     line.textContent = nowNextLine(sessions, w.timezone);
     line.title = line.textContent; // the header shows one line of it
+  }
+}
+
+/** The participant's own calendar file (the sessions with this join link), as the invitation e-mail carries it. */
+async function downloadCalendar() {
+  const { wid, sub: pid } = state.claims;
+  try {
+    const response = await fetch(`/api/v1/workshops/${wid}/participants/${pid}/invitation.ics`, {
+      headers: { Authorization: `Bearer ${state.token}` },
+      credentials: "omit",
+      cache: "no-store",
+    });
+    if (!response.ok) throw new ApiError(response.status, "http_" + response.status, response.statusText);
+    const link = h("a", { href: URL.createObjectURL(await response.blob()), download: "roundtable.ics" });
+    document.body.append(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(link.href), 10_000);
+  } catch (err) {
+    toast(t("prejoin_calendar_failed", { error: err.message }), { kind: "error" });
   }
 }
 

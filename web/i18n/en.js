@@ -736,4 +736,6 @@ export default {
   player_language: "Language you hear",
   player_language_original: "Original",
   player_composed_file_language: "Composed video {format} ({language})",
+  prejoin_calendar: "Add to my calendar (.ics)",
+  prejoin_calendar_failed: "The calendar file could not be downloaded: {error}",
 };

@@ -735,4 +735,6 @@ export default {
   player_language: "Язык звука",
   player_language_original: "Оригинал",
   player_composed_file_language: "Сведённое видео {format} ({language})",
+  prejoin_calendar: "Добавить в мой календарь (.ics)",
+  prejoin_calendar_failed: "Не удалось скачать файл календаря: {error}",
 };
