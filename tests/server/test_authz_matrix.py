@@ -113,6 +113,8 @@ class Route:
     csv: str | None = None
     workshop_scoped: bool = True
     returns_participants: bool = False
+    # A recording is invisible without the right to see it: members denied get 404, as another workshop does.
+    hidden: bool = False
 
 
 UNKNOWN_KNOCK = "00000000-0000-4000-8000-00000000c0de"
@@ -240,6 +242,74 @@ ROUTES = [
         MANAGERS,
         200,
     ),
+    # A recording's read routes of the player page (docs/recordings.md): whoever may see the recording. This one
+    # failed at once: no composed video, nothing to compose, no grant to take back.
+    Route(
+        "recording_chapters",
+        "GET",
+        lambda w: f"/api/v1/recordings/{w.recording['id']}/chapters",
+        MODERATORS,
+        200,
+        hidden=True,
+    ),
+    Route(
+        "recording_grants",
+        "GET",
+        lambda w: f"/api/v1/recordings/{w.recording['id']}/grants",
+        MODERATORS,
+        200,
+        hidden=True,
+    ),
+    Route(
+        "grant_recording",
+        "POST",
+        lambda w: f"/api/v1/recordings/{w.recording['id']}/grants",
+        MODERATORS,
+        204,
+        json=lambda w: {"participant_id": w.target["id"]},
+        hidden=True,
+    ),
+    Route(
+        "revoke_recording_grant",
+        "DELETE",
+        lambda w: f"/api/v1/recordings/{w.recording['id']}/grants/{w.target['id']}",
+        MODERATORS,
+        404,
+        hidden=True,
+    ),
+    Route(
+        "requeue_composition",
+        "POST",
+        lambda w: f"/api/v1/recordings/{w.recording['id']}/composition",
+        MODERATORS,
+        409,
+        hidden=True,
+    ),
+    Route(
+        "composed_file",
+        "GET",
+        lambda w: f"/api/v1/recordings/{w.recording['id']}/composed.webm",
+        MODERATORS,
+        404,
+        hidden=True,
+    ),
+    Route(
+        "composed_channel_file",
+        "GET",
+        lambda w: f"/api/v1/recordings/{w.recording['id']}/languages/ru/composed.webm",
+        MODERATORS,
+        404,
+        hidden=True,
+    ),
+    # A participant's own list (every member of any workshop; the admin token is nobody's).
+    Route(
+        "my_recordings",
+        "GET",
+        lambda w: "/api/v1/me/recordings",
+        frozenset({*MEMBER_ROLES, "other_workshop"}),
+        200,
+        workshop_scoped=False,
+    ),
     # The audit log: the admin and the organiser; not moderators, whose actions it records.
     Route("list_audit", "GET", lambda w: f"{ws(w)}/audit", MANAGERS, 200),
     Route("export_audit", "GET", lambda w: f"{ws(w)}/audit.jsonl", MANAGERS, 200),
@@ -294,6 +364,8 @@ def expected_denial(route: Route, caller: str) -> tuple[int, str]:
         return 401, "unauthenticated"
     if caller == "other_workshop" and route.workshop_scoped:
         return 404, "not_found"
+    if route.hidden and caller in MEMBER_ROLES:
+        return 404, "not_found"
     return 403, "permission_denied"
 
 
@@ -325,7 +397,7 @@ async def call(client: Client, world: World, route: Route, caller: str) -> Any:
     headers = dict(world.headers[caller])
     kwargs: dict[str, Any] = {}
     if route.json is not None:
-        kwargs["json"] = route.json
+        kwargs["json"] = route.json(world) if callable(route.json) else route.json
     if route.csv is not None:
         kwargs["data"] = route.csv.encode()
         headers["Content-Type"] = "text/csv"
@@ -381,7 +453,7 @@ async def test_route_answers_every_caller_as_the_rules_say(client: Client, route
 
 
 # The resources this matrix answers for (any method on them, the floor and live presence included); breakouts,
-# moderation (mute, remove) and recordings have their own tests.
+# moderation (mute, remove) and recordings' start, stop, listing and track downloads have their own tests.
 COVERED = re.compile(
     r"^(/healthz|/readyz|/api/v1/openapi\.json|/api/v1/audit/anchors|/api/v1/workshops(/\{workshop_id\}("
     r"/participants(/import|/\{participant_id\}(/token|/revoke|/floor|/unban|/ask-unmute|/give-floor|/invitation\.ics)?)?"
@@ -393,7 +465,8 @@ COVERED = re.compile(
     r"|/attendance(\.csv)?|/certificates(/\{participant_id\}/pdf)?"
     r"|/audit(\.jsonl|/verify|/anchor)?"
     r"|/agenda(/\{session_id\}(/hold)?)?"
-    r")?)?|/api/v1/recordings/\{recording_id\}/consent-evidence(\.pdf)?|/verify/\{code\}|/api/v1/me)$"
+    r")?)?|/api/v1/recordings/\{recording_id\}/(consent-evidence(\.pdf)?|chapters|grants(/\{participant_id\})?"
+    r"|composition|composed\.webm|languages/\{language\}/composed\.webm)|/verify/\{code\}|/api/v1/me(/recordings)?)$"
 )
 
 
@@ -411,7 +484,13 @@ def test_matrix_covers_every_registered_route_of_its_families(settings: Any) -> 
         session={"id": "{session_id}"},
     )
     in_matrix = {
-        (r.method, r.path(templates).replace("AAAABBBBCCCCDDDDEEEE", "{code}").replace(UNKNOWN_KNOCK, "{knock_id}"))
+        (
+            r.method,
+            r.path(templates)
+            .replace("AAAABBBBCCCCDDDDEEEE", "{code}")
+            .replace(UNKNOWN_KNOCK, "{knock_id}")
+            .replace("/languages/ru/", "/languages/{language}/"),
+        )
         for r in ROUTES
     }
     registered = {
