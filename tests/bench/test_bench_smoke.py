@@ -27,32 +27,30 @@ def _alive(pid: int) -> bool:
     return stat[stat.rfind(")") + 2 :].split()[0] != "Z"
 
 
-async def _smoke(database_url: str, out: Path) -> tuple[int, str, dict[str, Any]]:
+async def _bench(module: str, out: Path, timeout_s: float, *args: str) -> tuple[int, str]:
+    """`python -m <module> --smoke <args> --out <out>`, bounded in time: its exit status and stderr. On the time
+    limit it is killed by its own PID (each bench module stops what it started in a finally, but not after
+    SIGKILL)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ROUNDTABLE_")}
     env["PYTHONWARNINGS"] = "error"  # as pytest's filterwarnings, for the run and the servers it starts
     proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bench.run",
-        "--smoke",
-        "--database-url",
-        database_url,
-        "--out",
-        str(out),
-        cwd=ROOT,
-        env=env,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
+        sys.executable, "-m", module, "--smoke", *args, "--out", str(out),
+        cwd=ROOT, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
-    )
+    )  # fmt: skip
     try:
-        async with asyncio.timeout(170):
+        async with asyncio.timeout(timeout_s):
             _, stderr = await proc.communicate()
     except TimeoutError:
-        proc.kill()  # by its own PID; it stops its servers in a finally, but not after SIGKILL
+        proc.kill()
         await proc.wait()
         raise
-    return proc.returncode or 0, stderr.decode(errors="replace"), _load(out)
+    return proc.returncode or 0, stderr.decode(errors="replace")
+
+
+async def _smoke(database_url: str, out: Path) -> tuple[int, str, dict[str, Any]]:
+    returncode, stderr = await _bench("bench.run", out, 170, "--database-url", database_url)
+    return returncode, stderr, _load(out)
 
 
 def _load(path: Path) -> dict[str, Any]:
@@ -125,31 +123,10 @@ async def test_w8_smoke_an_sfu_plenary_holds_and_stops_its_server_and_janus(tmp_
     """W8 at smoke size (bench.sfu_plenary --smoke: one publisher to 2 subscribers, a 4-member plenary, seconds
     each) in a network namespace of its own. Correctness only: every stream arrives, nothing is left running."""
     out = tmp_path / "w8.json"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ROUNDTABLE_")}
-    env["PYTHONWARNINGS"] = "error"
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bench.sfu_plenary",
-        "--smoke",
-        "--out",
-        str(out),
-        cwd=ROOT,
-        env=env,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        async with asyncio.timeout(110):
-            _, stderr = await proc.communicate()
-    except TimeoutError:
-        proc.kill()  # by its own PID; its child stops the server and Janus in a finally, but not after SIGKILL
-        await proc.wait()
-        raise
+    returncode, stderr = await _bench("bench.sfu_plenary", out, 110)
     result = _load(out)
     assert "n/a" not in result, result.get("n/a")
-    assert proc.returncode == 0, (stderr.decode(errors="replace")[-4000:], result.get("notes"))
+    assert returncode == 0, (stderr[-4000:], result.get("notes"))
     assert result.get("n2_subscribers") == 2 and result["n2_setup_errors"] == 0, result.get("notes")
     assert result["n2_streams_below_90pct_lost"] == 0, result.get("notes")
     assert result["p4_held"] is True and result["p4_dead_or_missing_streams_lost"] == 0, result.get("notes")
@@ -167,31 +144,10 @@ async def test_w9_smoke_a_chromium_viewer_stays_within_the_video_cap_in_every_vi
     the viewer receives sound only in the background, at most one high and fifteen other videos in every view, the
     "everything" request is clamped by the server, and Chromium, the server and Janus are gone afterwards."""
     out = tmp_path / "w9.json"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ROUNDTABLE_")}
-    env["PYTHONWARNINGS"] = "error"
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bench.stage_view",
-        "--smoke",
-        "--out",
-        str(out),
-        cwd=ROOT,
-        env=env,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        async with asyncio.timeout(230):
-            _, stderr = await proc.communicate()
-    except TimeoutError:
-        proc.kill()  # by its own PID; its child stops the server, Janus and Chromium in a finally
-        await proc.wait()
-        raise
+    returncode, stderr = await _bench("bench.stage_view", out, 230)
     result = _load(out)
     assert "n/a" not in result, result.get("n/a")
-    assert proc.returncode == 0, (stderr.decode(errors="replace")[-4000:], result.get("notes"))
+    assert returncode == 0, (stderr[-4000:], result.get("notes"))
     p = "c4"
     assert result[f"{p}_viewer_publishes"] == 0
     assert result[f"{p}_audio_videos_receiving"] == 0 and result[f"{p}_audio_audio_streams"] == 6
@@ -212,29 +168,8 @@ async def test_w10_smoke_the_composer_makes_a_four_person_recording_s_video(tmp_
     Correctness only: the video is made, as long as the recording, and its layout follows the speakers and the
     late joiner."""
     out = tmp_path / "w10.json"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ROUNDTABLE_")}
-    env["PYTHONWARNINGS"] = "error"
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bench.compose_speed",
-        "--smoke",
-        "--out",
-        str(out),
-        cwd=ROOT,
-        env=env,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        async with asyncio.timeout(230):
-            _, stderr = await proc.communicate()
-    except TimeoutError:
-        proc.kill()  # by its own PID; its composer child is bounded by its own timeout
-        await proc.wait()
-        raise
-    assert proc.returncode == 0, stderr.decode(errors="replace")[-4000:]
+    returncode, stderr = await _bench("bench.compose_speed", out, 230)
+    assert returncode == 0, stderr[-4000:]
     (run,) = json.loads(out.read_text())["results"]
     assert run["size"] == "960x540@15"
     assert abs(run["duration_s"] - 4.0) < 0.2
@@ -252,30 +187,9 @@ async def test_w11_smoke_relays_across_two_nodes_resumes_everyone_after_the_owne
     relayed is lost, every delivery arrives, every member comes back with `resumed: true`, the figures are there and
     positive, and every process the run started is gone afterwards."""
     out = tmp_path / "w11.json"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ROUNDTABLE_")}
-    env["PYTHONWARNINGS"] = "error"
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bench.nodes",
-        "--smoke",
-        "--out",
-        str(out),
-        cwd=ROOT,
-        env=env,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        async with asyncio.timeout(170):
-            _, stderr = await proc.communicate()
-    except TimeoutError:
-        proc.kill()  # by its own PID; it stops its nodes, nats-server and PostgreSQL in a finally
-        await proc.wait()
-        raise
+    returncode, stderr = await _bench("bench.nodes", out, 170)
     results = _load(out)
-    assert proc.returncode == 0, (stderr.decode(errors="replace")[-4000:], results.get("errors"))
+    assert returncode == 0, (stderr[-4000:], results.get("errors"))
     assert results["errors"] == [] and results["summary"]["correctness"] == []
     placements = {r["placement"]: r["result"] for r in results["relay"]}
     assert set(placements) == {"one", "two"}

@@ -112,7 +112,11 @@ async def test_the_shipped_load_balancer_spreads_sockets_over_the_nodes_and_take
     try:
         config = shipped_config(free_port(), {"a": a.server.port, "b": b.server.port})
         async with aiohttp.ClientSession() as http, haproxy(config, tmp_path) as lb:
-            assert len(await ready_through(http, lb, count=2)) == 2  # both nodes in service, by leastconn
+            ids = set()
+            for node in nodes:
+                async with http.get(f"{node.url}/readyz") as resp:
+                    ids.add((await resp.json())["node"]["id"])
+            assert await ready_through(http, lb, count=2) == ids  # both nodes in service behind it, by leastconn
             names = [f"p{i}" for i in range(6)]
             _wid, tokens = await new_workshop(http, a, *names)
 
