@@ -145,14 +145,17 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
         yield session
 
 
-async def new_workshop(http: aiohttp.ClientSession, node: Node, *names: str) -> tuple[str, dict[str, str]]:
-    """A workshop and its participants' join tokens, by display name."""
-    async with http.post(f"{node.url}/api/v1/workshops", json=WORKSHOP, headers=ADMIN) as resp:
+async def new_workshop(
+    http: aiohttp.ClientSession, node: Node, *names: str, roles: dict[str, str] | None = None, **fields: Any
+) -> tuple[str, dict[str, str]]:
+    """A workshop (WORKSHOP with `fields`) and its participants' join tokens, by display name (participants unless
+    `roles` says otherwise)."""
+    async with http.post(f"{node.url}/api/v1/workshops", json={**WORKSHOP, **fields}, headers=ADMIN) as resp:
         assert resp.status == 201, await resp.text()
         workshop = await resp.json()
     tokens = {}
     for name in names:
-        body = {"display_name": name, "country": "PT", "role": "participant"}
+        body = {"display_name": name, "country": "PT", "role": (roles or {}).get(name, "participant")}
         async with http.post(
             f"{node.url}/api/v1/workshops/{workshop['id']}/participants", json=body, headers=ADMIN
         ) as resp:
@@ -449,15 +452,7 @@ async def test_a_knock_through_one_node_is_seen_and_admitted_through_another(
     nodes: list[Node], http: aiohttp.ClientSession
 ) -> None:
     a, b, c = nodes
-    async with http.post(f"{a.url}/api/v1/workshops", json={**WORKSHOP, "lobby": "everyone"}, headers=ADMIN) as resp:
-        assert resp.status == 201, await resp.text()
-        wid = (await resp.json())["id"]
-    people = {}
-    for name, role in (("mia", "moderator"), ("ana", "participant")):
-        body = {"display_name": name, "country": "PT", "role": role}
-        async with http.post(f"{a.url}/api/v1/workshops/{wid}/participants", json=body, headers=ADMIN) as resp:
-            assert resp.status == 201, await resp.text()
-            people[name] = (await resp.json())["join_token"]
+    wid, people = await new_workshop(http, a, "mia", "ana", roles={"mia": "moderator"}, lobby="everyone")
     mia = await join(http, a, people["mia"], "mia")  # a moderator walks in; a owns the workshop
     knocker = SignalClient(await http.ws_connect(f"{b.url}/ws"))
     await knocker.send({"type": "hello", "protocol": [1], "token": people["ana"]})
@@ -639,15 +634,7 @@ async def test_a_knock_left_on_a_killed_owner_is_taken_up_by_the_new_owner_and_a
     nodes: list[Node], http: aiohttp.ClientSession
 ) -> None:
     a, b, c = nodes
-    async with http.post(f"{a.url}/api/v1/workshops", json={**WORKSHOP, "lobby": "everyone"}, headers=ADMIN) as resp:
-        assert resp.status == 201, await resp.text()
-        wid = (await resp.json())["id"]
-    people = {}
-    for name, role in (("mia", "moderator"), ("ana", "participant")):
-        body = {"display_name": name, "country": "PT", "role": role}
-        async with http.post(f"{a.url}/api/v1/workshops/{wid}/participants", json=body, headers=ADMIN) as resp:
-            assert resp.status == 201, await resp.text()
-            people[name] = (await resp.json())["join_token"]
+    wid, people = await new_workshop(http, a, "mia", "ana", roles={"mia": "moderator"}, lobby="everyone")
     mia = await join(http, a, people["mia"], "mia")  # a owns the workshop
     knocker = SignalClient(await http.ws_connect(f"{b.url}/ws"))
     await knocker.send({"type": "hello", "protocol": [1], "token": people["ana"]})
@@ -727,15 +714,7 @@ async def test_an_owner_paused_past_its_lease_sends_its_knockers_back_when_it_wa
     nodes: list[Node], http: aiohttp.ClientSession
 ) -> None:
     a, b, c = nodes
-    async with http.post(f"{a.url}/api/v1/workshops", json={**WORKSHOP, "lobby": "everyone"}, headers=ADMIN) as resp:
-        assert resp.status == 201, await resp.text()
-        wid = (await resp.json())["id"]
-    people = {}
-    for name, role in (("mia", "moderator"), ("ana", "participant")):
-        body = {"display_name": name, "country": "PT", "role": role}
-        async with http.post(f"{a.url}/api/v1/workshops/{wid}/participants", json=body, headers=ADMIN) as resp:
-            assert resp.status == 201, await resp.text()
-            people[name] = (await resp.json())["join_token"]
+    wid, people = await new_workshop(http, a, "mia", "ana", roles={"mia": "moderator"}, lobby="everyone")
     mia = await join(http, a, people["mia"], "mia")  # a owns the workshop
     knocker = SignalClient(await http.ws_connect(f"{a.url}/ws"))  # waits on a itself
     await knocker.send({"type": "hello", "protocol": [1], "token": people["ana"]})
