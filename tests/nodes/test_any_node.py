@@ -44,8 +44,11 @@ class Node:
         self._logged = asyncio.Condition()
 
     @classmethod
-    async def start(cls, name: str, database_url: str, bus_url: str, data_dir: Path, **extra: str) -> Node:
-        port = free_port()
+    async def start(
+        cls, name: str, database_url: str, bus_url: str, data_dir: Path, *, port: int | None = None, **extra: str
+    ) -> Node:
+        """A node on `port` (a free one unless given: a node restarted where the load balancer expects it)."""
+        port = port or free_port()
         env = _env(
             data_dir,
             port,
