@@ -181,7 +181,7 @@ class Seat:
                 self.failed.append(f"{first.type.name} {first.data}")
                 await ws.close()
         self._ws = ws
-        self.node = ws._response.headers[SERVED_BY]
+        self.node = ws._response.headers[SERVED_BY]  # the upgrade's response (aiohttp keeps it there)
         self.welcome = welcome
         self.welcomes.append(welcome)
         self.since = len(self.seen)
@@ -423,9 +423,10 @@ async def test_three_nodes_behind_the_load_balancer_run_the_reference_workshop_a
                     edge.name, database_url, bus_url, tmp_path / f"{edge.name}2", port=edge.server.port, **env
                 )
                 nodes[nodes.index(edge)] = restarted  # three_nodes kills it and reads its log
+                assert "Traceback" not in edge.log(), edge.log()[-4000:]
                 await in_service(http, lb, await node_id(http, restarted.url))
-                # By now the owner has long noticed the edge's silence (three keepalives): that took nobody's place
-                # again, although they had come back before it noticed.
+                # The owner noticed the edge's silence meanwhile (three keepalives, 2.25 s; a node's start and two
+                # health checks take longer): that took nobody's place again, although most came back before it.
                 await in_place(http, [owner, third], wid, seats, rooms)
                 await record.grants_hold({s.id: s.welcome["resume"] for s in seats})
 
