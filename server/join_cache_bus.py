@@ -49,6 +49,7 @@ class SharedForgets:
         self._sub: Subscription | None = None
         self._task: asyncio.Task[None] | None = None
         self.applied = 0  # forgets of other nodes applied here
+        self._applied_changed = asyncio.Condition()
 
     async def start(self) -> None:
         self._sub = await self.bus.subscribe(SUBJECT, self._on_message)
@@ -106,7 +107,14 @@ class SharedForgets:
         if not isinstance(forget, dict) or forget.get("from") == self.node_id:
             return
         if self.cache.apply(forget):
-            self.applied += 1
+            async with self._applied_changed:
+                self.applied += 1
+                self._applied_changed.notify_all()
+
+    async def heard(self, count: int) -> None:
+        """Until `count` forgets of other nodes were applied here (unbounded: the caller bounds it)."""
+        async with self._applied_changed:
+            await self._applied_changed.wait_for(lambda: self.applied >= count)
 
     def _disconnected(self) -> None:
         # Deaf to the other nodes' forgets from now on: serve nothing from memory until the bus is back.
