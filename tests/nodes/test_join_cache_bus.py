@@ -12,7 +12,7 @@ import pytest
 
 from server.join_cache import JoinCache, JoinEntry
 from server.join_cache_bus import SUBJECT, SharedForgets
-from signaling.bus import BusUnavailable, InProcessBus, Message
+from signaling.bus import BusUnavailable, Handler, InProcessBus, Message, QueuedSubscription, StateCallback
 from signaling.protocol import RoomInfo
 from signaling.rooms import Profile
 
@@ -38,8 +38,8 @@ class SwitchableBus(InProcessBus):
         super().__init__()
         self.shared = shared
         self.up = True
-        self.disconnected: list[object] = []
-        self.reconnected: list[object] = []
+        self.disconnected: list[StateCallback] = []
+        self.reconnected: list[StateCallback] = []
 
     @property
     def connected(self) -> bool:
@@ -50,24 +50,26 @@ class SwitchableBus(InProcessBus):
             raise BusUnavailable("down")
         await self.shared.publish(subject, data)
 
-    async def subscribe(self, subject: str, handler=None, *, queue_size: int = 1024):  # type: ignore[no-untyped-def]
+    async def subscribe(
+        self, subject: str, handler: Handler | None = None, *, queue_size: int = 1024
+    ) -> QueuedSubscription:
         return await self.shared.subscribe(subject, handler, queue_size=queue_size)
 
-    def on_disconnect(self, callback) -> None:  # type: ignore[no-untyped-def]
+    def on_disconnect(self, callback: StateCallback) -> None:
         self.disconnected.append(callback)
 
-    def on_reconnect(self, callback) -> None:  # type: ignore[no-untyped-def]
+    def on_reconnect(self, callback: StateCallback) -> None:
         self.reconnected.append(callback)
 
     def cut(self) -> None:
         self.up = False
         for callback in self.disconnected:
-            callback()  # type: ignore[operator]
+            callback()
 
     def mend(self) -> None:
         self.up = True
         for callback in self.reconnected:
-            callback()  # type: ignore[operator]
+            callback()
 
 
 @pytest.fixture

@@ -191,7 +191,8 @@ async def test_what_a_killed_node_left_where_nobody_comes_back_is_swept_once_and
                 return row
 
             async def visit_written() -> bool:
-                return await pool.fetchval("SELECT count(*) FROM visits") == 2
+                count: int = await pool.fetchval("SELECT count(*) FROM visits")
+                return count == 2
 
             await until(visit_written, "both visits are in PostgreSQL")
             dead = (await visit_of(ana.id))["node_id"]
