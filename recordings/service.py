@@ -28,7 +28,7 @@ from recordings.sfu import SFU_RECORDER_PEER_ID, Segment, SfuSession, convert, d
 from recordings.storage import Storage, file_facts
 from recordings.store import RecordingStore
 from signaling.audit import SYSTEM, Actor, Change
-from signaling.errors import NotFound, PermissionDenied, ServiceError
+from signaling.errors import Conflict, NotFound, PermissionDenied, ServiceError
 from signaling.fence import Fence
 from signaling.protocol import (
     Answer,
@@ -178,6 +178,11 @@ class RecordingCoordinator:
         async with self._lock:  # after a start in flight: its recording is in `live` by then
             return await self._recover(await self.store.live_of_workshop_by_others(workshop_id, self.node_id or ""))
 
+    async def recover_unowned(self) -> list[uuid.UUID]:
+        """The sweep (server.sweep, one node at a time): finalise the live recordings of gone nodes in workshops
+        that nobody took over, the same way as at a start. A new owner racing with it finalises each once."""
+        return await self._recover(await self.store.live_of_gone_nodes_unleased(self.dead_after_s))
+
     def adopt_workshop(self, workshop_id: uuid.UUID) -> None:
         """`recover_workshop` in the background (the lease keeper's callback is not a coroutine)."""
         self._tasks.spawn(self.recover_workshop(workshop_id), name=f"recordings-adopt-{workshop_id}")
@@ -227,12 +232,18 @@ class RecordingCoordinator:
             failures = await self._finish_sfu_files(row["id"], row["started_at"], cut=set(), crashed=True)
             state = row["state"]
             reason = "; ".join([CRASH_REASON, *failures])
-            if state == "starting":
-                await self.store.transition(row["id"], "starting", "failed", reason=reason, partial=True)
-            else:
-                if state == "recording":
-                    await self.store.transition(row["id"], "recording", "stopping", reason=reason, partial=True)
-                await self.store.transition(row["id"], "stopping", "ready", reason=reason, partial=True)
+            try:
+                if state == "starting":
+                    await self.store.transition(row["id"], "starting", "failed", reason=reason, partial=True)
+                else:
+                    if state == "recording":
+                        await self.store.transition(row["id"], "recording", "stopping", reason=reason, partial=True)
+                    await self.store.transition(row["id"], "stopping", "ready", reason=reason, partial=True)
+            except Conflict:
+                # Several nodes: another node (a new owner, or the sweep) finalised it first; the transitions are
+                # guarded in SQL, so it was finalised once.
+                log.info("recording %s was finalised by another node", row["id"])
+                continue
             log.warning("finalised recording %s left %s by a previous process", row["id"], state)
             recovered.append(row["id"])
         return recovered

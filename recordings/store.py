@@ -44,6 +44,14 @@ SELECT {REC_COLUMNS} FROM recordings r WHERE state IN ('starting', 'recording', 
   AND (r.node_id IS NULL OR NOT EXISTS (
       SELECT 1 FROM nodes n WHERE n.id = r.node_id AND n.seen_at > now() - make_interval(secs => $1)))
 """
+# The sweep at every node (server.sweep): the live recordings of gone nodes in workshops nobody holds a live lease
+# of (a workshop somebody took over is its new owner's to finalise, when it takes the lease).
+LIVE_OF_GONE_NODES_UNLEASED = f"""
+SELECT {REC_COLUMNS} FROM recordings r WHERE state IN ('starting', 'recording', 'stopping')
+  AND (r.node_id IS NULL OR NOT EXISTS (
+      SELECT 1 FROM nodes n WHERE n.id = r.node_id AND n.seen_at > now() - make_interval(secs => $1)))
+  AND NOT EXISTS (SELECT 1 FROM workshop_leases l WHERE l.workshop_id = r.workshop_id AND l.expires_at > now())
+"""
 # A workshop's live recordings that another node started (a previous owner's, once this node owns the workshop).
 LIVE_OF_WORKSHOP_BY_OTHERS = f"""
 SELECT {REC_COLUMNS} FROM recordings
@@ -262,6 +270,10 @@ class RecordingStore:
     async def live_of_gone_nodes(self, dead_after_s: float) -> list[asyncpg.Record]:
         """Live recordings whose node has not been seen for `dead_after_s` (several nodes)."""
         return list(await self.pool.fetch(LIVE_OF_GONE_NODES, dead_after_s))
+
+    async def live_of_gone_nodes_unleased(self, dead_after_s: float) -> list[asyncpg.Record]:
+        """Live recordings of nodes not seen for `dead_after_s`, in workshops no node holds a live lease of."""
+        return list(await self.pool.fetch(LIVE_OF_GONE_NODES_UNLEASED, dead_after_s))
 
     async def live_of_workshop_by_others(self, workshop_id: uuid.UUID, node_id: str) -> list[asyncpg.Record]:
         """The workshop's live recordings started by any node but `node_id`."""

@@ -43,6 +43,7 @@ from server.http_errors import error_middleware
 from server.invitations.service import InvitationService
 from server.invitations.store import InvitationStore
 from server.janus_process import EmbeddedJanus, JanusTurn, SfuConfigError, new_config, resolve_ice_address
+from server.join_cache_bus import SharedForgets
 from server.logs import SESSION_ID, echo_session_id, log_context_middleware
 from server.metrics import METRICS, install_metrics, metrics_middleware
 from server.migrate import migrate
@@ -52,6 +53,7 @@ from server.records_store import RecordsStore
 from server.routing import Router
 from server.settings import Settings
 from server.store import Store
+from server.sweep import NodeSweeper
 from server.web import add_web_routes, connection_options
 from signaling.audit_store import AuditLog, PgAuditTrail
 from signaling.breakout_store import BreakoutStore
@@ -279,9 +281,9 @@ async def _invitations(app: web.Application) -> AsyncIterator[None]:
 async def _signaling(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.SETTINGS]
     metrics = app[METRICS]
-    store = PgSignalingStore(app[keys.POOL], on_db_error=metrics.db_error)
-    clock = app[keys.CLOCK]
     node = app[keys.NODE]
+    store = PgSignalingStore(app[keys.POOL], on_db_error=metrics.db_error, node_id=node.info.id)
+    clock = app[keys.CLOCK]
     heartbeat = Heartbeat(
         app[keys.POOL],
         settings.server_heartbeat_s,
@@ -290,7 +292,11 @@ async def _signaling(app: web.Application) -> AsyncIterator[None]:
         on_error=metrics.db_error,
         node_id=node.info.id,
     )
-    await store.close_open_visits(await heartbeat.last_alive())  # crash leftovers, before anyone joins
+    # Crash leftovers, before anyone joins: a node alone closes every visit a previous process left; among several
+    # nodes, only those of nodes that are gone (the sweep below closes the rest once their node is gone too).
+    await store.close_open_visits(
+        await heartbeat.last_alive(), dead_after_s=settings.lease_ttl_s if settings.bus_url is not None else None
+    )
     heartbeat.start()
     store.start()
     config = SignalingConfig(
@@ -304,7 +310,13 @@ async def _signaling(app: web.Application) -> AsyncIterator[None]:
         mesh_max=settings.mesh_max,
     )
     directory = ServerDirectory(app[keys.AUTH], app[keys.STORE])
-    breakout_store = BreakoutStore(app[keys.POOL], on_change=app[keys.STORE].joins.forget_all)
+    joins = app[keys.STORE].joins
+    breakout_store = BreakoutStore(app[keys.POOL], on_change=joins.forget_all)
+    forgets: SharedForgets | None = None
+    if settings.bus_url is not None:
+        # Several nodes: every forget of the join cache made here is applied by every other node, and back.
+        forgets = SharedForgets(joins, node.bus, node.info.id)
+        await forgets.start()
     lobby = AdmissionLobby(
         PgLobbyStore(app[keys.POOL], audit=app[keys.AUDIT]),
         grace_s=settings.resume_grace_s,
@@ -344,7 +356,7 @@ async def _signaling(app: web.Application) -> AsyncIterator[None]:
     if settings.bus_url is not None:
         # Several nodes: commands go to the workshop's owner, and sockets are served by it (docs/scaling.md).
         node = app[keys.NODE]
-        bus_commands = BusRoomCommands(local_commands, node, before_remote=app[keys.STORE].joins.forget_all)
+        bus_commands = BusRoomCommands(local_commands, node, before_remote=lambda: joins.forget_all(announce=False))
         await bus_commands.start()
         app[keys.COMMANDS] = bus_commands
         router = Router(node, service, app[SESSION_LIMITS], app[keys.AUTH], keepalive_s=settings.forward_keepalive_s)
@@ -415,8 +427,23 @@ async def _signaling(app: web.Application) -> AsyncIterator[None]:
             recordings.abandon_workshop(workshop_id)
             lobby.disown(str(workshop_id))  # its knockers here come back now, to the new owner
 
+        def quiet(workshop_id: uuid.UUID) -> bool:
+            """Nothing of the workshop runs in this process (PostgreSQL is asked too before the lease goes)."""
+            wid = str(workshop_id)
+            return (
+                lease_router.serving(workshop_id) == 0
+                and not service.members_of(wid)
+                and not lobby.knocks_of(wid)
+                and workshop_id not in coordinator.armed()
+                and not any(live.workshop_id == wid for live in recordings.live.values())
+            )
+
         node.leases.on_acquired = lease_acquired
         node.leases.on_lost = lease_lost
+        # A quiet workshop's lease is given back after a while; the next session anywhere takes it (and rebuilds).
+        node.leases.quiet = quiet
+        node.leases.idle_s = settings.lease_idle_s
+        node.leases.on_released = lease_lost  # nothing runs here any more: the same local cleanups, all no-ops
     ports.plug_recordings(recordings)
     if keys.SFU in app:
         app[keys.SFU].plug_recording(recordings)
@@ -439,6 +466,13 @@ async def _signaling(app: web.Application) -> AsyncIterator[None]:
     recordings.on_delete = lambda recording_id: composer.cancel(recording_id, "the recording was deleted")
     await recordings.open()
     await composer.start()
+    sweeper: NodeSweeper | None = None
+    if settings.bus_url is not None:
+        # What gone nodes left in workshops nobody takes over (server/sweep.py): one node at a time does it.
+        sweeper = NodeSweeper(
+            app[keys.POOL], store, recordings, dead_after_s=settings.lease_ttl_s, every_s=settings.node_sweep_s
+        )
+        sweeper.start()
     agenda = AgendaStore(app[keys.POOL], audit=app[keys.AUDIT])
     scheduler = AgendaScheduler(
         agenda,
@@ -462,6 +496,8 @@ async def _signaling(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await anchors.close()
+        if sweeper is not None:
+            await sweeper.close()
         await scheduler.close()
         await recordings.close()
         await composer.close()
@@ -479,6 +515,8 @@ async def _signaling(app: web.Application) -> AsyncIterator[None]:
         if bus_recordings is not None:
             await bus_recordings.close()
         await lobby.close()
+        if forgets is not None:
+            await forgets.close()
         await store.close()
         await heartbeat.close()
 

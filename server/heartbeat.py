@@ -2,10 +2,10 @@
 
 A process that dies (SIGKILL, power loss) records no leaves: its members' attendance visits stay open.
 The next start closes each of them at the last heartbeat of the dead process (see
-`PgSignalingStore.close_open_visits`) before it admits anyone. One server owns the database; several
-nodes would need a heartbeat each so that one start does not close another's visits. The node's own row
-(`nodes.alive_at`) is beaten with the same time: a visit that a resume grant of a dead node kept open, and that
-nobody resumed, ends there (signaling/resume_store.py).
+`PgSignalingStore.close_open_visits`) before it admits anyone. The node's own row (`nodes.alive_at`) is beaten
+with the same time: among several nodes each visit names its node, and a visit of a gone node ends at that node's
+beat (at a start, in the sweep of `server.sweep`, or, for one a resume grant kept and nobody resumed, in the grant
+sweep of signaling/resume_store.py), so that one node's start never closes another live node's visits.
 """
 
 from __future__ import annotations

@@ -10,14 +10,16 @@ and reconnects are answered from here. Correctness rests on two rules:
   themselves (server.store.Store, signaling.breakout_store.BreakoutStore), so no handler can forget to.
 - A read that raced with a write is not cached: `put` refuses an entry read before the last forget.
 
-It assumes that this process is the only writer of the roster, as it is today (one node); with several nodes the
-forgets must travel on the bus too.
+With several nodes the forgets travel on the bus (`server.join_cache_bus`): every forget a node's stores make is
+announced (`announce`, set by the wiring) and applied by every other node (`apply`, which announces nothing, so
+nothing loops). While the bus is down a node cannot hear the others' forgets: the cache is then switched off
+(`enabled`), emptied, and emptied again when the bus is back.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -93,6 +95,12 @@ class JoinCache:
         self._forgotten: dict[uuid.UUID, int] = {}
         self._rooms_changed: dict[str, int] = {}
         self._floor = 0  # every read older than this is stale (set by forget_all, and when `_forgotten` is pruned)
+        # Several nodes: told every forget made here ({"participant": id}, {"room": id} or {"all": ""}), to send on.
+        self.announce: Callable[[dict[str, str]], None] | None = None
+        # ... and until what was announced is on its way (a store awaits it after its write, before it answers).
+        self.flushed: Callable[[], Awaitable[None]] | None = None
+        # Off while this node cannot hear the other nodes' forgets (its bus is down): nothing is served or kept.
+        self.enabled = True
 
     @property
     def version(self) -> int:
@@ -102,11 +110,11 @@ class JoinCache:
         return len(self._entries)
 
     def get(self, participant_id: uuid.UUID) -> JoinEntry | None:
-        return self._entries.get(participant_id)
+        return self._entries.get(participant_id) if self.enabled else None
 
     def put(self, entry: JoinEntry, *, read_at: int) -> None:
         """Keep `entry`, read when the version was `read_at`, unless anything was forgotten since."""
-        if read_at != self._version:
+        if read_at != self._version or not self.enabled:
             return
         if len(self._entries) >= self._max_entries:
             self._entries.clear()  # crude, and rare: a roster this size across workshops
@@ -123,7 +131,9 @@ class JoinCache:
             and (room_id is None or self._rooms_changed.get(room_id, -1) <= read_at)
         )
 
-    def forget(self, participant_id: uuid.UUID) -> None:
+    def forget(self, participant_id: uuid.UUID, *, announce: bool = True) -> None:
+        if announce and self.announce is not None:
+            self.announce({"participant": str(participant_id)})
         self._version += 1
         self._drop(participant_id)
         if len(self._forgotten) >= MAX_FORGOTTEN:
@@ -132,8 +142,10 @@ class JoinCache:
             self._floor = self._version
         self._forgotten[participant_id] = self._version
 
-    def forget_room(self, room_id: str) -> None:
+    def forget_room(self, room_id: str, *, announce: bool = True) -> None:
         """A room was edited: the entries that carry it are stale (who belongs where is unchanged)."""
+        if announce and self.announce is not None:
+            self.announce({"room": room_id})
         self._version += 1
         for participant_id in self._by_room.pop(room_id, set()):
             self._entries.pop(participant_id, None)
@@ -143,12 +155,29 @@ class JoinCache:
             self._floor = self._version
         self._rooms_changed[room_id] = self._version
 
-    def forget_all(self) -> None:
+    def forget_all(self, *, announce: bool = True) -> None:
         """Rooms or assignments changed: every entry's room may be wrong, and so may any read in flight."""
+        if announce and self.announce is not None:
+            self.announce({"all": ""})
         self._version += 1
         self._entries.clear()
         self._by_room.clear()
         self._floor = self._version
+
+    def apply(self, forget: Mapping[str, object]) -> bool:
+        """A forget another node announced, applied here without announcing it again. False when malformed."""
+        try:
+            if isinstance(participant := forget.get("participant"), str):
+                self.forget(uuid.UUID(participant), announce=False)
+            elif isinstance(room := forget.get("room"), str):
+                self.forget_room(room, announce=False)
+            elif "all" in forget:
+                self.forget_all(announce=False)
+            else:
+                return False
+        except ValueError:
+            return False
+        return True
 
     def _drop(self, participant_id: uuid.UUID) -> None:
         entry = self._entries.pop(participant_id, None)

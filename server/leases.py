@@ -59,6 +59,17 @@ OWNER = """
 SELECT workshop_id, node_id, fence, expires_at, expires_at > now() AS live FROM workshop_leases WHERE workshop_id = $1
 """
 LAPSED = "SELECT workshop_id, node_id, fence, expires_at FROM workshop_leases WHERE expires_at <= now()"
+# Giving a quiet workshop back (`LeaseKeeper.release_idle`): the lease row is locked first (FOR UPDATE waits for a
+# fenced write in flight, which holds it FOR SHARE, and holds back any that starts later), then what PostgreSQL
+# knows of the workshop is read in a new snapshot: a place kept for the grace period (any resume grant, connected
+# or dropped), a pending knock, a running breakout plan, a live recording. Any of them keeps the lease.
+LOCK_OWN_LEASE = "SELECT 1 FROM workshop_leases WHERE workshop_id = $1 AND node_id = $2 AND fence = $3 FOR UPDATE"
+WORKSHOP_BUSY = """
+SELECT EXISTS (SELECT 1 FROM resume_grants WHERE workshop_id = $1)
+    OR EXISTS (SELECT 1 FROM lobby_knocks WHERE workshop_id = $1 AND state = 'pending')
+    OR EXISTS (SELECT 1 FROM breakout_plans WHERE workshop_id = $1 AND state IN ('open', 'closing'))
+    OR EXISTS (SELECT 1 FROM recordings WHERE workshop_id = $1 AND state IN ('starting', 'recording', 'stopping'))
+"""
 
 
 @dataclass(frozen=True)
@@ -99,6 +110,9 @@ class LeaseKeeper:
         janus_rooms: Callable[[], int | None] = lambda: None,
         on_acquired: Callable[[Fence], None] | None = None,
         on_lost: Callable[[uuid.UUID], None] | None = None,
+        idle_s: float | None = None,
+        quiet: Callable[[uuid.UUID], bool] | None = None,
+        on_released: Callable[[uuid.UUID], None] | None = None,
     ) -> None:
         if ttl_s <= 0:
             raise ValueError("ttl_s must be positive")
@@ -111,6 +125,13 @@ class LeaseKeeper:
         self.janus_rooms = janus_rooms
         self.on_acquired = on_acquired
         self.on_lost = on_lost
+        # Leases given back when quiet: `quiet(workshop_id)` says, from this process's memory, that nothing of the
+        # workshop runs here (no session, no member or place, no knock, no timer, no recording); once it has said so
+        # for `idle_s` without a break, the lease is released if PostgreSQL agrees (WORKSHOP_BUSY). None: kept.
+        self.idle_s = idle_s
+        self.quiet = quiet
+        self.on_released = on_released
+        self._quiet_since: dict[uuid.UUID, float] = {}
         self._held: dict[uuid.UUID, _Held] = {}
         self._wanted: set[uuid.UUID] = set()
         # One ACQUIRE at a time per workshop on this node: ACQUIRE lets a node take its own lease again (one that
@@ -222,6 +243,7 @@ class LeaseKeeper:
         if self.healthy() and not self._draining:
             for workshop_id in list(self._wanted):
                 await self.acquire(workshop_id)
+        await self.release_idle()
 
     def _expired_locally(self) -> Iterable[uuid.UUID]:
         now = self._now()
@@ -255,6 +277,67 @@ class LeaseKeeper:
             await asyncio.sleep(self.renew_every_s)  # pacing, not synchronisation
 
     # Letting go -----------------------------------------------------------------------------------
+
+    async def release_idle(self) -> list[uuid.UUID]:
+        """Give back the leases of workshops quiet for `idle_s` (checked at every renewal); the ones released."""
+        if self.idle_s is None or self.quiet is None or self._draining or not self.healthy():
+            return []
+        now = self._now()
+        released = []
+        for workshop_id in list(self._held):
+            if workshop_id in self._wanted or not self.quiet(workshop_id):
+                self._quiet_since.pop(workshop_id, None)
+                continue
+            since = self._quiet_since.setdefault(workshop_id, now)
+            if now - since >= self.idle_s and await self._release_if_quiet(workshop_id, now - since):
+                released.append(workshop_id)
+        for workshop_id in [w for w in self._quiet_since if w not in self._held]:
+            del self._quiet_since[workshop_id]
+        return released
+
+    async def _release_if_quiet(self, workshop_id: uuid.UUID, quiet_for_s: float) -> bool:
+        """Release one quiet workshop's lease, unless anything of it is still there (here or in PostgreSQL).
+
+        Nothing is lost: the check of this process's memory and the moment this node stops counting on the lease
+        are one step (no await between them), so a session or a fenced write that comes after it takes the lease
+        again (`acquire`, which waits for this release: one lock per workshop) instead of using the old one; what
+        PostgreSQL holds is checked under the lease row's lock. What a later owner needs (grants, knocks, plans,
+        recordings) is in PostgreSQL, where it rebuilds from when it takes the lease."""
+        async with self._acquiring.setdefault(workshop_id, asyncio.Lock()):
+            held = self._held.get(workshop_id)
+            if held is None or self.quiet is None or not self.quiet(workshop_id) or self._draining:
+                return False
+            del self._held[workshop_id]  # from here on, `fence` says None: newcomers wait for us in `acquire`
+            released = False
+            try:
+                async with self.pool.acquire() as conn, conn.transaction():
+                    mine = await conn.fetchval(LOCK_OWN_LEASE, workshop_id, self.node.id, held.fence.value)
+                    if mine is not None and not await conn.fetchval(WORKSHOP_BUSY, workshop_id):
+                        await conn.execute(RELEASE, workshop_id, self.node.id, held.fence.value)
+                        released = True
+            finally:
+                if not released:
+                    self._held[workshop_id] = held  # kept (the renewal finds out if it was taken meanwhile)
+                    self._quiet_since.pop(workshop_id, None)
+        if not released:
+            log.info(
+                "lease of workshop %s kept although quiet here: PostgreSQL holds its places, knocks, breakouts or "
+                "recordings",
+                workshop_id,
+                extra={"workshop_id": str(workshop_id)},
+            )
+            return False
+        self._quiet_since.pop(workshop_id, None)
+        log.info(
+            "lease of workshop %s released: quiet for %.0f s (fence %d)",
+            workshop_id,
+            quiet_for_s,
+            held.fence.value,
+            extra={"workshop_id": str(workshop_id)},
+        )
+        if self.on_released is not None:
+            self.on_released(workshop_id)
+        return True
 
     async def release(self, workshop_id: uuid.UUID) -> None:
         """Hand one workshop back at once (another node may take it without waiting for it to lapse)."""

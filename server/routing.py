@@ -16,6 +16,7 @@ workshop's sessions here with 1012, so that their clients reconnect and find the
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import logging
@@ -118,6 +119,9 @@ class Router:
         # the same conn, and must get the session that already runs, never a second hello (which would find the
         # place resumed by the first and join as new).
         self._opened: dict[tuple[str, str], asyncio.Event] = {}  # set once the session's upstream is subscribed
+        # Sessions served here, by workshop, from the moment this node decided to serve them (before their hello
+        # ran) until they end: a workshop with one is not quiet, and keeps its lease (LeaseKeeper.release_idle).
+        self._serving: collections.Counter[uuid.UUID] = collections.Counter()
 
     @property
     def _me(self) -> str:
@@ -125,6 +129,15 @@ class Router:
 
     async def start(self) -> None:
         self._opens = await self.node.bus.subscribe(open_subject(self._me), self._on_open)
+
+    def serving(self, workshop_id: uuid.UUID) -> int:
+        """How many sessions of the workshop run (or are starting) here, the owner's and forwarded ones."""
+        return self._serving[workshop_id]
+
+    def _served(self, workshop_id: uuid.UUID) -> None:
+        self._serving[workshop_id] -= 1
+        if self._serving[workshop_id] <= 0:
+            del self._serving[workshop_id]
 
     def lease_lost(self, workshop_id: uuid.UUID) -> None:
         """The workshop is not ours any more: its sessions here end with 1012, and their clients find the owner."""
@@ -158,18 +171,23 @@ class Router:
         except TimeoutError as exc:
             first = exc
         workshop_id = self._workshop_of(first)
-        if workshop_id is not None and isinstance(first, WSMessage):
-            try:
-                if await self._forward(ws, workshop_id, first.data, connection_id):
-                    return ws
-            except Exception as exc:
-                # The database or the bus is away: nobody can say who owns the workshop, so nobody serves it here
-                # (that could split it). The client comes back later, as for any outage.
-                outage = as_unavailable(exc)
-                log.warning("routing a session of workshop %s failed: %r", workshop_id, exc)
-                await self._refuse(ws, CLOSE_UNAVAILABLE if outage is not None else CLOSE_COME_BACK)
+        if workshop_id is None or not isinstance(first, WSMessage):
+            await self._run_session(ReplaySocket(ws, first).as_websocket(), connection_id)
+            return ws
+        try:
+            if await self._forward(ws, workshop_id, first.data, connection_id):
                 return ws
-        await self._run_session(ReplaySocket(ws, first).as_websocket(), connection_id)
+        except Exception as exc:
+            # The database or the bus is away: nobody can say who owns the workshop, so nobody serves it here
+            # (that could split it). The client comes back later, as for any outage.
+            outage = as_unavailable(exc)
+            log.warning("routing a session of workshop %s failed: %r", workshop_id, exc)
+            await self._refuse(ws, CLOSE_UNAVAILABLE if outage is not None else CLOSE_COME_BACK)
+            return ws
+        try:  # counted in `_forward`, when it decided to serve it here
+            await self._run_session(ReplaySocket(ws, first).as_websocket(), connection_id)
+        finally:
+            self._served(workshop_id)
         return ws
 
     @staticmethod
@@ -215,6 +233,7 @@ class Router:
         try:
             while True:
                 if keeper.fence(workshop_id) is not None or await keeper.acquire(workshop_id) is not None:
+                    self._serving[workshop_id] += 1  # with no await since the lease was seen: see `serving`
                     return False
                 owner = await keeper.owner(workshop_id)
                 outcome = "free"  # released or lapsed between the two reads: try again at once
@@ -312,6 +331,7 @@ class Router:
             await bus.reply(message, b'{"ok": false}')
             return
         self._opened[key] = subscribed = asyncio.Event()  # before the first await: a repeated open finds it
+        self._serving[workshop_id] += 1  # likewise: the lease was seen with no await since
         down = down_subject(request["edge"], request["conn"])
         sock = BusSocket(bus, down, request["hello"], keepalive_s=self.keepalive_s)
         try:
@@ -319,21 +339,26 @@ class Router:
         except (ValueError, BusUnavailable) as exc:  # ValueError: names that make no subject (never from a node)
             log.warning("could not open a forwarded session: %s", exc)
             self._opened.pop(key, None)
+            self._served(workshop_id)
             await sock.stop()
             return
         subscribed.set()
         with contextlib.suppress(BusUnavailable):  # the edge asks again if this answer is lost
             await bus.reply(message, b'{"ok": true}')
         self._forwarded.spawn(
-            self._run_forwarded(sock, upstream, request["connection_id"], key), name=f"forwarded {request['conn']}"
+            self._run_forwarded(sock, upstream, request["connection_id"], key, workshop_id),
+            name=f"forwarded {request['conn']}",
         )
 
-    async def _run_forwarded(self, sock: BusSocket, upstream: Subscription, cid: str, key: tuple[str, str]) -> None:
+    async def _run_forwarded(
+        self, sock: BusSocket, upstream: Subscription, cid: str, key: tuple[str, str], workshop_id: uuid.UUID
+    ) -> None:
         SESSION_ID.set(cid or None)  # this task's log lines carry the edge's session id
         try:
             await self._run_session(sock.as_websocket(), cid)
         finally:
             self._opened.pop(key, None)
+            self._served(workshop_id)
             await sock.stop()
             with contextlib.suppress(BusUnavailable):
                 await upstream.unsubscribe()

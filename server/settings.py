@@ -128,6 +128,20 @@ class Settings(BaseSettings):
         le=300,
         description="A workshop's owner must renew its lease within this, or another node may take the workshop over.",
     )
+    lease_idle_s: float = Field(
+        60.0,
+        ge=0.1,
+        le=86400,
+        description="A node gives a workshop's lease back once the workshop has been quiet this long (no member, "
+        "no place kept for the grace period, no knock, no running breakout plan, no live recording).",
+    )
+    node_sweep_s: float = Field(
+        5.0,
+        ge=0.1,
+        le=3600,
+        description="How often every node looks for what gone nodes left in workshops nobody took over (their "
+        "recordings finalised, their visits closed); one node at a time does the work.",
+    )
     forward_keepalive_s: float = Field(
         1.5,
         gt=0,

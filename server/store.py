@@ -308,6 +308,8 @@ class Store:
             yield
         finally:
             self._forget(participant_id, room_id)
+            if self.joins.flushed is not None:  # several nodes: the other nodes' caches hear it before we answer
+                await self.joins.flushed()
 
     @asynccontextmanager
     async def _changing_if(self, changing: bool) -> AsyncIterator[None]:

@@ -62,13 +62,20 @@ EXPIRES = (
     "COALESCE(g.expires_at, (SELECT n.seen_at FROM nodes n WHERE n.id = g.node_id) + make_interval(secs => g.grace_s))"
 )
 # Taken once: the DELETE is the read, so two nodes racing for the same grant cannot both resume it. When its node
-# was last alive, never before the visit began (a heartbeat may lag the visit's start by one interval).
+# was last alive, never before the visit began (a heartbeat may lag the visit's start by one interval). The visit
+# moves to the taking node ($3) in the same statement: without its grant, a visit of a gone node is the sweep's.
 TAKE = f"""
-DELETE FROM resume_grants g WHERE g.participant_id = $1 AND g.token_sha256 = $2 AND {EXPIRES} > now()
-RETURNING g.participant_id, g.workshop_id, g.token_sha256, g.room_id, g.state::text AS state, g.visit_id,
-    g.detached_at, g.node_id, {EXPIRES} AS expires_at,
-    GREATEST((SELECT n.alive_at FROM nodes n WHERE n.id = g.node_id),
-        (SELECT v.started_at FROM visits v WHERE v.id::text = g.visit_id)) AS node_alive_at
+WITH taken AS (
+    DELETE FROM resume_grants g WHERE g.participant_id = $1 AND g.token_sha256 = $2 AND {EXPIRES} > now()
+    RETURNING g.participant_id, g.workshop_id, g.token_sha256, g.room_id, g.state::text AS state, g.visit_id,
+        g.detached_at, g.node_id, {EXPIRES} AS expires_at,
+        GREATEST((SELECT n.alive_at FROM nodes n WHERE n.id = g.node_id),
+            (SELECT v.started_at FROM visits v WHERE v.id::text = g.visit_id)) AS node_alive_at
+), moved AS (
+    UPDATE visits v SET node_id = $3 FROM taken
+    WHERE $3::text <> '' AND v.id::text = taken.visit_id AND v.ended_at IS NULL
+)
+SELECT * FROM taken
 """
 # The participant left this node. A grant of another node that was still there (they joined here without the token,
 # and left before the new grant was written) is given up the same way as in PUT.
@@ -264,7 +271,7 @@ class PgResumeStore:
             pid = uuid.UUID(participant_id)
         except ValueError:
             return None
-        row = await self.pool.fetchrow(TAKE, pid, token_hash(token))
+        row = await self.pool.fetchrow(TAKE, pid, token_hash(token), self.node_id)
         return _grant(row) if row is not None else None
 
     async def discard(self, participant_id: str) -> None:

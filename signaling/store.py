@@ -26,9 +26,10 @@ SELECT $1::uuid, $2::uuid, $3::uuid, $4::text, $5::timestamptz, $6::text, $7::uu
 WHERE EXISTS (SELECT 1 FROM participants WHERE id = $3::uuid AND workshop_id = $1::uuid)
 """
 # Visits, in the same transaction as their events. Idempotent: a batch retried after a lost commit changes nothing.
+# Each open visit names the node that writes it (several nodes: the node running the member's session).
 OPEN_VISIT = """
-INSERT INTO visits (id, workshop_id, participant_id, room_id, room_name, started_at)
-VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING
+INSERT INTO visits (id, workshop_id, participant_id, room_id, room_name, started_at, node_id)
+VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING
 """
 CLOSE_VISIT = """
 UPDATE visits SET ended_at = GREATEST($2, started_at), ended_how = $3, dropped_at = NULL,
@@ -36,17 +37,24 @@ UPDATE visits SET ended_at = GREATEST($2, started_at), ended_how = $3, dropped_a
 WHERE id = $1 AND ended_at IS NULL
 """
 DROP_VISIT = "UPDATE visits SET dropped_at = $2, drops = drops + $3::int WHERE id = $1 AND ended_at IS NULL"
-RESUME_VISIT = "UPDATE visits SET dropped_at = NULL WHERE id = $1 AND ended_at IS NULL"
+RESUME_VISIT = "UPDATE visits SET dropped_at = NULL, node_id = COALESCE($2, node_id) WHERE id = $1 AND ended_at IS NULL"
 # Crash leftovers: every open visit ends when its socket dropped, if it had, else when the dead process was last
-# known alive ($1: its last heartbeat, or the latest start or drop of an open visit, whichever is later), and never
+# known alive (its node's last heartbeat, `nodes.alive_at`; else $1: the last heartbeat of any, or the latest start or
+# drop of an open visit, whichever is later), and never
 # before it began. A visit that a resume grant keeps is left alone: its member may still come back within the grace
 # period, and if nobody does, the sweep of expired grants ends it (signaling/resume_store.py).
 # The matching leave events go into the event log with them.
+# Whose: a node alone ($2 NULL) closes every such visit but its own; among several nodes, only the visits of nodes
+# that are gone (not seen for $3 s, or unknown: the visit's node is NULL or long deleted), never another live node's.
 CLOSE_OPEN_VISITS = """
 WITH closed AS (
-    UPDATE visits SET ended_at = COALESCE(dropped_at, GREATEST(started_at, $1::timestamptz)), ended_how = 'crash',
-        dropped_at = NULL
+    UPDATE visits SET ended_at = COALESCE(dropped_at, GREATEST(started_at,
+            COALESCE((SELECT n.alive_at FROM nodes n WHERE n.id = visits.node_id), $1::timestamptz))),
+        ended_how = 'crash', dropped_at = NULL
     WHERE ended_at IS NULL AND NOT EXISTS (SELECT 1 FROM resume_grants g WHERE g.visit_id = visits.id::text)
+        AND visits.node_id IS DISTINCT FROM $4
+        AND ($2::boolean IS NULL OR NOT EXISTS (SELECT 1 FROM nodes n
+            WHERE n.id = visits.node_id AND n.seen_at > now() - make_interval(secs => $3)))
     RETURNING id, workshop_id, participant_id, room_id, ended_at
 ), logged AS (
     INSERT INTO attendance_events (workshop_id, room_id, participant_id, event, at, reason, visit_id)
@@ -79,7 +87,7 @@ BATCH = 500
 MAX_RETRY_DELAY_S = 4.0
 
 
-def _visit_ops(event: Attendance) -> list[tuple[str, tuple[object, ...]]]:
+def _visit_ops(event: Attendance, node_id: str | None = None) -> list[tuple[str, tuple[object, ...]]]:
     """The statements that record one event: the event itself, and what it does to its visit."""
     wid, rid, pid = uuid.UUID(event.workshop_id), uuid.UUID(event.room_id), uuid.UUID(event.participant_id)
     vid = uuid.UUID(event.visit_id) if event.visit_id else None
@@ -89,13 +97,13 @@ def _visit_ops(event: Attendance) -> list[tuple[str, tuple[object, ...]]]:
     if vid is None:
         return ops
     if event.event == "join":
-        ops.append((OPEN_VISIT, (vid, wid, pid, rid, event.room_name, event.at)))
+        ops.append((OPEN_VISIT, (vid, wid, pid, rid, event.room_name, event.at, node_id)))
     elif event.event == "leave":
         ops.append((CLOSE_VISIT, (vid, event.at, visit_end(event.reason))))
     elif event.event == "drop":
         ops.append((DROP_VISIT, (vid, event.at, event.reason == "disconnected")))
     else:
-        ops.append((RESUME_VISIT, (vid,)))
+        ops.append((RESUME_VISIT, (vid, node_id)))
     return ops
 
 
@@ -109,8 +117,12 @@ class PgSignalingStore:
     after a crash everything before the last heartbeat is known to be in the database.
     """
 
-    def __init__(self, pool: asyncpg.Pool, *, on_db_error: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, *, on_db_error: Callable[[str], None] | None = None, node_id: str | None = None
+    ) -> None:
         self.pool = pool
+        # The node whose visits these are (written into each); None: a node alone, as before nodes were known.
+        self.node_id = node_id
         self._on_db_error = on_db_error
         self._pending: deque[Attendance] = deque()
         self._in_flight: list[Attendance] = []
@@ -123,14 +135,16 @@ class PgSignalingStore:
         self._written = 0
         self._progress = asyncio.Event()
 
-    async def close_open_visits(self, last_alive: datetime | None) -> int:
+    async def close_open_visits(self, last_alive: datetime | None, *, dead_after_s: float | None = None) -> int:
         """At start, before anyone joins: close the visits a dead process left open (`crash`): at their drop
         if the socket was down, else at the time the process was last alive. Visits kept by a resume grant stay
-        open (see CLOSE_OPEN_VISITS). Returns how many were closed."""
+        open (see CLOSE_OPEN_VISITS). With `dead_after_s` (several nodes), only the visits of nodes not seen for
+        that long (the rest are swept once their node is gone: server.sweep). Returns how many were closed."""
         async with self.pool.acquire() as conn, conn.transaction():
             latest: datetime | None = await conn.fetchval(LATEST_OPEN)
             known = max((t for t in (last_alive, latest) if t is not None), default=None)
-            closed = int(await conn.fetchval(CLOSE_OPEN_VISITS, known))
+            several = True if dead_after_s is not None else None
+            closed = int(await conn.fetchval(CLOSE_OPEN_VISITS, known, several, dead_after_s or 0.0, self.node_id))
         if closed:
             log.warning("closed %d attendance visit(s) left open by a previous process (last alive %s)", closed, known)
         return closed
@@ -194,7 +208,7 @@ class PgSignalingStore:
             progress.set()
 
     async def _insert(self, batch: list[Attendance]) -> None:
-        ops = [op for event in batch for op in _visit_ops(event)]
+        ops = [op for event in batch for op in _visit_ops(event, self.node_id)]
         async with self.pool.acquire() as conn, conn.transaction():
             # In order; consecutive statements of one kind go as one executemany.
             for sql, group in itertools.groupby(ops, key=lambda op: op[0]):
