@@ -55,8 +55,7 @@ class Node:
             ROUNDTABLE_FORWARD_KEEPALIVE_S=str(KEEPALIVE_S),
             ROUNDTABLE_ADMIN_TOKEN=ADMIN_TOKEN,
             ROUNDTABLE_SECRET_KEY=SECRET_KEY,
-            ROUNDTABLE_SFU="off",
-            **{"ROUNDTABLE_RESUME_GRACE_S": "5", **extra},
+            **{"ROUNDTABLE_SFU": "off", "ROUNDTABLE_RESUME_GRACE_S": "5", **extra},
         )
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "server", cwd=ROOT, env=env, stdout=asyncio.subprocess.DEVNULL,
