@@ -508,6 +508,8 @@ async def _signaling(app: web.Application) -> AsyncIterator[None]:
         await coordinator.shutdown()
         service.shutdown()
         await service.drain_tasks()
+        if keys.SFU in app:
+            await app[keys.SFU].end_rooms()  # before the node gives its leases back (node_context)
         if router is not None:
             await router.close()
         if bus_commands is not None:

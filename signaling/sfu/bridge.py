@@ -300,6 +300,21 @@ class SfuBridge:
                 await link.client.close()
             link.available = False
 
+    async def end_rooms(self) -> None:
+        """The node stops (its sessions are closed): destroy every room in its Janus and release its placements,
+        before the node gives its leases back, so that a new owner's room of the same id is never destroyed."""
+        for room_id in list(self.rooms):
+            room = self.rooms[room_id]
+            link = room.link if room.created else None
+            room.created = False  # destroyed here, not in the background
+            self.room_ended(room_id)
+            if link is not None:
+                with contextlib.suppress(ServiceError, JanusError, JanusGone, TimeoutError):
+                    async with asyncio.timeout(5):
+                        await self._destroy(room, link)
+        if self._placement is not None:
+            await self._placement.release_all()
+
     async def _connect(self, link: JanusLink) -> None:
         client = JanusClient(link.url, link.endpoint.api_secret)
         client.on_lost = lambda why: self._lost(link, client, why)
@@ -559,9 +574,7 @@ class SfuBridge:
         except JanusError as exc:
             if exc.code != 427:  # 427: the room exists (a Janus that outlived us, or a previous owner's); take it over
                 raise
-            await admin.request(
-                {"request": "destroy", "room": info.id, "secret": room.secret, "admin_key": link.endpoint.admin_key}
-            )
+            await admin.request({"request": "destroy", "room": info.id, "secret": room.secret})
             await admin.request(body)
         if link.client is not client or not link.available:
             raise JanusGone("the SFU went away while the room was created")

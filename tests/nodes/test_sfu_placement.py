@@ -22,8 +22,10 @@ from signaling.sfu.janus import JanusClient
 from signaling.sfu.placement import Candidate, JanusEndpoint, choose, derived_endpoint
 from tests import netns
 from tests.conftest import SECRET_KEY
+from tests.helpers import ADMIN
 from tests.nodes.test_any_node import WAIT_S, Node, NodeClient, new_workshop
 from tests.sfu.peer import BLUE, RED, SfuPeer
+from tests.sfu.test_recording import more_video
 from tests.signaling.client import SignalClient
 
 RTP_PORTS = {"a": "21000-21099", "b": "21100-21199"}
@@ -243,6 +245,27 @@ async def test_a_room_goes_to_the_other_nodes_janus_when_the_owners_is_busier_an
         assert await placed_on(database_url, room) == on_b
         assert await janus_has_room(on_b, room) and not await janus_has_room(on_a, room)
         await both_see(ana, ben, RED, BLUE)
+
+        # Recorded through b's API: the owner drives b's Janus, which writes into the shared directory, and the
+        # owner turns those files into the tracks.
+        async with http.post(f"{b.url}/api/v1/rooms/{room}/recordings", headers=ADMIN) as resp:
+            assert resp.status == 201, await resp.text()
+            rec = await resp.json()
+        for peer in peers:
+            assert (await peer.wait_message("recording_started"))["recording_id"] == rec["id"]
+            assert (await peer.request({"type": "consent", "recording_id": rec["id"], "granted": True}))[
+                "type"
+            ] == "ack"
+        await more_video(ana, [ben.published["camera"].feed_id], 40)
+        await more_video(ben, [ana.published["camera"].feed_id], 40)
+        async with http.post(f"{b.url}/api/v1/recordings/{rec['id']}/stop", headers=ADMIN) as resp:
+            assert resp.status == 200, await resp.text()
+            assert (await resp.json())["state"] == "ready"
+        async with http.get(f"{b.url}/api/v1/recordings/{rec['id']}", headers=ADMIN) as resp:
+            detail = await resp.json()
+        assert detail["partial"] is False, (detail["failure_reason"], detail["tracks"])
+        tracks = sorted((t["participant_id"], t["kind"], t["state"]) for t in detail["tracks"])
+        assert tracks == sorted((p.id, kind, "complete") for p in peers for kind in ("audio", "video"))
 
         # Another room goes to the least loaded: the first room ends (a's Janus is empty again), and a workshop
         # owned by b places its room on a's Janus rather than on b's own.
