@@ -16,7 +16,9 @@ from typing import Any
 import aiohttp
 import asyncpg
 import pytest
+from pydantic import ValidationError
 
+from server.settings import Settings
 from server.sfu_placement import PgSfuPlacement
 from signaling.sfu.janus import JanusClient
 from signaling.sfu.placement import Candidate, JanusEndpoint, choose, derived_endpoint
@@ -55,6 +57,18 @@ def test_the_secrets_of_a_nodes_janus_follow_from_the_shared_key_and_its_url_alo
     assert one.api_secret != one.admin_key
     assert derived_endpoint(SECRET_KEY, "ws://127.0.0.1:4001").api_secret != one.api_secret
     assert derived_endpoint("another deployment's key, 32 chars", one.url).api_secret != one.api_secret
+
+
+def test_more_janus_are_a_comma_separated_list_of_websocket_urls_with_the_shared_secrets() -> None:
+    secrets = {"sfu_api_secret": "s" * 16, "sfu_admin_key": "k" * 16}
+    parsed = Settings(sfu_urls="ws://j1:8188, wss://j2:8989,", **secrets)  # type: ignore[arg-type]
+    assert parsed.sfu_urls == ["ws://j1:8188", "wss://j2:8989"]
+    with pytest.raises(ValidationError, match="must start with ws://"):
+        Settings(sfu_urls="http://j1:8188", **secrets)  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="SFU_URLS needs"):
+        Settings(sfu_urls="ws://j1:8188")  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="no interface of this host holds"):
+        Settings(sfu_api_address="192.0.2.1")
 
 
 async def test_the_load_of_each_janus_counts_the_rooms_of_live_nodes_only(database_url: str) -> None:
