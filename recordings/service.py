@@ -545,7 +545,7 @@ class RecordingCoordinator:
                         participant_id=feed.peer_id,
                         feed_id=feed_id,
                         base=session.new_base(feed.peer_id, feed.source, feed.language),
-                        generation=bridge.generation,
+                        generation=_generation(bridge.generation_of(live.room_id)),
                         language=feed.language,
                     )
                     session.segments.append(segment)  # before the request: its files may appear at once
@@ -580,7 +580,7 @@ class RecordingCoordinator:
         # A segment that we did not stop ended with its feed (unpublished, left) or with Janus: only the
         # latter cuts it, and the bridge's connection generation tells which (conservatively: any segment of
         # an earlier connection).
-        generation = bridge.generation if bridge is not None and bridge.available else None
+        generation = bridge.generation_of(live.room_id) if bridge is not None else None
         cut = {s.base for s in session.segments if not s.stopped and s.generation != generation}
         failures = await self._finish_sfu_files(live.id, live.started_at, cut=cut, crashed=False)
         if cut:
@@ -644,3 +644,8 @@ class RecordingCoordinator:
             self.on_delete(recording_id)
         await asyncio.to_thread(self.storage.delete_recording, recording_id)
         await asyncio.to_thread(delete_mjr, self.sfu_rec_dir, recording_id)
+
+
+def _generation(value: int | None) -> int:
+    """A segment started while its room's Janus is away belongs to no connection (-1: cut by any)."""
+    return -1 if value is None else value

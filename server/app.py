@@ -6,7 +6,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from aiohttp import web
@@ -52,6 +52,7 @@ from server.packages import find_or_install
 from server.records_store import RecordsStore
 from server.routing import Router
 from server.settings import Settings
+from server.sfu_placement import PgSfuPlacement
 from server.store import Store
 from server.sweep import NodeSweeper
 from server.web import add_web_routes, connection_options
@@ -69,7 +70,8 @@ from signaling.resume_store import PgResumeStore
 from signaling.rooms import room_info
 from signaling.service import HubPorts, SignalingConfig, SignalingService
 from signaling.session import SessionLimits, serve_websocket
-from signaling.sfu.bridge import JanusEndpoint, SfuBridge
+from signaling.sfu.bridge import SfuBridge
+from signaling.sfu.placement import JanusEndpoint, derived_endpoint
 from signaling.store import PgSignalingStore
 from signaling.turn import turn_credentials
 
@@ -142,11 +144,16 @@ async def _sfu(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.SETTINGS]
     janus: EmbeddedJanus | None = None
     bridge: SfuBridge | None = None
+    # Every Janus writes recordings here: with several Janus, a directory shared at the same path on every host.
     rec_dir = settings.resolved_recordings_dir() / "sfu"
+    # Several nodes: the embedded Janus's secrets and the rooms' secrets follow from the shared secret key, so that
+    # any node of the deployment can place rooms on any node's Janus (docs/sfu.md#several-janus).
+    shared_key = app[keys.SIGNING_SECRET] if settings.bus_url is not None else None
+    room_secret = (lambda room_id: derived_endpoint(shared_key, f"room:{room_id}").api_secret) if shared_key else None
     if settings.sfu == "external":
         assert settings.sfu_url and settings.sfu_api_secret and settings.sfu_admin_key
         endpoint = JanusEndpoint(settings.sfu_url, settings.sfu_api_secret, settings.sfu_admin_key)
-        bridge = SfuBridge(endpoint, rec_dir=str(rec_dir))
+        bridge = SfuBridge(endpoint, rec_dir=str(rec_dir), room_secret=room_secret)
     elif settings.sfu == "auto":
         try:
             ice_address = resolve_ice_address(settings.sfu_ice_address)
@@ -169,6 +176,8 @@ async def _sfu(app: web.Application) -> AsyncIterator[None]:
                 rtp_ports=settings.sfu_rtp_ports,
                 public_address=settings.sfu_public_address,
                 turn=_janus_turn(settings),
+                api_address=settings.sfu_api_address,
+                derive=_derived_secrets(shared_key) if shared_key else None,
             )
             janus = EmbeddedJanus(found.path, settings.resolved_data_dir() / "janus", config)
             try:
@@ -182,6 +191,7 @@ async def _sfu(app: web.Application) -> AsyncIterator[None]:
                     JanusEndpoint(config.url, config.api_secret, config.admin_key),
                     rec_dir=str(rec_dir),
                     on_unhealthy=janus.unhealthy,
+                    room_secret=room_secret,
                 )
     if bridge is not None:
         rec_dir.mkdir(parents=True, exist_ok=True)
@@ -194,6 +204,35 @@ async def _sfu(app: web.Application) -> AsyncIterator[None]:
             await bridge.close()
         if janus is not None:
             await janus.stop()
+
+
+def _derived_secrets(shared_key: str) -> Callable[[str], tuple[str, str]]:
+    def derive(url: str) -> tuple[str, str]:
+        endpoint = derived_endpoint(shared_key, url)
+        return endpoint.api_secret, endpoint.admin_key
+
+    return derive
+
+
+def _plug_placement(app: web.Application, bridge: SfuBridge, node_id: str) -> None:
+    """Several Janus (more in ROUNDTABLE_SFU_URLS, or other nodes'): new rooms go to the least loaded."""
+    settings = app[keys.SETTINGS]
+    if not settings.sfu_urls and settings.bus_url is None:
+        return  # one Janus: every room on it, as always
+    shared_key = app[keys.SIGNING_SECRET]
+    external = [
+        JanusEndpoint(url, settings.sfu_api_secret or "", settings.sfu_admin_key or "") for url in settings.sfu_urls
+    ]
+    bridge.plug_placement(
+        PgSfuPlacement(
+            app[keys.POOL],
+            node_id,
+            home=bridge.endpoint,
+            external=external,
+            nodes_janus=(lambda url: derived_endpoint(shared_key, url)) if settings.bus_url is not None else None,
+            live_within_s=settings.lease_ttl_s,
+        )
+    )
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
@@ -447,6 +486,7 @@ async def _signaling(app: web.Application) -> AsyncIterator[None]:
     ports.plug_recordings(recordings)
     if keys.SFU in app:
         app[keys.SFU].plug_recording(recordings)
+        _plug_placement(app, app[keys.SFU], node.info.id)
     app[keys.STORAGE] = storage
     app[keys.RECORDING_STORE] = recording_store
     app[keys.RECORDINGS] = recordings
@@ -504,6 +544,8 @@ async def _signaling(app: web.Application) -> AsyncIterator[None]:
         await coordinator.shutdown()
         service.shutdown()
         await service.drain_tasks()
+        if keys.SFU in app:
+            await app[keys.SFU].end_rooms()  # before the node gives its leases back (node_context)
         if router is not None:
             await router.close()
         if bus_commands is not None:

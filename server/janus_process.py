@@ -1,7 +1,8 @@
 """The embedded SFU: a Janus process Roundtable configures, starts, watches and restarts.
 
 Never Debian's /etc/janus (it listens everywhere with a well-known secret): the configuration is written
-under DATA_DIR/janus with fresh random secrets, the API listens on 127.0.0.1 only, and only the VideoRoom
+under DATA_DIR/janus with fresh random secrets (several nodes: derived from the shared secret key, so that other
+nodes can use it), the API listens on 127.0.0.1 only (or ROUNDTABLE_SFU_API_ADDRESS), and only the VideoRoom
 plugin and the WebSocket transport are loaded. Janus is GPL-3: we talk to it over its network API only.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import fcntl
 import logging
 import os
@@ -88,9 +90,9 @@ def resolve_ice_address(configured: str | None) -> str:
     return found
 
 
-def free_tcp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
+def free_tcp_port(address: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((address, 0))
         port: int = sock.getsockname()[1]
         return port
 
@@ -113,10 +115,12 @@ class JanusConfig:
     admin_key: str
     public_address: str | None = None
     turn: JanusTurn | None = None
+    api_address: str = "127.0.0.1"
 
     @property
     def url(self) -> str:
-        return f"ws://127.0.0.1:{self.ws_port}"
+        host = f"[{self.api_address}]" if ":" in self.api_address else self.api_address
+        return f"ws://{host}:{self.ws_port}"
 
 
 def _quote(value: str) -> str:
@@ -191,13 +195,14 @@ events: {{
 \tbroadcast = false
 }}
 """
+    # On loopback, this host alone; on another address (several nodes reach it), the api_secret guards it.
+    acl = '\tws_acl = "127.0.0.1"\n' if config.api_address == "127.0.0.1" else ""
     websockets = f"""general: {{
 \tjson = "compact"
 \tws = true
 \tws_port = {config.ws_port}
-\tws_ip = "127.0.0.1"
-\tws_acl = "127.0.0.1"
-\twss = false
+\tws_ip = {_quote(config.api_address)}
+{acl}\twss = false
 }}
 admin: {{
 \tadmin_ws = false
@@ -349,16 +354,30 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
-def new_config(*, ice_address: str, rtp_ports: str, public_address: str | None, turn: JanusTurn | None) -> JanusConfig:
-    return JanusConfig(
+def new_config(
+    *,
+    ice_address: str,
+    rtp_ports: str,
+    public_address: str | None,
+    turn: JanusTurn | None,
+    api_address: str = "127.0.0.1",
+    derive: Callable[[str], tuple[str, str]] | None = None,
+) -> JanusConfig:
+    """Fresh random secrets, or (several nodes) `derive(url)`: the (api_secret, admin_key) every node can compute."""
+    config = JanusConfig(
         ice_address=ice_address,
         rtp_ports=rtp_ports,
-        ws_port=free_tcp_port(),
+        ws_port=free_tcp_port(api_address),
         api_secret=secrets.token_urlsafe(24),
         admin_key=secrets.token_urlsafe(24),
         public_address=public_address,
         turn=turn,
+        api_address=api_address,
     )
+    if derive is not None:
+        api_secret, admin_key = derive(config.url)
+        config = dataclasses.replace(config, api_secret=api_secret, admin_key=admin_key)
+    return config
 
 
 def pid_alive(pid: int) -> bool:

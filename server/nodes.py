@@ -68,7 +68,7 @@ async def node_context(app: web.Application) -> AsyncIterator[None]:
             info,
             ttl_s=settings.lease_ttl_s,
             healthy=lambda: bus.connected,
-            janus_rooms=lambda: len(sfu.rooms) if sfu is not None else None,
+            janus_rooms=lambda: sfu.rooms_on(sfu.endpoint.url) if sfu is not None else None,
         )
         await keeper.register()
         keeper.start()

@@ -184,6 +184,15 @@ class Settings(BaseSettings):
     sfu_url: str | None = Field(None, description="Janus WebSocket API (ws://host:8188) when SFU=external.")
     sfu_api_secret: str | None = Field(None, description="Janus api_secret (SFU=external).")
     sfu_admin_key: str | None = Field(None, description="Janus VideoRoom admin_key (SFU=external).")
+    sfu_urls: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="More Janus to place SFU rooms on (comma-separated ws:// URLs), sharing SFU_API_SECRET and "
+        "SFU_ADMIN_KEY; docs/sfu.md#several-janus.",
+    )
+    sfu_api_address: str = Field(
+        "127.0.0.1",
+        description="Where the embedded Janus's API listens, and the address other nodes reach it at (several nodes).",
+    )
     sfu_ice_address: str | None = Field(
         None, description="Address the embedded Janus gathers ICE candidates on; default: that of the default route."
     )
@@ -216,10 +225,32 @@ class Settings(BaseSettings):
             raise ValueError("must start with ws:// or wss://")
         return value or None
 
+    @field_validator("sfu_urls", mode="before")
+    @classmethod
+    def _split_sfu_urls(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [item.strip() for item in value.split(",") if item.strip()]
+        if isinstance(value, list):
+            for url in value:
+                if not str(url).startswith(("ws://", "wss://")):
+                    raise ValueError(f"{url}: each must start with ws:// or wss://")
+        return value
+
+    @field_validator("sfu_api_address")
+    @classmethod
+    def _check_api_address(cls, value: str) -> str:
+        from server.janus_process import address_is_local
+
+        if not address_is_local(value):
+            raise ValueError(f"no interface of this host holds {value}")
+        return value
+
     @model_validator(mode="after")
     def _external_sfu_needs_url(self) -> Settings:
         if self.sfu == "external" and not (self.sfu_url and self.sfu_api_secret and self.sfu_admin_key):
             raise ValueError("ROUNDTABLE_SFU=external needs ROUNDTABLE_SFU_URL, _SFU_API_SECRET and _SFU_ADMIN_KEY")
+        if self.sfu_urls and not (self.sfu_api_secret and self.sfu_admin_key):
+            raise ValueError("ROUNDTABLE_SFU_URLS needs ROUNDTABLE_SFU_API_SECRET and ROUNDTABLE_SFU_ADMIN_KEY")
         return self
 
     @field_validator("allowed_origins", "stun_urls", "turn_urls", "ice_host_addresses", mode="before")

@@ -14,7 +14,7 @@ import secrets
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -1024,7 +1024,7 @@ class SignalingService:
     def _sfu_available(self, room: Room) -> bool:
         if room.info.media != "sfu":
             return True
-        return self.sfu is not None and self.sfu.available
+        return self.sfu is not None and self.sfu.available_for(room.id)
 
     def _sfu_room(self, member: Member) -> tuple[Room, SfuBridge]:
         room = self.rooms.get(member.room_id)
@@ -1032,7 +1032,7 @@ class SignalingService:
             raise InvalidArgument("this room is a mesh: send offers to peers instead")
         if self.sfu is None:
             raise Unavailable("this server has no SFU (ROUNDTABLE_SFU=off or none could be started)")
-        if not self.sfu.available:
+        if not self.sfu.available_for(room.id):
             raise Unavailable("the SFU is not available right now; wait for sfu_restored")
         return room, self.sfu
 
@@ -1496,13 +1496,15 @@ class SignalingService:
     def sfu_speaking(self, room_id: str, peer_id: str, speaking: bool) -> None:
         self.send_to_room(room_id, Speaking(peer_id=peer_id, speaking=speaking))
 
-    def sfu_down(self, reason: str) -> None:
+    def sfu_down(self, reason: str, room_ids: Collection[str] | None = None) -> None:
         for info in self.sfu_rooms():
-            self.send_to_room(info.id, SfuUnavailable(reason=reason))
+            if room_ids is None or info.id in room_ids:
+                self.send_to_room(info.id, SfuUnavailable(reason=reason))
 
-    def sfu_up(self) -> None:
+    def sfu_up(self, room_ids: Collection[str] | None = None) -> None:
         for info in self.sfu_rooms():
-            self.send_to_room(info.id, SfuRestored())
+            if room_ids is None or info.id in room_ids:
+                self.send_to_room(info.id, SfuRestored())
 
     def sfu_rooms(self) -> list[RoomInfo]:
         return [room.info for room in self.rooms.values() if room.info.media == "sfu"]

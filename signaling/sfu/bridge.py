@@ -9,8 +9,15 @@ Per member: one publisher handle per source (the camera handle is joined first a
 `private_id` every subscription needs), and one multistream subscriber handle. A feed becomes visible
 (`feed_added`) when its PeerConnection is up (Janus refuses subscriptions to a feed before that).
 
-Nothing here is on the media path: packets go browser -> Janus -> browser. The bridge only talks to
-Janus's API (create, join, publish, subscribe, moderate, kick, record), never to PostgreSQL.
+Several Janus (docs/sfu.md#several-janus): each room lives on one of them, chosen when it is created by the
+`Placement` port (least loaded first; signaling/sfu/placement.py), and every handle of a member in that room is made
+on that room's Janus. The home Janus (this node's) is kept connected; the others are connected when a room is
+placed on them. A Janus that goes away takes only its rooms: they are placed again and their members told
+(`sfu_down` / `sfu_up` with the room ids; without ids when no Janus is left, as with one Janus).
+
+Nothing here is on the media path: packets go browser -> Janus -> browser. The bridge only talks to Janus's API
+(create, join, publish, subscribe, moderate, kick, record); PostgreSQL is behind the placement port, asked when a
+room is created or ended, never per message.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -35,6 +42,7 @@ from signaling.protocol import (
     WantedFeed,
 )
 from signaling.sfu.janus import Handle, JanusClient, JanusError, JanusGone
+from signaling.sfu.placement import Candidate, JanusEndpoint, Placement, choose
 from signaling.sfu.sdp import sent_kinds
 from signaling.tasks import OwnedTasks
 
@@ -50,6 +58,9 @@ page of sixteen is oneself and fifteen others; the stage's strip shows fewer). T
 forwards per viewer whatever the room size: at most one full layer and fifteen small ones. Audio is never capped."""
 SPEAKING_MIN_INTERVAL_S = 0.3  # at most about three speaking updates a second per room
 RECONNECT_BACKOFF_S = (0.2, 0.5, 1.0, 2.0)
+DEAD_FOR_S = 30.0
+"""A Janus other than the home one that could not be reached (or went away) is not chosen for this long."""
+MAX_PLACEMENT_TRIES = 3
 Source = Literal["camera", "screen", "interpretation"]
 
 
@@ -64,9 +75,13 @@ class SfuListener(Protocol):
 
     def sfu_speaking(self, room_id: str, peer_id: str, speaking: bool) -> None: ...
 
-    def sfu_down(self, reason: str) -> None: ...
+    def sfu_down(self, reason: str, room_ids: Collection[str] | None = None) -> None:
+        """The Janus of these rooms went away (None: every sfu room's)."""
+        ...
 
-    def sfu_up(self) -> None: ...
+    def sfu_up(self, room_ids: Collection[str] | None = None) -> None:
+        """These rooms are placed again (None: every sfu room)."""
+        ...
 
     def sfu_rooms(self) -> list[RoomInfo]:
         """The live rooms whose media is sfu (re-created after Janus comes back)."""
@@ -82,13 +97,6 @@ class RecordingPolicy(Protocol):
     """Asked when a feed comes up: the base path of its recording files, or None (not recorded)."""
 
     def recording_base(self, room_id: str, feed: FeedInfo) -> str | None: ...
-
-
-@dataclass(frozen=True)
-class JanusEndpoint:
-    url: str
-    api_secret: str
-    admin_key: str
 
 
 @dataclass
@@ -135,6 +143,8 @@ class SfuRoom:
     talking_pending: dict[str, bool] = field(default_factory=dict)
     talking_flush: asyncio.TimerHandle | None = None
     talking_sent_at: float = 0.0
+    link: JanusLink | None = None  # the Janus it lives on (set when created there)
+    displaced: bool = False  # its Janus went away: to be placed again
 
 
 def cap_videos(wanted: list[WantedFeed], counts: Callable[[WantedFeed], bool]) -> tuple[list[WantedFeed], bool]:
@@ -166,6 +176,24 @@ def feed_id_of(member_id: str, source: str) -> str:
     return f"{member_id}:{source}"
 
 
+class JanusLink:
+    """One Janus the bridge talks to: its session and the admin handle that creates and moderates its rooms.
+
+    The home link (this node's own Janus, or ROUNDTABLE_SFU_URL) is kept and reconnected forever; the others are
+    opened when a room is placed on them and forgotten when they go away (the rooms on them are placed again)."""
+
+    def __init__(self, endpoint: JanusEndpoint, *, home: bool) -> None:
+        self.endpoint = endpoint
+        self.home = home
+        self.client: JanusClient | None = None
+        self.admin: Handle | None = None
+        self.available = False
+
+    @property
+    def url(self) -> str:
+        return self.endpoint.url
+
+
 class SfuBridge:
     def __init__(
         self,
@@ -173,22 +201,34 @@ class SfuBridge:
         *,
         rec_dir: str | None = None,
         on_unhealthy: Callable[[], None] | None = None,
+        room_secret: Callable[[str], str] | None = None,
     ) -> None:
-        self.endpoint = endpoint
-        self.rec_dir = rec_dir
+        # A room's Janus secret. Several nodes derive it from the deployment's secret key, so that a new owner can
+        # destroy and re-create a room a previous owner left on a Janus (random per process otherwise).
+        self._room_secret = room_secret or (lambda _room_id: secrets.token_urlsafe(18))
+        self.endpoint = endpoint  # the home Janus: this node's own (what it registers in `nodes`)
+        self.rec_dir = rec_dir  # where every Janus writes recordings: the same (shared) path on every host
         self.on_unhealthy = on_unhealthy
         self.listener: SfuListener | None = None
         self._recording: RecordingPolicy | None = None
+        self._placement: Placement | None = None
         self.rooms: dict[str, SfuRoom] = {}
         self.members: dict[str, SfuMember] = {}
-        self._client: JanusClient | None = None
-        self._admin: Handle | None = None
+        self.home = JanusLink(endpoint, home=True)
+        self.links: dict[str, JanusLink] = {endpoint.url: self.home}
+        self._linking: dict[str, asyncio.Lock] = {}
+        self._dead: dict[str, float] = {}  # url -> monotonic time until which it is not chosen
+        self._losses: dict[str, int] = {}  # room id -> times its Janus went away under it
         self._tasks = OwnedTasks("SFU", expected=(JanusGone, JanusError, ServiceError))
         self._reconnect: asyncio.Task[None] | None = None
+        self._replacing: asyncio.Task[None] | None = None
+        self._replace_lock = asyncio.Lock()
         self._closed = False
-        self.available = False
-        self.generation = 0  # bumped on every (re)connection: handles of older ones are dead
-        self.connected_event = asyncio.Event()
+        # True from the start and after a loss that left no Janus up, until the rooms are placed again: every sfu
+        # room is told (sfu_down / sfu_up without room ids), as with one Janus.
+        self._all_down = True
+        self.generation = 0  # bumped on every (re)connection and loss: handles of older ones are dead
+        self.connected_event = asyncio.Event()  # the home Janus is connected
 
     def bind(self, listener: SfuListener) -> None:
         self.listener = listener
@@ -199,61 +239,138 @@ class SfuBridge:
             raise RuntimeError("the recording policy is plugged already")
         self._recording = policy
 
+    def plug_placement(self, placement: Placement) -> None:
+        """Where new rooms go (several Janus: server/sfu_placement.py); unplugged, every room is on the home Janus."""
+        if self._placement is not None:
+            raise RuntimeError("the placement is plugged already")
+        self._placement = placement
+
+    @property
+    def available(self) -> bool:
+        """Some Janus answers (rooms can be served)."""
+        return any(link.available for link in self.links.values())
+
+    def available_for(self, room_id: str) -> bool:
+        """Whether the room can be served now: its Janus answers (or, not placed yet, some Janus may take it)."""
+        room = self.rooms.get(room_id)
+        if room is not None and room.link is not None:
+            return room.link.available
+        if room is not None and room.displaced:
+            return False
+        return not self._all_down and (self.available or self._placement is not None)
+
+    def generation_of(self, room_id: str) -> int | None:
+        """Changes whenever the room's Janus went away under it; None while it is away."""
+        if not self.available_for(room_id) and room_id in self.rooms:
+            return None
+        return self._losses.get(room_id, 0)
+
+    def rooms_on(self, url: str) -> int:
+        return sum(1 for room in self.rooms.values() if room.link is not None and room.link.url == url)
+
     # Lifecycle ------------------------------------------------------------------------------------
 
     async def start(self) -> None:
         """Connect now if Janus answers; otherwise keep trying in the background."""
         try:
-            await self._connect()
+            await self._connect(self.home)
         except (JanusGone, JanusError) as exc:
             log.warning("the SFU is not reachable yet (%s); retrying", exc)
             self._start_reconnect()
+        else:
+            self._all_down = False
 
     async def close(self) -> None:
         self._closed = True
-        if self._reconnect is not None:
-            self._reconnect.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reconnect
+        for task in (self._reconnect, self._replacing):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await self._tasks.cancel_all()
         for room in list(self.rooms.values()):
-            if room.created and self._client is not None and self._client.connected:
+            link = room.link
+            if room.created and link is not None and link.client is not None and link.client.connected:
                 with contextlib.suppress(ServiceError, JanusError, JanusGone):
-                    await self._destroy(room)
-        if self._client is not None:
-            await self._client.close()
-        self.available = False
+                    await self._destroy(room, link)
+        if self._placement is not None:
+            await self._placement.release_all()
+        for link in list(self.links.values()):
+            if link.client is not None:
+                await link.client.close()
+            link.available = False
 
-    async def _connect(self) -> None:
-        client = JanusClient(self.endpoint.url, self.endpoint.api_secret, on_lost=self._lost)
+    async def end_rooms(self) -> None:
+        """The node stops (its sessions are closed): destroy every room in its Janus and release its placements,
+        before the node gives its leases back, so that a new owner's room of the same id is never destroyed."""
+        for room_id in list(self.rooms):
+            room = self.rooms[room_id]
+            link = room.link if room.created else None
+            room.created = False  # destroyed here, not in the background
+            self.room_ended(room_id)
+            if link is not None:
+                with contextlib.suppress(ServiceError, JanusError, JanusGone, TimeoutError):
+                    async with asyncio.timeout(5):
+                        await self._destroy(room, link)
+        if self._placement is not None:
+            await self._placement.release_all()
+
+    async def _connect(self, link: JanusLink) -> None:
+        client = JanusClient(link.url, link.endpoint.api_secret)
+        client.on_lost = lambda why: self._lost(link, client, why)
         await client.connect()
-        self._client = client
-        self._admin = await client.attach()
+        try:
+            admin = await client.attach()
+        except BaseException:
+            await client.close()
+            raise
+        link.client, link.admin = client, admin
         self.generation += 1
-        self.available = True
-        self.connected_event.set()
-        log.info("connected to the SFU at %s", self.endpoint.url)
+        link.available = True
+        self._dead.pop(link.url, None)
+        if link.home:
+            self.connected_event.set()
+        log.info("connected to the SFU at %s", link.url)
 
-    def _lost(self, why: str) -> None:
-        if self._closed:
+    def _lost(self, link: JanusLink, client: JanusClient, why: str) -> None:
+        if self._closed or link.client is not client:
             return
-        self.available = False
-        self.connected_event.clear()
-        if "did not answer" in why and self.on_unhealthy is not None:
-            self.on_unhealthy()
-        # Every handle, room and feed of the old connection is gone with it.
-        for room in self.rooms.values():
+        link.available = False
+        self.generation += 1
+        if link.home:
+            self.connected_event.clear()
+            if "did not answer" in why and self.on_unhealthy is not None:
+                self.on_unhealthy()
+        else:
+            if self.links.get(link.url) is link:
+                del self.links[link.url]
+            self._dead[link.url] = time.monotonic() + DEAD_FOR_S
+        everything = not self.available
+        # Every handle, room and feed on the lost Janus is gone with it; the rooms are placed again.
+        lost = [r for r in self.rooms.values() if r.link is link or (everything and r.link is None)]
+        for room in lost:
             room.created = False
+            room.link = None
+            room.displaced = True
+            self._losses[room.info.id] = self._losses.get(room.info.id, 0) + 1
             room.feeds.clear()
             if room.talking_flush is not None:
                 room.talking_flush.cancel()
+                room.talking_flush = None
             room.talking.clear()
             room.talking_pending.clear()
+        ids = {room.info.id for room in lost}
         for member in self.members.values():
-            self._forget_handles(member)
+            if everything or member.room_id in ids:
+                self._forget_handles(member)
+        if everything:
+            self._all_down = True
+        log.warning("lost the SFU at %s (%s): %d room(s) to place again", link.url, why, len(ids))
         if self.listener is not None:
-            self.listener.sfu_down(why)
-        self._start_reconnect()
+            self.listener.sfu_down(why, None if everything else sorted(ids))
+        if link.home:
+            self._start_reconnect()
+        self._start_replacing()
 
     def _start_reconnect(self) -> None:
         if self._closed or (self._reconnect is not None and not self._reconnect.done()):
@@ -265,29 +382,117 @@ class SfuBridge:
         while not self._closed:
             await asyncio.sleep(RECONNECT_BACKOFF_S[min(attempt, len(RECONNECT_BACKOFF_S) - 1)])
             attempt += 1
-            old = self._client
+            old = self.home.client
             if old is not None:
                 with contextlib.suppress(Exception):
                     await old.close()
             try:
-                await self._connect()
+                await self._connect(self.home)
             except (JanusGone, JanusError) as exc:
                 log.debug("SFU reconnect attempt %d failed: %s", attempt, exc)
                 continue
             # Re-create the rooms people are in, then tell them to publish and subscribe again.
-            for info in self.listener.sfu_rooms() if self.listener is not None else []:
-                try:
-                    await self._ensure_room(info)
-                except (ServiceError, JanusError, JanusGone) as exc:
-                    log.warning("re-creating SFU room %s failed: %s", info.id, exc)
-            if self.available and self.listener is not None:
-                self.listener.sfu_up()
+            await self._replace()
             return
 
-    def _client_or_fail(self) -> JanusClient:
-        if not self.available or self._client is None:
+    def _start_replacing(self) -> None:
+        if self._closed or (self._replacing is not None and not self._replacing.done()):
+            return
+        self._replacing = asyncio.create_task(self._replace_loop(), name="sfu-replace")
+
+    async def _replace_loop(self) -> None:
+        attempt = 0
+        while not self._closed and not await self._replace():
+            # Nothing could take the rooms yet (the home Janus is restarting): try again, as the reconnection does.
+            await asyncio.sleep(RECONNECT_BACKOFF_S[min(attempt, len(RECONNECT_BACKOFF_S) - 1)])
+            attempt += 1
+
+    async def _replace(self) -> bool:
+        """Place the rooms whose Janus went away (all sfu rooms after a loss that left none up) again and tell
+        their members to publish and subscribe again. True once nothing is left to place."""
+        async with self._replace_lock:
+            if self._closed or self.listener is None:
+                return True
+            everything = self._all_down
+            wanted = [
+                info
+                for info in self.listener.sfu_rooms()
+                if everything or ((room := self.rooms.get(info.id)) is not None and room.displaced)
+            ]
+            placed: list[str] = []
+            for info in wanted:
+                try:
+                    await self._ensure_room(info)
+                except Unavailable:
+                    return False  # no Janus can take it now
+                except (ServiceError, JanusError, JanusGone) as exc:
+                    log.warning("re-creating SFU room %s failed: %s", info.id, exc)
+                    continue
+                placed.append(info.id)
+            if everything:
+                if not self.available:
+                    return False
+                self._all_down = False
+                self.listener.sfu_up()
+            elif placed:
+                self.listener.sfu_up(placed)
+            return not any(room.displaced for room in self.rooms.values())
+
+    def _client_of(self, room: SfuRoom) -> JanusClient:
+        link = room.link
+        if link is None or not link.available or link.client is None:
             raise Unavailable("the SFU is not available right now; wait for sfu_restored")
-        return self._client
+        return link.client
+
+    # Placement ------------------------------------------------------------------------------------
+
+    async def _candidates(self) -> list[Candidate]:
+        if self._placement is None:
+            return [Candidate(self.endpoint, 0)]
+        return await self._placement.candidates()
+
+    def _skipped(self, url: str) -> bool:
+        link = self.links.get(url)
+        if link is not None and link.home:
+            return not link.available
+        return self._dead.get(url, 0.0) > time.monotonic()
+
+    async def _link(self, endpoint: JanusEndpoint) -> JanusLink:
+        """The connected link to a chosen Janus (connecting to it now if need be)."""
+        link = self.links.get(endpoint.url)
+        if link is not None and link.available:
+            return link
+        if link is not None and link.home:
+            raise Unavailable("the SFU is not available right now; wait for sfu_restored")
+        async with self._linking.setdefault(endpoint.url, asyncio.Lock()):
+            link = self.links.get(endpoint.url)
+            if link is not None and link.available:
+                return link
+            link = JanusLink(endpoint, home=False)
+            try:
+                await self._connect(link)
+            except (JanusGone, JanusError) as exc:
+                log.warning("the SFU at %s cannot take rooms now: %s", endpoint.url, exc)
+                self._dead[endpoint.url] = time.monotonic() + DEAD_FOR_S
+                raise
+            if self._closed:
+                assert link.client is not None
+                await link.client.close()
+                raise Unavailable("the SFU bridge is closing")
+            self.links[endpoint.url] = link
+            return link
+
+    async def _place(self, room: SfuRoom) -> JanusLink:
+        """Choose the room's Janus (least loaded first, dead ones skipped) and connect to it."""
+        for _ in range(MAX_PLACEMENT_TRIES):
+            endpoint = choose(await self._candidates(), self._skipped)
+            if endpoint is None:
+                break
+            try:
+                return await self._link(endpoint)
+            except (JanusGone, JanusError):
+                continue  # marked dead: the next choice skips it
+        raise Unavailable("the SFU is not available right now; wait for sfu_restored")
 
     # Rooms ----------------------------------------------------------------------------------------
 
@@ -305,52 +510,77 @@ class SfuBridge:
     def room_of(self, info: RoomInfo) -> SfuRoom:
         room = self.rooms.get(info.id)
         if room is None:
-            room = self.rooms[info.id] = SfuRoom(info=info, secret=secrets.token_urlsafe(18))
+            room = self.rooms[info.id] = SfuRoom(info=info, secret=self._room_secret(info.id))
         else:
             room.info = info
         return room
 
+    def janus_url_of(self, room_id: str) -> str | None:
+        """Which Janus the room lives on now (None: not placed)."""
+        room = self.rooms.get(room_id)
+        return room.link.url if room is not None and room.link is not None and room.created else None
+
     async def _ensure_room(self, info: RoomInfo) -> SfuRoom:
         room = self.room_of(info)
         async with room.create_lock:
-            if room.created:
+            if room.created and room.link is not None and room.link.available:
                 return room
-            client = self._client_or_fail()
-            assert self._admin is not None
-            body: dict[str, Any] = {
-                "request": "create",
-                "room": info.id,
-                "admin_key": self.endpoint.admin_key,
-                "secret": room.secret,
-                "pin": room.pin,
-                "description": info.name[:100],
-                "is_private": True,
-                "require_pvtid": True,
-                "lock_record": True,
-                "publishers": max(2 * info.capacity, 2),
-                "bitrate": 1_500_000,
-                "fir_freq": 10,
-                "audiocodec": "opus",
-                "videocodec": "vp8,h264",
-                "audiolevel_ext": True,
-                "audiolevel_event": True,
-                "audio_active_packets": 50,
-                "audio_level_average": 40,
-                "notify_joining": False,
-                "permanent": False,
-            }
-            if self.rec_dir:
-                body["rec_dir"] = self.rec_dir
-            try:
-                await self._admin.request(body)
-            except JanusError as exc:
-                if exc.code != 427:  # 427: the room exists (a Janus that outlived us); take it over
-                    raise
-                await self._admin.request({"request": "destroy", "room": info.id, "secret": room.secret})
-                await self._admin.request(body)
-            if client is self._client:
-                room.created = True
+            if room.link is not None and not room.link.available:
+                raise Unavailable("the SFU is not available right now; wait for sfu_restored")
+            for _ in range(MAX_PLACEMENT_TRIES):
+                link = await self._place(room)
+                try:
+                    await self._create(link, room, info)
+                except JanusGone:
+                    continue  # it went away meanwhile (its loss marked it): choose again
+                break
+            else:
+                raise Unavailable("the SFU is not available right now; wait for sfu_restored")
+            if self._placement is not None:
+                # Counted in the Janus's load before anyone else places a room (bounded; never fails the room).
+                await self._placement.placed(info.id, link.url)
             return room
+
+    async def _create(self, link: JanusLink, room: SfuRoom, info: RoomInfo) -> None:
+        client, admin = link.client, link.admin
+        if client is None or admin is None:
+            raise JanusGone("not connected")
+        body: dict[str, Any] = {
+            "request": "create",
+            "room": info.id,
+            "admin_key": link.endpoint.admin_key,
+            "secret": room.secret,
+            "pin": room.pin,
+            "description": info.name[:100],
+            "is_private": True,
+            "require_pvtid": True,
+            "lock_record": True,
+            "publishers": max(2 * info.capacity, 2),
+            "bitrate": 1_500_000,
+            "fir_freq": 10,
+            "audiocodec": "opus",
+            "videocodec": "vp8,h264",
+            "audiolevel_ext": True,
+            "audiolevel_event": True,
+            "audio_active_packets": 50,
+            "audio_level_average": 40,
+            "notify_joining": False,
+            "permanent": False,
+        }
+        if self.rec_dir:
+            body["rec_dir"] = self.rec_dir
+        try:
+            await admin.request(body)
+        except JanusError as exc:
+            if exc.code != 427:  # 427: the room exists (a Janus that outlived us, or a previous owner's); take it over
+                raise
+            await admin.request({"request": "destroy", "room": info.id, "secret": room.secret})
+            await admin.request(body)
+        if link.client is not client or not link.available:
+            raise JanusGone("the SFU went away while the room was created")
+        room.link = link
+        room.created = True
+        room.displaced = False
 
     def room_ended(self, room_id: str) -> None:
         """Nobody is left in the room (or it switched to mesh): drop its feeds quietly and destroy it in Janus."""
@@ -361,14 +591,19 @@ class SfuBridge:
             self._drop_member(member, reason="room_closed", notify=False)
         if room.talking_flush is not None:
             room.talking_flush.cancel()
-        if room.created:
-            self._tasks.spawn(self._destroy(room), name=f"sfu-destroy-{room_id}")
+        if room.created and room.link is not None:
+            self._tasks.spawn(self._destroy(room, room.link), name=f"sfu-destroy-{room_id}")
+        if self._placement is not None:
+            self._tasks.spawn(self._placement.released(room_id), name=f"sfu-released-{room_id}")
+        if not self._losses.get(room_id):
+            self._losses.pop(room_id, None)
 
-    async def _destroy(self, room: SfuRoom) -> None:
-        if self._admin is None or not self.available:
+    @staticmethod
+    async def _destroy(room: SfuRoom, link: JanusLink) -> None:
+        if link.admin is None or not link.available:
             return
         with contextlib.suppress(JanusError):
-            await self._admin.request({"request": "destroy", "room": room.info.id, "secret": room.secret})
+            await link.admin.request({"request": "destroy", "room": room.info.id, "secret": room.secret})
 
     # Members --------------------------------------------------------------------------------------
 
@@ -393,7 +628,7 @@ class SfuBridge:
         self, member: SfuMember, room: SfuRoom, source: Source, display: str
     ) -> tuple[Handle, dict[str, Any]]:
         """A new handle joined to the room as the member's `source` publisher (not publishing yet)."""
-        handle = await self._client_or_fail().attach()
+        handle = await self._client_of(room).attach()
         handle.on_event = lambda event: self._on_publisher_event(member.id, source, handle, event)
         try:
             data, _ = await handle.request(
@@ -446,11 +681,12 @@ class SfuBridge:
         member.layers.clear()
 
     async def _kick(self, room: SfuRoom, member_id: str) -> None:
-        if self._admin is None:
+        admin = room.link.admin if room.link is not None else None
+        if admin is None:
             return
         for source in ("camera", "screen", "interpretation"):
             with contextlib.suppress(JanusError):
-                await self._admin.request(
+                await admin.request(
                     {
                         "request": "kick",
                         "room": room.info.id,
@@ -462,9 +698,10 @@ class SfuBridge:
     async def participants(self, room_id: str) -> list[dict[str, Any]]:
         """Janus's own view of a room (listparticipants), for tests and diagnostics."""
         room = self.rooms.get(room_id)
-        if room is None or not room.created or self._admin is None:
+        admin = room.link.admin if room is not None and room.link is not None else None
+        if room is None or not room.created or admin is None:
             return []
-        data, _ = await self._admin.request({"request": "listparticipants", "room": room_id})
+        data, _ = await admin.request({"request": "listparticipants", "room": room_id})
         return list(data.get("participants", []))
 
     # Publishing -----------------------------------------------------------------------------------
@@ -733,7 +970,7 @@ class SfuBridge:
                 if not target:
                     return Subscription(sdp=None, streams=[], limited=limited)
                 await self._ensure_base(member, room)
-                handle = await self._client_or_fail().attach()
+                handle = await self._client_of(room).attach()
                 handle.on_event = lambda event: self._on_subscriber_event(member_id, handle, event)
                 try:
                     data, jsep = await handle.request(
@@ -892,9 +1129,10 @@ class SfuBridge:
         return member is not None and kind in member.moderated
 
     async def _moderate(self, room: SfuRoom, feed: Feed, kind: str, mute: bool) -> None:
-        if self._admin is None:
+        admin = room.link.admin if room.link is not None else None
+        if admin is None:
             return
-        await self._admin.request(
+        await admin.request(
             {
                 "request": "moderate",
                 "room": room.info.id,

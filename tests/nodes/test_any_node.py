@@ -58,10 +58,9 @@ class Node:
             ROUNDTABLE_FORWARD_KEEPALIVE_S=str(KEEPALIVE_S),
             ROUNDTABLE_ADMIN_TOKEN=ADMIN_TOKEN,
             ROUNDTABLE_SECRET_KEY=SECRET_KEY,
-            ROUNDTABLE_SFU="off",
             # A test reads a socket only when it waits on it: a heartbeat longer than any wait keeps the server
             # from closing a socket that a busy test left unread for a while (a node starting on two loaded cores).
-            **{"ROUNDTABLE_RESUME_GRACE_S": "5", "ROUNDTABLE_WS_HEARTBEAT_S": "60", **extra},
+            **{"ROUNDTABLE_SFU": "off", "ROUNDTABLE_RESUME_GRACE_S": "5", "ROUNDTABLE_WS_HEARTBEAT_S": "60", **extra},
         )
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "server", cwd=ROOT, env=env, stdout=asyncio.subprocess.DEVNULL,
