@@ -685,7 +685,7 @@ class SignalingService:
                 )
             )
             self._attend(member, "join", "resumed")
-            self._arrived(member, room.id)  # a resume in place is no arrival: the requests there still wait
+            self._arrived(member, room.id)  # somewhere new (a resume in place is no arrival: requests there wait)
         self.grants.put(self._grant(member))
         if self.lobby is not None:
             self.lobby.entered(pid, hello.device)
@@ -824,7 +824,7 @@ class SignalingService:
         gone = [m for m in self.members.values() if m.workshop_id == workshop_id]
         for member in gone:
             self._remove(member, reason="removed", close=(CLOSE_REMOVED, "workshop deleted"))
-        self._help.pop(workshop_id, None)
+        self.forget_stage(workshop_id)  # its help requests too; its rows went with it
         return len(gone)
 
     def shutdown(self) -> None:
@@ -1418,8 +1418,8 @@ class SignalingService:
             self._stage_changed(workshop_id)
 
     def forget_stage(self, workshop_id: str) -> None:
-        """This node lost the workshop's lease: what it read back or kept of its stage is the new owner's now (and
-        is read again should the workshop come back here)."""
+        """This node lost the workshop's lease (or the workshop was deleted): what it read back or kept of its stage
+        is the new owner's now (and is read again should the workshop come back here)."""
         self._stage_loads.pop(workshop_id, None)  # a read in flight finds itself forgotten and applies nothing
         for room_id in [r for r, (wid, _s) in self._restored.items() if wid == workshop_id]:
             del self._restored[room_id]
