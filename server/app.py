@@ -72,6 +72,7 @@ from signaling.service import HubPorts, SignalingConfig, SignalingService
 from signaling.session import SessionLimits, serve_websocket
 from signaling.sfu.bridge import SfuBridge
 from signaling.sfu.placement import JanusEndpoint, derived_endpoint
+from signaling.stage_store import PgStageStore
 from signaling.store import PgSignalingStore
 from signaling.turn import turn_credentials
 
@@ -379,6 +380,8 @@ async def _signaling(app: web.Application) -> AsyncIterator[None]:
             app[keys.POOL], node_id=node.info.id, dead_after_s=settings.lease_ttl_s, written_first=store.written
         ),
         interpretation=StoreInterpretation(app[keys.STORE]),
+        # The floor, spotlights and help requests outlive this process too; several nodes: fenced by the lease.
+        stage_store=PgStageStore(app[keys.POOL], fence_of=node.leases.fence if settings.bus_url is not None else None),
     )
     service.start()  # sweeps the places a previous process left that nobody took in time
     await lobby.start()  # the knocks a previous process left pending, before anyone joins
@@ -465,6 +468,7 @@ async def _signaling(app: web.Application) -> AsyncIterator[None]:
             coordinator.disown(workshop_id)
             recordings.abandon_workshop(workshop_id)
             lobby.disown(str(workshop_id))  # its knockers here come back now, to the new owner
+            service.forget_stage(str(workshop_id))  # its floor, spotlights and help requests: the new owner's
 
         def quiet(workshop_id: uuid.UUID) -> bool:
             """Nothing of the workshop runs in this process (PostgreSQL is asked too before the lease goes)."""

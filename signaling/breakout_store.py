@@ -2,8 +2,9 @@
 
 Every write takes the connection of the change (`async with store.transaction() as conn`) so that the coordinator
 writes the change's audit entry in the same transaction; without one it opens its own. The state transitions (open,
-extend, closing, close) also take the workshop owner's `Fence` when several nodes run (docs/scaling.md): a node that
-lost the workshop's lease then changes nothing. Without a fence (one node) they behave as before."""
+extend, closing, close) and the live moves (`set_assignment`, `replace_assignments` of a running plan) also take the
+workshop owner's `Fence` when several nodes run (docs/scaling.md): a node that lost the workshop's lease then changes
+nothing. Without a fence (one node) they behave as before."""
 
 from __future__ import annotations
 
@@ -59,6 +60,7 @@ INSERT INTO breakout_assignments (plan_id, participant_id, room_id) VALUES ($1, 
 ON CONFLICT (plan_id, participant_id) DO UPDATE SET room_id = EXCLUDED.room_id
 """
 DELETE_ASSIGNMENT = "DELETE FROM breakout_assignments WHERE plan_id = $1 AND participant_id = $2"
+PLAN_WORKSHOP = "SELECT workshop_id FROM breakout_plans WHERE id = $1"
 UPDATE_PLAN = f"""
 UPDATE breakout_plans SET name = COALESCE($3, name), strategy = COALESCE($4, strategy), roles = COALESCE($5, roles),
     self_select_cap = CASE WHEN $6 THEN $7 ELSE self_select_cap END,
@@ -253,8 +255,13 @@ class BreakoutStore:
         assignments: Mapping[uuid.UUID, uuid.UUID],
         *,
         conn: asyncpg.Connection | None = None,
+        fence: Fence | None = None,
     ) -> PlanView:
         async with self._tx(conn) as tx:
+            if fence is not None:
+                if fence.workshop_id != workshop_id:
+                    raise ValueError("the fence of another workshop")
+                await fence.check(tx)
             row = await tx.fetchrow(SELECT_PLAN_FOR_UPDATE, plan_id, workshop_id)
             if row is None:
                 raise NotFound("breakout plan not found")
@@ -279,12 +286,24 @@ class BreakoutStore:
         room_id: uuid.UUID | None,
         *,
         conn: asyncpg.Connection | None = None,
+        fence: Fence | None = None,
     ) -> None:
+        """Put one participant into a room of the plan (None: back home). A live move: with several nodes it carries
+        the owner's fence, checked in the same transaction."""
         async with self._tx(conn) as tx:
+            if fence is not None:
+                await self._check(tx, fence, plan_id)
             if room_id is None:
                 await tx.execute(DELETE_ASSIGNMENT, plan_id, participant_id)
             else:
                 await tx.execute(UPSERT_ASSIGNMENT, plan_id, participant_id, room_id)
+
+    @staticmethod
+    async def _check(tx: asyncpg.Connection, fence: Fence, plan_id: uuid.UUID) -> None:
+        """The fence must be the one of the plan's workshop, and still held (signaling.fence)."""
+        if await tx.fetchval(PLAN_WORKSHOP, plan_id) != fence.workshop_id:
+            raise ValueError("the fence of another workshop")
+        await fence.check(tx)
 
     async def _transition(
         self,

@@ -347,8 +347,10 @@ class BreakoutCoordinator:
             fixed = self._fixed(wanted, view.rooms, people)
             rooms = view.room_ids()
             placed = {uuid.UUID(pid): rooms[i] for pid, i in fixed.items()}
+            # A running plan's assignments move people now: the owner's alone (a draft's are anyone's to edit).
+            fence = await self._fence(workshop_id) if view.state in ("open", "closing") else None
             async with self.store.transaction() as conn:
-                view = await self.store.replace_assignments(workshop_id, plan_id, placed, conn=conn)
+                view = await self.store.replace_assignments(workshop_id, plan_id, placed, conn=conn, fence=fence)
                 await self._audit(conn, view, actor, "breakouts.assign", {"count": len(placed), "assignments": placed})
             if view.state in ("open", "closing"):
                 await self._apply(view, reason="reassigned")
@@ -557,8 +559,9 @@ class BreakoutCoordinator:
                         "room_id must be a room of this plan or the participant's home room (plenary)"
                     )
                 target, assigned = home, None
+            fence = await self._fence(workshop_id)
             async with self.store.transaction() as conn:
-                await self.store.set_assignment(plan_id, participant_id, assigned, conn=conn)
+                await self.store.set_assignment(plan_id, participant_id, assigned, conn=conn, fence=fence)
                 await self._audit(
                     conn,
                     view,
@@ -599,8 +602,9 @@ class BreakoutCoordinator:
             else:
                 raise NotFound("no such room in the running breakouts")
             actor = Actor(id=uuid.UUID(member.id), role=member.profile.role, display_name=member.profile.display_name)
+            fence = await self._fence(workshop_id)
             async with self.store.transaction() as conn:
-                await self.store.set_assignment(view.id, uuid.UUID(member.id), assigned, conn=conn)
+                await self.store.set_assignment(view.id, uuid.UUID(member.id), assigned, conn=conn, fence=fence)
                 await self._audit(
                     conn,
                     view,

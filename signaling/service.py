@@ -108,6 +108,7 @@ from signaling.protocol import (
 )
 from signaling.resume_store import InMemoryResumeStore, ResumeGrant, ResumeStore
 from signaling.rooms import Member, Outbox, Profile, Room, is_polite, is_presenter, may_publish
+from signaling.stage_store import InMemoryStageStore, RoomStage, Stage, StageStore, StageWriter
 from signaling.tasks import OwnedTasks
 from signaling.telemetry import NoTelemetry, SignalingTelemetry
 
@@ -347,6 +348,7 @@ class SignalingService:
         ports: HubPorts | None = None,
         resume_store: ResumeStore | None = None,
         interpretation: InterpretationPort | None = None,
+        stage_store: StageStore | None = None,
     ) -> None:
         self.directory = directory
         self.ports = ports if ports is not None else HubPorts()
@@ -381,6 +383,14 @@ class SignalingService:
         self.resume_store: ResumeStore = resume_store if resume_store is not None else InMemoryResumeStore(self.clock)
         self.grants = GrantWriter(self.resume_store, grace_s=config.resume_grace_s)
         self._resuming: set[str] = set()
+        # The floor, spotlights and help requests of each workshop, written in the background so that a new owner
+        # (or this node restarted) reads them back (signaling/stage_store.py); read once per workshop (`_load_stage`),
+        # the rooms not live yet keep what was read until they are (`_restored`), and what was read about people not
+        # back yet ends with their resume grant (`_stage_expiry`).
+        self.stage = StageWriter(stage_store if stage_store is not None else InMemoryStageStore())
+        self._stage_loads: dict[str, asyncio.Task[None]] = {}
+        self._restored: dict[str, tuple[str, RoomStage]] = {}
+        self._stage_expiry: dict[tuple[str, str], asyncio.TimerHandle] = {}
         if sfu is not None:
             sfu.bind(self)
         self.lobby = lobby
@@ -460,6 +470,8 @@ class SignalingService:
         for _attempt in range(JOIN_READ_ATTEMPTS):
             identity = await self.directory.authenticate(hello.token)
             pid = identity.participant_id
+            # Before any grant is taken: what is read back keeps the entries of those whose grant holds.
+            await self._load_stage(identity.workshop_id)
             existing = self.members.get(pid)
             if existing is not None and hello.resume and self._resume_matches(existing, hello.resume):
                 # Chat sent while the socket was down: the recent history comes again (clients dedupe by id).
@@ -530,7 +542,7 @@ class SignalingService:
             self._remove(replaced, reason="replaced", close=(CLOSE_REPLACED, "replaced by a newer connection"))
         room = self.rooms.get(room_info.id)
         if room is None:
-            room = self.rooms[room_info.id] = Room(info=room_info)
+            room = self._open_room(room_info)
             # Nobody could chat in the room between the read above and now: the history is complete.
             if self.config.chat_history > 0:
                 self._chat[room.id] = deque(history, maxlen=self.config.chat_history)
@@ -632,7 +644,7 @@ class SignalingService:
             self._remove(replaced, reason="replaced", close=(CLOSE_REPLACED, "replaced by a newer connection"))
         room = self.rooms.get(room_info.id)
         if room is None:
-            room = self.rooms[room_info.id] = Room(info=room_info)
+            room = self._open_room(room_info)
             if self.config.chat_history > 0:
                 self._chat[room.id] = deque(history, maxlen=self.config.chat_history)
         member = Member(
@@ -673,8 +685,8 @@ class SignalingService:
                 )
             )
             self._attend(member, "join", "resumed")
+            self._arrived(member, room.id)  # somewhere new (a resume in place is no arrival: requests there wait)
         self.grants.put(self._grant(member))
-        self._arrived(member, room.id)
         if self.lobby is not None:
             self.lobby.entered(pid, hello.device)
         self._maybe_grow_to_sfu(room)
@@ -777,6 +789,9 @@ class SignalingService:
         if room is not None and room.members.get(member.id) is member:
             del room.members[member.id]
             self._end_spotlight_of(room, member)
+            if reason != "replaced" and member.id in room.floor:  # gone for good: the floor is not kept for them
+                room.floor.discard(member.id)
+                self._stage_changed(member.workshop_id)
             if self.sfu is not None:
                 self.sfu.member_left(member.id, reason, kick=reason == "removed")
             if not member.hidden:
@@ -809,7 +824,7 @@ class SignalingService:
         gone = [m for m in self.members.values() if m.workshop_id == workshop_id]
         for member in gone:
             self._remove(member, reason="removed", close=(CLOSE_REMOVED, "workshop deleted"))
-        self._help.pop(workshop_id, None)
+        self.forget_stage(workshop_id)  # its help requests too; its rows went with it
         return len(gone)
 
     def shutdown(self) -> None:
@@ -818,6 +833,9 @@ class SignalingService:
         server once it is up again or to another node. Nobody's leave is recorded. Without a resume grace period
         (or for hidden members, the recorder) the sessions close with 1001 and the leaves are recorded."""
         self._closed = True
+        for handle in self._stage_expiry.values():
+            handle.cancel()
+        self._stage_expiry.clear()
         if self.lobby is not None:
             self.lobby.shutdown()
         drained_at = self.clock.now()
@@ -905,7 +923,7 @@ class SignalingService:
         self._attend(member, "leave", "moved")
         room = self.rooms.get(target.id)
         if room is None:
-            room = self.rooms[target.id] = Room(info=target)
+            room = self._open_room(target)
         member.room_id = room.id
         member.may_publish = may_publish(member.profile.role, room.info, member.id in room.floor)
         room.members[member.id] = member
@@ -937,8 +955,10 @@ class SignalingService:
         self._maybe_grow_to_sfu(room)
 
     def _forget_room(self, room_id: str) -> None:
-        self.rooms.pop(room_id, None)
+        room = self.rooms.pop(room_id, None)
         self._chat.pop(room_id, None)
+        if room is not None and (room.floor or room.spotlight):
+            self._stage_changed(room.info.workshop_id)
         if self.sfu is not None:
             self.sfu.room_ended(room_id)
 
@@ -1013,6 +1033,7 @@ class SignalingService:
     async def drain_tasks(self) -> None:
         await self._tasks.cancel_all()
         await self.grants.close()  # after shutdown: the drained places are written before the pool closes
+        await self.stage.close()  # and the last stages, as they were before the drain
 
     # The SFU --------------------------------------------------------------------------------------
 
@@ -1096,6 +1117,7 @@ class SignalingService:
             room.floor.add(target.id)
         else:
             room.floor.discard(target.id)
+        self._stage_changed(workshop_id)
         if target.outbox is not None:
             target.outbox.send(encode(Floor(granted=granted, by=by)))
         self._refresh_may_publish(room)
@@ -1275,6 +1297,7 @@ class SignalingService:
             if self.rooms.get(room.id) is not room:
                 raise NotFound("your room has closed")
             room.spotlight = message.peer_id
+            self._stage_changed(room.info.workshop_id)
             by = Sender(id=member.id, display_name=member.profile.display_name)
             self.send_to_room(room.id, Spotlight(peer_id=message.peer_id, by=by))
         self._ack(member, message.request_id)
@@ -1282,7 +1305,127 @@ class SignalingService:
     def _end_spotlight_of(self, room: Room, member: Member) -> None:
         if room.spotlight == member.id:
             room.spotlight = None
+            self._stage_changed(room.info.workshop_id)
             self.send_to_room(room.id, Spotlight(peer_id=None, by=Sender(id=None, display_name="")))
+
+    # The stage in PostgreSQL: it outlives this process (signaling/stage_store.py) ---------------------
+
+    async def _load_stage(self, workshop_id: str) -> None:
+        """Read the workshop's stage back once, before its first member here comes in (a previous owner's, or this
+        node's before a restart); concurrent joins wait for the same read."""
+        loading = self._stage_loads.get(workshop_id)
+        if loading is None:
+            loading = asyncio.get_running_loop().create_task(self._read_stage(workshop_id), name="stage-load")
+            self._stage_loads[workshop_id] = loading
+            loading.add_done_callback(lambda task: self._stage_read(workshop_id, task))
+        if loading.done() and not loading.cancelled() and loading.exception() is None:
+            return
+        try:
+            await asyncio.shield(loading)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            raise Unavailable("the room's stage could not be read; try again") from exc
+
+    def _stage_read(self, workshop_id: str, task: asyncio.Task[None]) -> None:
+        # The exception is retrieved here; after a failure, the next join reads again.
+        failed = task.cancelled() or task.exception() is not None
+        if failed and self._stage_loads.get(workshop_id) is task:
+            del self._stage_loads[workshop_id]
+
+    async def _read_stage(self, workshop_id: str) -> None:
+        stage = await self.stage.store.load(workshop_id)
+        if self._stage_loads.get(workshop_id) is not asyncio.current_task():
+            return  # forgotten meanwhile (the lease was lost)
+        for restored in stage.rooms:
+            live = self.rooms.get(restored.room_id)
+            if live is None:
+                self._restored[restored.room_id] = (workshop_id, restored)
+            else:  # opened without the read (a recorder): what was read joins what is there
+                live.floor |= restored.floor
+                live.spotlight = live.spotlight or restored.spotlight
+        waiting = self._help.setdefault(workshop_id, {})
+        for request in stage.help:
+            waiting.setdefault(request.participant_id, request)
+        if not waiting:
+            del self._help[workshop_id]
+        loop = asyncio.get_running_loop()
+        for pid, left_s in stage.left_s.items():
+            if left_s is not None:
+                key = (workshop_id, pid)
+                old = self._stage_expiry.pop(key, None)
+                if old is not None:
+                    old.cancel()
+                self._stage_expiry[key] = loop.call_later(max(0.0, left_s), self._expire_stage, workshop_id, pid)
+        if stage.rooms or stage.help:
+            log.info(
+                "stage of workshop %s read back: %d room(s), %d help request(s)",
+                workshop_id,
+                len(stage.rooms),
+                len(stage.help),
+                extra={"workshop_id": workshop_id},
+            )
+
+    def _open_room(self, info: RoomInfo) -> Room:
+        """A room comes to life here: with the floor and spotlight read back for it, if any."""
+        room = self.rooms[info.id] = Room(info=info)
+        restored = self._restored.pop(info.id, None)
+        if restored is not None:
+            room.floor = set(restored[1].floor)
+            room.spotlight = restored[1].spotlight
+        return room
+
+    def _stage_changed(self, workshop_id: str) -> None:
+        """The workshop's floor, a spotlight or its help requests changed: write its whole stage, in the background.
+        Never before it was read back (that would erase it), never while draining (the drain empties the rooms)."""
+        if self._closed or workshop_id not in self._stage_loads:
+            return
+        rooms = [
+            RoomStage(r.id, frozenset(r.floor), r.spotlight)
+            for r in self.rooms.values()
+            if r.info.workshop_id == workshop_id and (r.floor or r.spotlight)
+        ]
+        rooms += [restored for wid, restored in self._restored.values() if wid == workshop_id]
+        self.stage.put(Stage(workshop_id, tuple(rooms), tuple(self.help_requests(workshop_id))))
+
+    def _expire_stage(self, workshop_id: str, pid: str) -> None:
+        """The resume grant of someone whose stage entries were read back ran out: unless they came back, the floor,
+        spotlight and help request they had end."""
+        self._stage_expiry.pop((workshop_id, pid), None)
+        changed = False
+        for room_id, (wid, restored) in list(self._restored.items()):
+            if wid == workshop_id and (pid in restored.floor or restored.spotlight == pid):
+                kept = RoomStage(
+                    room_id, restored.floor - {pid}, None if restored.spotlight == pid else restored.spotlight
+                )
+                if kept.floor or kept.spotlight:
+                    self._restored[room_id] = (wid, kept)
+                else:
+                    del self._restored[room_id]
+                changed = True
+        member = self.members.get(pid)
+        if member is None or member.workshop_id != workshop_id:
+            for room in [r for r in self.rooms.values() if r.info.workshop_id == workshop_id]:
+                if pid in room.floor:
+                    room.floor.discard(pid)
+                    changed = True
+                if room.spotlight == pid:
+                    room.spotlight = None
+                    self.send_to_room(room.id, Spotlight(peer_id=None, by=Sender(id=None, display_name="")))
+                    changed = True
+            self._settle_help(workshop_id, "left", asker=pid)
+        if changed:
+            self._stage_changed(workshop_id)
+
+    def forget_stage(self, workshop_id: str) -> None:
+        """This node lost the workshop's lease (or the workshop was deleted): what it read back or kept of its stage
+        is the new owner's now (and is read again should the workshop come back here)."""
+        self._stage_loads.pop(workshop_id, None)  # a read in flight finds itself forgotten and applies nothing
+        for room_id in [r for r, (wid, _s) in self._restored.items() if wid == workshop_id]:
+            del self._restored[room_id]
+        for key in [k for k in self._stage_expiry if k[0] == workshop_id]:
+            self._stage_expiry.pop(key).cancel()
+        self._help.pop(workshop_id, None)
 
     def react(self, member: Member, message: React) -> None:
         """An emoji over the sender's tile for the room; about one a second per person."""
@@ -1525,7 +1668,7 @@ class SignalingService:
         member.hidden = True
         room = self.rooms.get(room_info.id)
         if room is None:
-            room = self.rooms[room_info.id] = Room(info=room_info)
+            room = self._open_room(room_info)
         member.room_id = room.id
         room.members[member.id] = member
         self.members[member.id] = member
@@ -1586,6 +1729,7 @@ class SignalingService:
                 at=now,
             )
             waiting[member.id] = request
+            self._stage_changed(member.workshop_id)
             self.send_to_workshop(member.workshop_id, request, roles=MODERATOR_ROLES)
         self._ack(member, message.request_id)
 
@@ -1623,6 +1767,7 @@ class SignalingService:
         for pid, request in list(waiting.items()):
             if (asker is None or pid == asker) and (room_id is None or request.room_id == room_id):
                 del waiting[pid]
+                self._stage_changed(workshop_id)
                 handled = HelpHandled(participant_id=pid, room_id=request.room_id, reason=reason, by=by)
                 self.send_to_workshop(workshop_id, handled, roles=MODERATOR_ROLES)
         if not waiting:
