@@ -51,6 +51,13 @@ def test_the_least_loaded_janus_is_chosen_dead_ones_are_skipped_and_ties_keep_th
     assert choose([], never) is None
 
 
+def test_a_room_goes_back_to_the_janus_it_already_lives_on_unless_that_one_is_dead() -> None:
+    home, ext = "ws://home:8188", "ws://ext:8188"
+    lives_on_ext = [endpoint(home, 0), Candidate(JanusEndpoint(ext, "s", "k"), 40, previous=True)]
+    assert choose(lives_on_ext, lambda url: False).url == ext  # a new owner takes the room over where it is
+    assert choose(lives_on_ext, lambda url: url == ext).url == home  # gone: the least loaded of the others
+
+
 def test_the_secrets_of_a_nodes_janus_follow_from_the_shared_key_and_its_url_alone() -> None:
     one = derived_endpoint(SECRET_KEY, "ws://127.0.0.1:4000")
     assert one == derived_endpoint(SECRET_KEY, "ws://127.0.0.1:4000")  # what every node computes
@@ -103,10 +110,21 @@ async def test_the_load_of_each_janus_counts_the_rooms_of_live_nodes_only(databa
             Candidate(ext, 1),
             Candidate(JanusEndpoint("ws://n2:1", "d", "d"), 2),
         ]
-        await n2.placed("r1", "ws://ext:1")  # a new owner placed r1 again: it moved
+        # A room weighs one plus its members, as its owner counts them (another node's rows are not its own).
+        await n1.occupancy({"r1": 30, "r2": 4, "r3": 99})
+        await n2.occupancy({"r3": 2})
+        assert [c.load for c in await n1.candidates()] == [0, 1 + 4, (1 + 30) + (1 + 2)]
+        # The Janus a room already lives on is marked, whoever placed it (a new owner takes it over there).
+        assert [c.previous for c in await n2.candidates("r2")] == [False]  # n2 knows only its own Janus
+        assert [c.previous for c in await n1.candidates("r2")] == [False, True, False]
+        assert [c.previous for c in await n1.candidates("r1")] == [False, False, True]
+        assert not any(c.previous for c in await n1.candidates("nowhere"))
+        await n2.placed("r1", "ws://ext:1")  # a new owner placed r1 again: it moved, with no member yet
         await n1.released("r1")  # the old owner's release does not touch the new owner's row
+        await n1.occupancy({"r1": 7})  # nor does its count
+        assert [c.load for c in await n1.candidates()] == [0, (1 + 4) + 1, 1 + 2]
         await n2.release_all()
-        assert [c.load for c in await n1.candidates()] == [0, 1, 0]
+        assert [c.load for c in await n1.candidates()] == [0, 1 + 4, 0]
         # Without nodes_janus (one node with SFU_URLS), only the configured Janus are candidates.
         assert [c.endpoint.url for c in await n2.candidates()] == ["ws://n2:1"]
     finally:
@@ -317,6 +335,9 @@ async def test_a_janus_that_goes_away_takes_only_its_rooms_which_are_placed_agai
         await ben.publish(colour=BLUE, hz=660)
         assert await placed_on(database_url, room) == on_b
         await both_see(ana, ben, RED, BLUE)
+        # A feed's id follows from its member and source, so it is the same once published again (read now: the
+        # peers publish again in the background after sfu_restored, and `published` is empty meanwhile).
+        ana_feed, ben_feed = ana.published["camera"].feed_id, ben.published["camera"].feed_id
 
         # b's Janus dies: the owner (a) places the room again, on its own Janus, and its members renegotiate
         # (sfu_unavailable, then sfu_restored: they publish and subscribe again, as when one Janus restarts).
@@ -327,7 +348,6 @@ async def test_a_janus_that_goes_away_takes_only_its_rooms_which_are_placed_agai
         await a.logs(f"SFU room {room} placed on {on_a}", after=mark)
         assert await placed_on(database_url, room) == on_a
         assert await janus_has_room(on_a, room)
-        ana_feed, ben_feed = ana.published["camera"].feed_id, ben.published["camera"].feed_id
         await ana.wait_until(lambda: ana.sees(ben_feed, BLUE) and ana.hears(ben_feed), "ben again, through a's Janus")
         await ben.wait_until(lambda: ben.sees(ana_feed, RED) and ben.hears(ana_feed), "ana again, through a's Janus")
         # The room on a's Janus never noticed.
