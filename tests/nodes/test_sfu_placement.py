@@ -7,6 +7,7 @@ tested on its own, and the load as PostgreSQL gives it."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 from collections.abc import AsyncIterator
@@ -30,7 +31,7 @@ from tests.sfu.peer import BLUE, RED, SfuPeer
 from tests.sfu.test_recording import more_video
 from tests.signaling.client import SignalClient
 
-RTP_PORTS = {"a": "21000-21099", "b": "21100-21199"}
+RTP_PORTS = {"a": "21000-21099", "b": "21100-21199", "c": "21200-21299"}
 
 
 def endpoint(url: str, load: int = 0) -> Candidate:
@@ -155,9 +156,25 @@ async def janus_nodes(
     media_address: str, database_url: str, bus_url: str, tmp_path: Path
 ) -> AsyncIterator[dict[str, Node]]:
     """Nodes a and b, each with its embedded Janus, one recordings directory for both."""
+    async with janus_cluster(("a", "b"), media_address, database_url, bus_url, tmp_path) as started:
+        yield started
+
+
+@pytest.fixture
+async def three_janus_nodes(
+    media_address: str, database_url: str, bus_url: str, tmp_path: Path
+) -> AsyncIterator[dict[str, Node]]:
+    async with janus_cluster(("a", "b", "c"), media_address, database_url, bus_url, tmp_path) as started:
+        yield started
+
+
+@contextlib.asynccontextmanager
+async def janus_cluster(
+    names: tuple[str, ...], media_address: str, database_url: str, bus_url: str, tmp_path: Path
+) -> AsyncIterator[dict[str, Node]]:
     started: dict[str, Node] = {}
     try:
-        for name in ("a", "b"):
+        for name in names:
             started[name] = await Node.start(
                 name,
                 database_url,
@@ -361,3 +378,64 @@ async def test_a_janus_that_goes_away_takes_only_its_rooms_which_are_placed_agai
         await ana.close()
         await ben.close()
         await olga.close()
+
+
+@pytest.mark.slow
+async def test_a_new_owner_takes_over_the_room_a_dead_owner_left_on_another_nodes_janus_instead_of_leaving_it_empty(
+    three_janus_nodes: dict[str, Node], database_url: str, http: aiohttp.ClientSession
+) -> None:
+    a, b, c = (three_janus_nodes[n] for n in "abc")
+    janus = await janus_of(database_url)
+    on_a, on_b, on_c = (janus[port_of(n)] for n in (a, b, c))
+    # A room on a's Janus and one on c's (each its owner's own, on a tie): b's is the least loaded.
+    _w1, t1 = await new_workshop(http, a, "olga")
+    olga, _ = await room_opened(http, a, t1["olga"])
+    _w3, t3 = await new_workshop(http, c, "pat")
+    pat, pats_room = await room_opened(http, c, t3["pat"])
+    assert await placed_on(database_url, pats_room) == on_c
+    # A workshop owned by a (eva's session came first), whose members are forwarded through c: its room goes to b's.
+    _w2, t2 = await new_workshop(http, a, "eva", "ana", "ben")
+    eva = SignalClient(await http.ws_connect(f"{a.url}/ws"))
+    await eva.send({"type": "hello", "protocol": [1], "token": t2["eva"]})
+    eva.welcome = await eva.wait_for("welcome", WAIT_S)
+    room = eva.welcome["room"]["id"]
+    ana = SfuPeer(NodeClient(http, c), t2["ana"], "ana")  # type: ignore[arg-type]
+    ben = SfuPeer(NodeClient(http, c), t2["ben"], "ben")  # type: ignore[arg-type]
+    peers = [ana, ben]
+    try:
+        await ana.start()
+        await ben.start()
+        await ana.publish(colour=RED, hz=440)
+        await ben.publish(colour=BLUE, hz=660)
+        assert await placed_on(database_url, room) == on_b
+        # c's Janus is idle again: with the load alone, c would now keep the room on its own Janus.
+        await pat.close()
+        await wait_placed(database_url, pats_room, None)
+
+        await a.kill()  # a's Janus dies with it; the room stays on b's, with a's row (which no longer counts)
+        for peer in peers:
+            await peer.close()
+        ana = SfuPeer(NodeClient(http, c), t2["ana"], "ana")  # type: ignore[arg-type]
+        ben = SfuPeer(NodeClient(http, c), t2["ben"], "ben")  # type: ignore[arg-type]
+        peers = [ana, ben]
+        await ana.start()  # c takes the workshop over once a's lease lapsed
+        await ben.start()
+        await ana.publish(colour=RED, hz=440)
+        await ben.publish(colour=BLUE, hz=660)
+        # c made the room again where it lived (Janus's 427: destroyed with its derived secret, created again).
+        assert await placed_on(database_url, room) == on_b
+        await c.logs(f"SFU room {room} placed on {on_b}")
+        assert await janus_has_room(on_b, room) and not await janus_has_room(on_c, room)
+        await both_see(ana, ben, RED, BLUE)
+    finally:
+        for peer in peers:
+            await peer.close()
+        await olga.close()
+        await eva.close()
+
+
+async def wait_placed(database_url: str, room_id: str, url: str | None) -> None:
+    """Until the room's placement is `url` (None: released), polled within WAIT_S (written in the background)."""
+    async with asyncio.timeout(WAIT_S):
+        while await placed_on(database_url, room_id) != url:
+            await asyncio.sleep(0.1)  # pacing a poll of PostgreSQL, not synchronisation
