@@ -117,9 +117,10 @@ class Placement:
         self._sub = await self.node.bus.subscribe(adopt_subject(self._me), self._on_adopt)
 
     async def close(self) -> None:
-        if self._sub is not None:
+        sub, self._sub = self._sub, None
+        if sub is not None:
             with contextlib.suppress(BusUnavailable):
-                await self._sub.unsubscribe()
+                await sub.unsubscribe()
         await self._tasks.cancel_all()
 
     def mine(self) -> NodeLoad:
