@@ -61,6 +61,7 @@ class NodeLoad:
     sessions: int
     workshops: int
     max_workshops: int | None = None
+    draining: bool = False
 
     @property
     def load(self) -> int:
@@ -71,17 +72,21 @@ class NodeLoad:
         """At or over its soft limit: it takes no new workshop."""
         return self.max_workshops is not None and self.workshops >= self.max_workshops
 
+    @property
+    def accepting(self) -> bool:
+        return not self.full and not self.draining
+
 
 def choose(me: NodeLoad, others: Sequence[NodeLoad], *, margin: int) -> str | None:
     """The node to hand a new workshop to, or None to take it here.
 
     The lightest other node that is not full (ties: the smaller id) when it is lighter than this one by at least
-    `margin`, or whenever this node is full; None when no other node may take it."""
-    candidates = [o for o in others if o.node_id != me.node_id and not o.full]
+    `margin`, or whenever this node is full or draining; None when no other node may take it."""
+    candidates = [o for o in others if o.node_id != me.node_id and o.accepting]
     if not candidates:
         return None
     best = min(candidates, key=lambda o: (o.load, o.node_id))
-    if me.full or best.load <= me.load - margin:
+    if not me.accepting or best.load <= me.load - margin:
         return best.node_id
     return None
 
@@ -125,13 +130,15 @@ class Placement:
 
     def mine(self) -> NodeLoad:
         keeper = self.node.leases
-        return NodeLoad(self._me, self.sessions(), len(keeper.held()), self.node.info.max_workshops)
+        return NodeLoad(
+            self._me, self.sessions(), len(keeper.held()), self.node.info.max_workshops, draining=keeper.draining
+        )
 
     async def loads(self) -> list[NodeLoad]:
         """The other nodes that may adopt a workshop, with their published loads."""
         keeper = self.node.leases
         rows = await keeper.pool.fetch(LOADS, self._me, keeper.ttl_s)
-        return [NodeLoad(r["id"], r["sessions"], r["workshops"], r["max_workshops"]) for r in rows]
+        return [NodeLoad(r["id"], r["sessions"], r["workshops"], r["max_workshops"]) for r in rows]  # none draining
 
     # Asking ---------------------------------------------------------------------------------------
 

@@ -40,13 +40,16 @@ def test_equal_loads_keep_the_workshop_here_and_ties_between_others_go_to_the_sm
     assert choose(NodeLoad("a", 5, 0), [], margin=1) is None  # alone
 
 
-def test_a_node_at_its_soft_limit_is_never_chosen_and_hands_every_workshop_away() -> None:
+def test_a_node_at_its_soft_limit_or_draining_is_never_chosen_and_hands_every_workshop_away() -> None:
     full = NodeLoad("b", sessions=0, workshops=2, max_workshops=2)
     assert choose(NodeLoad("a", 40, 3), [full, NodeLoad("c", 60, 3)], margin=10) is None  # c is heavier than a
     assert choose(NodeLoad("a", 40, 3), [full, NodeLoad("c", 30, 3)], margin=10) == "c"
     me_full = NodeLoad("a", 0, 1, max_workshops=1)
     assert choose(me_full, [NodeLoad("c", 50, 4)], margin=10) == "c"  # heavier, but a takes no more
     assert choose(me_full, [full], margin=10) is None  # nobody else can: taken here after all
+    leaving = NodeLoad("a", 0, 0, draining=True)
+    assert choose(leaving, [NodeLoad("c", 50, 4)], margin=10) == "c"  # a draining node hands everything on
+    assert choose(NodeLoad("a", 50, 4), [NodeLoad("b", 0, 0, draining=True)], margin=10) is None
 
 
 # Two nodes' placements on the real PostgreSQL ------------------------------------------------------------------
