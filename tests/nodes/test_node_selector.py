@@ -293,3 +293,21 @@ async def test_a_margin_larger_than_the_difference_keeps_every_workshop_where_it
             await pair(http, a, b, tokens)
         assert [await n.leases(http) for n in (a, b, c)] == [3, 0, 0]
         assert "handed to node" not in a.log()
+
+
+async def test_a_node_at_its_soft_limit_hands_new_workshops_away_and_takes_one_when_everyone_is_full(
+    database_url: str, bus_url: str, tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    # A margin nobody reaches: only the soft limit moves a workshop.
+    limits = {"ROUNDTABLE_NODE_LOAD_MARGIN": "1000", "ROUNDTABLE_NODE_MAX_WORKSHOPS": "1"}
+    async with three_nodes(database_url, bus_url, tmp_path, **limits) as (a, b, c):
+        ids = {n.name: await node_id(http, n) for n in (a, b, c)}
+        holders = []
+        for _ in range(4):
+            wid, tokens = await new_workshop(http, a, "x", "y")
+            await pair(http, a, b, tokens)
+            holders.append(await holder(database_url, wid))
+        assert holders[0] == ids["a"]  # a was under its limit
+        assert set(holders[1:3]) == {ids["b"], ids["c"]}  # a full: to the others, until they are full too
+        assert holders[3] == ids["a"]  # everyone full: the node it landed on takes it after all
+        assert [await n.leases(http) for n in (a, b, c)] == [2, 1, 1]
