@@ -186,6 +186,9 @@ async def janus_cluster(
                 ROUNDTABLE_SFU_RTP_PORTS=RTP_PORTS[name],
                 ROUNDTABLE_MESH_MAX="0",
                 ROUNDTABLE_RECORDINGS_DIR=str(tmp_path / "recordings"),
+                # These tests choose which node owns each workshop (where its first session lands), to place its
+                # rooms on one Janus or the other: no workshop is handed to the least loaded node here.
+                ROUNDTABLE_NODE_LOAD_MARGIN="1000000",
             )
             await started[name].logs("connected to the SFU at")
         yield started
