@@ -47,7 +47,7 @@ from server.join_cache_bus import SharedForgets
 from server.logs import SESSION_ID, echo_session_id, log_context_middleware
 from server.metrics import METRICS, install_metrics, metrics_middleware
 from server.migrate import migrate
-from server.node_selector import Placement
+from server.node_selector import Placement, hand_over
 from server.nodes import node_context
 from server.packages import find_or_install
 from server.records_store import RecordsStore
@@ -559,6 +559,9 @@ async def _signaling(app: web.Application) -> AsyncIterator[None]:
         await service.drain_tasks()
         if keys.SFU in app:
             await app[keys.SFU].end_rooms()  # before the node gives its leases back (node_context)
+        if placement is not None:
+            # Every place is a grant in PostgreSQL now: hand the workshops over (docs/scaling.md, "Drain").
+            await hand_over(node, placement)
         if router is not None:
             await router.close()
         if bus_commands is not None:

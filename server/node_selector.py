@@ -219,3 +219,31 @@ class Placement:
             log.info("adopting workshop %s refused: %s", workshop_id, reason, extra={"workshop_id": str(workshop_id)})
         with contextlib.suppress(BusUnavailable):
             await self.node.bus.reply(message, json.dumps(answer).encode())
+
+
+HAND_OVER_S = 3.0  # the bound of a drain's handover: a node that does not answer in time leaves the workshop free
+
+
+async def hand_over(node: Node, placement: Placement, *, within_s: float = HAND_OVER_S) -> list[str | None]:
+    """A draining node gives every workshop it holds back and offers each to the least loaded other node at once,
+    so that its breakout timers, knocks and stage run again there before (or whether or not) its clients return;
+    a workshop nobody adopts in time is free, and the first session or call anywhere takes it. Called once every
+    place is a grant in PostgreSQL and the node's SFU rooms are gone. Returns who adopted each (None: nobody)."""
+    keeper = node.leases
+    held = list(keeper.held())
+    try:
+        await keeper.drain()  # draining from now on: this node adopts nothing and hands everything away
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        log.warning("the drain could not give its leases back (%s): they lapse on their own", exc)
+        return [None] * len(held)
+    if not held:
+        return []
+    try:
+        async with asyncio.timeout(within_s):
+            adopted = await asyncio.gather(*(placement.place(w) for w in held), return_exceptions=True)
+    except TimeoutError:
+        log.warning("drain: not every workshop was adopted within %.1f s; the rest are free", within_s)
+        return [None] * len(held)
+    result = [a if isinstance(a, str) else None for a in adopted]
+    log.info("drain: %d of %d workshop(s) handed over", sum(a is not None for a in result), len(held))
+    return result
