@@ -116,7 +116,7 @@ class Recording(BaseModel):
     continues: uuid.UUID | None = Field(
         None,
         description="A continuation (docs/recordings.md#continuation-after-a-failover): the recording it continues, "
-        "which a failover or a drain ended (partial); started by the server (`started_by` null).",
+        "which a failover (partial) or a drain ended; started by the server (`started_by` null).",
     )
     continued_by: uuid.UUID | None = Field(
         None,
