@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -84,6 +85,8 @@ async def _recorded_then_continued(
     end_owner: Callable[[Node], Awaitable[object]],
     *,
     killed: bool,
+    after_takeover: Callable[[Node], Awaitable[None]] | None = None,
+    resumed: bool = True,
 ) -> None:
     """The scenario: `nodes[0]` owns the workshop, ana (consents) comes through nodes[1], ben (declines) through the
     last; the owner is ended by `end_owner`; they come back through the other of the survivors."""
@@ -111,11 +114,13 @@ async def _recorded_then_continued(
         await end_owner(owner)
         # Back through the other survivor each (edges that never owned the workshop): one of them takes it over.
         welcomes = await asyncio.gather(ana.come_back(last), ben.come_back(first))
-        assert all(w["resumed"] for w in welcomes)
+        assert all(w["resumed"] is resumed for w in welcomes)
         statuses = [await p.continuation_of(old_id, w) for p, w in zip((ana, ben), welcomes, strict=True)]
         new_id = statuses[0]["recording_id"]
         assert new_id != old_id and statuses[1]["recording_id"] == new_id
         assert statuses[0]["consent_mode"] == "explicit"  # the workshop's, as the recording it continues
+        if after_takeover is not None:
+            await after_takeover(owner)
 
         # Ana's yes carried over: she sends to the new recorder without being asked. Ben's no too: refused.
         await ana.send_media(statuses[0]["recorder_peer_id"])
@@ -192,3 +197,30 @@ async def test_a_drained_owners_recording_is_continued_by_the_node_that_takes_it
 
     async with three_nodes(database_url, bus_url, tmp_path, **shared) as nodes:
         await _recorded_then_continued(http, database_url, nodes, drain, killed=False)
+
+
+@pytest.mark.slow
+async def test_an_owner_paused_past_its_lease_is_continued_by_the_new_owner_and_starts_nothing_when_it_wakes(
+    database_url: str, bus_url: str, tmp_path: Path, http: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loopback_ice(monkeypatch)
+    shared = {"ROUNDTABLE_RECORDINGS_DIR": str(tmp_path / "recordings"), "ROUNDTABLE_ICE_HOST_ADDRESSES": "127.0.0.1"}
+
+    async def pause(owner: Node) -> None:
+        owner.server.proc.send_signal(signal.SIGSTOP)
+
+    async def wake(owner: Node) -> None:
+        # Awake, it finds the lease gone and ends its recorder; the recording is finalised and continued already.
+        seen = len(owner.server.output)
+        owner.server.proc.send_signal(signal.SIGCONT)
+        await owner.logs("ended here: the lease of workshop", after=seen)
+
+    async with three_nodes(database_url, bus_url, tmp_path, **shared) as nodes:
+        try:
+            # (A paused owner's places are not taken while it may still be alive: its members come back as new, as
+            # tests/nodes/test_any_node.py's paused owner test shows; their answers carry over all the same.)
+            await _recorded_then_continued(
+                http, database_url, nodes, pause, killed=True, after_takeover=wake, resumed=False
+            )
+        finally:
+            nodes[0].server.proc.send_signal(signal.SIGCONT)
