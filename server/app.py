@@ -47,6 +47,7 @@ from server.join_cache_bus import SharedForgets
 from server.logs import SESSION_ID, echo_session_id, log_context_middleware
 from server.metrics import METRICS, install_metrics, metrics_middleware
 from server.migrate import migrate
+from server.node_selector import Placement
 from server.nodes import node_context
 from server.packages import find_or_install
 from server.records_store import RecordsStore
@@ -395,6 +396,7 @@ async def _signaling(app: web.Application) -> AsyncIterator[None]:
     app[keys.COMMANDS] = local_commands
     bus_commands: BusRoomCommands | None = None
     router: Router | None = None
+    placement: Placement | None = None
     if settings.bus_url is not None:
         # Several nodes: commands go to the workshop's owner, and sockets are served by it (docs/scaling.md).
         node = app[keys.NODE]
@@ -402,6 +404,9 @@ async def _signaling(app: web.Application) -> AsyncIterator[None]:
         await bus_commands.start()
         app[keys.COMMANDS] = bus_commands
         router = Router(node, service, app[SESSION_LIMITS], app[keys.AUTH], keepalive_s=settings.forward_keepalive_s)
+        # A workshop nobody holds goes to the least loaded node (server/node_selector.py), which the beat publishes.
+        placement = router.placement = Placement(node, sessions=router.sessions, margin=settings.node_load_margin)
+        node.leases.sessions = router.sessions
         await router.start()
         app[ROUTER] = router
     app[keys.LOBBY] = lobby
@@ -425,7 +430,9 @@ async def _signaling(app: web.Application) -> AsyncIterator[None]:
     app[keys.BREAKOUT_ACTIONS] = coordinator
     bus_breakouts: BusBreakoutActions | None = None
     if settings.bus_url is not None:
-        bus_breakouts = BusBreakoutActions(coordinator, breakout_store, app[keys.NODE])
+        bus_breakouts = BusBreakoutActions(
+            coordinator, breakout_store, app[keys.NODE], place=placement.place if placement is not None else None
+        )
         await bus_breakouts.start()
         app[keys.BREAKOUT_ACTIONS] = bus_breakouts
     await coordinator.start()
@@ -454,7 +461,9 @@ async def _signaling(app: web.Application) -> AsyncIterator[None]:
     )
     bus_recordings: BusRecordingActions | None = None
     if settings.bus_url is not None:
-        bus_recordings = BusRecordingActions(app[keys.RECORDING_ACTIONS], node)
+        bus_recordings = BusRecordingActions(
+            app[keys.RECORDING_ACTIONS], node, place=placement.place if placement is not None else None
+        )
         await bus_recordings.serve()
         app[keys.RECORDING_ACTIONS] = bus_recordings
     if router is not None:

@@ -2,7 +2,8 @@
 the recordings' (start, stop).
 A call goes to the workshop's owner by request/reply on the bus (`rt.node.<owner>.<port>`), and runs here when this
 node owns the workshop or nobody does (then nobody is live, and the local rooms answer as an empty owner would:
-False, 0, nothing).
+False, 0, nothing). An action that takes the lease when nobody holds it (a breakout transition, a recording's
+start) first offers the workshop to the least loaded node (`server.node_selector`), and goes there when it adopts.
 
 Arguments and results travel as JSON through pydantic `TypeAdapter`s built from the port's own annotations, so a
 new method needs no code here beyond its one-line wrapper. A `ServiceError` raised on the owner is raised again here
@@ -17,7 +18,7 @@ import inspect
 import json
 import logging
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from functools import cache
 from typing import Any, get_type_hints
 
@@ -42,6 +43,10 @@ log = logging.getLogger(__name__)
 
 COMMAND_TIMEOUT_S = 5.0
 ATTEMPTS = 3  # reads of the lease per call: a lease that moves twice while a call is in flight is "unavailable"
+
+
+# Offers a workshop nobody holds to the least loaded node: the node that adopted it, or None (server.node_selector).
+Place = Callable[[uuid.UUID], Awaitable[str | None]]
 
 
 def port_subject(node_id: str, port: str) -> str:
@@ -89,6 +94,10 @@ def _errors() -> dict[str, type[ServiceError]]:
     return found
 
 
+# The breakouts' live actions that take the lease when nobody holds it (BreakoutCoordinator._fence).
+BREAKOUT_TRANSITIONS = frozenset({"open", "extend", "close", "move"})
+
+
 class NotOwner(Exception):
     """The node asked does not hold the workshop's lease (any more)."""
 
@@ -105,9 +114,15 @@ class OwnerCalls:
         *,
         timeout_s: float = COMMAND_TIMEOUT_S,
         before_remote: Callable[[], None] = lambda: None,
+        place: Place | None = None,
+        placed: frozenset[str] = frozenset(),
     ) -> None:
         self.node = node
         self.port = port
+        # The methods that take the lease of a workshop nobody holds: `place` offers it to the least loaded node
+        # first (None: taken here), and the call goes to the node that adopted it.
+        self.place = place
+        self.placed = placed
         self.local = local
         self.name = name
         self.methods = methods_of(port)
@@ -129,8 +144,15 @@ class OwnerCalls:
     async def call(self, method: str, workshop_id: Any, *args: Any, **kwargs: Any) -> tuple[bool, Any]:
         """(True, result) when it ran on another node (the result is None when the port's result does not travel),
         (False, result) when it ran here."""
+        offered = self.place is None or method not in self.placed
         for _attempt in range(ATTEMPTS):
             owner = await owner_to_ask(self.node, workshop_id)
+            if owner is None and not offered and self.place is not None:
+                offered = True
+                with contextlib.suppress(ValueError):
+                    wid = workshop_id if isinstance(workshop_id, uuid.UUID) else uuid.UUID(workshop_id)
+                    if await self.place(wid) is not None:
+                        continue  # adopted by a lighter node: ask it
             if owner is None:
                 return False, await getattr(self.local, method)(workshop_id, *args, **kwargs)
             try:
@@ -286,10 +308,18 @@ class BusBreakoutActions:
     left it in PostgreSQL (the view itself holds database rows, which do not travel)."""
 
     def __init__(
-        self, local: BreakoutActions, store: BreakoutStore, node: Node, *, timeout_s: float = COMMAND_TIMEOUT_S
+        self,
+        local: BreakoutActions,
+        store: BreakoutStore,
+        node: Node,
+        *,
+        timeout_s: float = COMMAND_TIMEOUT_S,
+        place: Place | None = None,
     ) -> None:
         self.store = store
-        self._calls = OwnerCalls(node, BreakoutActions, local, "breakouts", timeout_s=timeout_s)
+        self._calls = OwnerCalls(
+            node, BreakoutActions, local, "breakouts", timeout_s=timeout_s, place=place, placed=BREAKOUT_TRANSITIONS
+        )
 
     async def start(self) -> None:
         await self._calls.start()
@@ -355,8 +385,12 @@ class BusRecordingActions:
     workshop's owner (its recorder joins the owner's room). `serve` and `close` are its own lifecycle (the port
     has a `start` and a `stop` of its own)."""
 
-    def __init__(self, local: RecordingActions, node: Node, *, timeout_s: float = COMMAND_TIMEOUT_S) -> None:
-        self._calls = OwnerCalls(node, RecordingActions, local, "recordings", timeout_s=timeout_s)
+    def __init__(
+        self, local: RecordingActions, node: Node, *, timeout_s: float = COMMAND_TIMEOUT_S, place: Place | None = None
+    ) -> None:
+        self._calls = OwnerCalls(
+            node, RecordingActions, local, "recordings", timeout_s=timeout_s, place=place, placed=frozenset({"start"})
+        )
 
     async def serve(self) -> None:
         await self._calls.start()

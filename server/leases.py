@@ -27,13 +27,14 @@ from signaling.fence import Fence
 log = logging.getLogger(__name__)
 
 REGISTER = """
-INSERT INTO nodes (id, address, janus_url) VALUES ($1, $2, $3)
+INSERT INTO nodes (id, address, janus_url, max_workshops) VALUES ($1, $2, $3, $4)
 ON CONFLICT (id) DO UPDATE SET seen_at = now(), address = EXCLUDED.address, janus_url = EXCLUDED.janus_url,
-    draining = false
+    max_workshops = EXCLUDED.max_workshops, draining = false
 """
 # Nodes not seen for a day are gone for good; their (long lapsed) leases go with them.
 FORGET_NODES = "DELETE FROM nodes WHERE seen_at < now() - interval '1 day' AND id <> $1"
-BEAT = "UPDATE nodes SET seen_at = now(), janus_rooms = $2 WHERE id = $1"
+# The beat publishes the node's load too (server/node_selector.py): the sessions it serves now.
+BEAT = "UPDATE nodes SET seen_at = now(), janus_rooms = $2, sessions = $3 WHERE id = $1"
 SET_DRAINING = "UPDATE nodes SET draining = true, seen_at = now() WHERE id = $1"
 # A lease of this node's own that it stopped counting on (its local deadline passed first) is taken again with a new
 # fence, which retires the old one like any takeover.
@@ -79,6 +80,7 @@ class NodeInfo:
     id: str
     address: str = ""
     janus_url: str | None = None
+    max_workshops: int | None = None  # its soft limit (ROUNDTABLE_NODE_MAX_WORKSHOPS): it adopts no more than this
 
 
 @dataclass(frozen=True)
@@ -108,6 +110,7 @@ class LeaseKeeper:
         renew_every_s: float | None = None,
         healthy: Callable[[], bool] = lambda: True,
         janus_rooms: Callable[[], int | None] = lambda: None,
+        sessions: Callable[[], int] = lambda: 0,
         on_acquired: Callable[[Fence], None] | None = None,
         on_lost: Callable[[uuid.UUID], None] | None = None,
         idle_s: float | None = None,
@@ -123,6 +126,7 @@ class LeaseKeeper:
         # Unhealthy (the bus is down): leases are not renewed, so that a node nobody can reach lets them lapse.
         self.healthy = healthy
         self.janus_rooms = janus_rooms
+        self.sessions = sessions  # published at every beat: the node's load (server/node_selector.py)
         self.on_acquired = on_acquired
         self.on_lost = on_lost
         # Leases given back when quiet: `quiet(workshop_id)` says, from this process's memory, that nothing of the
@@ -141,6 +145,11 @@ class LeaseKeeper:
         self._task: asyncio.Task[None] | None = None
         self._draining = False
 
+    @property
+    def draining(self) -> bool:
+        """The node drains: it takes no workshop any more."""
+        return self._draining
+
     @staticmethod
     def _now() -> float:
         return asyncio.get_running_loop().time()
@@ -148,7 +157,7 @@ class LeaseKeeper:
     async def register(self) -> None:
         """Write this node into `nodes` (and forget nodes gone for a day). Call once before anything else."""
         async with self.pool.acquire() as conn:
-            await conn.execute(REGISTER, self.node.id, self.node.address, self.node.janus_url)
+            await conn.execute(REGISTER, self.node.id, self.node.address, self.node.janus_url, self.node.max_workshops)
             await conn.execute(FORGET_NODES, self.node.id)
 
     # Holding --------------------------------------------------------------------------------------
@@ -224,7 +233,7 @@ class LeaseKeeper:
     async def renew(self) -> None:
         """One round: beat the node's row, renew what is held (while healthy), try the wanted workshops."""
         began = self._now()
-        await self.pool.execute(BEAT, self.node.id, self.janus_rooms())
+        await self.pool.execute(BEAT, self.node.id, self.janus_rooms(), max(0, self.sessions()))
         if self._held and self.healthy() and not self._draining:
             ids = list(self._held)
             fences = [self._held[w].fence.value for w in ids]

@@ -60,6 +60,7 @@ async def node_context(app: web.Application) -> AsyncIterator[None]:
         id=new_node_id(),
         address=f"{settings.host}:{settings.port}",
         janus_url=sfu.endpoint.url if sfu is not None else None,
+        max_workshops=settings.node_max_workshops,
     )
     bus, engine = await open_bus(settings.bus_url, name=f"roundtable {info.id}")
     try:

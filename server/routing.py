@@ -4,7 +4,9 @@ Only with a bus server (ROUNDTABLE_BUS_URL); a node alone serves every socket it
 (`signaling.session.serve_websocket`). The router reads the hello, takes the workshop from the token's claims (its
 signature checked; the full check is the owner's), and then:
 
-- this node holds the workshop's lease, or takes it because nobody does: the session runs here;
+- this node holds the workshop's lease, or takes it because nobody does: the session runs here; a workshop nobody
+  holds is first offered to the least loaded node (`server.node_selector`), and its session forwarded there when
+  that node adopts it;
 - another node holds it: the socket is piped to that node over the bus (`signaling.forwarding`);
 - the holder does not answer (dead, or paused) while its lease is still live: the client waits while this node
   wants the lease, and is served here (or by whoever took it) once it lapsed, or is told to come back (1012).
@@ -29,6 +31,7 @@ from aiohttp import WSMessage, WSMsgType, web
 
 from server.auth import Authenticator
 from server.logs import SESSION_ID
+from server.node_selector import Placement
 from server.nodes import Node
 from signaling.bus import BusUnavailable, Message, Subscription
 from signaling.connection import Connection
@@ -105,8 +108,10 @@ class Router:
         *,
         keepalive_s: float,
         open_timeout_s: float = OPEN_TIMEOUT_S,
+        placement: Placement | None = None,
     ) -> None:
         self.node = node
+        self.placement = placement  # None: a workshop nobody holds is taken here (its first session's node)
         self.service = service
         self.limits = limits
         self.auth = auth
@@ -129,10 +134,16 @@ class Router:
 
     async def start(self) -> None:
         self._opens = await self.node.bus.subscribe(open_subject(self._me), self._on_open)
+        if self.placement is not None:
+            await self.placement.start()
 
     def serving(self, workshop_id: uuid.UUID) -> int:
         """How many sessions of the workshop run (or are starting) here, the owner's and forwarded ones."""
         return self._serving[workshop_id]
+
+    def sessions(self) -> int:
+        """How many sessions run (or are starting) here, of every workshop: this node's load (node_selector)."""
+        return sum(self._serving.values())
 
     def _served(self, workshop_id: uuid.UUID) -> None:
         self._serving[workshop_id] -= 1
@@ -150,6 +161,8 @@ class Router:
             client.close(CLOSE_COME_BACK, STOPPING_REASON)
 
     async def close(self) -> None:
+        if self.placement is not None:
+            await self.placement.close()
         if self._opens is not None:
             with contextlib.suppress(BusUnavailable):
                 await self._opens.unsubscribe()
@@ -230,6 +243,9 @@ class Router:
         deadline = loop.time() + keeper.ttl_s + keeper.renew_every_s + self.open_timeout_s
         attempt = 0
         link: _Link | None = None
+        if self.placement is not None and keeper.fence(workshop_id) is None:
+            # Nobody holds it: the least loaded node may adopt it (bounded), and the loop below then finds it there.
+            await self.placement.place(workshop_id)
         try:
             while True:
                 if keeper.fence(workshop_id) is not None or await keeper.acquire(workshop_id) is not None:

@@ -135,6 +135,20 @@ class Settings(BaseSettings):
         description="A node gives a workshop's lease back once the workshop has been quiet this long (no member, "
         "no place kept for the grace period, no knock, no running breakout plan, no live recording).",
     )
+    node_load_margin: int = Field(
+        10,  # server/node_selector.py DEFAULT_MARGIN: one workshop's weight
+        ge=1,
+        le=1_000_000,
+        description="A node hands a workshop nobody owns to another node only when that node's load (sessions + "
+        "10 per workshop) is lighter than its own by at least this much; equal loads keep it where it landed.",
+    )
+    node_max_workshops: int | None = Field(
+        None,
+        ge=1,
+        le=1_000_000,
+        description="A node's soft limit of workshops: holding this many, it adopts none from other nodes and hands "
+        "every new one to another node (it still takes one when no other node can). Unset: no limit.",
+    )
     node_sweep_s: float = Field(
         5.0,
         ge=0.1,

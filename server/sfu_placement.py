@@ -2,9 +2,10 @@
 
 Known Janus, in the order ties are broken: this node's own (the home one), the external ones of
 ROUNDTABLE_SFU_URLS, then, with several nodes (a bus), the Janus other live nodes registered in `nodes`
-(`janus_url`, seen within the lease TTL, not draining), by URL. The load of each is the number of rows in
-`sfu_placements` on it whose node is alive. Asked when the bridge places a room, bounded by a timeout: without the
-database, placement falls back to what is configured, with no load known, and never fails a room for it.
+(`janus_url`, seen within the lease TTL, not draining), by URL. The load of each is, over the rows in
+`sfu_placements` on it whose node is alive, one per room plus its members; the Janus a room already lives on is
+marked (a new owner takes the room over there). Asked when the bridge places a room, bounded by a timeout: without
+the database, placement falls back to what is configured, with no load known, and never fails a room for it.
 """
 
 from __future__ import annotations
@@ -26,13 +27,20 @@ WHERE janus_url IS NOT NULL AND NOT draining AND seen_at > now() - make_interval
 ORDER BY janus_url
 """
 LOADS = """
-SELECT p.janus_url, count(*)::int AS rooms FROM sfu_placements p JOIN nodes n ON n.id = p.node_id
+SELECT p.janus_url, sum(1 + p.members)::int AS load FROM sfu_placements p JOIN nodes n ON n.id = p.node_id
 WHERE n.seen_at > now() - make_interval(secs => $1)
 GROUP BY p.janus_url
 """
 PLACE = """
 INSERT INTO sfu_placements (room_id, janus_url, node_id) VALUES ($1, $2, $3)
-ON CONFLICT (room_id) DO UPDATE SET janus_url = EXCLUDED.janus_url, node_id = EXCLUDED.node_id, placed_at = now()
+ON CONFLICT (room_id) DO UPDATE SET janus_url = EXCLUDED.janus_url, node_id = EXCLUDED.node_id, placed_at = now(),
+    members = 0
+"""
+WHERE_ROOM = "SELECT janus_url FROM sfu_placements WHERE room_id = $1"
+OCCUPANCY = """
+UPDATE sfu_placements p SET members = c.members
+FROM unnest($1::text[], $2::int[]) AS c (room_id, members)
+WHERE p.room_id = c.room_id AND p.node_id = $3 AND p.members <> c.members
 """
 RELEASE = "DELETE FROM sfu_placements WHERE room_id = $1 AND node_id = $2"
 RELEASE_ALL = "DELETE FROM sfu_placements WHERE node_id = $1"
@@ -64,8 +72,9 @@ class PgSfuPlacement:
             known.setdefault(endpoint.url, endpoint)
         return list(known.values())
 
-    async def candidates(self) -> list[Candidate]:
+    async def candidates(self, room_id: str | None = None) -> list[Candidate]:
         endpoints = self._configured()
+        previous: str | None = None
         try:
             async with asyncio.timeout(TIMEOUT_S), self.pool.acquire() as conn:
                 if self.nodes_janus is not None:
@@ -75,11 +84,18 @@ class PgSfuPlacement:
                         if url not in known:
                             known.add(url)
                             endpoints.append(self.nodes_janus(url))
-                loads = {r["janus_url"]: r["rooms"] for r in await conn.fetch(LOADS, self.live_within_s)}
+                loads = {r["janus_url"]: r["load"] for r in await conn.fetch(LOADS, self.live_within_s)}
+                if room_id is not None:
+                    previous = await conn.fetchval(WHERE_ROOM, room_id)
         except DB_ERRORS as exc:
             log.warning("SFU placement without the database (%s): the configured Janus, load unknown", exc)
             return [Candidate(e, 0) for e in endpoints]
-        return [Candidate(e, loads.get(e.url, 0)) for e in endpoints]
+        return [Candidate(e, loads.get(e.url, 0), previous=e.url == previous) for e in endpoints]
+
+    async def occupancy(self, counts: dict[str, int]) -> None:
+        if counts:
+            rooms = list(counts)
+            await self._write(OCCUPANCY, rooms, [counts[r] for r in rooms], self.node_id)
 
     async def placed(self, room_id: str, url: str) -> None:
         if await self._write(PLACE, room_id, url, self.node_id):

@@ -48,10 +48,11 @@ WITH old AS (
     FROM closed c JOIN participants p ON p.id = c.participant_id AND p.workshop_id = c.workshop_id
 )
 INSERT INTO resume_grants (participant_id, workshop_id, token_sha256, room_id, state, visit_id, detached_at, node_id,
-    grace_s, expires_at)
+    grace_s, expires_at, previous_sha256)
 VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9,
-    CASE WHEN $7::timestamptz IS NULL THEN NULL ELSE now() + make_interval(secs => $9) END)
+    CASE WHEN $7::timestamptz IS NULL THEN NULL ELSE now() + make_interval(secs => $9) END, $10)
 ON CONFLICT (participant_id) DO UPDATE SET workshop_id = EXCLUDED.workshop_id, token_sha256 = EXCLUDED.token_sha256,
+    previous_sha256 = EXCLUDED.previous_sha256,
     room_id = EXCLUDED.room_id, state = EXCLUDED.state, visit_id = EXCLUDED.visit_id,
     detached_at = EXCLUDED.detached_at, node_id = EXCLUDED.node_id, grace_s = EXCLUDED.grace_s,
     expires_at = EXCLUDED.expires_at
@@ -66,7 +67,8 @@ EXPIRES = (
 # moves to the taking node ($3) in the same statement: without its grant, a visit of a gone node is the sweep's.
 TAKE = f"""
 WITH taken AS (
-    DELETE FROM resume_grants g WHERE g.participant_id = $1 AND g.token_sha256 = $2 AND {EXPIRES} > now()
+    DELETE FROM resume_grants g
+    WHERE g.participant_id = $1 AND (g.token_sha256 = $2 OR g.previous_sha256 = $2) AND {EXPIRES} > now()
     RETURNING g.participant_id, g.workshop_id, g.token_sha256, g.room_id, g.state::text AS state, g.visit_id,
         g.detached_at, g.node_id, {EXPIRES} AS expires_at,
         GREATEST((SELECT n.alive_at FROM nodes n WHERE n.id = g.node_id),
@@ -140,10 +142,26 @@ class ResumeGrant:
     # node that wrote it was last alive (its heartbeat, on the record's clock), if it still knows.
     expires_at: datetime | None = None
     node_alive_at: datetime | None = None
+    # The token the member last came back with, which takes the grant too: the welcome carrying `token` may never
+    # have reached the client (signaling.rooms.Member.previous_resume_token).
+    previous_sha256: bytes | None = None
+
+    def takes(self, token: str) -> bool:
+        digest = token_hash(token)
+        return digest == self.token_sha256 or (self.previous_sha256 is not None and digest == self.previous_sha256)
 
     @classmethod
-    def of(cls, member: Member, token: str, *, detached_at: datetime | None, node_id: str = "") -> ResumeGrant:
-        """The grant of a member that was given `token`: connected (`detached_at` None), dropped or drained."""
+    def of(
+        cls,
+        member: Member,
+        token: str,
+        *,
+        detached_at: datetime | None,
+        node_id: str = "",
+        previous: str | None = None,
+    ) -> ResumeGrant:
+        """The grant of a member that was given `token` (and came back with `previous`): connected (`detached_at`
+        None), dropped or drained."""
         return cls(
             participant_id=member.id,
             workshop_id=member.workshop_id,
@@ -153,6 +171,7 @@ class ResumeGrant:
             visit_id=member.visit_id,
             detached_at=detached_at,
             node_id=node_id,
+            previous_sha256=token_hash(previous) if previous is not None else None,
         )
 
 
@@ -195,7 +214,7 @@ class InMemoryResumeStore:
 
     async def take(self, participant_id: str, token: str) -> ResumeGrant | None:
         grant = self._grants.get(participant_id)
-        if grant is None or grant.token_sha256 != token_hash(token):
+        if grant is None or not grant.takes(token):
             return None
         if grant.expires_at is not None and grant.expires_at <= self.clock.now():
             return None
@@ -261,6 +280,7 @@ class PgResumeStore:
                     g.detached_at,
                     g.node_id or self.node_id,
                     grace_s,
+                    g.previous_sha256,
                 )
                 for g in grants
             ],

@@ -41,6 +41,9 @@ class Member:
     room_id: str
     resume_secret: str
     state: PeerState = field(default_factory=PeerState)
+    # The resume token this member last came back with: still good, since the welcome that carried the new one may
+    # never have reached the client (a socket that died right after, a client that timed out and tried again).
+    previous_resume_token: str | None = None
     outbox: Outbox | None = None
     # Hidden members (the recorder) receive relayed messages but are in no roster.
     hidden: bool = False

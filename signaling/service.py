@@ -592,7 +592,12 @@ class SignalingService:
 
     def _resume_matches(self, member: Member, token: str) -> bool:
         # As bytes: compare_digest refuses str with non-ASCII characters (a resume token never has any).
-        return secrets.compare_digest(token.encode(), self._resume_token(member).encode())
+        # The token of the last welcome, or the one before it (that welcome may never have arrived).
+        current = secrets.compare_digest(token.encode(), self._resume_token(member).encode())
+        previous = member.previous_resume_token is not None and secrets.compare_digest(
+            token.encode(), member.previous_resume_token.encode()
+        )
+        return current or previous
 
     @staticmethod
     def _resume_token(member: Member) -> str:
@@ -625,6 +630,7 @@ class SignalingService:
         if member.profile.interpreter != interpreter_before:
             self._interp_sync(room)
         member.resume_secret = secrets.token_urlsafe(24)
+        member.previous_resume_token = hello.resume  # what the client holds until the welcome below reaches it
         self._to_others(room, member, lambda _p: PeerResumed(peer_id=member.id))
         outbox.send(self._welcome(member, room, version, hello, history=history, resumed=True, media_kept=True))
         self.grants.put(self._grant(member))  # the new token
@@ -659,6 +665,7 @@ class SignalingService:
             profile=identity.profile,
             room_id=room.id,
             resume_secret=secrets.token_urlsafe(24),
+            previous_resume_token=hello.resume,  # what the client holds until the welcome below reaches it
             state=grant.state,
             outbox=outbox,
             visit_id=grant.visit_id,
@@ -701,7 +708,12 @@ class SignalingService:
 
     def _grant(self, member: Member) -> ResumeGrant:
         """The member's place as it is now (dropped when its socket is down)."""
-        return ResumeGrant.of(member, self._resume_token(member), detached_at=self._detached_at.get(member.id))
+        return ResumeGrant.of(
+            member,
+            self._resume_token(member),
+            previous=member.previous_resume_token,
+            detached_at=self._detached_at.get(member.id),
+        )
 
     def _welcome(
         self,

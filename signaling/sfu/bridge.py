@@ -61,6 +61,7 @@ RECONNECT_BACKOFF_S = (0.2, 0.5, 1.0, 2.0)
 DEAD_FOR_S = 30.0
 """A Janus other than the home one that could not be reached (or went away) is not chosen for this long."""
 MAX_PLACEMENT_TRIES = 3
+OCCUPANCY_EVERY_S = 1.0  # how often at most a room's member count goes to the placement (a Janus's load)
 Source = Literal["camera", "screen", "interpretation"]
 
 
@@ -222,6 +223,8 @@ class SfuBridge:
         self._tasks = OwnedTasks("SFU", expected=(JanusGone, JanusError, ServiceError))
         self._reconnect: asyncio.Task[None] | None = None
         self._replacing: asyncio.Task[None] | None = None
+        self._occupancy_dirty: set[str] = set()  # rooms whose member count the placement has not seen
+        self._occupancy_task: asyncio.Task[None] | None = None
         self._replace_lock = asyncio.Lock()
         self._closed = False
         # True from the start and after a loss that left no Janus up, until the rooms are placed again: every sfu
@@ -282,7 +285,7 @@ class SfuBridge:
 
     async def close(self) -> None:
         self._closed = True
-        for task in (self._reconnect, self._replacing):
+        for task in (self._reconnect, self._replacing, self._occupancy_task):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -446,10 +449,30 @@ class SfuBridge:
 
     # Placement ------------------------------------------------------------------------------------
 
-    async def _candidates(self) -> list[Candidate]:
+    async def _candidates(self, room_id: str) -> list[Candidate]:
         if self._placement is None:
             return [Candidate(self.endpoint, 0)]
-        return await self._placement.candidates()
+        return await self._placement.candidates(room_id)
+
+    def _occupancy_changed(self, room_id: str) -> None:
+        """A member came or went: the room's count (part of its Janus's load) is written soon, in the background,
+        a room's changes within OCCUPANCY_EVERY_S coalesced into one write (never on the media or message path)."""
+        if self._placement is None or self._closed:
+            return
+        self._occupancy_dirty.add(room_id)
+        if self._occupancy_task is None or self._occupancy_task.done():
+            self._occupancy_task = asyncio.get_running_loop().create_task(self._write_occupancy())
+
+    async def _write_occupancy(self) -> None:
+        assert self._placement is not None
+        while self._occupancy_dirty and not self._closed:
+            await asyncio.sleep(OCCUPANCY_EVERY_S)  # coalesce a burst of joins (a plenary filling up)
+            dirty, self._occupancy_dirty = self._occupancy_dirty, set()
+            counts = {room_id: 0 for room_id in dirty if room_id in self.rooms}
+            for member in self.members.values():
+                if member.room_id in counts:
+                    counts[member.room_id] += 1
+            await self._placement.occupancy(counts)
 
     def _skipped(self, url: str) -> bool:
         link = self.links.get(url)
@@ -485,7 +508,7 @@ class SfuBridge:
     async def _place(self, room: SfuRoom) -> JanusLink:
         """Choose the room's Janus (least loaded first, dead ones skipped) and connect to it."""
         for _ in range(MAX_PLACEMENT_TRIES):
-            endpoint = choose(await self._candidates(), self._skipped)
+            endpoint = choose(await self._candidates(room.info.id), self._skipped)
             if endpoint is None:
                 break
             try:
@@ -539,6 +562,7 @@ class SfuBridge:
             if self._placement is not None:
                 # Counted in the Janus's load before anyone else places a room (bounded; never fails the room).
                 await self._placement.placed(info.id, link.url)
+                self._occupancy_changed(info.id)  # members who came before it was placed count too
             return room
 
     async def _create(self, link: JanusLink, room: SfuRoom, info: RoomInfo) -> None:
@@ -614,6 +638,7 @@ class SfuBridge:
             member = None
         if member is None:
             member = self.members[member_id] = SfuMember(id=member_id, room_id=room.id, display=display)
+            self._occupancy_changed(room.id)
         return member
 
     async def _ensure_base(self, member: SfuMember, room: SfuRoom) -> Handle:
@@ -657,7 +682,8 @@ class SfuBridge:
         self._drop_member(member, reason=reason, notify=True)
 
     def _drop_member(self, member: SfuMember, *, reason: str, notify: bool) -> None:
-        self.members.pop(member.id, None)
+        if self.members.pop(member.id, None) is not None:
+            self._occupancy_changed(member.room_id)
         room = self.rooms.get(member.room_id)
         if room is not None:
             for feed in [f for f in room.feeds.values() if f.info.peer_id == member.id]:

@@ -147,6 +147,21 @@ async def test_a_newer_grant_replaces_the_older_one_of_the_same_member(stores: S
     assert grant is not None and grant.state == PeerState(audio=True, video=False)
 
 
+async def test_a_grant_is_taken_with_its_token_or_the_one_its_member_last_came_back_with_and_no_other(
+    stores: Stores,
+) -> None:
+    member = _member(stores.place)
+    came_back_with = _token(member)
+    member.resume_secret = "n3wer"  # the welcome that carried this one may never have reached the client
+    grant = ResumeGrant.of(member, _token(member), previous=came_back_with, detached_at=DROPPED_AT)
+    for token in (came_back_with, _token(member)):
+        await stores.writer.put([grant], grace_s=GRACE_S)
+        assert await stores.reader.take(member.id, f"{member.id}.older") is None
+        taken = await stores.reader.take(member.id, token)
+        assert taken is not None and taken.room_id == stores.place.room_id
+        assert await stores.reader.take(member.id, token) is None  # taken once
+
+
 async def test_a_discarded_grant_resumes_nobody(stores: Stores) -> None:
     member = _member(stores.place)
     await stores.writer.put([ResumeGrant.of(member, _token(member), detached_at=DROPPED_AT)], grace_s=GRACE_S)

@@ -7,6 +7,7 @@ tested on its own, and the load as PostgreSQL gives it."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 from collections.abc import AsyncIterator
@@ -26,11 +27,12 @@ from tests import netns
 from tests.conftest import SECRET_KEY
 from tests.helpers import ADMIN
 from tests.nodes.test_any_node import WAIT_S, Node, NodeClient, new_workshop
+from tests.nodes.test_quiet_and_gone_nodes import until
 from tests.sfu.peer import BLUE, RED, SfuPeer
 from tests.sfu.test_recording import more_video
 from tests.signaling.client import SignalClient
 
-RTP_PORTS = {"a": "21000-21099", "b": "21100-21199"}
+RTP_PORTS = {"a": "21000-21099", "b": "21100-21199", "c": "21200-21299"}
 
 
 def endpoint(url: str, load: int = 0) -> Candidate:
@@ -49,6 +51,13 @@ def test_the_least_loaded_janus_is_chosen_dead_ones_are_skipped_and_ties_keep_th
     assert choose([endpoint(home, 5), endpoint(ext, 0)], lambda url: url == ext) == endpoint(home).endpoint
     assert choose([endpoint(home, 0)], lambda url: True) is None
     assert choose([], never) is None
+
+
+def test_a_room_goes_back_to_the_janus_it_already_lives_on_unless_that_one_is_dead() -> None:
+    home, ext = "ws://home:8188", "ws://ext:8188"
+    lives_on_ext = [endpoint(home, 0), Candidate(JanusEndpoint(ext, "s", "k"), 40, previous=True)]
+    assert choose(lives_on_ext, lambda url: False).url == ext  # a new owner takes the room over where it is
+    assert choose(lives_on_ext, lambda url: url == ext).url == home  # gone: the least loaded of the others
 
 
 def test_the_secrets_of_a_nodes_janus_follow_from_the_shared_key_and_its_url_alone() -> None:
@@ -103,10 +112,21 @@ async def test_the_load_of_each_janus_counts_the_rooms_of_live_nodes_only(databa
             Candidate(ext, 1),
             Candidate(JanusEndpoint("ws://n2:1", "d", "d"), 2),
         ]
-        await n2.placed("r1", "ws://ext:1")  # a new owner placed r1 again: it moved
+        # A room weighs one plus its members, as its owner counts them (another node's rows are not its own).
+        await n1.occupancy({"r1": 30, "r2": 4, "r3": 99})
+        await n2.occupancy({"r3": 2})
+        assert [c.load for c in await n1.candidates()] == [0, 1 + 4, (1 + 30) + (1 + 2)]
+        # The Janus a room already lives on is marked, whoever placed it (a new owner takes it over there).
+        assert [c.previous for c in await n2.candidates("r2")] == [False]  # n2 knows only its own Janus
+        assert [c.previous for c in await n1.candidates("r2")] == [False, True, False]
+        assert [c.previous for c in await n1.candidates("r1")] == [False, False, True]
+        assert not any(c.previous for c in await n1.candidates("nowhere"))
+        await n2.placed("r1", "ws://ext:1")  # a new owner placed r1 again: it moved, with no member yet
         await n1.released("r1")  # the old owner's release does not touch the new owner's row
+        await n1.occupancy({"r1": 7})  # nor does its count
+        assert [c.load for c in await n1.candidates()] == [0, (1 + 4) + 1, 1 + 2]
         await n2.release_all()
-        assert [c.load for c in await n1.candidates()] == [0, 1, 0]
+        assert [c.load for c in await n1.candidates()] == [0, 1 + 4, 0]
         # Without nodes_janus (one node with SFU_URLS), only the configured Janus are candidates.
         assert [c.endpoint.url for c in await n2.candidates()] == ["ws://n2:1"]
     finally:
@@ -137,9 +157,25 @@ async def janus_nodes(
     media_address: str, database_url: str, bus_url: str, tmp_path: Path
 ) -> AsyncIterator[dict[str, Node]]:
     """Nodes a and b, each with its embedded Janus, one recordings directory for both."""
+    async with janus_cluster(("a", "b"), media_address, database_url, bus_url, tmp_path) as started:
+        yield started
+
+
+@pytest.fixture
+async def three_janus_nodes(
+    media_address: str, database_url: str, bus_url: str, tmp_path: Path
+) -> AsyncIterator[dict[str, Node]]:
+    async with janus_cluster(("a", "b", "c"), media_address, database_url, bus_url, tmp_path) as started:
+        yield started
+
+
+@contextlib.asynccontextmanager
+async def janus_cluster(
+    names: tuple[str, ...], media_address: str, database_url: str, bus_url: str, tmp_path: Path
+) -> AsyncIterator[dict[str, Node]]:
     started: dict[str, Node] = {}
     try:
-        for name in ("a", "b"):
+        for name in names:
             started[name] = await Node.start(
                 name,
                 database_url,
@@ -150,6 +186,9 @@ async def janus_nodes(
                 ROUNDTABLE_SFU_RTP_PORTS=RTP_PORTS[name],
                 ROUNDTABLE_MESH_MAX="0",
                 ROUNDTABLE_RECORDINGS_DIR=str(tmp_path / "recordings"),
+                # These tests choose which node owns each workshop (where its first session lands), to place its
+                # rooms on one Janus or the other: no workshop is handed to the least loaded node here.
+                ROUNDTABLE_NODE_LOAD_MARGIN="1000000",
             )
             await started[name].logs("connected to the SFU at")
         yield started
@@ -317,6 +356,9 @@ async def test_a_janus_that_goes_away_takes_only_its_rooms_which_are_placed_agai
         await ben.publish(colour=BLUE, hz=660)
         assert await placed_on(database_url, room) == on_b
         await both_see(ana, ben, RED, BLUE)
+        # A feed's id follows from its member and source, so it is the same once published again (read now: the
+        # peers publish again in the background after sfu_restored, and `published` is empty meanwhile).
+        ana_feed, ben_feed = ana.published["camera"].feed_id, ben.published["camera"].feed_id
 
         # b's Janus dies: the owner (a) places the room again, on its own Janus, and its members renegotiate
         # (sfu_unavailable, then sfu_restored: they publish and subscribe again, as when one Janus restarts).
@@ -327,7 +369,6 @@ async def test_a_janus_that_goes_away_takes_only_its_rooms_which_are_placed_agai
         await a.logs(f"SFU room {room} placed on {on_a}", after=mark)
         assert await placed_on(database_url, room) == on_a
         assert await janus_has_room(on_a, room)
-        ana_feed, ben_feed = ana.published["camera"].feed_id, ben.published["camera"].feed_id
         await ana.wait_until(lambda: ana.sees(ben_feed, BLUE) and ana.hears(ben_feed), "ben again, through a's Janus")
         await ben.wait_until(lambda: ben.sees(ana_feed, RED) and ben.hears(ana_feed), "ana again, through a's Janus")
         # The room on a's Janus never noticed.
@@ -341,3 +382,66 @@ async def test_a_janus_that_goes_away_takes_only_its_rooms_which_are_placed_agai
         await ana.close()
         await ben.close()
         await olga.close()
+
+
+@pytest.mark.slow
+async def test_a_new_owner_takes_over_the_room_a_dead_owner_left_on_another_nodes_janus_instead_of_leaving_it_empty(
+    three_janus_nodes: dict[str, Node], database_url: str, http: aiohttp.ClientSession
+) -> None:
+    a, b, c = (three_janus_nodes[n] for n in "abc")
+    janus = await janus_of(database_url)
+    on_b, on_c = (janus[port_of(n)] for n in (b, c))
+    # A room on a's Janus and one on c's (each its owner's own, on a tie): b's is the least loaded.
+    _w1, t1 = await new_workshop(http, a, "olga")
+    olga, _ = await room_opened(http, a, t1["olga"])
+    _w3, t3 = await new_workshop(http, c, "pat")
+    pat, pats_room = await room_opened(http, c, t3["pat"])
+    assert await placed_on(database_url, pats_room) == on_c
+    # A workshop owned by a (eva's session came first), whose members are forwarded through c: its room goes to b's.
+    _w2, t2 = await new_workshop(http, a, "eva", "ana", "ben")
+    eva = SignalClient(await http.ws_connect(f"{a.url}/ws"))
+    await eva.send({"type": "hello", "protocol": [1], "token": t2["eva"]})
+    eva.welcome = await eva.wait_for("welcome", WAIT_S)
+    room = eva.welcome["room"]["id"]
+    ana = SfuPeer(NodeClient(http, c), t2["ana"], "ana")  # type: ignore[arg-type]
+    ben = SfuPeer(NodeClient(http, c), t2["ben"], "ben")  # type: ignore[arg-type]
+    peers = [ana, ben]
+    try:
+        await ana.start()
+        await ben.start()
+        await ana.publish(colour=RED, hz=440)
+        await ben.publish(colour=BLUE, hz=660)
+        assert await placed_on(database_url, room) == on_b
+        # c's Janus is idle again: with the load alone, c would now keep the room on its own Janus.
+        await pat.close()
+        await wait_placed(database_url, pats_room, None)
+
+        await a.kill()  # a's Janus dies with it; the room stays on b's, with a's row (which no longer counts)
+        for peer in peers:
+            await peer.close()
+        ana = SfuPeer(NodeClient(http, c), t2["ana"], "ana")  # type: ignore[arg-type]
+        ben = SfuPeer(NodeClient(http, c), t2["ben"], "ben")  # type: ignore[arg-type]
+        peers = [ana, ben]
+        await ana.start()  # c takes the workshop over once a's lease lapsed
+        await ben.start()
+        await ana.publish(colour=RED, hz=440)
+        await ben.publish(colour=BLUE, hz=660)
+        # c made the room again where it lived (Janus's 427: destroyed with its derived secret, created again).
+        assert await placed_on(database_url, room) == on_b
+        await c.logs(f"SFU room {room} placed on {on_b}")
+        assert await janus_has_room(on_b, room) and not await janus_has_room(on_c, room)
+        await both_see(ana, ben, RED, BLUE)
+    finally:
+        for peer in peers:
+            await peer.close()
+        await olga.close()
+        await eva.close()
+
+
+async def wait_placed(database_url: str, room_id: str, url: str | None) -> None:
+    """Until the room's placement is `url` (None: released), polled within WAIT_S (written in the background)."""
+
+    async def there() -> bool:
+        return await placed_on(database_url, room_id) == url
+
+    await until(there, f"room {room_id} placed on {url}")

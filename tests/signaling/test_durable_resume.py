@@ -301,3 +301,39 @@ async def test_a_resume_in_the_same_process_keeps_the_media_and_rewrites_the_gra
     await one.service.grants.flushed()
     grant = store.get("ana")
     assert grant is not None and grant.detached_at is None and grant.token_sha256 != dropped.token_sha256
+
+
+async def test_a_client_whose_resume_welcome_never_arrived_resumes_again_with_the_token_it_still_holds(
+    store: InMemoryResumeStore, clock: ManualClock
+) -> None:
+    """A resume hands out a new token in its welcome; a client that never got that welcome (its socket died at once,
+    or it gave up waiting and tried again) still holds the one before, and must get its place back with it: in the
+    same process, and from the grant in a new one. A token older than that one is spent."""
+    one = Process(store, clock)
+    ana, box = await one.hello("ana")
+    held = box.welcome()["resume"]
+    one.service.detach(ana, box)
+    again, lost = await one.hello("ana", resume=held)  # its welcome is lost with the socket
+    assert again is ana and lost.welcome()["resumed"] is True and lost.welcome()["resume"] != held
+    one.service.detach(again, lost)
+    third, box3 = await one.hello("ana", resume=held)
+    assert third is ana and box3.welcome()["resumed"] is True
+    # One visit throughout: dropped and resumed twice, never a leave and a new join.
+    assert [(e, v) for e, _, v in one.record.of("ana")] == [("join", ana.visit_id)] + [
+        ("drop", ana.visit_id),
+        ("resume", ana.visit_id),
+    ] * 2
+    await one.service.grants.flushed()  # then the process dies, right after the welcome that the client never got
+
+    two = Process(store, clock)
+    _, box4 = await two.hello("ana", resume=held)
+    assert box4.welcome()["resumed"] is True
+    assert two.record.of("ana") == [("resume", "resumed", ana.visit_id)]
+    # Once the client came back with the newest token, the ones before it are spent.
+    two.service.detach(two.service.members["ana"], box4)
+    newest = box4.welcome()["resume"]
+    _, box5 = await two.hello("ana", resume=newest)
+    assert box5.welcome()["resumed"] is True
+    two.service.detach(two.service.members["ana"], box5)
+    _, box6 = await two.hello("ana", resume=held)
+    assert box6.welcome()["resumed"] is False
