@@ -51,6 +51,9 @@ log = logging.getLogger(__name__)
 
 RECORDER_ROLE = "recorder"
 CRASH_REASON = "the server stopped during the recording; what was written is kept"
+# A recording ended by a failover or a drain is continued when its room has members again within this time of its
+# finalisation (docs/recordings.md "Continuation after a failover"); later, the session is over.
+CONTINUE_WITHIN_S = 3600.0
 
 
 class RecordingMetrics(Protocol):
@@ -76,6 +79,8 @@ class LiveRecording:
     member: Member
     sfu: SfuSession | None = None
     consent: dict[str, bool] = field(default_factory=dict)
+    # A continuation: the recording it continues (ended by a failover or a drain).
+    continues: uuid.UUID | None = None
 
     def holds(self, participant_id: str) -> bool:
         return consent_holds(self.consent_mode, self.consent.get(participant_id))
@@ -114,8 +119,12 @@ class RecordingCoordinator:
         node_id: str | None = None,
         several_nodes: bool = False,
         dead_after_s: float = 10.0,
+        fence_of: Callable[[uuid.UUID], Fence | None] | None = None,
     ) -> None:
         self.store = store
+        # Several nodes: the owner's fence of a workshop, None where this node does not own it (continuations start
+        # on the owner alone, fenced).
+        self.fence_of = fence_of
         # The node that runs the recordings started here (written with each). Among several nodes, crash recovery
         # finalises only the recordings of nodes not seen for `dead_after_s`, and a new owner those of the
         # workshops it takes over (docs/scaling.md).
@@ -135,6 +144,8 @@ class RecordingCoordinator:
         self.live: dict[uuid.UUID, LiveRecording] = {}
         self._by_peer: dict[str, LiveRecording] = {}
         self._lock = asyncio.Lock()
+        # Continuations waiting for their room to have members again: room id -> the recording to continue.
+        self._pending: dict[str, Any] = {}
         self._retention: asyncio.Task[None] | None = None
         # Recovery and abandonment when a lease comes or goes (several nodes).
         self._tasks = OwnedTasks("recordings", expected=(ServiceError, OSError, asyncpg.PostgresError))
@@ -149,6 +160,8 @@ class RecordingCoordinator:
         """At start: finalise recordings a previous process left running, check files against metadata,
         and start the retention task."""
         await self.recover()
+        if not self.several_nodes:  # among several nodes, each workshop's owner loads its own (adopt_workshop)
+            await self._load_pending(None)
         await self.consistency_report()
         if self.retention_days > 0 or self.records is not None:
             self._retention = asyncio.create_task(self._retention_loop(), name="recording-retention")
@@ -160,7 +173,8 @@ class RecordingCoordinator:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._retention
         # Side by side: each stop is bounded (Recorder.stop), so shutdown is bounded by one, not by their sum.
-        stops = [self.stop(recording_id, reason="server shutting down") for recording_id in list(self.live)]
+        # Continued by the workshop's next owner (or this server, restarted) when the room has members again.
+        stops = [self.stop(r, reason="server shutting down", continuation=True) for r in list(self.live)]
         for result in await asyncio.gather(*stops, return_exceptions=True):
             if isinstance(result, Exception):
                 log.error("could not stop a recording at shutdown: %s", result)
@@ -184,12 +198,19 @@ class RecordingCoordinator:
         return await self._recover(await self.store.live_of_gone_nodes_unleased(self.dead_after_s))
 
     def adopt_workshop(self, workshop_id: uuid.UUID) -> None:
-        """`recover_workshop` in the background (the lease keeper's callback is not a coroutine)."""
-        self._tasks.spawn(self.recover_workshop(workshop_id), name=f"recordings-adopt-{workshop_id}")
+        """`recover_workshop` in the background (the lease keeper's callback is not a coroutine), then the
+        continuations the workshop waits for."""
+        self._tasks.spawn(self._adopt(workshop_id), name=f"recordings-adopt-{workshop_id}")
+
+    async def _adopt(self, workshop_id: uuid.UUID) -> None:
+        await self.recover_workshop(workshop_id)
+        await self._load_pending(workshop_id)
 
     def abandon_workshop(self, workshop_id: uuid.UUID) -> None:
         """This node lost the workshop's lease: its recordings of it end here (what was written is kept,
         `partial`); the new owner finalises them too if it comes first."""
+        for room_id in [r for r, row in self._pending.items() if row["workshop_id"] == workshop_id]:
+            del self._pending[room_id]  # the new owner's to start
         self._tasks.spawn(self._abandon(str(workshop_id)), name=f"recordings-abandon-{workshop_id}")
 
     async def _abandon(self, workshop_id: str) -> None:
@@ -207,13 +228,17 @@ class RecordingCoordinator:
                     failures += await self._stop_sfu(live)
                 with contextlib.suppress(ServiceError):  # the new owner may have finalised it first
                     await self.store.transition(live.id, "recording", "stopping", reason=failures[0], partial=True)
-                with contextlib.suppress(ServiceError):
-                    await self.store.transition(live.id, "stopping", "ready", reason="; ".join(failures), partial=True)
+                with contextlib.suppress(ServiceError):  # the new owner continues it
+                    await self.store.transition(
+                        live.id, "stopping", "ready", reason="; ".join(failures), partial=True, continuation=True
+                    )
             except Exception:
                 log.exception("recording %s: could not be ended after the lease was lost", live.id)
             log.warning("recording %s ended here: the lease of workshop %s was lost", live.id, workshop_id)
 
-    async def _recover(self, rows: Sequence[Any]) -> list[uuid.UUID]:
+    async def _recover(self, rows: Sequence[Any], *, continuation: bool = True) -> list[uuid.UUID]:
+        """Finalise what previous processes left. A recording that was recording (not one being stopped or started)
+        is continued when its room has members again, unless `continuation` is False (a moderator's stop)."""
         recovered = []
         for row in rows:
             if row["id"] in self.live:
@@ -238,7 +263,14 @@ class RecordingCoordinator:
                 else:
                     if state == "recording":
                         await self.store.transition(row["id"], "recording", "stopping", reason=reason, partial=True)
-                    await self.store.transition(row["id"], "stopping", "ready", reason=reason, partial=True)
+                    await self.store.transition(
+                        row["id"],
+                        "stopping",
+                        "ready",
+                        reason=reason,
+                        partial=True,
+                        continuation=continuation and state == "recording",
+                    )
             except Conflict:
                 # Several nodes: another node (a new owner, or the sweep) finalised it first; the transitions are
                 # guarded in SQL, so it was finalised once.
@@ -305,50 +337,58 @@ class RecordingCoordinator:
                     details={"room_name": room.name, "consent_mode": consent_mode, "media": room.media},
                 ),
             )
-            recording_id = row["id"]
-            if self.sfu is not None and room.media == "sfu":
-                return await self._start_sfu(room, consent_mode, row)
-            peer_id = f"recorder-{recording_id.hex[:12]}"
-            try:
-                recorder = Recorder(
-                    recording_id=recording_id,
-                    peer_id=peer_id,
-                    started_at=row["started_at"],
-                    ice_servers=self.ice_servers(peer_id),
-                    storage=self.storage,
-                    store=self.store,
-                    relay=lambda to, msg: self._answer(peer_id, to, msg),
-                    on_problem=self._problem,
-                    on_bytes=self.metrics.recording_bytes if self.metrics else None,
-                )
-                recorder.start()
-            except Exception as exc:
-                await self.store.transition(recording_id, "starting", "failed", reason=f"recorder failed: {exc}")
-                raise
-            member = Member(
-                id=peer_id,
-                workshop_id=room.workshop_id,
-                profile=Profile(display_name="Recorder", country="", organisation="", role=RECORDER_ROLE),
-                room_id=room.id,
-                resume_secret="",
-                outbox=recorder,
-                hidden=True,
-            )
-            live = LiveRecording(
-                id=recording_id,
-                workshop_id=room.workshop_id,
-                room_id=room.id,
-                consent_mode=consent_mode,
+            return await self._launch(room, consent_mode, row, {})
+
+    async def _launch(self, room: RoomInfo, consent_mode: str, row: Any, consent: dict[str, bool]) -> Any:
+        """Run the recording whose row was just written (`starting`): the recorder joins the room (mesh) or Janus
+        records (sfu), and the room hears `recording_started`. `consent`: the answers it starts with (carried over
+        to a continuation). Under `_lock`."""
+        recording_id = row["id"]
+        if self.sfu is not None and room.media == "sfu":
+            return await self._start_sfu(room, consent_mode, row, consent)
+        peer_id = f"recorder-{recording_id.hex[:12]}"
+        try:
+            recorder = Recorder(
+                recording_id=recording_id,
+                peer_id=peer_id,
                 started_at=row["started_at"],
-                recorder=recorder,
-                member=member,
+                ice_servers=self.ice_servers(peer_id),
+                storage=self.storage,
+                store=self.store,
+                relay=lambda to, msg: self._answer(peer_id, to, msg),
+                on_problem=self._problem,
+                on_bytes=self.metrics.recording_bytes if self.metrics else None,
             )
-            self.live[recording_id] = live
-            self._by_peer[peer_id] = live
-            self.service.add_hidden(member, room)
-            row = await self.store.transition(recording_id, "starting", "recording")
-            self._announce(live)
-            return row
+            recorder.start()
+        except Exception as exc:
+            await self.store.transition(recording_id, "starting", "failed", reason=f"recorder failed: {exc}")
+            raise
+        member = Member(
+            id=peer_id,
+            workshop_id=room.workshop_id,
+            profile=Profile(display_name="Recorder", country="", organisation="", role=RECORDER_ROLE),
+            room_id=room.id,
+            resume_secret="",
+            outbox=recorder,
+            hidden=True,
+        )
+        live = LiveRecording(
+            id=recording_id,
+            workshop_id=room.workshop_id,
+            room_id=room.id,
+            consent_mode=consent_mode,
+            started_at=row["started_at"],
+            recorder=recorder,
+            member=member,
+            consent=dict(consent),
+            continues=row["continues"],
+        )
+        self.live[recording_id] = live
+        self._by_peer[peer_id] = live
+        self.service.add_hidden(member, room)
+        row = await self.store.transition(recording_id, "starting", "recording")
+        self._announce(live)
+        return row
 
     def _announce(self, live: LiveRecording) -> None:
         status = RecordingStatus(
@@ -356,6 +396,7 @@ class RecordingCoordinator:
             recorder_peer_id=live.member.id,
             consent_mode=live.consent_mode,
             started_at=live.started_at,
+            continues=str(live.continues) if live.continues is not None else None,
         )
         self.service.set_recording(live.room_id, status)
         self.service.send_to_room(
@@ -365,10 +406,11 @@ class RecordingCoordinator:
                 recorder_peer_id=status.recorder_peer_id,
                 consent_mode=status.consent_mode,
                 started_at=status.started_at,
+                continues=status.continues,
             ),
         )
 
-    async def _start_sfu(self, room: RoomInfo, consent_mode: str, row: Any) -> Any:
+    async def _start_sfu(self, room: RoomInfo, consent_mode: str, row: Any, consent: dict[str, bool]) -> Any:
         """Janus records: no recorder peer and no hidden member. Every live feed whose consent holds (in
         assumed mode: everyone's) starts now; feeds that come up later start in `recording_base`."""
         placeholder = Member(
@@ -388,6 +430,8 @@ class RecordingCoordinator:
             recorder=None,
             member=placeholder,
             sfu=SfuSession(recording_id=row["id"], room_id=room.id),
+            consent=dict(consent),
+            continues=row["continues"],
         )
         self.live[live.id] = live
         row = await self.store.transition(live.id, "starting", "recording")
@@ -405,20 +449,35 @@ class RecordingCoordinator:
             self.service.relay(live.member, Answer(type="answer", to=to, sdp=message["sdp"]))
 
     async def stop(
-        self, recording_id: uuid.UUID, *, reason: str | None = None, actor: Actor = SYSTEM, fence: Fence | None = None
+        self,
+        recording_id: uuid.UUID,
+        *,
+        reason: str | None = None,
+        actor: Actor = SYSTEM,
+        fence: Fence | None = None,
+        continuation: bool = False,
     ) -> Any:
         """Stop a recording (`actor` asked for it; the server itself at shutdown or when the workshop goes). With the
-        owner's `fence` (several nodes), a node that lost the workshop's lease cannot stop it (`LeaseLost`)."""
+        owner's `fence` (several nodes), a node that lost the workshop's lease cannot stop it (`LeaseLost`).
+
+        A recording that was continued stands for the room's recording: its stop stops the continuation (or, while
+        the continuation waits for the room's members, cancels it). `continuation` (the drain): the workshop's next
+        owner continues it."""
         live = self.live.get(recording_id)
         if live is None:
             row = await self.store.get(recording_id)
             if row["state"] in ("starting", "recording", "stopping"):
-                # Left behind by another process: finalise what is on disk. Among several nodes this runs on the
-                # workshop's owner, for whom a recording it does not run is a previous owner's: only that one.
-                if self.several_nodes:
-                    await self._recover([row])
-                else:
-                    await self.recover()
+                # Left behind by another process: finalise what is on disk (a stop: not continued). Among several
+                # nodes this runs on the workshop's owner, for whom a recording it does not run is a previous
+                # owner's: only that one.
+                await self._recover([row], continuation=False)
+                return await self.store.get(recording_id)
+            tail = await self.store.chain_tail(recording_id)
+            if tail["id"] != recording_id:  # continued: the room's recording is its last continuation
+                await self.stop(tail["id"], reason=reason, actor=actor, fence=fence)
+                return await self.store.get(recording_id)
+            if row["continuation_pending"]:
+                await self._end_pending(row, reason=reason, actor=actor)
                 return await self.store.get(recording_id)
             return await self.store.transition(recording_id, "recording", "stopping")  # raises Conflict
         change = Change(
@@ -449,10 +508,71 @@ class RecordingCoordinator:
             "ready",
             reason="; ".join(failures) if failures else reason,
             partial=bool(failures),
+            continuation=continuation,
         )
         if self.on_ready is not None:
             self.on_ready()
         return row
+
+    # Continuation after a failover or a drain ------------------------------------------------------------
+
+    async def _load_pending(self, workshop_id: uuid.UUID | None) -> None:
+        """Read the continuations waiting in the workshop (None: in every workshop, a node alone) and start those
+        whose room has members here already; the others start when a member enters (`room_entered`)."""
+        for row in await self.store.pending_continuations(workshop_id, CONTINUE_WITHIN_S):
+            self._pending.setdefault(str(row["room_id"]), row)  # newest first: one per room
+        for room_id in list(self._pending):
+            room = self.service.rooms.get(room_id)
+            if room is not None and any(not m.hidden for m in room.members.values()):
+                self._spawn_continue(room.info)
+
+    def room_entered(self, room: RoomInfo) -> None:
+        """The hub: a member entered the room (joined, resumed from another process, moved). A continuation waiting
+        for the room starts now, in the background."""
+        if room.id in self._pending:
+            self._spawn_continue(room)
+
+    def _spawn_continue(self, room: RoomInfo) -> None:
+        self._tasks.spawn(self._continue(room), name=f"recordings-continue-{room.id}")
+
+    async def _continue(self, room: RoomInfo) -> None:
+        async with self._lock:
+            previous = self._pending.pop(room.id, None)
+            if previous is None or self.live_in_room(room.id) is not None:
+                return
+            fence = None
+            if self.several_nodes:
+                fence = self.fence_of(uuid.UUID(room.workshop_id)) if self.fence_of is not None else None
+                if fence is None:
+                    return  # not the owner: the owner starts it (it loads the pending ones with the lease)
+            try:
+                self.storage.check_free(self.min_free_bytes)
+            except ServiceError as exc:
+                log.error("recording %s: its continuation cannot start: %s", previous["id"], exc.message)
+                return
+            made = await self.store.create_continuation(
+                previous["id"], node_id=self.node_id, media=room.media, fence=fence
+            )
+            if made is None:
+                log.info("recording %s: continued elsewhere, or stopped meanwhile", previous["id"])
+                return
+            row, carried = made
+            log.warning("recording %s continues recording %s in room %s", row["id"], previous["id"], room.id)
+            await self._launch(room, row["consent_mode"], row, {str(pid): granted for pid, granted in carried.items()})
+
+    async def _end_pending(self, row: Any, *, reason: str | None, actor: Actor) -> None:
+        """A stop of the room's recording while its continuation waits: it will not start."""
+        self._pending.pop(str(row["room_id"]), None)
+        await self.store.end_pending(
+            row["id"],
+            change=Change(
+                row["workshop_id"],
+                actor,
+                "recording.stop",
+                target={"recording_id": row["id"], "room_id": row["room_id"]},
+                details={"continuation": "cancelled", **({"reason": reason} if reason else {})},
+            ),
+        )
 
     def _problem(self, problem: TrackProblem) -> None:
         """A track cannot be written: the workshop's moderators hear it at once (the API shows it too)."""

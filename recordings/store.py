@@ -10,13 +10,14 @@ from typing import Any
 
 import asyncpg
 
-from signaling.audit import Change
+from signaling.audit import SYSTEM, Change
 from signaling.audit_store import AuditLog
 from signaling.errors import Conflict, NotFound
 from signaling.fence import Fence
 
 REC_COLUMNS = """id, workshop_id, room_id, room_name, state, partial, failure_reason, consent_mode, started_by,
-    started_by_role, started_at, stopped_at, ready_at, deleted_at, deleted_by, created_at"""
+    started_by_role, started_at, stopped_at, ready_at, deleted_at, deleted_by, created_at, continues,
+    continuation_pending"""
 TRACK_COLUMNS = """id, recording_id, participant_id, kind, codec, file_key, state, bytes, duration_s, sha256, offset_s,
     started_at, ended_at, source, language"""
 
@@ -31,7 +32,8 @@ UPDATE recordings SET state = $3,
     stopped_at = CASE WHEN $3 = 'stopping' THEN now() ELSE stopped_at END,
     ready_at = CASE WHEN $3 = 'ready' THEN now() ELSE ready_at END,
     failure_reason = COALESCE($4, failure_reason),
-    partial = partial OR $5
+    partial = partial OR $5,
+    continuation_pending = continuation_pending OR $6
 WHERE id = $1 AND state = $2 RETURNING {REC_COLUMNS}
 """
 # A live recording whose writer failed: partial now, with the reason, whatever its state.
@@ -56,6 +58,40 @@ SELECT {REC_COLUMNS} FROM recordings r WHERE state IN ('starting', 'recording', 
 LIVE_OF_WORKSHOP_BY_OTHERS = f"""
 SELECT {REC_COLUMNS} FROM recordings
 WHERE workshop_id = $1 AND state IN ('starting', 'recording', 'stopping') AND node_id IS DISTINCT FROM $2
+"""
+# Continuation (docs/recordings.md): the finalised recordings whose room waits to be recorded on, newest first, of
+# one workshop ($1) or of all; finalised less than $2 seconds ago (an old one is not continued any more).
+PENDING_CONTINUATIONS = f"""
+SELECT {REC_COLUMNS} FROM recordings
+WHERE continuation_pending AND state = 'ready' AND ($1::uuid IS NULL OR workshop_id = $1)
+  AND ready_at > now() - make_interval(secs => $2)
+ORDER BY ready_at DESC
+"""
+LOCK_PENDING = f"""
+SELECT {REC_COLUMNS} FROM recordings WHERE id = $1 AND continuation_pending AND state = 'ready' FOR UPDATE
+"""
+INSERT_CONTINUATION = f"""
+INSERT INTO recordings (workshop_id, room_id, room_name, consent_mode, started_by, started_by_role, node_id, continues)
+VALUES ($1, $2, $3, $4, NULL, 'system', $5, $6) RETURNING {REC_COLUMNS}
+"""
+END_PENDING = "UPDATE recordings SET continuation_pending = false WHERE id = $1 AND continuation_pending RETURNING id"
+# Each participant's latest answer to the recording continued, carried to its continuation.
+CARRY_CONSENTS = """
+INSERT INTO recording_consents (recording_id, participant_id, granted, carried_from)
+SELECT $1, participant_id, granted, $2 FROM (
+    SELECT DISTINCT ON (participant_id) participant_id, granted FROM recording_consents
+    WHERE recording_id = $2 ORDER BY participant_id, id DESC
+) latest ORDER BY participant_id
+RETURNING participant_id, granted
+"""
+CONTINUED_BY = "SELECT id FROM recordings WHERE continues = $1"
+# The recording at the end of a chain of continuations from $1 (itself when none continues it).
+CHAIN_TAIL = f"""
+WITH RECURSIVE chain AS (
+    SELECT id, 0 AS depth FROM recordings WHERE id = $1
+    UNION ALL SELECT r.id, c.depth + 1 FROM recordings r JOIN chain c ON r.continues = c.id WHERE c.depth < 1000
+)
+SELECT {REC_COLUMNS} FROM recordings WHERE id = (SELECT id FROM chain ORDER BY depth DESC LIMIT 1)
 """
 LIST_RECORDINGS = f"""
 SELECT {REC_COLUMNS} FROM recordings r
@@ -111,7 +147,7 @@ FROM recording_consents c JOIN participants p ON p.id = c.participant_id
 WHERE c.recording_id = $1 ORDER BY c.participant_id, c.id DESC
 """
 CONSENT_LEDGER = """
-SELECT participant_id, granted, at FROM recording_consents WHERE recording_id = $1 ORDER BY id
+SELECT participant_id, granted, at, carried_from FROM recording_consents WHERE recording_id = $1 ORDER BY id
 """
 UPSERT_GRANT = """
 INSERT INTO recording_grants (recording_id, participant_id, granted_by) VALUES ($1, $2, $3)
@@ -241,13 +277,15 @@ class RecordingStore:
         partial: bool = False,
         change: Change | None = None,
         fence: Fence | None = None,
+        continuation: bool = False,
     ) -> asyncpg.Record:
         """Move a recording from `expected` to `target` (guarded in SQL). With a `fence` (several nodes), refused
-        (`LeaseLost`) unless that node still owns the recording's workshop."""
+        (`LeaseLost`) unless that node still owns the recording's workshop. `continuation`: the room is to be
+        recorded on by the workshop's next owner (a failover or a drain ended it, not a stop)."""
         async with self._recorded(None) as conn:
             if fence is not None:
                 await fence.check(conn)
-            row = await conn.fetchrow(TRANSITION, recording_id, expected, target, reason, partial)
+            row = await conn.fetchrow(TRANSITION, recording_id, expected, target, reason, partial, continuation)
             if row is not None and target == "ready":
                 await conn.execute(QUEUE_COMPOSITION, recording_id)
             if row is not None and change is not None:
@@ -278,6 +316,96 @@ class RecordingStore:
     async def live_of_workshop_by_others(self, workshop_id: uuid.UUID, node_id: str) -> list[asyncpg.Record]:
         """The workshop's live recordings started by any node but `node_id`."""
         return list(await self.pool.fetch(LIVE_OF_WORKSHOP_BY_OTHERS, workshop_id, node_id))
+
+    # Continuation
+
+    async def pending_continuations(self, workshop_id: uuid.UUID | None, within_s: float) -> list[asyncpg.Record]:
+        """Finalised recordings whose room waits for its continuation (of one workshop, or of all)."""
+        return list(await self.pool.fetch(PENDING_CONTINUATIONS, workshop_id, within_s))
+
+    async def create_continuation(
+        self,
+        previous_id: uuid.UUID,
+        *,
+        node_id: str | None,
+        media: str,
+        fence: Fence | None = None,
+    ) -> tuple[asyncpg.Record, dict[uuid.UUID, bool]] | None:
+        """The continuation of `previous_id` (its room, its consent mode), started by the server: in one transaction
+        the row, its `recording.continue` audit entry and each participant's latest answer to the previous recording
+        carried to it (on the ledger with `carried_from`, each audited). None when there is nothing to continue any
+        more: continued already (by another node: the unique `continues`), stopped meanwhile, or the room is being
+        recorded anew. With a `fence`, refused (`LeaseLost`) unless that node still owns the workshop."""
+        try:
+            async with self.pool.acquire() as conn, conn.transaction():
+                if fence is not None:
+                    await fence.check(conn)
+                previous = await conn.fetchrow(LOCK_PENDING, previous_id)
+                if previous is None:
+                    return None
+                row = await conn.fetchrow(
+                    INSERT_CONTINUATION,
+                    previous["workshop_id"],
+                    previous["room_id"],
+                    previous["room_name"],
+                    previous["consent_mode"],
+                    node_id,
+                    previous_id,
+                )
+                assert row is not None
+                await conn.execute(END_PENDING, previous_id)
+                await self.audit.write(
+                    conn,
+                    Change(
+                        row["workshop_id"],
+                        SYSTEM,
+                        "recording.continue",
+                        target={"recording_id": row["id"], "room_id": row["room_id"], "continues": previous_id},
+                        details={
+                            "room_name": row["room_name"],
+                            "consent_mode": row["consent_mode"],
+                            "media": media,
+                            "node_id": node_id,
+                        },
+                    ),
+                )
+                carried = {}
+                for answer in await conn.fetch(CARRY_CONSENTS, row["id"], previous_id):
+                    carried[answer["participant_id"]] = answer["granted"]
+                    await self.audit.write(
+                        conn,
+                        Change(
+                            row["workshop_id"],
+                            SYSTEM,
+                            "recording.consent",
+                            target={"recording_id": row["id"], "participant_id": answer["participant_id"]},
+                            details={"granted": answer["granted"], "carried_from": previous_id},
+                        ),
+                    )
+        except asyncpg.UniqueViolationError:
+            # Continued by another node first, or a moderator started a new recording of the room: nothing to do.
+            await self.pool.execute(END_PENDING, previous_id)
+            return None
+        return row, carried
+
+    async def end_pending(self, previous_id: uuid.UUID, *, change: Change) -> bool:
+        """The room's recording was stopped while its continuation waited for members: it will not start."""
+        async with self._recorded(None) as conn:
+            ended = await conn.fetchval(END_PENDING, previous_id)
+            if ended is not None:
+                await self.audit.write(conn, change)
+        return ended is not None
+
+    async def continued_by(self, recording_id: uuid.UUID) -> uuid.UUID | None:
+        found: uuid.UUID | None = await self.pool.fetchval(CONTINUED_BY, recording_id)
+        return found
+
+    async def chain_tail(self, recording_id: uuid.UUID) -> asyncpg.Record:
+        """The last continuation of `recording_id` (the recording itself when nothing continues it)."""
+        row = await self.pool.fetchrow(CHAIN_TAIL, recording_id)
+        if row is None:
+            raise NotFound("recording not found")
+        return row
 
     async def search(
         self,

@@ -453,6 +453,8 @@ async def _signaling(app: web.Application) -> AsyncIterator[None]:
         node_id=node.info.id,
         several_nodes=settings.bus_url is not None,
         dead_after_s=settings.lease_ttl_s,
+        # Continuations after a failover or a drain start on the workshop's owner alone, fenced.
+        fence_of=node.leases.fence if settings.bus_url is not None else None,
     )
     app[keys.RECORDING_ACTIONS] = LocalRecordingActions(
         recordings, ownership=node.leases if settings.bus_url is not None else None
@@ -469,7 +471,8 @@ async def _signaling(app: web.Application) -> AsyncIterator[None]:
 
         def lease_acquired(fence: Fence) -> None:
             coordinator.adopt(fence.workshop_id)  # its running plan's timer, from PostgreSQL
-            recordings.adopt_workshop(fence.workshop_id)  # the live recordings of a previous owner: partial
+            # The live recordings of a previous owner: partial, and continued when their rooms have members again.
+            recordings.adopt_workshop(fence.workshop_id)
             lobby.adopt(str(fence.workshop_id))  # its pending knocks
 
         def lease_lost(workshop_id: uuid.UUID) -> None:

@@ -348,6 +348,8 @@ class RecordingStatus(BaseModel):
     recorder_peer_id: str
     consent_mode: Literal["explicit", "assumed"]
     started_at: datetime
+    # A continuation (after a failover or a drain): the recording it continues, whose answers carry over.
+    continues: str | None = None
 
 
 KnockReason = Literal["lobby", "unverified", "locked"]
@@ -657,6 +659,7 @@ class RecordingStarted(ServerMessage):
     recorder_peer_id: str
     consent_mode: Literal["explicit", "assumed"]
     started_at: datetime
+    continues: str | None = None
 
 
 class RecordingStopped(ServerMessage):

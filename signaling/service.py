@@ -221,6 +221,11 @@ class RecordingHooks(Protocol):
         """Raise PermissionDenied unless the sender's consent holds. Must not block: it is on the relay path."""
         ...
 
+    def room_entered(self, room: RoomInfo) -> None:
+        """A member entered the room (joined, resumed from another process, moved in): a recording's continuation
+        waiting for the room's members starts. Must not block."""
+        ...
+
 
 class HubPorts:
     """The coordinators the hub calls back, declared in one place and plugged once by the composition root
@@ -573,6 +578,7 @@ class SignalingService:
         if self.lobby is not None:
             self.lobby.entered(pid, hello.device)
         self._maybe_grow_to_sfu(room)
+        self._entered(room)
         return member, False
 
     async def _recent_chat(self, room_id: str) -> list[ChatMessage]:
@@ -697,6 +703,7 @@ class SignalingService:
         if self.lobby is not None:
             self.lobby.entered(pid, hello.device)
         self._maybe_grow_to_sfu(room)
+        self._entered(room)
         return member
 
     def _grant(self, member: Member) -> ResumeGrant:
@@ -965,6 +972,12 @@ class SignalingService:
         if member.profile.interpreter or not room.interpreted:
             self._interp_sync(room)
         self._maybe_grow_to_sfu(room)
+        if not member.hidden:
+            self._entered(room)
+
+    def _entered(self, room: Room) -> None:
+        if (recordings := self.ports.recordings) is not None:
+            recordings.room_entered(room.info)
 
     def _forget_room(self, room_id: str) -> None:
         room = self.rooms.pop(room_id, None)

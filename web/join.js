@@ -1348,6 +1348,10 @@ export function chooseRoom(roomId) {
 function setRecording(status) {
   const old = state.recording;
   state.recording = status ? { ...status } : null;
+  // A continuation (after a failover or a drain): the server carried our answer over; we are not asked again.
+  if (status && status.continues && state.consent.has(status.continues) && !state.consent.has(status.recording_id)) {
+    state.consent.set(status.recording_id, state.consent.get(status.continues));
+  }
   if (old && (!status || old.recorder_peer_id !== status.recorder_peer_id)) mesh.close(old.recorder_peer_id);
   renderRecording();
   syncRecorder();

@@ -183,11 +183,23 @@ function render() {
   $("#player-when").textContent = [state.workshop ? state.workshop.title : null, formatDateTime(rec.started_at), rec.stopped_at ? formatDuration((Date.parse(rec.stopped_at) - Date.parse(rec.started_at)) / 1000) : t(`rec_state_${rec.state}`)]
     .filter(Boolean)
     .join(" · ");
+  renderParts();
   renderVideo();
   renderChapters();
   renderFiles();
   renderConsent();
   renderDownloads();
+}
+
+/** A recording ended by a failover or a drain and its continuation (docs/recordings.md): each links the other. */
+function renderParts() {
+  const rec = state.recording;
+  const box = $("#player-parts");
+  const hash = location.hash; // the same token: the other part is as visible as this one
+  const part = (id, key) => h("span", {}, t(key), " ", h("a", { href: `/recordings/${id}${hash}`, "data-part": key }, id.slice(0, 8)));
+  const parts = [rec.continues ? part(rec.continues, "player_continues") : null, rec.continued_by ? part(rec.continued_by, "player_continued_in") : null].filter(Boolean);
+  clear(box, ...parts.flatMap((p, i) => (i ? [" · ", p] : [p])));
+  box.hidden = parts.length === 0;
 }
 
 function renderVideo() {

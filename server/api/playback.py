@@ -34,6 +34,12 @@ class ChapterOut(BaseModel):
 
 class ChapterList(BaseModel):
     chapters: list[ChapterOut]
+    continues: uuid.UUID | None = Field(
+        None, description="The recording this one continues (ended by a failover or a drain): its first part."
+    )
+    continued_by: uuid.UUID | None = Field(
+        None, description="The recording that continues this one after a failover or a drain: the rest of the session."
+    )
 
 
 class GrantOut(BaseModel):
@@ -98,7 +104,9 @@ async def chapters(request: web.Request, who: Principal) -> web.Response:
                     at_s=round(c.at_s, 3), kind=c.kind, label=c.label, participant_id=c.participant_id, name=c.name
                 )
                 for c in built
-            ]
+            ],
+            continues=row["continues"],
+            continued_by=await store.continued_by(recording_id),
         )
     )
 

@@ -92,7 +92,10 @@ class ConsentSummary(BaseModel):
     granted: list[uuid.UUID]
     declined: list[uuid.UUID]
     answers: list[ConsentAnswer] = Field(description="Each participant's latest answer.")
-    ledger: list[dict[str, Any]] = Field(description="Every answer in order (participant_id, granted, at).")
+    ledger: list[dict[str, Any]] = Field(
+        description="Every answer in order (participant_id, granted, at, carried_from: the recording a "
+        "continuation carried the answer over from, else null)."
+    )
 
 
 class Recording(BaseModel):
@@ -110,6 +113,16 @@ class Recording(BaseModel):
     deleted_at: datetime | None
     deleted_by: str | None
     recorder_peer_id: str | None = None
+    continues: uuid.UUID | None = Field(
+        None,
+        description="A continuation (docs/recordings.md#continuation-after-a-failover): the recording it continues, "
+        "which a failover (partial) or a drain ended; started by the server (`started_by` null).",
+    )
+    continued_by: uuid.UUID | None = Field(
+        None,
+        description="The continuation that recorded the rest of the session after this recording was ended by a "
+        "failover or a drain; a stop of this recording stops it.",
+    )
     tracks: list[Track] = Field(default_factory=list)
     consent: ConsentSummary | None = None
     composition: Composition = Field(
@@ -174,13 +187,14 @@ async def _present(request: web.Request, row: Any, who: Principal, *, detail: bo
     out = Recording.model_validate({k: v for k, v in dict(row).items() if k in Recording.model_fields})
     if row["state"] in ("starting", "recording", "stopping"):  # the recorder runs on the workshop's owner
         out.recorder_peer_id = await app[keys.RECORDING_ACTIONS].recorder_peer(row["workshop_id"], row["id"])
+    store = app[keys.RECORDING_STORE]
+    out.continued_by = await store.continued_by(row["id"])
     compositions = app[keys.COMPOSITIONS]
     job = await compositions.get(row["id"])
     if job is not None:
         out.composition = Composition(state=job["state"], progress=job["progress"], error=job["error"])
     if not detail:
         return out
-    store = app[keys.RECORDING_STORE]
     base = _base_url(request)
     secret = app[keys.SIGNING_SECRET]
     exp = int(time.time()) + SIGNED_URL_TTL_S
@@ -204,7 +218,12 @@ async def _present(request: web.Request, row: Any, who: Principal, *, detail: bo
         declined=[r["participant_id"] for r in latest if not r["granted"]],
         answers=[ConsentAnswer.model_validate(dict(r)) for r in latest],
         ledger=[
-            {"participant_id": str(r["participant_id"]), "granted": r["granted"], "at": r["at"].isoformat()}
+            {
+                "participant_id": str(r["participant_id"]),
+                "granted": r["granted"],
+                "at": r["at"].isoformat(),
+                "carried_from": str(r["carried_from"]) if r["carried_from"] else None,
+            }
             for r in await store.consent_ledger(row["id"])
         ],
     )

@@ -45,7 +45,7 @@ class Proc:
         self._drain: asyncio.Task[None] | None = None
 
     @classmethod
-    async def start(cls, database_url: str, data_dir: Path, port: int) -> Proc:
+    async def start(cls, database_url: str, data_dir: Path, port: int, **extra: str) -> Proc:
         env = _env(
             data_dir,
             port,
@@ -57,6 +57,7 @@ class Proc:
             # The node is seen (and its heartbeat written) often: a connected member's grant lasts GRACE_S from then.
             ROUNDTABLE_LEASE_TTL_S="1.5",
             ROUNDTABLE_SERVER_HEARTBEAT_S="0.2",
+            **extra,
         )
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "server", cwd=ROOT, env=env, stdout=asyncio.subprocess.DEVNULL,

@@ -663,6 +663,8 @@ export default {
   player_track_audio: "audio",
   player_track_video: "camera",
   player_track_screen: "shared screen",
+  player_continues: "This recording continues",
+  player_continued_in: "Continued in",
   player_partial: "incomplete",
   player_file: "File",
   player_codec: "Codec",

@@ -662,6 +662,8 @@ export default {
   player_track_audio: "звук",
   player_track_video: "камера",
   player_track_screen: "показ экрана",
+  player_continues: "Продолжение записи",
+  player_continued_in: "Продолжение в записи",
   player_partial: "неполный",
   player_file: "Файл",
   player_codec: "Кодек",
