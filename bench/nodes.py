@@ -205,6 +205,10 @@ def node(
         ROUNDTABLE_FORWARD_KEEPALIVE_S=str(keepalive_s),
         ROUNDTABLE_SFU="off",
         ROUNDTABLE_COMPOSITION_WORKERS="0",
+        # The run chooses each workshop's owner (the node of its first member) and kills that one: the least
+        # loaded node placement (docs/scaling.md, "Which node owns a workshop") would move workshops elsewhere as
+        # the repetitions' leases pile up, so it is held off here.
+        ROUNDTABLE_NODE_LOAD_MARGIN="1000000",  # the largest it takes
     )
     return ServerProcess(
         name=f"node-{name}",
