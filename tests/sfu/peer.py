@@ -426,6 +426,8 @@ class SfuPeer:
                 mid = next((t.mid for t in pc.getTransceivers() if t.receiver.track is track), None)
                 self._background(self._consume(pc, track, mid))
 
+        if self.subscriber.signalingState == "closed":
+            return  # an offer for a connection this peer is closing (its test is over, or the SFU went away)
         await self.subscriber.setRemoteDescription(RTCSessionDescription(message["sdp"], "offer"))
         await self.subscriber.setLocalDescription(await self.subscriber.createAnswer())
         assert self.signal is not None

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
+import asyncio
 
-import tests.sfu.peer as peer_module
 from server import keys
 from signaling.sfu.bridge import MAX_HIGH_VIDEOS, MAX_OTHER_VIDEOS
 from tests.sfu.conftest import Room
-from tests.sfu.peer import RED
+from tests.sfu.peer import RED, SfuPeer
 
 
 async def test_asking_another_layer_needs_no_renegotiation_and_media_keeps_flowing(sfu_room: Room) -> None:
@@ -61,12 +60,13 @@ async def test_reactions_reach_the_room_and_a_burst_is_rate_limited(sfu_room: Ro
 
 
 async def test_a_viewer_gets_at_most_one_high_and_fifteen_other_videos_and_every_publishers_sound(
-    sfu_room: Room, monkeypatch: pytest.MonkeyPatch
+    sfu_room: Room,
 ) -> None:
     """The per-viewer cap (MAX_HIGH_VIDEOS, MAX_OTHER_VIDEOS) clamps a subscribe that asks for more: in the order of
     the list, a second `high` is served `medium` and video past the fifteenth other feed is left out, while every
     feed's audio stays; frames prove what Janus really forwards."""
-    monkeypatch.setattr(peer_module, "SIZE", (64, 48))  # eighteen cheap cameras
+    # Eighteen cameras at the peers' usual 160x120: at 64x48 the viewer decoded only some of them on an AMD EPYC
+    # machine (libvpx reported invalid data; the same code passed on a Xeon one), at any load and frame rate.
     assert (MAX_HIGH_VIDEOS, MAX_OTHER_VIDEOS) == (1, 15)
     count = MAX_HIGH_VIDEOS + MAX_OTHER_VIDEOS + 2
     publishers = [await sfu_room.person(f"Publisher {i:02d}", decode=False) for i in range(count)]
@@ -94,15 +94,18 @@ async def test_a_viewer_gets_at_most_one_high_and_fifteen_other_videos_and_every
     layers = sfu_room.client.app[keys.SFU].members[viewer.id].layers
     assert layers.get(feed_ids[0], 2) == 2 and layers[feed_ids[1]] == 1 and layers[feed_ids[2]] == 0  # Janus's ids
 
-    # What arrives: the sixteen videos and all eighteen tones; no frame of the two videos left out.
+    # What arrives: all eighteen tones (decoded), RTP of the sixteen videos, and nothing of the two left out. The
+    # videos are counted in packets Janus forwarded, not in frames decoded: with eighteen encoders and a decoder in
+    # this one process, libvpx on some machines (an AMD EPYC one) drops some streams' frames as invalid.
     await viewer.wait_until(
-        lambda: (
-            all(viewer.got(f, "video").frames >= 5 for f in carried)
-            and all(viewer.got(f, "audio").frames >= 10 for f in feed_ids)
-        ),
-        "sixteen videos and eighteen sounds",
-        timeout=60,
+        lambda: all(viewer.got(f, "audio").frames >= 10 for f in feed_ids), "eighteen sounds", timeout=60
     )
+    forwarded: dict[str, int] = {}
+    async with asyncio.timeout(60):
+        while not all(forwarded.get(f, 0) >= 20 for f in carried):
+            forwarded = await video_packets(viewer)
+            await asyncio.sleep(0.2)  # pacing a read of the receivers' counters, not synchronisation
+    assert all(forwarded.get(f, 0) == 0 for f in dropped), forwarded
     assert all(viewer.got(f, "video").frames == 0 for f in dropped), viewer.received
 
     # Asking again within the caps serves it all: the reply is no longer limited.
@@ -110,3 +113,20 @@ async def test_a_viewer_gets_at_most_one_high_and_fifteen_other_videos_and_every
     again = await viewer.request({"type": "subscribe", "feeds": within})
     assert again["type"] == "subscription" and again["limited"] is False, again
     assert {s["feed_id"] for s in again["streams"] if s["kind"] == "video"} == set(carried[1:])
+
+
+async def video_packets(peer: SfuPeer) -> dict[str, int]:
+    """RTP packets received so far on each video stream of the peer's subscription, by feed."""
+    counts: dict[str, int] = {}
+    pc = peer.subscriber
+    if pc is None:
+        return counts
+    for transceiver in pc.getTransceivers():
+        stream = peer.streams.get(transceiver.mid or "")
+        if stream is None or stream["kind"] != "video":
+            continue
+        report = await transceiver.receiver.getStats()
+        counts[stream["feed_id"]] = sum(
+            getattr(s, "packetsReceived", 0) for s in report.values() if getattr(s, "type", "") == "inbound-rtp"
+        )
+    return counts
