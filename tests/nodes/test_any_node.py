@@ -126,8 +126,17 @@ async def nodes(database_url: str, bus_url: str, tmp_path: Path) -> AsyncIterato
 
 @contextlib.asynccontextmanager
 async def three_nodes(database_url: str, bus_url: str, tmp_path: Path, **extra: str) -> AsyncIterator[list[Node]]:
+    async with nodes_named(("a", "b", "c"), database_url, bus_url, tmp_path, **extra) as running:
+        yield running
+
+
+@contextlib.asynccontextmanager
+async def nodes_named(
+    names: tuple[str, ...], database_url: str, bus_url: str, tmp_path: Path, **extra: str
+) -> AsyncIterator[list[Node]]:
+    """Nodes started at once, killed at the end; none may have logged a traceback."""
     started = await asyncio.gather(
-        *(Node.start(name, database_url, bus_url, tmp_path / name, **extra) for name in ("a", "b", "c")),
+        *(Node.start(name, database_url, bus_url, tmp_path / name, **extra) for name in names),
         return_exceptions=True,
     )
     running = [n for n in started if isinstance(n, Node)]

@@ -16,7 +16,7 @@ import asyncpg
 import pytest
 
 from tests.helpers import ADMIN
-from tests.nodes.test_any_node import WAIT_S, Node, join, new_workshop
+from tests.nodes.test_any_node import WAIT_S, Node, join, new_workshop, nodes_named
 from tests.signaling.client import SignalClient
 from tests.signaling.rtc_peer import loopback_ice
 
@@ -34,20 +34,8 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
 async def started(
     database_url: str, bus_url: str, tmp_path: Path, names: tuple[str, ...], **extra: str
 ) -> AsyncIterator[list[Node]]:
-    results = await asyncio.gather(
-        *(Node.start(n, database_url, bus_url, tmp_path / n, **QUIET, **extra) for n in names), return_exceptions=True
-    )
-    running = [n for n in results if isinstance(n, Node)]
-    try:
-        for result in results:
-            if isinstance(result, BaseException):
-                raise result
+    async with nodes_named(names, database_url, bus_url, tmp_path, **QUIET, **extra) as running:
         yield running
-    finally:
-        for node in running:
-            await node.kill()
-    for node in running:
-        assert "Traceback" not in node.log(), f"node {node.name}:\n{node.log()[-4000:]}"
 
 
 async def until(check: Callable[[], Awaitable[bool]], what: str) -> None:
