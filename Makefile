@@ -42,8 +42,23 @@ PYTEST = $(BIN)/python -m pytest --basetemp="$$(mktemp -d -t roundtable-test.XXX
 unit: $(STAMP)
 	$(PYTEST) $(PYTEST_ARGS)
 
+# With no PYTEST_ARGS, two runs. First the media and browser tests (tests/e2e, tests/sfu, tests/bench), one at a
+# time: Chromium, Janus and aiortc need the two cores to themselves. Then everything else on PARALLEL_WORKERS
+# pytest-xdist workers, a file per worker: those tests mostly wait (on PostgreSQL, on server processes starting, on
+# leases lapsing) and share nothing (each has its own database, node processes, ports and bus subjects). Both runs
+# always run; either failing fails the target. A new folder of tests is in the parallel run unless listed in SERIAL.
+SERIAL = tests/e2e tests/sfu tests/bench
+PARALLEL_WORKERS ?= 3
+
 test: $(STAMP) browser-deps media-deps lint typecheck
+ifeq ($(strip $(PYTEST_ARGS)),)
+	status=0; \
+	$(PYTEST) $(SERIAL) || status=1; \
+	$(PYTEST) -n $(PARALLEL_WORKERS) --dist loadfile $(addprefix --ignore=,$(SERIAL)) tests || status=1; \
+	exit $$status
+else
 	$(PYTEST) $(PYTEST_ARGS)
+endif
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

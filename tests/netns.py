@@ -23,6 +23,8 @@ MEDIA_ADDRESS = "127.0.0.2"  # what Janus, its peers and Chromium gather candida
 MEDIA_INTERFACE = "rt0"
 
 _state: dict[str, str] = {"why_not": "not entered yet"}
+# Set by the process that made the namespace, for the processes it starts (pytest-xdist's workers) to know it.
+_INHERITED = "ROUNDTABLE_TEST_NETNS_INODE"
 
 
 def _database_over_tcp() -> bool:
@@ -52,6 +54,9 @@ def _enter() -> str:
         return "not root"
     if _database_over_tcp():
         return "TEST_DATABASE_URL is a TCP address"
+    inherited = os.environ.get(_INHERITED)
+    if inherited and inherited == _namespace():
+        return ""  # a pytest-xdist worker: its controller made the namespace, and every process started in it shares it
     if threading.active_count() != 1:
         return "threads already running"  # unshare would move this thread only
     libc = ctypes.CDLL(None, use_errno=True)
@@ -66,7 +71,16 @@ def _enter() -> str:
         _ip("link", "set", "rt1", "up")
     except (OSError, subprocess.SubprocessError) as exc:
         return f"setting up the namespace failed: {exc}"
+    os.environ[_INHERITED] = _namespace()
     return ""
+
+
+def _namespace() -> str:
+    """The network namespace this process is in (its inode), or "" where /proc does not tell."""
+    try:
+        return str(os.stat("/proc/self/ns/net").st_ino)
+    except OSError:
+        return ""
 
 
 def private() -> bool:

@@ -168,6 +168,7 @@ export class PeerMesh {
         peerId,
         connectionState: pc.connectionState,
         iceConnectionState: pc.iceConnectionState,
+        signalingState: pc.signalingState,
         inbound: { audio: 0, video: 0 },
         outbound: { audio: 0, video: 0 },
         framesDecoded: 0,

@@ -107,20 +107,26 @@ async def wait_until(
     """Poll an async predicate in the page until it holds, within `timeout_ms`.
 
     Playwright's wait_for_function does not await a Promise (an async predicate counts as true at once), so
-    the polling runs inside the page; the deadline bounds it."""
-    held = await page.evaluate(
+    the polling runs inside the page; the deadline bounds it. A predicate may say why it does not hold yet by
+    returning `{not: <anything JSON>}`: the last such reason is in the failure's message."""
+    result = await page.evaluate(
         f"""async (arg) => {{
             const check = {predicate.strip()};
             const deadline = performance.now() + {timeout_ms};
+            let why = null;
             for (;;) {{
-                if (await check(arg)) return true;
-                if (performance.now() > deadline) return false;
+                const r = await check(arg);
+                if (r && !(typeof r === "object" && "not" in r)) return {{ held: true }};
+                why = r && r.not !== undefined ? r.not : why;
+                if (performance.now() > deadline) return {{ held: false, why }};
                 await new Promise((resolve) => setTimeout(resolve, 250));
             }}
         }}""",
         arg,
     )
-    assert held, f"not within {timeout_ms} ms: {what}"
+    assert result["held"], f"not within {timeout_ms} ms: {what}" + (
+        f"; last seen: {result['why']}" if result.get("why") is not None else ""
+    )
 
 
 async def layout(page: Page) -> dict[str, Any]:

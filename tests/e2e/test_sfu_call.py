@@ -74,12 +74,15 @@ async (ids) => {
     const stats = await window.roundtable.stats();
     return ids.map((id) => stats.find((s) => s.peerId === id && (s.source || "camera") === "camera"));
   };
+  const seen = (list) => list.map((s, i) => [
+    ids[i], s ? [s.connectionState, s.iceConnectionState, s.signalingState, s.inbound] : null,
+  ]);
   const before = await read();
-  if (!before.every((s) => s && s.connectionState === "connected")) return false;
+  if (!before.every((s) => s && s.connectionState === "connected")) return { not: { before: seen(before) } };
   await new Promise((resolve) => setTimeout(resolve, 500));
   const after = await read();
   const grew = (s, b) => s && s.inbound.audio > b.inbound.audio && s.inbound.video > b.inbound.video;
-  return after.every((s, i) => grew(s, before[i]));
+  return after.every((s, i) => grew(s, before[i])) || { not: { before: seen(before), after: seen(after) } };
 }
 """
 

@@ -98,12 +98,18 @@ async def _publishers(client: Any, workshop: dict[str, Any], n: int, peers: list
 _RECEIVES_ONLY = """
 async ([expected, audio]) => {
   const sub = window.roundtable.subscription();
-  if (!sub || sub.pending || !sub.wanted) return false;
+  if (!sub || sub.pending || !sub.wanted) return { not: sub ? { pending: !!sub.pending } : "no subscription" };
   const same = (a, b) => JSON.stringify([...a].sort()) === JSON.stringify([...b].sort());
+  const minus = (a, b) => a.filter((x) => !b.includes(x));
   const asked = sub.wanted.filter((f) => f.video).map((f) => f.feed_id);
   const carried = sub.streams.filter((s) => s.kind === "video" && s.active).map((s) => s.feed_id);
   const heard = sub.wanted.filter((f) => f.audio).length;
-  if (!same(asked, expected) || !same(carried, expected) || heard !== audio) return false;
+  if (!same(asked, expected) || !same(carried, expected) || heard !== audio) {
+    return { not: {
+      asked_missing: minus(expected, asked), asked_extra: minus(asked, expected),
+      carried_missing: minus(expected, carried), carried_extra: minus(carried, expected), heard,
+    } };
+  }
   const frames = async () => {
     const out = {};
     for (const s of await window.roundtable.stats()) {
@@ -116,7 +122,9 @@ async ([expected, audio]) => {
   const after = await frames();
   const grew = (id) => after[id] && before[id] && after[id].frames > before[id].frames;
   const others = Object.keys(after).filter((id) => !expected.includes(id) && id.endsWith(":camera"));
-  return expected.every(grew) && others.every((id) => after[id].video === before[id].video);
+  const stalled = expected.filter((id) => !grew(id)).map((id) => [id, before[id] || null, after[id] || null]);
+  const leaking = others.filter((id) => after[id].video !== before[id].video);
+  return (stalled.length || leaking.length) ? { not: { stalled, leaking } } : true;
 }
 """
 
