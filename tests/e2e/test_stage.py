@@ -215,6 +215,9 @@ def _feeds_of(tile_ids: list[str]) -> list[str]:
     return sorted(f"{tile}:camera" for tile in tile_ids if tile != "self" and not tile.startswith("screen:"))
 
 
+# Twenty publishers, three pages and many views to check: about two minutes on a slow 2-core machine, longer than the
+# suite's 120 s per test (which covers setup and teardown too).
+@pytest.mark.timeout(300)
 async def test_each_page_receives_video_only_for_the_tiles_it_shows(
     live_server: LiveServer, browser: BrowserSession, crowd: list[SfuPeer]
 ) -> None:
