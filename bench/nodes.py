@@ -43,6 +43,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -292,9 +293,15 @@ async def join_placed(d: Deployment, idents: list[Ident], place: list[int], wire
         raise RuntimeError(f"set-up joins failed: {len(errors)}, e.g. {errors[:3]}")
     everyone = {c.ident.peer_id for c in clients}
     if not await until(lambda: all(c.roster == everyone - {c.ident.peer_id} for c in clients), 60):
-        wrong = sum(1 for c in clients if c.roster != everyone - {c.ident.peer_id})
+        wrong = [c for c in clients if c.roster != everyone - {c.ident.peer_id}]
+        missing = Counter(p for c in wrong for p in everyone - {c.ident.peer_id} - c.roster)
+        extra = Counter(p for c in wrong for p in c.roster - everyone)
+        closed = Counter(c.close_code for c in clients if not c.open)
         await leave_all(clients)
-        raise RuntimeError(f"{wrong} rosters still wrong 60 s after the set-up joins")
+        raise RuntimeError(
+            f"{len(wrong)} rosters still wrong 60 s after the set-up joins: missing most often "
+            f"{missing.most_common(3)}, extra {extra.most_common(3)}, sockets closed by code {dict(closed)}"
+        )
     return clients
 
 
